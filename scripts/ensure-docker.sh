@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Makes sure a Docker engine answers on /var/run/docker.sock: installs Debian's docker.io when it
+# is missing and starts dockerd in the background when nothing answers. Idempotent.
+set -euo pipefail
+
+engine_answers() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+
+if engine_answers; then
+  echo "docker: engine already answering ($(docker version --format '{{.Server.Version}}'))"
+  exit 0
+fi
+
+need_pkgs=()
+command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
+command -v iptables >/dev/null 2>&1 || need_pkgs+=(iptables)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "docker: installing ${need_pkgs[*]} from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+log=/var/log/provider-ci-dockerd.log
+echo "docker: starting dockerd (log: $log)"
+# setsid: the engine must outlive the shell that started it (CI steps, test runs).
+setsid dockerd >"$log" 2>&1 < /dev/null &
+
+for _ in $(seq 1 60); do
+  if [ -S /var/run/docker.sock ] && engine_answers; then
+    echo "docker: engine up ($(docker version --format '{{.Server.Version}}'))"
+    exit 0
+  fi
+  sleep 1
+done
+echo "docker: engine did not answer within 60s; last lines of $log:" >&2
+tail -n 30 "$log" >&2 || true
+exit 1

@@ -1,0 +1,252 @@
+import { z } from 'zod';
+import { parseBytes } from '../util/bytes';
+import { LOG_LEVELS } from '../log';
+
+/**
+ * The single source of truth for everything an operator tunes. Every object is strict: an unknown
+ * key is an error (a typo must not silently fall back to a default). Every key is documented in
+ * config/provider.example.yaml; a unit test keeps the two in step.
+ */
+
+/** A byte size: a number of bytes, or a string such as `512MiB`, `2GiB`, `10G`. */
+export const byteSize = z.union([
+  z.number().int().nonnegative(),
+  z.string().transform((text, ctx) => {
+    const bytes = parseBytes(text);
+    if (bytes === undefined) {
+      ctx.addIssue({ code: 'custom', message: `expected a size such as 512MiB, 2GiB or a byte count, got "${text}"` });
+      return z.NEVER;
+    }
+    return bytes;
+  }),
+]);
+
+/** A token amount in base units (wei): integer as a string or a safe integer, kept as a decimal string. */
+export const tokenAmount = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const text = String(value).trim();
+  if (!/^\d+$/.test(text) || (typeof value === 'number' && !Number.isSafeInteger(value))) {
+    ctx.addIssue({ code: 'custom', message: `expected a whole number of token base units (e.g. "1000000000"), got ${JSON.stringify(value)}` });
+    return z.NEVER;
+  }
+  return text.replace(/^0+(?=\d)/, '');
+});
+
+const port = z.number().int().min(1).max(65535);
+const ethAddress = z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'expected a 0x-prefixed 20-byte hex address');
+const cidr = z
+  .string()
+  .regex(/^[0-9a-fA-F:.]+\/\d{1,3}$/, 'expected a CIDR range such as 203.0.113.0/24 or 2001:db8::/32');
+
+export const logSchema = z
+  .strictObject({
+    level: z.enum(LOG_LEVELS).default('info'),
+    format: z.enum(['auto', 'pretty', 'json']).default('auto'),
+  })
+  .prefault({});
+
+export const dockerSchema = z
+  .strictObject({
+    socketPath: z.string().min(1).default('/var/run/docker.sock'),
+    /** Per-call timeout for engine API requests that are not long-running (info, inspect). */
+    requestTimeoutMs: z.number().int().positive().default(10_000),
+  })
+  .prefault({});
+
+export const networkSchema = z.strictObject({
+  /** JSON-RPC endpoint of the chain; may carry an API key, so it is treated as a secret. */
+  rpcUrl: z.url(),
+  /** Optional WebSocket endpoint for event subscriptions; polling is used without it. */
+  wsUrl: z.url().optional(),
+  chainId: z.number().int().positive(),
+  marketplaceAddress: ethAddress,
+  tokenAddress: ethAddress.optional(),
+  /** Blocks a transaction or event must be buried under before it counts. */
+  confirmations: z.number().int().min(0).max(256).default(2),
+  pollIntervalMs: z.number().int().min(100).default(2_000),
+  /** First block to read events from when the store has no cursor yet. */
+  startBlock: z.number().int().nonnegative().default(0),
+});
+
+export const devnetSchema = z
+  .strictObject({
+    host: z.string().default('127.0.0.1'),
+    port: port.default(8545),
+    chainId: z.number().int().positive().default(31337),
+    /** Seconds between devnet blocks; 0 mines on every transaction. */
+    blockTimeSeconds: z.number().int().min(0).default(1),
+  })
+  .prefault({});
+
+export const keystoreSchema = z
+  .strictObject({
+    /** Encrypted JSON keystore (ethers); default `<dataDir>/keystore.json`. */
+    path: z.string().min(1).optional(),
+    /** File whose first line is the keystore password. */
+    passwordFile: z.string().min(1).optional(),
+    /** Name of the environment variable holding the password (the variable, not the password). */
+    passwordEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'expected an environment variable name').default('PROVIDER_KEYSTORE_PASSWORD'),
+  })
+  .prefault({});
+
+export const apiSchema = z
+  .strictObject({
+    host: z.string().min(1).default('0.0.0.0'),
+    port: port.default(8420),
+    /** URL tenants reach the API at, advertised on-chain; default http://<host>:<port>. */
+    publicUrl: z.url().optional(),
+    maxBodyBytes: byteSize.default(1024 * 1024),
+    /** How long a tenant request signature stays acceptable. */
+    maxSignatureAgeSeconds: z.number().int().positive().default(300),
+  })
+  .prefault({});
+
+const ratePerGpuModel = z.record(z.string().min(1), tokenAmount);
+
+export const pricingSchema = z
+  .strictObject({
+    /** Per second of lease, whatever it uses. */
+    perLeaseSecond: tokenAmount.default('0'),
+    /** Per CPU-second used (1 core busy for 1 s). */
+    perCpuSecond: tokenAmount.default('1000000000'),
+    /** Per GiB of memory reserved, per second. */
+    perGiBMemorySecond: tokenAmount.default('100000000'),
+    /** Per GPU-second allocated, for models not listed in perGpuSecondByModel. */
+    perGpuSecond: tokenAmount.default('100000000000'),
+    /** Per GPU-second by model name as nvidia-smi reports it, e.g. "NVIDIA H100 80GB HBM3". */
+    perGpuSecondByModel: ratePerGpuModel.default({}),
+    /** Per GiB sent out of the lease. */
+    perGiBEgress: tokenAmount.default('10000000000000'),
+    /** The least any lease is charged. */
+    minimumPerLease: tokenAmount.default('0'),
+    /** How long a signed quote stays valid. */
+    quoteTtlSeconds: z.number().int().min(10).max(86_400).default(300),
+  })
+  .prefault({});
+
+export const reserveSchema = z
+  .strictObject({
+    /** CPU kept for the host and the daemon, in thousandths of a core. */
+    cpuMillis: z.number().int().nonnegative().default(1000),
+    memoryBytes: byteSize.default(2 * 2 ** 30),
+    diskBytes: byteSize.default(10 * 2 ** 30),
+  })
+  .prefault({});
+
+export const gpuSchema = z
+  .strictObject({
+    /** `all`, `none`, or a list of GPU UUIDs or indices to offer. */
+    offer: z.union([z.enum(['all', 'none']), z.array(z.union([z.string().min(1), z.number().int().nonnegative()])).min(1)]).default('all'),
+    /** How GPUs reach containers: the NVIDIA runtime hook (`runtime`) or CDI device names (`cdi`). */
+    mode: z.enum(['runtime', 'cdi']).default('runtime'),
+    /** nvidia-smi to run; found on PATH when unset. Env PROVIDER_NVIDIA_SMI sets it too. */
+    nvidiaSmiPath: z.string().min(1).optional(),
+    nvidiaSmiTimeoutMs: z.number().int().positive().default(15_000),
+    /** NVIDIA_DRIVER_CAPABILITIES given to GPU containers. */
+    driverCapabilities: z.string().min(1).default('compute,utility'),
+  })
+  .prefault({});
+
+const patternList = z.array(z.string().min(1));
+
+export const admissionSchema = z
+  .strictObject({
+    images: z
+      .strictObject({
+        /** Glob patterns (`*` within a path segment, `**` across) an image must match; empty: any. */
+        allow: patternList.default([]),
+        /** Glob patterns refused even when allowed. */
+        deny: patternList.default([]),
+      })
+      .prefault({}),
+    tenants: z
+      .strictObject({
+        /** Tenant addresses allowed; empty: any. */
+        allow: z.array(ethAddress).default([]),
+        deny: z.array(ethAddress).default([]),
+      })
+      .prefault({}),
+    maxLeaseDurationSeconds: z.number().int().positive().default(7 * 86_400),
+    /** GPU models leases may ask for by name; empty: any that is offered. */
+    gpuModels: patternList.default([]),
+    /** Per-lease ceilings, whatever is free. */
+    maxCpuMillisPerLease: z.number().int().positive().optional(),
+    maxMemoryBytesPerLease: byteSize.optional(),
+  })
+  .prefault({});
+
+export const runtimeSchema = z
+  .strictObject({
+    /** Host ports that lease ports are published on. */
+    portRange: z
+      .strictObject({ from: port.default(30000), to: port.default(32767) })
+      .prefault({})
+      .refine((range) => range.from <= range.to, { message: 'expected portRange.from <= portRange.to' }),
+    egress: z
+      .strictObject({
+        /** Leases may reach the public internet. */
+        public: z.boolean().default(true),
+        /** Private ranges opened to leases despite the default block (e.g. a shared dataset server). */
+        allowCidrs: z.array(cidr).default([]),
+      })
+      .prefault({}),
+    pidsLimit: z.number().int().min(16).default(1024),
+    nofileLimit: z.number().int().min(64).default(65_536),
+    stopTimeoutSeconds: z.number().int().min(0).max(600).default(10),
+    readOnlyRootfs: z.boolean().default(false),
+    logMaxSize: byteSize.default(10 * 2 ** 20),
+    logMaxFiles: z.number().int().min(1).max(100).default(3),
+    images: z
+      .strictObject({
+        pullTimeoutSeconds: z.number().int().positive().default(1800),
+        maxSizeBytes: byteSize.default(50 * 2 ** 30),
+        /** Unused images are removed, least recently used first, above this data-disk use. */
+        cleanupAtDiskPercent: z.number().min(1).max(100).default(85),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
+export const meteringSchema = z
+  .strictObject({
+    sampleIntervalSeconds: z.number().int().min(1).default(15),
+  })
+  .prefault({});
+
+export const settlementSchema = z
+  .strictObject({
+    checkpointIntervalSeconds: z.number().int().min(5).default(300),
+    withdrawIntervalSeconds: z.number().int().min(60).default(86_400),
+    /** Withdraw as soon as finalised earnings pass this amount. */
+    withdrawThreshold: tokenAmount.default('0'),
+  })
+  .prefault({});
+
+export const configSchema = z.strictObject({
+  /** Where the store, the devnet's state and the keystore live. Default: /var/lib/provider as root, else ~/.local/share/provider. */
+  dataDir: z.string().min(1),
+  /** Region advertised to tenants, free text such as `eu-west` or `home-nl`. */
+  region: z.string().min(1).max(64).default('unspecified'),
+  log: logSchema,
+  docker: dockerSchema,
+  /** The chain to sell on. Leave it out to run on the embedded devnet. */
+  network: networkSchema.optional(),
+  devnet: devnetSchema,
+  keystore: keystoreSchema,
+  api: apiSchema,
+  pricing: pricingSchema,
+  reserve: reserveSchema,
+  gpu: gpuSchema,
+  admission: admissionSchema,
+  runtime: runtimeSchema,
+  metering: meteringSchema,
+  settlement: settlementSchema,
+});
+
+export type ProviderConfig = z.output<typeof configSchema>;
+export type ProviderConfigInput = z.input<typeof configSchema>;
+
+/** Key paths whose values are secrets: redacted by `config print` and never logged. */
+export const SECRET_CONFIG_PATHS: readonly (readonly string[])[] = [
+  ['network', 'rpcUrl'],
+  ['network', 'wsUrl'],
+];

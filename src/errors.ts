@@ -1,0 +1,51 @@
+/**
+ * Every error the daemon raises on purpose is a ProviderError with a stable `code`: callers branch
+ * on codes (through guards), the API maps codes to HTTP statuses in one table, and operators read
+ * `fix` for what to do about it.
+ */
+export type ErrorCode =
+  // config
+  | 'CONFIG_INVALID'
+  | 'CONFIG_NOT_FOUND'
+  | 'CONFIG_UNREADABLE'
+  // capacity
+  | 'NVIDIA_SMI_NOT_FOUND'
+  | 'NVIDIA_SMI_FAILED'
+  | 'NVIDIA_SMI_TIMEOUT'
+  | 'NVIDIA_SMI_BAD_OUTPUT'
+  | 'DOCKER_UNREACHABLE'
+  | 'HOST_PROBE_FAILED'
+  // cli
+  | 'USAGE';
+
+export interface ProviderErrorOptions {
+  /** What the operator should do about it, as one sentence. */
+  fix?: string;
+  /** The offending input (a key path, an image name, a file); never a secret. */
+  input?: unknown;
+  cause?: unknown;
+}
+
+export class ProviderError extends Error {
+  readonly code: ErrorCode;
+  readonly fix: string | undefined;
+  readonly input: unknown;
+
+  constructor(code: ErrorCode, message: string, options: ProviderErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'ProviderError';
+    this.code = code;
+    this.fix = options.fix;
+    this.input = options.input;
+  }
+}
+
+export function isProviderError(err: unknown, code?: ErrorCode): err is ProviderError {
+  return err instanceof ProviderError && (code === undefined || err.code === code);
+}
+
+/** A one-line description of any thrown value, for logs and reports. */
+export function describeError(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,70 @@
+import pino, { type Logger, type LevelWithSilent } from 'pino';
+import pinoPretty from 'pino-pretty';
+
+export type { Logger } from 'pino';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export type LogFormat = 'auto' | 'pretty' | 'json';
+
+/**
+ * Paths pino blanks out wherever they appear in a log object. Secrets reach logs only by accident
+ * (an error carrying its request, a config dumped whole); this is the net under those accidents.
+ */
+export const REDACT_PATHS = [
+  'password',
+  '*.password',
+  'privateKey',
+  '*.privateKey',
+  'mnemonic',
+  '*.mnemonic',
+  'registryAuth',
+  '*.registryAuth',
+  'auth',
+  '*.auth',
+  'authorization',
+  '*.authorization',
+  'headers.authorization',
+  'req.headers.authorization',
+  'X-Registry-Auth',
+  '*.X-Registry-Auth',
+];
+
+export interface LoggerOptions {
+  level: LogLevel;
+  /** auto: pretty on a terminal, JSON lines otherwise (journald, files, pipes). */
+  format: LogFormat;
+  /** Where lines go; defaults to stderr so stdout stays clean for command output (`--json`). */
+  destination?: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+export function createLogger(options: LoggerOptions): Logger {
+  const destination = options.destination ?? process.stderr;
+  const pretty = options.format === 'pretty' || (options.format === 'auto' && destination.isTTY === true);
+  const base = {
+    level: options.level as LevelWithSilent,
+    base: { pid: process.pid },
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  };
+  if (pretty) {
+    // pino-pretty as a stream, not a worker transport: a CLI that exits right after logging
+    // would otherwise lose the last lines.
+    return pino(
+      base,
+      pinoPretty({
+        destination: destination as NodeJS.WritableStream,
+        colorize: destination.isTTY === true,
+        ignore: 'pid,hostname',
+        translateTime: 'SYS:HH:MM:ss.l',
+        sync: true,
+      }),
+    );
+  }
+  return pino(base, destination as NodeJS.WritableStream);
+}
+
+/** For tests and library use where nothing should be printed. */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}
