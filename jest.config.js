@@ -1,6 +1,6 @@
 // Three projects so a change can run the fast unit suite alone; `npm test` runs them all.
 // Type checking is `npm run check` (tsc); ts-jest only transpiles, which keeps the suites fast.
-const transform = { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json', isolatedModules: true }] };
+const transform = { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] };
 const base = { testEnvironment: 'node', transform, moduleFileExtensions: ['ts', 'js', 'json'] };
 
 module.exports = {

@@ -1,0 +1,48 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import type { CliIo } from '../../src/cli/context';
+import { main } from '../../src/cli/main';
+import { execFileAsync } from '../../src/util/exec';
+import { systemClock } from '../../src/util/clock';
+
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** A scratch directory under the OS temp dir; tests do not clean it so failures can be inspected. */
+export function tempDir(prefix = 'provider-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+function collector(): { stream: PassThrough; text: () => string } {
+  const stream = new PassThrough();
+  const chunks: Buffer[] = [];
+  stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+  return { stream, text: () => Buffer.concat(chunks).toString('utf8') };
+}
+
+/**
+ * Runs the CLI in-process with its own streams, environment and home, so nothing of the machine
+ * running the tests (its config files, its PROVIDER_* variables) leaks in.
+ */
+export async function runCli(args: readonly string[], io: Partial<CliIo> = {}): Promise<CliRun> {
+  const stdout = collector();
+  const stderr = collector();
+  const home = io.home ?? tempDir('provider-home-');
+  const code = await main(['node', 'provider', ...args], {
+    stdout: stdout.stream,
+    stderr: stderr.stream,
+    env: { HOME: home, PATH: process.env.PATH },
+    cwd: home,
+    uid: 1000,
+    home,
+    exec: execFileAsync,
+    clock: systemClock,
+    ...io,
+  });
+  return { code, stdout: stdout.text(), stderr: stderr.text() };
+}
