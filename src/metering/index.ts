@@ -1,0 +1,10 @@
+export { hostKernelFiles } from './proc-files';
+export type { KernelFiles } from './proc-files';
+export { parseProcCgroup, locateCgroup, readCgroupCounters } from './cgroup';
+export type { CgroupLocation, CgroupCounters } from './cgroup';
+export { parseNetDev, readNetCounters } from './net-dev';
+export type { NetCounters } from './net-dev';
+export { ContainerCounterReader } from './container-counters';
+export type { CounterSample } from './container-counters';
+export { UsageTimeline } from './usage-timeline';
+export type { UsageInterval, TimelineState, CumulativeCounters } from './usage-timeline';

@@ -1,0 +1,66 @@
+import Docker from 'dockerode';
+import { ContainerCounterReader, hostKernelFiles, UsageTimeline } from '../../src/metering';
+
+const IMAGE = 'provider-test/busybox:latest';
+const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('metering a real container (this host: cgroup v1)', () => {
+  let container: Docker.Container;
+
+  beforeAll(async () => {
+    // Burns CPU for ~1.5 s, holds 32 MiB in tmpfs (charged to the memory cgroup), pings the
+    // bridge gateway (this host), then idles until stopped.
+    const script = [
+      'end=$(( $(date +%s) + 2 )); while [ $(date +%s) -lt $end ]; do :; done',
+      'head -c 33554432 /dev/zero > /dev/shm/fill',
+      'gw=$(ip route | awk "/default/ {print \\$3}"); ping -c 3 -i 0.2 -s 1000 $gw >/dev/null 2>&1',
+      'echo done; sleep 60',
+    ].join('; ');
+    container = await docker.createContainer({
+      Image: IMAGE,
+      Cmd: ['sh', '-c', script],
+      name: `provider-test-metering-${process.pid}`,
+      Labels: { 'provider.test': 'metering' },
+      HostConfig: { ShmSize: 64 * 2 ** 20, AutoRemove: false },
+    });
+    await container.start();
+  });
+
+  afterAll(async () => {
+    await container?.remove({ force: true }).catch(() => undefined);
+  });
+
+  it('reads growing CPU time, the memory it holds and the traffic it sent, and bills them as intervals', async () => {
+    const pid = (await container.inspect()).State.Pid;
+    const reader = new ContainerCounterReader(hostKernelFiles());
+    const timeline = UsageTimeline.start(0, 0);
+    const first = await reader.read(pid);
+    timeline.sample(1, first);
+
+    const settled = await waitFor('the workload to finish its script', async () => {
+      const logs = (await container.logs({ stdout: true, stderr: true })).toString();
+      return logs.includes('done') ? reader.read(pid) : undefined;
+    });
+
+    expect(settled.cpuNanos).toBeGreaterThan(first.cpuNanos);
+    expect(settled.cpuNanos).toBeGreaterThan(500_000_000n);
+    expect(settled.memoryBytes).toBeGreaterThan(32 * 2 ** 20);
+    expect(settled.memoryPeakBytes).toBeGreaterThanOrEqual(settled.memoryBytes);
+    expect(settled.txBytes).toBeGreaterThan(3000n);
+    expect(settled.rxBytes).toBeGreaterThan(3000n);
+
+    const interval = timeline.sample(5, settled);
+    expect(interval?.cpuMillis).toBe(settled.cpuNanos / 1_000_000n - first.cpuNanos / 1_000_000n);
+    expect(interval?.txBytes).toBe(settled.txBytes - first.txBytes);
+  });
+});
