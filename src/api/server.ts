@@ -1,0 +1,197 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { z } from 'zod';
+import { isProviderError, ProviderError } from '../errors';
+import type { Logger } from '../log';
+import { HTTP_STATUS } from './http-status';
+import type { TenantAuthenticator } from './tenant-auth';
+
+export interface RouteContext<Body> {
+  params: Record<string, string>;
+  query: URLSearchParams;
+  body: Body;
+  /** The tenant's checksummed address, on routes with `auth: 'tenant'`. */
+  tenant: string | undefined;
+  log: Logger;
+}
+
+export interface RouteResult {
+  status?: number;
+  /** Serialised as JSON; bigint values become decimal strings. */
+  json?: unknown;
+  text?: string;
+  contentType?: string;
+}
+
+export interface Route<Body = unknown> {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  /** `/v1/leases/:id`: a `:name` segment matches one path segment. */
+  path: string;
+  auth: 'tenant' | 'none';
+  body?: z.ZodType<Body>;
+  handler(ctx: RouteContext<Body>): Promise<RouteResult> | RouteResult;
+}
+
+export interface ApiServerOptions {
+  routes: readonly Route<never>[];
+  authenticator: TenantAuthenticator | undefined;
+  maxBodyBytes: number;
+  log: Logger;
+  /** Whole-request deadline; slow clients must not hold sockets forever. */
+  requestTimeoutMs?: number;
+}
+
+interface CompiledRoute {
+  route: Route<unknown>;
+  pattern: RegExp;
+  names: string[];
+}
+
+export interface ErrorBody {
+  error: { code: string; message: string; fix?: string; field?: string };
+}
+
+export class ApiServer {
+  private readonly server: Server;
+  private readonly routes: CompiledRoute[];
+
+  constructor(private readonly options: ApiServerOptions) {
+    this.routes = options.routes.map((route) => compile(route as Route<unknown>));
+    this.server = createServer((req, res) => void this.handle(req, res));
+    this.server.requestTimeout = options.requestTimeoutMs ?? 30_000;
+    this.server.headersTimeout = Math.min(this.server.requestTimeout, 15_000);
+  }
+
+  async listen(host: string, port: number): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    return this.server.address() as AddressInfo;
+  }
+
+  async close(): Promise<void> {
+    this.server.closeIdleConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = Date.now();
+    const url = new URL(req.url ?? '/', 'http://provider.invalid');
+    const log = this.options.log.child({ method: req.method, path: url.pathname });
+    try {
+      const { route, params } = this.match(req.method ?? 'GET', url.pathname);
+      const raw = await readBody(req, this.options.maxBodyBytes);
+      const tenant = route.auth === 'tenant' ? this.authenticate(req, url, raw) : undefined;
+      const body = route.body ? parseBody(route.body, raw) : undefined;
+      const result = await route.handler({ params, query: url.searchParams, body, tenant, log });
+      send(res, result.status ?? 200, result);
+      log.debug({ status: res.statusCode, ms: Date.now() - started, tenant }, 'request served');
+    } catch (err) {
+      const { status, body } = errorResponse(err);
+      if (status >= 500) log.error({ err }, 'request failed');
+      else log.info({ status, code: body.error.code }, 'request refused');
+      // An oversized body is left unread: close the connection rather than drain it.
+      if (status === 413) res.setHeader('connection', 'close');
+      send(res, status, { json: body });
+    }
+  }
+
+  private match(method: string, path: string): { route: Route<unknown>; params: Record<string, string> } {
+    let pathMatched = false;
+    for (const compiled of this.routes) {
+      const match = compiled.pattern.exec(path);
+      if (!match) continue;
+      pathMatched = true;
+      if (compiled.route.method !== method) continue;
+      const params: Record<string, string> = {};
+      compiled.names.forEach((name, i) => {
+        params[name] = decodeURIComponent(match[i + 1] ?? '');
+      });
+      return { route: compiled.route, params };
+    }
+    if (pathMatched) throw new ProviderError('METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`);
+    throw new ProviderError('ROUTE_NOT_FOUND', `no route ${path}`);
+  }
+
+  private authenticate(req: IncomingMessage, url: URL, raw: Buffer): string {
+    if (!this.options.authenticator) {
+      throw new ProviderError('INTERNAL', 'tenant authentication is not configured');
+    }
+    return this.options.authenticator.authenticate(req.method ?? 'GET', url.pathname + url.search, req.headers, raw);
+  }
+}
+
+function compile(route: Route<unknown>): CompiledRoute {
+  const names: string[] = [];
+  const source = route.path
+    .split('/')
+    .map((segment) => {
+      if (segment.startsWith(':')) {
+        names.push(segment.slice(1));
+        return '([^/]+)';
+      }
+      return segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    })
+    .join('/');
+  return { route, pattern: new RegExp(`^${source}$`), names };
+}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? '0');
+  if (declared > limit) throw tooLarge(limit);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw tooLarge(limit);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+function tooLarge(limit: number): ProviderError {
+  return new ProviderError('REQUEST_TOO_LARGE', `request body is larger than ${limit} bytes`, { fix: `send at most ${limit} bytes` });
+}
+
+function parseBody<Body>(schema: z.ZodType<Body>, raw: Buffer): Body {
+  let value: unknown;
+  try {
+    value = raw.length === 0 ? undefined : JSON.parse(raw.toString('utf8'));
+  } catch (err) {
+    throw new ProviderError('REQUEST_INVALID', `body is not valid JSON: ${(err as Error).message}`, { fix: 'send a JSON object' });
+  }
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const field = issue && issue.path.length > 0 ? issue.path.map(String).join('.') : undefined;
+  const message = parsed.error.issues.map((i) => `${i.path.length ? i.path.map(String).join('.') : '(body)'}: ${i.message}`).join('; ');
+  throw new ProviderError('REQUEST_INVALID', message, { input: field, fix: 'correct the fields named' });
+}
+
+export function errorResponse(err: unknown): { status: number; body: ErrorBody } {
+  if (isProviderError(err)) {
+    const body: ErrorBody = { error: { code: err.code, message: err.message } };
+    if (err.fix) body.error.fix = err.fix;
+    if (typeof err.input === 'string' && err.code === 'REQUEST_INVALID') body.error.field = err.input;
+    return { status: HTTP_STATUS[err.code], body };
+  }
+  // Whatever else went wrong is ours, and its details are not the client's to see.
+  return { status: 500, body: { error: { code: 'INTERNAL', message: 'internal error; the operator\'s log has the details' } } };
+}
+
+function send(res: ServerResponse, status: number, result: RouteResult): void {
+  if (res.headersSent) return;
+  if (result.json !== undefined) {
+    const text = JSON.stringify(result.json, (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value));
+    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+    return;
+  }
+  const text = result.text ?? '';
+  res.writeHead(status, { 'content-type': result.contentType ?? 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
