@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { Wallet, type BaseWallet } from 'ethers';
 import { z } from 'zod';
-import { ApiServer, AUTH_HEADERS, bodyHash, InMemoryNonceLedger, REQUEST_TYPES, requestDomain, TenantAuthenticator, type Route } from '../../../src/api';
+import { ApiServer, AUTH_HEADERS, InMemoryNonceLedger, TenantAuthenticator, type Route } from '../../../src/api';
+import { signRequest } from '../../../src/tenant';
 import { ProviderError } from '../../../src/errors';
 import { silentLogger } from '../../../src/log';
 import type { Clock } from '../../../src/util/clock';
@@ -39,22 +39,9 @@ async function signedHeaders(
   body: string,
   overrides: { expiresAt?: number; nonce?: string; address?: string } = {},
 ): Promise<Record<string, string>> {
-  const expiresAt = overrides.expiresAt ?? Math.floor(Date.now() / 1000) + 60;
-  const nonce = overrides.nonce ?? `0x${randomBytes(32).toString('hex')}`;
-  const signature = await signer.signTypedData(requestDomain(CHAIN_ID), REQUEST_TYPES, {
-    method,
-    path,
-    bodyHash: bodyHash(body),
-    expiresAt,
-    nonce,
-  });
-  return {
-    'content-type': 'application/json',
-    [AUTH_HEADERS.address]: overrides.address ?? signer.address,
-    [AUTH_HEADERS.expiresAt]: String(expiresAt),
-    [AUTH_HEADERS.nonce]: nonce,
-    [AUTH_HEADERS.signature]: signature,
-  };
+  const headers = await signRequest(signer, CHAIN_ID, method, path, body, overrides);
+  if (overrides.address) headers[AUTH_HEADERS.address] = overrides.address;
+  return { 'content-type': 'application/json', ...headers };
 }
 
 describe('ApiServer', () => {

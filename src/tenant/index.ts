@@ -1,0 +1,2 @@
+export { signRequest } from './request-signer';
+export type { SignOptions } from './request-signer';
