@@ -1,0 +1,42 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/** Where CDI specs live when Docker does not say (the CDI specification's defaults). */
+export const DEFAULT_CDI_SPEC_DIRS = ['/etc/cdi', '/var/run/cdi'] as const;
+
+/** File access for the CDI scan; tests pass a fake. */
+export interface CdiFiles {
+  list(dir: string): Promise<string[]>;
+  read(file: string): Promise<string>;
+}
+
+export const nodeCdiFiles: CdiFiles = {
+  list: (dir) => readdir(dir),
+  read: (file) => readFile(file, 'utf8'),
+};
+
+// A spec names its device kind once at the top: `kind: nvidia.com/gpu` (YAML, as nvidia-ctk
+// writes it) or `"kind": "nvidia.com/gpu"` (JSON).
+const NVIDIA_GPU_KIND = /^\s*"?kind"?\s*:\s*["']?nvidia\.com\/gpu["']?\s*,?\s*$/m;
+
+/** CDI spec files in `dirs` that declare NVIDIA GPUs. Missing or unreadable dirs and files are skipped. */
+export async function findNvidiaCdiSpecs(dirs: readonly string[], files: CdiFiles = nodeCdiFiles): Promise<string[]> {
+  const found: string[] = [];
+  for (const dir of dirs) {
+    let names: string[];
+    try {
+      names = await files.list(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names.filter((n) => /\.(ya?ml|json)$/i.test(n)).sort()) {
+      const file = join(dir, name);
+      try {
+        if (NVIDIA_GPU_KIND.test(await files.read(file))) found.push(file);
+      } catch {
+        // A spec we cannot read is one Docker cannot read either.
+      }
+    }
+  }
+  return found;
+}

@@ -1,0 +1,133 @@
+import { ProviderError } from '../errors';
+import { DEFAULT_CDI_SPEC_DIRS, findNvidiaCdiSpecs, nodeCdiFiles, type CdiFiles } from './cdi-specs';
+import type { DockerInfo, GpuPassthrough } from './types';
+import { ProbeTimeoutError, withTimeout } from './with-timeout';
+
+/** The part of dockerode this probe uses; a dockerode instance satisfies it, tests pass a fake. */
+export interface DockerEngineApi {
+  info(options?: { abortSignal?: AbortSignal }): Promise<unknown>;
+  version(options?: { abortSignal?: AbortSignal }): Promise<unknown>;
+}
+
+export interface DockerProbeOptions {
+  /** Where the engine is expected, for messages (the dockerode instance already points there). */
+  socketPath: string;
+  timeoutMs: number;
+  cdiFiles?: CdiFiles;
+}
+
+/** Asks the engine what it is and whether it can hand a container a GPU. */
+export class DockerProbe {
+  constructor(
+    private readonly docker: DockerEngineApi,
+    private readonly options: DockerProbeOptions,
+  ) {}
+
+  /** Throws ProviderError: DOCKER_UNREACHABLE, DOCKER_PERMISSION_DENIED or DOCKER_TIMEOUT. */
+  async probe(): Promise<DockerInfo> {
+    let info: Record<string, unknown>;
+    let version: Record<string, unknown>;
+    try {
+      [info, version] = await withTimeout(`docker engine at ${this.options.socketPath}`, this.options.timeoutMs, (signal) =>
+        Promise.all([this.docker.info({ abortSignal: signal }), this.docker.version({ abortSignal: signal })]),
+      ).then(([i, v]) => [record(i), record(v)] as const);
+    } catch (err) {
+      throw this.describe(err);
+    }
+    const runtimes = Object.keys(record(info.Runtimes)).sort();
+    const defaultRuntime = str(info.DefaultRuntime);
+    return {
+      engineVersion: str(info.ServerVersion) ?? str(version.Version),
+      apiVersion: str(version.ApiVersion),
+      os: str(info.OperatingSystem),
+      osType: str(info.OSType),
+      architecture: str(info.Architecture),
+      kernelVersion: str(info.KernelVersion),
+      cgroupVersion: info.CgroupVersion === '2' || info.CgroupVersion === 2 ? 2 : info.CgroupVersion === '1' || info.CgroupVersion === 1 ? 1 : null,
+      cgroupDriver: str(info.CgroupDriver),
+      storageDriver: str(info.Driver),
+      runtimes,
+      defaultRuntime,
+      gpuPassthrough: await this.gpuPassthrough(info, runtimes, defaultRuntime),
+    };
+  }
+
+  private async gpuPassthrough(info: Record<string, unknown>, runtimes: string[], defaultRuntime: string | null): Promise<GpuPassthrough> {
+    const nvidiaRuntime = runtimes.includes('nvidia') || defaultRuntime === 'nvidia';
+    // Docker >= 25 reports CDISpecDirs, and only when CDI is enabled (a feature flag until 27):
+    // absent means the engine will refuse `--device nvidia.com/gpu=...` whatever is on disk.
+    const reported = Array.isArray(info.CDISpecDirs) ? info.CDISpecDirs.filter((d): d is string => typeof d === 'string') : undefined;
+    const enabledInDocker = reported !== undefined && reported.length > 0;
+    const specDirs = enabledInDocker ? reported : [...DEFAULT_CDI_SPEC_DIRS];
+    const nvidiaSpecFiles = await findNvidiaCdiSpecs(specDirs, this.options.cdiFiles ?? nodeCdiFiles);
+    const cdiUsable = enabledInDocker && nvidiaSpecFiles.length > 0;
+    const via: GpuPassthrough['via'] = [];
+    if (nvidiaRuntime) via.push('runtime');
+    if (cdiUsable) via.push('cdi');
+    const cdi = { enabledInDocker, specDirs, nvidiaSpecFiles };
+    if (via.length > 0) return { possible: true, via, reasonCode: null, reason: null, nvidiaRuntime, cdi };
+
+    const cdiState = !enabledInDocker
+      ? nvidiaSpecFiles.length > 0
+        ? `CDI specs for nvidia.com/gpu exist (${nvidiaSpecFiles.join(', ')}) but this engine has CDI off`
+        : 'CDI is off in this engine and no nvidia.com/gpu CDI spec exists'
+      : `no nvidia.com/gpu CDI spec in ${specDirs.join(', ')}`;
+    return {
+      possible: false,
+      via,
+      reasonCode: 'docker-has-no-nvidia-runtime',
+      reason:
+        `Docker has no nvidia runtime (runtimes: ${runtimes.join(', ') || 'none'}) and ${cdiState}; ` +
+        'install the NVIDIA Container Toolkit and run `nvidia-ctk runtime configure --runtime=docker`, then restart Docker',
+      nvidiaRuntime,
+      cdi,
+    };
+  }
+
+  private describe(err: unknown): ProviderError {
+    const { socketPath, timeoutMs } = this.options;
+    const code = (err as { code?: unknown } | undefined)?.code;
+    if (err instanceof ProbeTimeoutError) {
+      return new ProviderError('DOCKER_TIMEOUT', `Docker at ${socketPath} gave no answer within ${timeoutMs} ms`, {
+        input: socketPath,
+        fix: 'check the engine with `docker info`; restart it if it hangs (`systemctl restart docker`)',
+        cause: err,
+      });
+    }
+    if (code === 'EACCES' || code === 'EPERM') {
+      return new ProviderError('DOCKER_PERMISSION_DENIED', `permission denied on the Docker socket ${socketPath}`, {
+        input: socketPath,
+        fix: 'run the provider as root or as a member of the `docker` group (`usermod -aG docker <user>`, then log in again)',
+        cause: err,
+      });
+    }
+    if (code === 'ENOENT') {
+      return new ProviderError('DOCKER_UNREACHABLE', `no Docker socket at ${socketPath}: the engine is not installed or not running`, {
+        input: socketPath,
+        fix: 'install and start Docker (`systemctl start docker`), or set docker.socketPath to where its socket is',
+        cause: err,
+      });
+    }
+    if (code === 'ECONNREFUSED') {
+      return new ProviderError('DOCKER_UNREACHABLE', `nothing listens on the Docker socket ${socketPath}: the engine is not running`, {
+        input: socketPath,
+        fix: 'start Docker (`systemctl start docker`) and check `docker info`',
+        cause: err,
+      });
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    return new ProviderError('DOCKER_UNREACHABLE', `Docker at ${socketPath} did not answer: ${message}`, {
+      input: socketPath,
+      fix: 'check the engine with `docker info` and the socket path in docker.socketPath',
+      cause: err,
+    });
+  }
+}
+
+function record(value: unknown): Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+}
+
+function str(value: unknown): string | null {
+  return typeof value === 'string' && value.trim() !== '' ? value : null;
+}
