@@ -15,9 +15,10 @@ export const nodeCdiFiles: CdiFiles = {
   read: (file) => readFile(file, 'utf8'),
 };
 
-// A spec names its device kind once at the top: `kind: nvidia.com/gpu` (YAML, as nvidia-ctk
-// writes it) or `"kind": "nvidia.com/gpu"` (JSON).
-const NVIDIA_GPU_KIND = /^\s*"?kind"?\s*:\s*["']?nvidia\.com\/gpu["']?\s*,?\s*$/m;
+// A spec names its device kind once at the top: `kind: nvidia.com/gpu` on its own line (YAML, as
+// nvidia-ctk writes it by default) or `"kind": "nvidia.com/gpu"` anywhere (JSON, compact or not).
+const NVIDIA_GPU_KIND_YAML = /^kind:\s*["']?nvidia\.com\/gpu["']?\s*$/m;
+const NVIDIA_GPU_KIND_JSON = /"kind"\s*:\s*"nvidia\.com\/gpu"/;
 
 /** CDI spec files in `dirs` that declare NVIDIA GPUs. Missing or unreadable dirs and files are skipped. */
 export async function findNvidiaCdiSpecs(dirs: readonly string[], files: CdiFiles = nodeCdiFiles): Promise<string[]> {
@@ -32,7 +33,8 @@ export async function findNvidiaCdiSpecs(dirs: readonly string[], files: CdiFile
     for (const name of names.filter((n) => /\.(ya?ml|json)$/i.test(n)).sort()) {
       const file = join(dir, name);
       try {
-        if (NVIDIA_GPU_KIND.test(await files.read(file))) found.push(file);
+        const spec = await files.read(file);
+        if (NVIDIA_GPU_KIND_YAML.test(spec) || NVIDIA_GPU_KIND_JSON.test(spec)) found.push(file);
       } catch {
         // A spec we cannot read is one Docker cannot read either.
       }
