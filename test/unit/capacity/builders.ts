@@ -48,8 +48,11 @@ export function aPassthrough(overrides: Partial<GpuPassthrough> = {}): GpuPassth
 }
 
 export function dockerDetected(passthrough: GpuPassthrough = aPassthrough()): Detected<DockerInfo> {
+  return { ok: true, ...aDockerInfo(passthrough) };
+}
+
+export function aDockerInfo(passthrough: GpuPassthrough = aPassthrough()): DockerInfo {
   return {
-    ok: true,
     engineVersion: '27.3.1',
     apiVersion: '1.47',
     os: 'Ubuntu 24.04.1 LTS',
@@ -77,10 +80,9 @@ export function failed(code: ProbeFailure['code'], reason = 'it broke'): ProbeFa
   return { ok: false, code, reason, fix: null };
 }
 
-export const CPU: Detected<CpuInfo> = { ok: true, model: 'AMD EPYC 7763 64-Core Processor', cores: 64, threads: 128, sockets: 1 };
-export const MEMORY: Detected<MemoryInfo> = { ok: true, totalBytes: 512 * GiB, availableBytes: 480 * GiB };
-export const DISK: { ok: true } & DiskInfo = {
-  ok: true,
+export const CPU_INFO: CpuInfo = { model: 'AMD EPYC 7763 64-Core Processor', cores: 64, threads: 128, sockets: 1 };
+export const MEMORY_INFO: MemoryInfo = { totalBytes: 512 * GiB, availableBytes: 480 * GiB };
+export const DISK_INFO: DiskInfo = {
   dataDir: '/var/lib/provider',
   probedPath: '/var/lib/provider',
   mount: '/var/lib',
@@ -89,3 +91,7 @@ export const DISK: { ok: true } & DiskInfo = {
   totalBytes: 3_840 * GiB,
   freeBytes: 3_000 * GiB,
 };
+
+export const CPU: Detected<CpuInfo> = { ok: true, ...CPU_INFO };
+export const MEMORY: Detected<MemoryInfo> = { ok: true, ...MEMORY_INFO };
+export const DISK: { ok: true } & DiskInfo = { ok: true, ...DISK_INFO };
