@@ -97,11 +97,17 @@ export function formatCapacityText(report: CapacityReport): string {
     );
   }
   if (allocatable.gpusNotOffered.length > 0) {
+    // One reason usually covers many units (no nvidia runtime: every GPU): say it once per group.
     out.push('', 'GPUs not offered');
+    const groups = new Map<string, string[][]>();
     for (const unit of allocatable.gpusNotOffered) {
-      const where = unit.migIndex === null ? `GPU ${unit.gpuIndex}` : `MIG ${unit.gpuIndex}:${unit.migIndex}`;
-      out.push(`  ${where} ${unit.model} ${unit.uuid ?? '(UUID unknown)'}`);
-      out.push(`    ${unit.reason}: ${unit.detail}`);
+      const key = `${unit.reason}: ${unit.detail}`;
+      const row = [unit.migIndex === null ? `GPU ${unit.gpuIndex}` : `MIG ${unit.gpuIndex}:${unit.migIndex}`, unit.model, unit.uuid ?? '(UUID unknown)'];
+      groups.set(key, [...(groups.get(key) ?? []), row]);
+    }
+    for (const [reason, rows] of groups) {
+      out.push(`  ${reason}`);
+      out.push(...table(rows, '    '));
     }
   }
 

@@ -35,8 +35,11 @@ describe('formatCapacityText', () => {
     const text = await textFor({ machine: 'a100-mig-535' });
     expect(text).toMatch(/0 +NVIDIA A100-SXM4-40GB +GPU-5d5ba0d6-d33d-2b2c-524d-9e3d8d2b8a77 +40.0 GiB +57.0 MiB +- +on +00000000:07:00.0/);
     expect(text).toMatch(/0:0 +MIG 3g.20gb +MIG-c6d4f1ef-42e4-5de3-91c7-45d71c87eb3f +19.5 GiB/);
-    expect(text).toContain('GPUs not offered\n  GPU 0 NVIDIA A100-SXM4-40GB GPU-5d5ba0d6-d33d-2b2c-524d-9e3d8d2b8a77\n    mig-enabled-offered-as-mig-devices:');
-    expect(text).toContain('  MIG 0:2 NVIDIA A100-SXM4-40GB MIG-1d4cb2a1-7f0e-5c39-8a6d-0e2b9f4c7a15\n    docker-has-no-nvidia-runtime:');
+    expect(text).toMatch(/GPUs not offered\n  mig-enabled-offered-as-mig-devices: MIG is on: .*\n    GPU 0 +NVIDIA A100-SXM4-40GB +GPU-5d5ba0d6-d33d-2b2c-524d-9e3d8d2b8a77\n/);
+    // The shared reason is said once, with every unit it covers under it.
+    expect(text).toMatch(
+      /\n  docker-has-no-nvidia-runtime: Docker has no nvidia runtime.*\n    MIG 0:0 +NVIDIA A100-SXM4-40GB +MIG-c6d4f1ef-\S+\n    MIG 0:1 .*\n    MIG 0:2 .*\n    GPU 1 +NVIDIA A100-SXM4-40GB +GPU-e109d8d9-923e-7235-0429-96b7fdbcbd30\n/,
+    );
   });
 
   it('lists the GPUs offered when Docker can pass them through', async () => {
