@@ -46,6 +46,10 @@ export function computeAllocatable(input: AllocatableInput): { allocatable: Allo
     const selection = selectGpus(input.gpuOffer);
     const blocked = dockerBlocker(input.docker, input.gpuMode);
     for (const gpu of input.gpus.devices) {
+      if (gpu.mig.pending !== null && gpu.mig.current !== null && gpu.mig.pending !== gpu.mig.current) {
+        // A MIG mode change takes effect at the next GPU reset: what is offered now will change then.
+        warnings.push(`GPU ${gpu.index} (${gpu.uuid}) has MIG ${gpu.mig.pending} pending: it takes effect at the next GPU reset or reboot, and changes what this GPU offers`);
+      }
       if (gpu.mig.current === 'enabled') {
         gpusNotOffered.push(
           gpu.mig.devices.length > 0

@@ -144,6 +144,11 @@ describe('computeAllocatable: GPUs', () => {
       { gpus: gpusDetected(aGpu({ index: 0 })), gpuOffer: [0, 7, 'GPU-deadbeef-0000-0000-0000-000000000000'] },
       { offered: ['0'], notOffered: [], warnings: ['gpu.offer names 7, which is not a GPU or MIG device on this machine', 'gpu.offer names GPU-deadbeef-0000-0000-0000-000000000000, which is not a GPU or MIG device on this machine'] },
     ],
+    [
+      'offers a GPU by its current MIG mode and warns about a pending change',
+      { gpus: gpusDetected(aGpu({ index: 0, mig: { current: 'disabled', pending: 'enabled', devices: [] } })) },
+      { offered: ['0'], notOffered: [], warnings: ['GPU 0 (GPU-00000000-0000-0000-0000-000000000000) has MIG enabled pending: it takes effect at the next GPU reset or reboot, and changes what this GPU offers'] },
+    ],
     ['offers nothing and lists nothing when no GPU was detected', { gpus: failed('NVIDIA_SMI_NOT_FOUND') }, { offered: [], notOffered: [], warnings: [] }],
   ])('%s', (_name, overrides, expected) => {
     expect(summary(input(overrides))).toEqual(expected);

@@ -14,7 +14,7 @@ export function aMigDevice(overrides: Partial<MigDevice> = {}): MigDevice {
   };
 }
 
-export function aGpu(overrides: Partial<Omit<Gpu, 'mig'>> & { migDevices?: MigDevice[] } = {}): Gpu {
+export function aGpu(overrides: Partial<Gpu> & { migDevices?: MigDevice[] } = {}): Gpu {
   const { migDevices, ...rest } = overrides;
   const index = rest.index ?? 0;
   return {
