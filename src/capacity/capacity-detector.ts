@@ -19,15 +19,15 @@ import {
 
 /** The probes the detector composes; NvidiaSmi, DockerProbe and HostProbe implement them. */
 export interface GpuSource {
-  query(): Promise<NvidiaSmiResult>;
+  query(signal?: AbortSignal): Promise<NvidiaSmiResult>;
 }
 export interface DockerSource {
-  probe(): Promise<DockerInfo>;
+  probe(signal?: AbortSignal): Promise<DockerInfo>;
 }
 export interface HostSource {
-  cpu(): Promise<CpuInfo>;
-  memory(): Promise<MemoryInfo>;
-  disk(dataDir: string): Promise<DiskInfo>;
+  cpu(signal?: AbortSignal): Promise<CpuInfo>;
+  memory(signal?: AbortSignal): Promise<MemoryInfo>;
+  disk(dataDir: string, signal?: AbortSignal): Promise<DiskInfo>;
 }
 
 export interface CapacitySettings {
@@ -43,8 +43,9 @@ export function capacitySettings(config: ProviderConfig): CapacitySettings {
 }
 
 /**
- * Runs every probe at once and assembles the report. Never throws: a part that fails is reported
- * as `{ ok: false, code, reason }` and listed under notDetected, and the rest still answers.
+ * Runs every probe at once and assembles the report. A part that fails is reported as
+ * `{ ok: false, code, reason }` and listed under notDetected, and the rest still answers: the only
+ * rejection is the signal's reason, when the caller aborts (daemon shutdown).
  */
 export class CapacityDetector {
   constructor(
@@ -52,16 +53,17 @@ export class CapacityDetector {
     private readonly settings: CapacitySettings,
   ) {}
 
-  async detect(): Promise<CapacityReport> {
+  async detect(signal?: AbortSignal): Promise<CapacityReport> {
     const { host, gpus, docker, clock } = this.probes;
     const { dataDir } = this.settings;
     const [cpu, memory, disk, gpuResult, dockerInfo] = await Promise.all([
-      settle(() => host.cpu(), 'HOST_PROBE_FAILED'),
-      settle(() => host.memory(), 'HOST_PROBE_FAILED'),
-      settle(() => host.disk(dataDir), 'HOST_PROBE_FAILED'),
-      settle(() => gpus.query(), 'NVIDIA_SMI_FAILED'),
-      settle(() => docker.probe(), 'DOCKER_UNREACHABLE'),
+      settle(() => host.cpu(signal), 'HOST_PROBE_FAILED'),
+      settle(() => host.memory(signal), 'HOST_PROBE_FAILED'),
+      settle(() => host.disk(dataDir, signal), 'HOST_PROBE_FAILED'),
+      settle(() => gpus.query(signal), 'NVIDIA_SMI_FAILED'),
+      settle(() => docker.probe(signal), 'DOCKER_UNREACHABLE'),
     ]);
+    signal?.throwIfAborted();
     const gpuInventory = gpuResult.ok ? ({ ok: true, ...gpuResult.inventory } as const) : gpuResult;
     const { allocatable, warnings } = computeAllocatable({
       cpu,

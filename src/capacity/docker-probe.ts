@@ -23,15 +23,17 @@ export class DockerProbe {
     private readonly options: DockerProbeOptions,
   ) {}
 
-  /** Throws ProviderError: DOCKER_UNREACHABLE, DOCKER_PERMISSION_DENIED or DOCKER_TIMEOUT. */
-  async probe(): Promise<DockerInfo> {
+  /** Throws ProviderError: DOCKER_UNREACHABLE, DOCKER_PERMISSION_DENIED or DOCKER_TIMEOUT; or the signal's reason when it aborts. */
+  async probe(outer?: AbortSignal): Promise<DockerInfo> {
     let info: Record<string, unknown>;
     let version: Record<string, unknown>;
     try {
       [info, version] = await withTimeout(`docker engine at ${this.options.socketPath}`, this.options.timeoutMs, (signal) =>
         Promise.all([this.docker.info({ abortSignal: signal }), this.docker.version({ abortSignal: signal })]),
+        outer,
       ).then(([i, v]) => [record(i), record(v)] as const);
     } catch (err) {
+      if (outer?.aborted) throw outer.reason;
       throw this.describe(err);
     }
     const runtimes = Object.keys(record(info.Runtimes)).sort();

@@ -55,8 +55,8 @@ export interface HostProbeOptions {
 export class HostProbe {
   constructor(private readonly options: HostProbeOptions) {}
 
-  async cpu(): Promise<CpuInfo> {
-    const cpu = await this.ask('CPU', () => this.options.source.cpu());
+  async cpu(signal?: AbortSignal): Promise<CpuInfo> {
+    const cpu = await this.ask('CPU', () => this.options.source.cpu(), signal);
     const threads = cpu.cores;
     if (!Number.isInteger(threads) || threads <= 0) throw failed('CPU', `no CPU count reported (got ${String(threads)})`);
     const model = this.options.source.cpuModelName?.()?.trim() || [cpu.manufacturer, cpu.brand].filter(Boolean).join(' ') || 'unknown CPU';
@@ -68,15 +68,15 @@ export class HostProbe {
     };
   }
 
-  async memory(): Promise<MemoryInfo> {
-    const mem = await this.ask('memory', () => this.options.source.mem());
+  async memory(signal?: AbortSignal): Promise<MemoryInfo> {
+    const mem = await this.ask('memory', () => this.options.source.mem(), signal);
     if (!(mem.total > 0)) throw failed('memory', `no memory size reported (got ${String(mem.total)})`);
     return { totalBytes: mem.total, availableBytes: mem.available };
   }
 
-  async disk(dataDir: string): Promise<DiskInfo> {
-    const probedPath = await this.ask('data dir', () => (this.options.resolvePath ?? resolveExistingPath)(dataDir));
-    const filesystems = await this.ask('disk', () => this.options.source.fsSize());
+  async disk(dataDir: string, signal?: AbortSignal): Promise<DiskInfo> {
+    const probedPath = await this.ask('data dir', () => (this.options.resolvePath ?? resolveExistingPath)(dataDir), signal);
+    const filesystems = await this.ask('disk', () => this.options.source.fsSize(), signal);
     const holder = mountHolding(probedPath, filesystems);
     if (!holder) {
       throw failed('disk', `no mounted filesystem holds ${probedPath} (mounts seen: ${filesystems.map((f) => f.mount).join(', ') || 'none'})`);
@@ -92,10 +92,11 @@ export class HostProbe {
     };
   }
 
-  private async ask<T>(what: string, work: () => Promise<T>): Promise<T> {
+  private async ask<T>(what: string, work: () => Promise<T>, outer: AbortSignal | undefined): Promise<T> {
     try {
-      return await withTimeout(`reading ${what}`, this.options.timeoutMs, work);
+      return await withTimeout(`reading ${what}`, this.options.timeoutMs, work, outer);
     } catch (err) {
+      if (outer?.aborted) throw outer.reason;
       if (err instanceof ProbeTimeoutError) {
         throw new ProviderError('HOST_PROBE_TIMEOUT', `reading ${what} took longer than ${this.options.timeoutMs} ms`, {
           fix: what === 'disk' ? 'a hung network mount (NFS, CIFS) stalls `df`: unmount it or fix the server' : 'check the host is not overloaded',

@@ -32,10 +32,13 @@ export interface NvidiaSmiResult {
 export class NvidiaSmi {
   constructor(private readonly options: NvidiaSmiOptions) {}
 
-  /** Throws ProviderError: NVIDIA_SMI_NOT_FOUND, _FAILED, _TIMEOUT or _BAD_OUTPUT. */
-  async query(): Promise<NvidiaSmiResult> {
+  /**
+   * Throws ProviderError: NVIDIA_SMI_NOT_FOUND, _FAILED, _TIMEOUT or _BAD_OUTPUT; or the signal's
+   * reason when it aborts.
+   */
+  async query(signal?: AbortSignal): Promise<NvidiaSmiResult> {
     // Both at once: each may take seconds on a large machine while the driver wakes every GPU.
-    const [query, list] = await Promise.allSettled([this.run(['-q', '-x']), this.run(['-L'])]);
+    const [query, list] = await Promise.allSettled([this.run(['-q', '-x'], signal), this.run(['-L'], signal)]);
     if (query.status === 'rejected') throw query.reason;
     const xml = parseNvidiaSmiXml(query.value);
     const warnings: string[] = [];
@@ -49,16 +52,20 @@ export class NvidiaSmi {
     return { inventory: toInventory(xml, listed), warnings };
   }
 
-  private async run(args: readonly string[]): Promise<string> {
+  private async run(args: readonly string[], outer: AbortSignal | undefined): Promise<string> {
     const { exec, path, timeoutMs, env } = this.options;
     try {
       // execFile kills the child at timeoutMs; the outer guard covers a child whose own children
       // keep its pipes open after the kill.
-      const result = await withTimeout(`${path} ${args.join(' ')}`, timeoutMs + 1_000, (signal) =>
-        exec(path, args, { timeoutMs, signal, env, maxBufferBytes: 64 * 1024 * 1024 }),
+      const result = await withTimeout(
+        `${path} ${args.join(' ')}`,
+        timeoutMs + 1_000,
+        (signal) => exec(path, args, { timeoutMs, signal, env, maxBufferBytes: 64 * 1024 * 1024 }),
+        outer,
       );
       return result.stdout;
     } catch (err) {
+      if (outer?.aborted) throw outer.reason;
       throw this.describe(err, args);
     }
   }

@@ -10,24 +10,38 @@ export class ProbeTimeoutError extends Error {
 }
 
 /**
- * Waits for `work` at most `timeoutMs`. The work is told to stop through the signal; work that
- * cannot be stopped (systeminformation runs its own child processes) is left to finish unheard,
- * which is the price of a command that always answers.
+ * Waits for `work` at most `timeoutMs`, or until `outer` aborts (daemon shutdown), whichever is
+ * first. The work is told to stop through the signal it is given; work that cannot be stopped
+ * (systeminformation runs its own child processes) is left to finish unheard, which is the price
+ * of a command that always answers. An outer abort rejects with the signal's reason.
  */
-export async function withTimeout<T>(what: string, timeoutMs: number, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+export async function withTimeout<T>(
+  what: string,
+  timeoutMs: number,
+  work: (signal: AbortSignal) => Promise<T>,
+  outer?: AbortSignal,
+): Promise<T> {
+  outer?.throwIfAborted();
   const controller = new AbortController();
   let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
+  let onOuterAbort: (() => void) | undefined;
+  const stopped = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       controller.abort();
       reject(new ProbeTimeoutError(what, timeoutMs));
     }, timeoutMs);
     // A probe still running must not keep a finished CLI alive.
     timer.unref();
+    onOuterAbort = () => {
+      controller.abort(outer?.reason);
+      reject(outer?.reason);
+    };
+    outer?.addEventListener('abort', onOuterAbort, { once: true });
   });
   try {
-    return await Promise.race([work(controller.signal), expired]);
+    return await Promise.race([work(controller.signal), stopped]);
   } finally {
     clearTimeout(timer);
+    if (onOuterAbort) outer?.removeEventListener('abort', onOuterAbort);
   }
 }

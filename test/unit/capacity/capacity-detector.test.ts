@@ -66,6 +66,15 @@ describe('CapacityDetector', () => {
     expect(nothingDetected(report)).toBe(true);
   });
 
+  it('rejects with the abort reason when the caller aborts, instead of reporting parts as missing', async () => {
+    const controller = new AbortController();
+    const hanging = (signal?: AbortSignal) =>
+      new Promise<never>((_, reject) => signal?.addEventListener('abort', () => reject(signal.reason), { once: true }));
+    const detecting = detector({ docker: { probe: hanging } }).detect(controller.signal);
+    controller.abort(new Error('shutting down'));
+    await expect(detecting).rejects.toThrow('shutting down');
+  });
+
   it('produces JSON that survives a round trip unchanged', async () => {
     const report = await detector().detect();
     expect(JSON.parse(JSON.stringify(report))).toEqual(report);

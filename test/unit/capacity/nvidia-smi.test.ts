@@ -64,6 +64,14 @@ describe('NvidiaSmi', () => {
     expect(Date.now() - started).toBeLessThan(3_000);
   });
 
+  it('stops a hanging nvidia-smi at once when the caller aborts', async () => {
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(new Error('shutting down')), 50);
+    const started = Date.now();
+    await expect(nvidiaSmi('nvidia-smi-hang', {}, 10_000).query(controller.signal)).rejects.toThrow('shutting down');
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
   it('reports NVIDIA_SMI_BAD_OUTPUT for output cut off mid-document', async () => {
     await expect(nvidiaSmi('nvidia-smi-garbage').query()).rejects.toMatchObject({ code: 'NVIDIA_SMI_BAD_OUTPUT' });
   });
