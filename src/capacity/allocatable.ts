@@ -125,7 +125,7 @@ function dockerBlocker(docker: Detected<DockerInfo>, mode: AllocatableInput['gpu
   if (mode === 'cdi' && !passthrough.via.includes('cdi')) {
     const detail = passthrough.cdi.enabledInDocker
       ? `no nvidia.com/gpu CDI spec in ${passthrough.cdi.specDirs.join(', ')}: run \`nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml\``
-      : 'this Docker engine has CDI off (Docker >= 25 needs the "cdi" feature in daemon.json; on by default since 27)';
+      : 'this Docker engine has CDI off: Docker >= 25 with the "cdi" feature on in daemon.json is needed';
     return ['docker-has-no-nvidia-cdi-spec', passthrough.nvidiaRuntime ? `${detail}; or set gpu.mode: runtime, which this engine has` : detail];
   }
   return undefined;

@@ -45,7 +45,7 @@ export class DockerProbe {
       osType: str(info.OSType),
       architecture: str(info.Architecture),
       kernelVersion: str(info.KernelVersion),
-      cgroupVersion: info.CgroupVersion === '2' || info.CgroupVersion === 2 ? 2 : info.CgroupVersion === '1' || info.CgroupVersion === 1 ? 1 : null,
+      cgroupVersion: cgroupVersionOf(info.CgroupVersion),
       cgroupDriver: str(info.CgroupDriver),
       storageDriver: str(info.Driver),
       runtimes,
@@ -56,8 +56,9 @@ export class DockerProbe {
 
   private async gpuPassthrough(info: Record<string, unknown>, runtimes: string[], defaultRuntime: string | null): Promise<GpuPassthrough> {
     const nvidiaRuntime = runtimes.includes('nvidia') || defaultRuntime === 'nvidia';
-    // Docker >= 25 reports CDISpecDirs, and only when CDI is enabled (a feature flag until 27):
-    // absent means the engine will refuse `--device nvidia.com/gpu=...` whatever is on disk.
+    // Docker >= 25 reports CDISpecDirs; the engine API documents an empty list as "CDI device
+    // injection is disabled", and older engines leave it out: either way the engine refuses
+    // `--device nvidia.com/gpu=...` whatever specs are on disk.
     const reported = Array.isArray(info.CDISpecDirs) ? info.CDISpecDirs.filter((d): d is string => typeof d === 'string') : undefined;
     const enabledInDocker = reported !== undefined && reported.length > 0;
     const specDirs = enabledInDocker ? reported : [...DEFAULT_CDI_SPEC_DIRS];
@@ -128,6 +129,12 @@ export class DockerProbe {
 
 function record(value: unknown): Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+}
+
+/** Docker >= 20.10 reports "1" or "2"; older engines nothing. */
+function cgroupVersionOf(value: unknown): 1 | 2 | null {
+  const version = String(value ?? '');
+  return version === '2' ? 2 : version === '1' ? 1 : null;
 }
 
 function str(value: unknown): string | null {

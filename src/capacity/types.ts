@@ -127,7 +127,7 @@ export interface GpuPassthrough {
   /** `nvidia` is among `docker info`'s Runtimes (or is the default runtime). */
   nvidiaRuntime: boolean;
   cdi: {
-    /** Docker reports CDISpecDirs (Docker >= 25 with CDI enabled). */
+    /** Docker reports a non-empty CDISpecDirs (Docker >= 25 with CDI on). */
     enabledInDocker: boolean;
     specDirs: string[];
     /** CDI spec files declaring kind nvidia.com/gpu. */
