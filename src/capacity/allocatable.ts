@@ -116,7 +116,9 @@ export function computeAllocatable(input: AllocatableInput): { allocatable: Allo
 function dockerBlocker(docker: Detected<DockerInfo>, mode: AllocatableInput['gpuMode']): [GpuNotOfferedReason, string] | undefined {
   if (!docker.ok) return ['docker-unreachable', `Docker could not be read: ${docker.reason}`];
   const passthrough = docker.gpuPassthrough;
-  if (mode === 'runtime' && !passthrough.nvidiaRuntime) {
+  // The runtime mode asks for GPUs as `--gpus` does (DeviceRequests): the nvidia runtime or the
+  // NVIDIA hook alone serves that.
+  if (mode === 'runtime' && !passthrough.via.includes('runtime') && !passthrough.via.includes('hook')) {
     const detail = passthrough.via.includes('cdi')
       ? 'Docker has no nvidia runtime, but CDI can pass GPUs through: set gpu.mode: cdi'
       : (passthrough.reason ?? 'Docker has no nvidia runtime');
@@ -126,7 +128,7 @@ function dockerBlocker(docker: Detected<DockerInfo>, mode: AllocatableInput['gpu
     const detail = passthrough.cdi.enabledInDocker
       ? `no nvidia.com/gpu CDI spec in ${passthrough.cdi.specDirs.join(', ')}: run \`nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml\``
       : 'this Docker engine has CDI off: Docker >= 25 with the "cdi" feature on in daemon.json is needed';
-    return ['docker-has-no-nvidia-cdi-spec', passthrough.nvidiaRuntime ? `${detail}; or set gpu.mode: runtime, which this engine has` : detail];
+    return ['docker-has-no-nvidia-cdi-spec', passthrough.via.length > 0 ? `${detail}; or set gpu.mode: runtime, which this engine serves` : detail];
   }
   return undefined;
 }

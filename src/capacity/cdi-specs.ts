@@ -1,18 +1,20 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { access, constants, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** Where CDI specs live when Docker does not say (the CDI specification's defaults). */
 export const DEFAULT_CDI_SPEC_DIRS = ['/etc/cdi', '/var/run/cdi'] as const;
 
-/** File access for the CDI scan; tests pass a fake. */
-export interface CdiFiles {
+/** The file access the Docker probe needs (CDI specs, the NVIDIA hook); tests pass a fake. */
+export interface HostFiles {
   list(dir: string): Promise<string[]>;
   read(file: string): Promise<string>;
+  isExecutable(file: string): Promise<boolean>;
 }
 
-export const nodeCdiFiles: CdiFiles = {
+export const nodeHostFiles: HostFiles = {
   list: (dir) => readdir(dir),
   read: (file) => readFile(file, 'utf8'),
+  isExecutable: (file) => access(file, constants.X_OK).then(() => true, () => false),
 };
 
 // A spec names its device kind once at the top: `kind: nvidia.com/gpu` on its own line (YAML, as
@@ -21,7 +23,7 @@ const NVIDIA_GPU_KIND_YAML = /^kind:\s*["']?nvidia\.com\/gpu["']?\s*$/m;
 const NVIDIA_GPU_KIND_JSON = /"kind"\s*:\s*"nvidia\.com\/gpu"/;
 
 /** CDI spec files in `dirs` that declare NVIDIA GPUs. Missing or unreadable dirs and files are skipped. */
-export async function findNvidiaCdiSpecs(dirs: readonly string[], files: CdiFiles = nodeCdiFiles): Promise<string[]> {
+export async function findNvidiaCdiSpecs(dirs: readonly string[], files: HostFiles = nodeHostFiles): Promise<string[]> {
   const found: string[] = [];
   for (const dir of dirs) {
     let names: string[];

@@ -1,5 +1,5 @@
 import { ProviderError } from '../errors';
-import { DEFAULT_CDI_SPEC_DIRS, findNvidiaCdiSpecs, nodeCdiFiles, type CdiFiles } from './cdi-specs';
+import { DEFAULT_CDI_SPEC_DIRS, findNvidiaCdiSpecs, nodeHostFiles, type HostFiles } from './cdi-specs';
 import type { DockerInfo, GpuPassthrough } from './types';
 import { ProbeTimeoutError, withTimeout } from './with-timeout';
 
@@ -9,11 +9,19 @@ export interface DockerEngineApi {
   version(options?: { abortSignal?: AbortSignal }): Promise<unknown>;
 }
 
+/**
+ * Where the NVIDIA Container Toolkit installs its OCI hook. With it present, Docker >= 19.03 serves
+ * `--gpus` (DeviceRequests) through its built-in nvidia driver, no `nvidia` runtime needed. dockerd
+ * looks it up on its own PATH, which this process cannot see; these are the packages' paths.
+ */
+export const NVIDIA_HOOK_PATHS = ['/usr/bin/nvidia-container-runtime-hook', '/usr/local/bin/nvidia-container-runtime-hook'] as const;
+
 export interface DockerProbeOptions {
   /** Where the engine is expected, for messages (the dockerode instance already points there). */
   socketPath: string;
   timeoutMs: number;
-  cdiFiles?: CdiFiles;
+  files?: HostFiles;
+  hookPaths?: readonly string[];
 }
 
 /** Asks the engine what it is and whether it can hand a container a GPU. */
@@ -55,20 +63,29 @@ export class DockerProbe {
   }
 
   private async gpuPassthrough(info: Record<string, unknown>, runtimes: string[], defaultRuntime: string | null): Promise<GpuPassthrough> {
+    const files = this.options.files ?? nodeHostFiles;
     const nvidiaRuntime = runtimes.includes('nvidia') || defaultRuntime === 'nvidia';
+    let nvidiaHook: string | null = null;
+    for (const path of this.options.hookPaths ?? NVIDIA_HOOK_PATHS) {
+      if (await files.isExecutable(path)) {
+        nvidiaHook = path;
+        break;
+      }
+    }
     // Docker >= 25 reports CDISpecDirs; the engine API documents an empty list as "CDI device
     // injection is disabled", and older engines leave it out: either way the engine refuses
     // `--device nvidia.com/gpu=...` whatever specs are on disk.
     const reported = Array.isArray(info.CDISpecDirs) ? info.CDISpecDirs.filter((d): d is string => typeof d === 'string') : undefined;
     const enabledInDocker = reported !== undefined && reported.length > 0;
     const specDirs = enabledInDocker ? reported : [...DEFAULT_CDI_SPEC_DIRS];
-    const nvidiaSpecFiles = await findNvidiaCdiSpecs(specDirs, this.options.cdiFiles ?? nodeCdiFiles);
+    const nvidiaSpecFiles = await findNvidiaCdiSpecs(specDirs, files);
     const cdiUsable = enabledInDocker && nvidiaSpecFiles.length > 0;
     const via: GpuPassthrough['via'] = [];
     if (nvidiaRuntime) via.push('runtime');
+    if (nvidiaHook) via.push('hook');
     if (cdiUsable) via.push('cdi');
     const cdi = { enabledInDocker, specDirs, nvidiaSpecFiles };
-    if (via.length > 0) return { possible: true, via, reasonCode: null, reason: null, nvidiaRuntime, cdi };
+    if (via.length > 0) return { possible: true, via, reasonCode: null, reason: null, nvidiaRuntime, nvidiaHook, cdi };
 
     const cdiState = !enabledInDocker
       ? nvidiaSpecFiles.length > 0
@@ -80,9 +97,10 @@ export class DockerProbe {
       via,
       reasonCode: 'docker-has-no-nvidia-runtime',
       reason:
-        `Docker has no nvidia runtime (runtimes: ${runtimes.join(', ') || 'none'}) and ${cdiState}; ` +
+        `Docker has no nvidia runtime (runtimes: ${runtimes.join(', ') || 'none'}), no nvidia-container-runtime-hook is installed, and ${cdiState}; ` +
         'install the NVIDIA Container Toolkit and run `nvidia-ctk runtime configure --runtime=docker`, then restart Docker',
       nvidiaRuntime,
+      nvidiaHook,
       cdi,
     };
   }

@@ -28,7 +28,7 @@ export function formatCapacityText(report: CapacityReport): string {
     summary.push(['Docker', `${docker.engineVersion ?? 'unknown version'} (API ${docker.apiVersion ?? 'unknown'}) on ${docker.os ?? 'unknown OS'}, ${docker.architecture ?? ''}`.replace(/, $/, '')]);
     summary.push(['', `cgroup ${docker.cgroupVersion === null ? 'version unknown' : `v${docker.cgroupVersion}`} (${docker.cgroupDriver ?? 'unknown driver'}), storage driver ${docker.storageDriver ?? 'unknown'}`]);
     summary.push(['', `runtimes ${docker.runtimes.join(', ') || 'none'} (default ${docker.defaultRuntime ?? 'unknown'})`]);
-    summary.push(['', passthrough.possible ? `GPU passthrough: yes, via ${passthrough.via.join(' and ')}` : `GPU passthrough: no: ${passthrough.reason}`]);
+    summary.push(['', passthrough.possible ? `GPU passthrough: yes, via ${passthrough.via.map((way) => (way === 'hook' ? `the NVIDIA hook (${passthrough.nvidiaHook})` : way === 'runtime' ? 'the nvidia runtime' : 'CDI')).join(' and ')}` : `GPU passthrough: no: ${passthrough.reason}`]);
   } else {
     summary.push(['Docker', 'not reachable (see below)']);
   }

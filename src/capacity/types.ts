@@ -18,7 +18,7 @@ import type { ErrorCode } from '../errors';
  *   gpus:   { ok: true, driverVersion, cudaVersion, devices: Gpu[] }                    | Failure,
  *   docker: { ok: true, engineVersion, apiVersion, os, osType, architecture, kernelVersion,
  *             cgroupVersion, cgroupDriver, storageDriver, runtimes, defaultRuntime,
- *             gpuPassthrough: { possible, via, reasonCode, reason, nvidiaRuntime,
+ *             gpuPassthrough: { possible, via, reasonCode, reason, nvidiaRuntime, nvidiaHook,
  *                               cdi: { enabledInDocker, specDirs, nvidiaSpecFiles } } } | Failure,
  *   allocatable: { cpuMillis, memoryBytes, diskBytes, reserve: {cpuMillis, memoryBytes, diskBytes},
  *                  gpus: AllocatableGpu[], gpusNotOffered: GpuNotOffered[] },
@@ -118,14 +118,16 @@ export interface GpuInventory {
 export type GpuPassthroughReasonCode = 'docker-has-no-nvidia-runtime' | 'docker-has-no-nvidia-cdi-spec';
 
 export interface GpuPassthrough {
-  /** True when either the nvidia runtime or a CDI spec can give a container a GPU. */
+  /** True when the nvidia runtime, the NVIDIA hook or a CDI spec can give a container a GPU. */
   possible: boolean;
-  via: ('runtime' | 'cdi')[];
+  via: ('runtime' | 'hook' | 'cdi')[];
   reasonCode: GpuPassthroughReasonCode | null;
   /** Why it is not possible, with the fix; null when it is. */
   reason: string | null;
   /** `nvidia` is among `docker info`'s Runtimes (or is the default runtime). */
   nvidiaRuntime: boolean;
+  /** Path of nvidia-container-runtime-hook, which serves `--gpus` without the nvidia runtime; null when absent. */
+  nvidiaHook: string | null;
   cdi: {
     /** Docker reports a non-empty CDISpecDirs (Docker >= 25 with CDI on). */
     enabledInDocker: boolean;

@@ -33,6 +33,7 @@ describe('DockerProbe against the real engine', () => {
     expect(info.defaultRuntime).toBe('runc');
     expect(info.gpuPassthrough.possible).toBe(false);
     expect(info.gpuPassthrough.nvidiaRuntime).toBe(false);
+    expect(info.gpuPassthrough.nvidiaHook).toBeNull();
     expect(info.gpuPassthrough.reasonCode).toBe('docker-has-no-nvidia-runtime');
     expect(info.gpuPassthrough.reason).toContain('Docker has no nvidia runtime');
   });

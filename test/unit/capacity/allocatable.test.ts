@@ -95,6 +95,11 @@ describe('computeAllocatable: GPUs', () => {
       { offered: ['0'], notOffered: [], warnings: [] },
     ],
     [
+      'offers GPUs in runtime mode when only the NVIDIA hook is installed',
+      { gpus: gpusDetected(aGpu({ index: 0 })), docker: dockerDetected(aPassthrough({ via: ['hook'], nvidiaRuntime: false, nvidiaHook: '/usr/bin/nvidia-container-runtime-hook' })) },
+      { offered: ['0'], notOffered: [], warnings: [] },
+    ],
+    [
       'refuses GPUs in cdi mode when Docker has only the nvidia runtime',
       { gpus: gpusDetected(aGpu({ index: 0 })), gpuMode: 'cdi' },
       { offered: [], notOffered: [['0', 'docker-has-no-nvidia-cdi-spec']], warnings: [] },

@@ -42,6 +42,7 @@ export function aPassthrough(overrides: Partial<GpuPassthrough> = {}): GpuPassth
     reasonCode: null,
     reason: null,
     nvidiaRuntime: true,
+    nvidiaHook: null,
     cdi: { enabledInDocker: false, specDirs: ['/etc/cdi', '/var/run/cdi'], nvidiaSpecFiles: [] },
     ...overrides,
   };

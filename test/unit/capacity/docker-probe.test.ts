@@ -1,4 +1,4 @@
-import { DockerProbe, findNvidiaCdiSpecs, type CdiFiles, type DockerEngineApi } from '../../../src/capacity';
+import { DockerProbe, findNvidiaCdiSpecs, type DockerEngineApi, type HostFiles } from '../../../src/capacity';
 
 const ENGINE_27_INFO = {
   ServerVersion: '27.3.1',
@@ -18,8 +18,9 @@ function engine(info: object, version: object = { Version: '27.3.1', ApiVersion:
   return { info: async () => info, version: async () => version };
 }
 
-function files(tree: Record<string, Record<string, string>>): CdiFiles {
+function files(tree: Record<string, Record<string, string>>, executables: string[] = []): HostFiles {
   return {
+    isExecutable: async (file) => executables.includes(file),
     list: async (dir) => {
       const entries = tree[dir];
       if (!entries) throw Object.assign(new Error(`ENOENT: ${dir}`), { code: 'ENOENT' });
@@ -36,8 +37,8 @@ function files(tree: Record<string, Record<string, string>>): CdiFiles {
 
 const NVIDIA_CDI_SPEC = 'cdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices:\n- name: "0"\n';
 
-function probe(api: DockerEngineApi, cdi: CdiFiles = files({}), timeoutMs = 1_000): DockerProbe {
-  return new DockerProbe(api, { socketPath: '/var/run/docker.sock', timeoutMs, cdiFiles: cdi });
+function probe(api: DockerEngineApi, hostFiles: HostFiles = files({}), timeoutMs = 1_000): DockerProbe {
+  return new DockerProbe(api, { socketPath: '/var/run/docker.sock', timeoutMs, files: hostFiles });
 }
 
 describe('DockerProbe', () => {
@@ -61,6 +62,7 @@ describe('DockerProbe', () => {
         reasonCode: null,
         reason: null,
         nvidiaRuntime: true,
+        nvidiaHook: null,
         cdi: { enabledInDocker: true, specDirs: ['/etc/cdi', '/var/run/cdi'], nvidiaSpecFiles: [] },
       },
     });
@@ -78,7 +80,14 @@ describe('DockerProbe', () => {
     const info = await probe(engine({ ...ENGINE_27_INFO, Runtimes: { runc: {} }, CDISpecDirs: undefined })).probe();
     expect(info.gpuPassthrough.possible).toBe(false);
     expect(info.gpuPassthrough.reasonCode).toBe('docker-has-no-nvidia-runtime');
-    expect(info.gpuPassthrough.reason).toMatch(/Docker has no nvidia runtime \(runtimes: runc\) and CDI is off in this engine.*nvidia-ctk runtime configure/);
+    expect(info.gpuPassthrough.reason).toMatch(
+      /Docker has no nvidia runtime \(runtimes: runc\), no nvidia-container-runtime-hook is installed, and CDI is off in this engine.*nvidia-ctk runtime configure/,
+    );
+  });
+
+  it('finds GPU passthrough through the NVIDIA hook that serves --gpus without the nvidia runtime', async () => {
+    const info = await probe(engine({ ...ENGINE_27_INFO, Runtimes: { runc: {} } }), files({}, ['/usr/bin/nvidia-container-runtime-hook'])).probe();
+    expect(info.gpuPassthrough).toMatchObject({ possible: true, via: ['hook'], nvidiaRuntime: false, nvidiaHook: '/usr/bin/nvidia-container-runtime-hook' });
   });
 
   it('says when CDI specs exist on disk but the engine has CDI off', async () => {
