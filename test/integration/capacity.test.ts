@@ -16,9 +16,24 @@ const FAKE_BIN = join(__dirname, '..', 'fixtures', 'bin');
 const HOST_CGROUP_VERSION = existsSync('/sys/fs/cgroup/cgroup.controllers') ? 2 : 1;
 
 let scratch: string;
-beforeAll(() => {
+beforeAll(async () => {
   scratch = mkdtempSync(join(tmpdir(), 'provider-capacity-'));
-});
+  await engineAnswering(new Docker({ socketPath: DOCKER_SOCKET }), 30_000);
+}, 35_000);
+
+/** The engine is shared by every suite on the machine; one may be restarting it (live-restore tests). */
+async function engineAnswering(docker: Docker, withinMs: number): Promise<void> {
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    try {
+      await docker.ping();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+}
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 describe('DockerProbe against the real engine', () => {
