@@ -1,4 +1,6 @@
 export { CapacityDetector, capacitySettings, nothingDetected } from './capacity-detector';
+export { createCapacityDetector, HOST_PROBE_TIMEOUT_MS } from './create-detector';
+export type { CapacityWiring } from './create-detector';
 export type { CapacitySettings, GpuSource, DockerSource, HostSource } from './capacity-detector';
 export { NvidiaSmi } from './nvidia-smi';
 export type { NvidiaSmiOptions, NvidiaSmiResult } from './nvidia-smi';
