@@ -89,9 +89,9 @@ export class DockerProbe {
 
     const cdiState = !enabledInDocker
       ? nvidiaSpecFiles.length > 0
-        ? `CDI specs for nvidia.com/gpu exist (${nvidiaSpecFiles.join(', ')}) but this engine has CDI off`
-        : 'CDI is off in this engine and no nvidia.com/gpu CDI spec exists'
-      : `no nvidia.com/gpu CDI spec in ${specDirs.join(', ')}`;
+        ? `CDI is off in this engine (though nvidia.com/gpu specs exist: ${nvidiaSpecFiles.join(', ')})`
+        : 'CDI is off in this engine, with no nvidia.com/gpu spec on disk'
+      : `no nvidia.com/gpu CDI spec is in ${specDirs.join(', ')}`;
     return {
       possible: false,
       via,

@@ -6,7 +6,7 @@ export function registerCapacityCommand(program: Command, io: CliIo): void {
   program
     .command('capacity')
     .description('detect CPU, memory, disk, NVIDIA GPUs and Docker, and show what can be offered')
-    .option('--json', 'print the report as JSON (schemaVersion 1, see src/capacity/types.ts), for scripts')
+    .option('--json', 'print the report as JSON (schemaVersion 1), for scripts')
     .action(async (options: { json?: boolean }, command: Command) => {
       const ctx = commandContext(io, command);
       const detector = createCapacityDetector(ctx.loaded.config, { exec: io.exec, env: io.env, clock: io.clock });

@@ -96,7 +96,7 @@ describe('DockerProbe', () => {
       files({ '/etc/cdi': { 'nvidia.yaml': NVIDIA_CDI_SPEC } }),
     ).probe();
     expect(info.gpuPassthrough).toMatchObject({ possible: false, cdi: { enabledInDocker: false, nvidiaSpecFiles: ['/etc/cdi/nvidia.yaml'] } });
-    expect(info.gpuPassthrough.reason).toContain('this engine has CDI off');
+    expect(info.gpuPassthrough.reason).toContain('CDI is off in this engine (though nvidia.com/gpu specs exist: /etc/cdi/nvidia.yaml)');
   });
 
   it('counts nvidia as the default runtime as passthrough', async () => {
