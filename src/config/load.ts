@@ -62,7 +62,12 @@ export interface LoadedConfig {
 }
 
 /** Environment variables that configure the program but are not config keys. */
-const NON_KEY_ENV = new Set(['PROVIDER_CONFIG', 'PROVIDER_NVIDIA_SMI', 'PROVIDER_KEYSTORE_PASSWORD']);
+const NON_KEY_ENV = new Set(['PROVIDER_CONFIG', 'PROVIDER_KEYSTORE_PASSWORD']);
+
+/** Short names kept for what operators and tools already set; each is a config key's env layer. */
+const ENV_ALIASES: Record<string, string[]> = {
+  PROVIDER_NVIDIA_SMI: ['gpu', 'nvidiaSmiPath'],
+};
 
 export const ENV_PREFIX = 'PROVIDER_';
 
@@ -195,8 +200,9 @@ const TOP_LEVEL_KEYS = new Set(Object.keys(configSchema.shape));
 function readEnvLayer(env: NodeJS.ProcessEnv, warnings: string[]): EnvLayer {
   const layer: EnvLayer = { values: {}, origins: [] };
   for (const [variable, raw] of Object.entries(env).sort(([a], [b]) => a.localeCompare(b))) {
-    if (!variable.startsWith(ENV_PREFIX) || raw === undefined || NON_KEY_ENV.has(variable)) continue;
-    const segments = variable.slice(ENV_PREFIX.length).split('__').map(snakeToCamel);
+    // An empty variable (`PROVIDER_X=`) is how shells and unit files unset things: not a value.
+    if (!variable.startsWith(ENV_PREFIX) || raw === undefined || raw === '' || NON_KEY_ENV.has(variable)) continue;
+    const segments = ENV_ALIASES[variable] ?? variable.slice(ENV_PREFIX.length).split('__').map(snakeToCamel);
     if (!TOP_LEVEL_KEYS.has(segments[0] ?? '')) {
       warnings.push(`environment variable ${variable} is not a config key and was ignored (nested keys use __, e.g. PROVIDER_LOG__LEVEL)`);
       continue;

@@ -26,6 +26,8 @@ export class ExecError extends Error {
     readonly reason: 'not-found' | 'timeout' | 'exit' | 'signal' | 'other',
     readonly exitCode: number | null,
     readonly stderr: string,
+    /** Some tools (nvidia-smi among them) print their failure on stdout, not stderr. */
+    readonly stdout: string = '',
   ) {
     super(message);
     this.name = 'ExecError';
@@ -57,7 +59,7 @@ export const execFileAsync: Exec = (file, args, options) =>
         } else if (err.killed && err.signal === 'SIGKILL') {
           reject(new ExecError(`${file}: no answer within ${options.timeoutMs} ms`, file, 'timeout', null, stderr));
         } else if (typeof err.code === 'number') {
-          reject(new ExecError(`${file}: exited with code ${err.code}`, file, 'exit', err.code, stderr));
+          reject(new ExecError(`${file}: exited with code ${err.code}`, file, 'exit', err.code, stderr, stdout));
         } else if (err.signal) {
           reject(new ExecError(`${file}: killed by ${err.signal}`, file, 'signal', null, stderr));
         } else {

@@ -63,6 +63,14 @@ describe('loadConfig', () => {
     expect(config.dataDir).toBe('/srv/p');
   });
 
+  it('takes PROVIDER_NVIDIA_SMI as gpu.nvidiaSmiPath, over the file and under a flag', () => {
+    const src = withFile('gpu:\n  nvidiaSmiPath: /from/file\n', { env: { PROVIDER_NVIDIA_SMI: '/from/env' } });
+    expect(loadConfig(src).config.gpu.nvidiaSmiPath).toBe('/from/env');
+    const flagged = { ...src, flags: [{ path: 'gpu.nvidiaSmiPath', value: '/from/flag', flag: '--set gpu.nvidiaSmiPath' }] };
+    expect(loadConfig(flagged).config.gpu.nvidiaSmiPath).toBe('/from/flag');
+    expect(loadConfig(sources({ env: { PROVIDER_NVIDIA_SMI: '' } })).config.gpu.nvidiaSmiPath).toBeUndefined();
+  });
+
   it('finds the file named by PROVIDER_CONFIG, and a flag beats it', () => {
     const a = withFile('region: from-env-file\n');
     const b = withFile('region: from-flag-file\n');

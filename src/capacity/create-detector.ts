@@ -1,0 +1,31 @@
+import Docker from 'dockerode';
+import type { ProviderConfig } from '../config';
+import type { Clock } from '../util/clock';
+import type { Exec } from '../util/exec';
+import { CapacityDetector, capacitySettings } from './capacity-detector';
+import { DockerProbe } from './docker-probe';
+import { HostProbe, systemInformationSource } from './host-probe';
+import { NvidiaSmi } from './nvidia-smi';
+
+/** systeminformation shells out to df and reads /proc; a hung NFS mount must not hang detection. */
+export const HOST_PROBE_TIMEOUT_MS = 10_000;
+
+export interface CapacityWiring {
+  exec: Exec;
+  /** The environment nvidia-smi runs in. */
+  env: NodeJS.ProcessEnv;
+  clock: Clock;
+}
+
+/** Builds the detector the CLI and the daemon use, from the config and the process's environment. */
+export function createCapacityDetector(config: ProviderConfig, wiring: CapacityWiring): CapacityDetector {
+  // PROVIDER_NVIDIA_SMI reaches us as gpu.nvidiaSmiPath (the config loader's env layer).
+  const nvidiaSmiPath = config.gpu.nvidiaSmiPath ?? 'nvidia-smi';
+  const nvidiaSmi = new NvidiaSmi({ exec: wiring.exec, path: nvidiaSmiPath, timeoutMs: config.gpu.nvidiaSmiTimeoutMs, env: wiring.env });
+  const docker = new DockerProbe(new Docker({ socketPath: config.docker.socketPath }), {
+    socketPath: config.docker.socketPath,
+    timeoutMs: config.docker.requestTimeoutMs,
+  });
+  const host = new HostProbe({ source: systemInformationSource(), timeoutMs: HOST_PROBE_TIMEOUT_MS });
+  return new CapacityDetector({ host, gpus: nvidiaSmi, docker, clock: wiring.clock }, capacitySettings(config));
+}
