@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'DOCKER_TIMEOUT'
   | 'HOST_PROBE_FAILED'
   | 'HOST_PROBE_TIMEOUT'
+  | 'CAPACITY_EXHAUSTED'
   // api
   | 'AUTH_MISSING'
   | 'AUTH_EXPIRED'

@@ -18,6 +18,8 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   DOCKER_TIMEOUT: 503,
   HOST_PROBE_FAILED: 503,
   HOST_PROBE_TIMEOUT: 503,
+  // Not now: leases end and free capacity; the tenant may retry or go elsewhere.
+  CAPACITY_EXHAUSTED: 409,
   AUTH_MISSING: 401,
   AUTH_EXPIRED: 401,
   AUTH_BAD_SIGNATURE: 401,

@@ -20,3 +20,5 @@ export type { GpuOffer, GpuSelection } from './gpu-offer';
 export { formatCapacityText } from './format-text';
 export { CAPACITY_SCHEMA_VERSION } from './types';
 export type * from './types';
+export { AllocationLedger } from './allocation-ledger';
+export type { Allocation, AllocationRequest, FreeCapacity } from './allocation-ledger';

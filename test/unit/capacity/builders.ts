@@ -1,4 +1,4 @@
-import type { CpuInfo, Detected, DiskInfo, DockerInfo, Gpu, GpuInventory, GpuPassthrough, MemoryInfo, MigDevice, ProbeFailure } from '../../../src/capacity';
+import type { Allocatable, AllocatableGpu, CpuInfo, Detected, DiskInfo, DockerInfo, Gpu, GpuInventory, GpuPassthrough, MemoryInfo, MigDevice, ProbeFailure } from '../../../src/capacity';
 import { GiB } from './fixtures';
 
 export function aMigDevice(overrides: Partial<MigDevice> = {}): MigDevice {
@@ -96,3 +96,20 @@ export const DISK_INFO: DiskInfo = {
 export const CPU: Detected<CpuInfo> = { ok: true, ...CPU_INFO };
 export const MEMORY: Detected<MemoryInfo> = { ok: true, ...MEMORY_INFO };
 export const DISK: { ok: true } & DiskInfo = { ok: true, ...DISK_INFO };
+
+export function anAllocatableGpu(overrides: Partial<AllocatableGpu> = {}): AllocatableGpu {
+  const uuid = overrides.uuid ?? `GPU-${(overrides.gpuIndex ?? 0).toString().padStart(8, '0')}-0000-0000-0000-000000000000`;
+  return { kind: 'gpu', uuid, gpuUuid: uuid, gpuIndex: 0, migIndex: null, model: 'NVIDIA GeForce RTX 4090', profile: null, memoryBytes: 24 * 2 ** 30, ...overrides };
+}
+
+export function anAllocatable(overrides: Partial<Allocatable> = {}): Allocatable {
+  return {
+    cpuMillis: 8000,
+    memoryBytes: 32 * 2 ** 30,
+    diskBytes: 500 * 2 ** 30,
+    reserve: { cpuMillis: 1000, memoryBytes: 2 * 2 ** 30, diskBytes: 10 * 2 ** 30 },
+    gpus: [],
+    gpusNotOffered: [],
+    ...overrides,
+  };
+}
