@@ -8,6 +8,7 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 /**
  * The compute marketplace (DESIGN.md §3.1).
@@ -23,6 +24,8 @@ import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
  *
  * Memory is reserved for the whole lease, so its price is folded into `perSecond` by the
  * provider; `memoryByteSeconds` and `rxBytes` are recorded for the tenant's audit, not priced.
+ * A lease stores only keccak256(abi.encode(rates)); the rates are in LeaseOpened, and
+ * `disputeUsage` takes them back as an argument.
  *
  * Usage records are the leaves of an OpenZeppelin StandardMerkleTree with leaf types
  * (uint256 leaseId, uint64 seq, uint64 t0, uint64 t1, uint64 cpuMillis, uint256 memoryByteSeconds,
@@ -95,19 +98,21 @@ contract Marketplace is EIP712, ReentrancyGuard {
         string metadata;
     }
 
+    /// Packed into six slots: openLease pays for every one of them.
     struct Lease {
         address provider;
         uint64 startedAt;
-        uint64 closedAt;
         address tenant;
-        uint64 maxDuration;
+        uint64 closedAt;
         bool disputed;
         bool settled;
+        uint64 maxDuration;
+        uint128 maxRatePerSecond;
+        uint128 escrow;
+        uint128 paid;
         bytes32 manifestHash;
-        uint256 maxRatePerSecond;
-        uint256 escrow;
-        uint256 paid;
-        Rates rates;
+        /// keccak256(abi.encode(rates)); disputeUsage takes the rates and checks them against it.
+        bytes32 ratesHash;
     }
 
     struct PendingClaim {
@@ -165,7 +170,9 @@ contract Marketplace is EIP712, ReentrancyGuard {
         uint256 quoteNonce,
         uint256 deposit,
         uint64 startedAt,
-        uint64 maxDuration
+        uint64 maxDuration,
+        uint256 maxRatePerSecond,
+        Rates rates
     );
     event LeaseClosed(uint256 indexed leaseId, address indexed by, uint64 closedAt);
     event CheckpointRedeemed(uint256 indexed leaseId, uint64 seq, uint256 cumulativeAmount, uint256 payout);
@@ -188,6 +195,7 @@ contract Marketplace is EIP712, ReentrancyGuard {
     error QuoteExpired(uint64 expiresAt);
     error QuoteAlreadyUsed(address provider, uint256 nonce);
     error InvalidQuote();
+    error RatesMismatch();
     error ZeroDeposit();
     error BadSignature();
     error UnknownLease(uint256 leaseId);
@@ -271,7 +279,9 @@ contract Marketplace is EIP712, ReentrancyGuard {
     {
         if (msg.sender != quote.tenant) revert NotTenant(msg.sender, quote.tenant);
         if (block.timestamp > quote.expiresAt) revert QuoteExpired(quote.expiresAt);
-        if (quote.maxDuration == 0 || quote.maxRatePerSecond == 0) revert InvalidQuote();
+        if (quote.maxDuration == 0 || quote.maxRatePerSecond == 0 || quote.maxRatePerSecond > type(uint128).max) {
+            revert InvalidQuote();
+        }
         if (deposit == 0) revert ZeroDeposit();
         if (_providers[quote.provider].status != ProviderStatus.Active) revert ProviderNotActive(quote.provider);
         if (quoteNonceUsed[quote.provider][quote.nonce]) revert QuoteAlreadyUsed(quote.provider, quote.nonce);
@@ -285,9 +295,9 @@ contract Marketplace is EIP712, ReentrancyGuard {
         lease.startedAt = uint64(block.timestamp);
         lease.maxDuration = quote.maxDuration;
         lease.manifestHash = quote.manifestHash;
-        lease.maxRatePerSecond = quote.maxRatePerSecond;
-        lease.escrow = deposit;
-        lease.rates = quote.rates;
+        lease.maxRatePerSecond = uint128(quote.maxRatePerSecond);
+        lease.escrow = SafeCast.toUint128(deposit);
+        lease.ratesHash = keccak256(abi.encode(quote.rates));
         emit LeaseOpened(
             leaseId,
             quote.provider,
@@ -296,7 +306,9 @@ contract Marketplace is EIP712, ReentrancyGuard {
             quote.nonce,
             deposit,
             uint64(block.timestamp),
-            quote.maxDuration
+            quote.maxDuration,
+            quote.maxRatePerSecond,
+            quote.rates
         );
         token.safeTransferFrom(msg.sender, address(this), deposit);
     }
@@ -321,7 +333,7 @@ contract Marketplace is EIP712, ReentrancyGuard {
             if (block.timestamp < pending.payableAt) revert ClaimPending(pending.payableAt);
             _finalize(leaseId, lease, pending);
         }
-        uint256 refund = lease.escrow;
+        uint128 refund = lease.escrow;
         lease.escrow = 0;
         lease.settled = true;
         emit LeaseSettled(leaseId, refund);
@@ -340,7 +352,7 @@ contract Marketplace is EIP712, ReentrancyGuard {
         if (ECDSA.recover(digest, providerSig) != lease.provider) revert BadSignature();
         if (ECDSA.recover(digest, tenantSig) != lease.tenant) revert BadSignature();
         if (cp.cumulativeAmount <= lease.paid) revert StaleCheckpoint(cp.cumulativeAmount, lease.paid);
-        uint256 payout = Math.min(cp.cumulativeAmount - lease.paid, lease.escrow);
+        uint128 payout = uint128(Math.min(cp.cumulativeAmount - lease.paid, lease.escrow));
         if (payout == 0) revert EscrowExhausted(cp.leaseId);
         lease.paid += payout;
         lease.escrow -= payout;
@@ -363,7 +375,7 @@ contract Marketplace is EIP712, ReentrancyGuard {
         PendingClaim storage pending = _pending[cp.leaseId];
         uint256 floor = Math.max(lease.paid, pending.cumulativeAmount);
         if (cp.cumulativeAmount <= floor) revert StaleCheckpoint(cp.cumulativeAmount, floor);
-        uint256 cap = lease.maxRatePerSecond * (cp.periodEnd - lease.startedAt);
+        uint256 cap = uint256(lease.maxRatePerSecond) * (cp.periodEnd - lease.startedAt);
         if (cp.cumulativeAmount > cap) revert ClaimAboveCap(cp.cumulativeAmount, cap);
 
         uint64 payableAt = uint64(block.timestamp) + challengeWindow;
@@ -399,11 +411,12 @@ contract Marketplace is EIP712, ReentrancyGuard {
      * another lease, outside the lease's interval, or with an amount that does not follow from
      * the lease's rates. The claim is dropped and the lease can then be paid only by `redeem`.
      */
-    function disputeUsage(uint256 leaseId, UsageRecord calldata record, bytes32[] calldata proof)
+    function disputeUsage(uint256 leaseId, Rates calldata rates, UsageRecord calldata record, bytes32[] calldata proof)
         external
         nonReentrant
     {
         Lease storage lease = _lease(leaseId);
+        if (keccak256(abi.encode(rates)) != lease.ratesHash) revert RatesMismatch();
         PendingClaim storage pending = _pending[leaseId];
         if (pending.payableAt == 0) revert NoPendingClaim(leaseId);
         if (block.timestamp >= pending.payableAt) revert ChallengeWindowOver(pending.payableAt);
@@ -416,7 +429,7 @@ contract Marketplace is EIP712, ReentrancyGuard {
         } else if (record.t0 < lease.startedAt || record.t1 < record.t0 || record.t1 > end) {
             fault = Fault.IntervalOutsideLease;
         } else {
-            (bool ok, uint256 expected) = tryUsageAmount(lease.rates, record);
+            (bool ok, uint256 expected) = tryUsageAmount(rates, record);
             if (ok && expected == record.amount) revert DisputeRejected();
             fault = Fault.AmountMismatch;
         }
@@ -540,7 +553,7 @@ contract Marketplace is EIP712, ReentrancyGuard {
 
     function _finalize(uint256 leaseId, Lease storage lease, PendingClaim storage pending) private {
         uint256 due = pending.cumulativeAmount > lease.paid ? pending.cumulativeAmount - lease.paid : 0;
-        uint256 payout = Math.min(due, lease.escrow);
+        uint128 payout = uint128(Math.min(due, lease.escrow));
         uint64 seq = pending.seq;
         lease.paid += payout;
         lease.escrow -= payout;

@@ -29,6 +29,8 @@ export const EVENT_SCHEMAS = {
     deposit: uint,
     startedAt: uint,
     maxDuration: uint,
+    maxRatePerSecond: uint,
+    rates: z.object({ perSecond: uint, perCpuSecond: uint, perGpuSecond: uint, perGiBEgress: uint }),
   }),
   LeaseClosed: z.object({ leaseId: uint, by: address, closedAt: uint }),
   CheckpointRedeemed: z.object({ leaseId: uint, seq: uint, cumulativeAmount: uint, payout: uint }),

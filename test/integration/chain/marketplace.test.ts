@@ -284,7 +284,7 @@ describe('dispute', () => {
     const bad = aRecord(leaseId, t0 + 10n, { seq: 1n, amount: 999_999n });
     const { tree } = await claimRecords(leaseId, [good, bad]);
     const proof = tree.getProof(1);
-    const receipt = await send(as(fx, fx.tenant), 'disputeUsage', leaseId, bad, proof);
+    const receipt = await send(as(fx, fx.tenant), 'disputeUsage', leaseId, RATES, bad, proof);
     expect(eventNames(fx, receipt)).toEqual(['ClaimDisputed']);
     expect(await revertName(fx.market.getFunction('finalizeClaim')(leaseId))).toBe('NoPendingClaim');
     const next = aCheckpoint(leaseId, { seq: 2n, cumulativeAmount: 20_000n, periodEnd: await latestTimestamp(fx) });
@@ -297,23 +297,23 @@ describe('dispute', () => {
     const leaseId = await openLease(fx);
     const early = aRecord(leaseId, (await startedAt(leaseId)) - 50n);
     const { tree } = await claimRecords(leaseId, [early, aRecord(leaseId, await startedAt(leaseId))]);
-    await send(as(fx, fx.tenant), 'disputeUsage', leaseId, early, tree.getProof(0));
+    await send(as(fx, fx.tenant), 'disputeUsage', leaseId, RATES, early, tree.getProof(0));
   });
 
   it('drops a claim carrying a record of another lease', async () => {
     const leaseId = await openLease(fx);
     const foreign = aRecord(leaseId + 7n, await startedAt(leaseId));
     const { tree } = await claimRecords(leaseId, [foreign, aRecord(leaseId, await startedAt(leaseId))]);
-    await send(as(fx, fx.tenant), 'disputeUsage', leaseId, foreign, tree.getProof(0));
+    await send(as(fx, fx.tenant), 'disputeUsage', leaseId, RATES, foreign, tree.getProof(0));
   });
 
   it('rejects an honest record and a record not in the root', async () => {
     const leaseId = await openLease(fx);
     const good = aRecord(leaseId, await startedAt(leaseId));
     const { tree } = await claimRecords(leaseId, [good, aRecord(leaseId, (await startedAt(leaseId)) + 10n, { seq: 1n })]);
-    expect(await revertName(as(fx, fx.tenant).getFunction('disputeUsage')(leaseId, good, tree.getProof(0)))).toBe('DisputeRejected');
+    expect(await revertName(as(fx, fx.tenant).getFunction('disputeUsage')(leaseId, RATES, good, tree.getProof(0)))).toBe('DisputeRejected');
     const invented = { ...good, amount: good.amount + 1n };
-    expect(await revertName(as(fx, fx.tenant).getFunction('disputeUsage')(leaseId, invented, tree.getProof(0)))).toBe('NotInUsageRoot');
+    expect(await revertName(as(fx, fx.tenant).getFunction('disputeUsage')(leaseId, RATES, invented, tree.getProof(0)))).toBe('NotInUsageRoot');
   });
 
   it('refuses a dispute after the challenge window', async () => {
@@ -321,9 +321,9 @@ describe('dispute', () => {
     const bad = aRecord(leaseId, await startedAt(leaseId), { amount: 1n });
     const { tree } = await claimRecords(leaseId, [bad, aRecord(leaseId, await startedAt(leaseId), { seq: 1n })]);
     await advance(fx, CHALLENGE_WINDOW);
-    expect(await revertName(as(fx, fx.tenant).getFunction('disputeUsage')(leaseId, bad, tree.getProof(0)))).toBe('ChallengeWindowOver');
+    expect(await revertName(as(fx, fx.tenant).getFunction('disputeUsage')(leaseId, RATES, bad, tree.getProof(0)))).toBe('ChallengeWindowOver');
     await send(fx.market, 'finalizeClaim', leaseId);
-    expect(await revertName(as(fx, fx.tenant).getFunction('disputeUsage')(leaseId, bad, tree.getProof(0)))).toBe('NoPendingClaim');
+    expect(await revertName(as(fx, fx.tenant).getFunction('disputeUsage')(leaseId, RATES, bad, tree.getProof(0)))).toBe('NoPendingClaim');
   });
 
   it('slashes the bond to the tenant on equivocation, once', async () => {
@@ -442,5 +442,19 @@ describe('reentrancy', () => {
     const guardSelector = id('ReentrancyGuardReentrantCall()').slice(0, 10);
     expect(await hostile.getFunction('reentryError')()).toBe(guardSelector);
     expect(await revertName(market.connect(fx.provider).getFunction('withdraw')())).toBe('NothingToWithdraw');
+  });
+});
+
+describe('dispute evidence', () => {
+  it('refuses rates other than the lease was opened with', async () => {
+    const leaseId = await openLease(fx);
+    const t0 = ((await fx.market.getFunction('getLease')(leaseId)).startedAt as bigint) + 0n;
+    const record = aRecord(leaseId, t0, { amount: 1n });
+    const tree = usageTree([record, aRecord(leaseId, t0, { seq: 1n })]);
+    await advance(fx, 100n);
+    const cp = aCheckpoint(leaseId, { usageRoot: tree.root, cumulativeAmount: 10_000n, periodEnd: await latestTimestamp(fx) });
+    await send(as(fx, fx.provider), 'claim', cp, await sign(fx, fx.provider, cp));
+    const forged = { ...RATES, perSecond: 0n, perCpuSecond: 0n, perGpuSecond: 0n, perGiBEgress: 0n };
+    expect(await revertName(as(fx, fx.tenant).getFunction('disputeUsage')(leaseId, forged, record, tree.getProof(0)))).toBe('RatesMismatch');
   });
 });
