@@ -6,7 +6,8 @@ import { marketplaceAt } from '../../../src/chain/marketplace';
 import { createRpcProvider } from '../../../src/chain/rpc';
 import type { MarketplaceEvent } from '../../../src/chain/events';
 import { CursorRepository, openStore, type Db } from '../../../src/store';
-import { silentLogger } from '../../../src/log';
+import { Writable } from 'node:stream';
+import { createLogger, silentLogger, type Logger } from '../../../src/log';
 import { systemClock } from '../../../src/util/clock';
 import { as, openLease, registerProvider, send, startFixture, stopFixture, type Fixture } from './fixture';
 import { TcpProxy } from './tcp-proxy';
@@ -68,7 +69,10 @@ async function allConfirmedLogs(confirmations: number): Promise<{ block_hash: st
   return logs.map((l) => ({ block_hash: l.blockHash, log_index: l.index }));
 }
 
-function follower(db: Db, options: { url?: string; wsUrl?: string; handler?: EventHandler; pollIntervalMs?: number; maxBlockRange?: number } = {}) {
+function follower(
+  db: Db,
+  options: { url?: string; wsUrl?: string; handler?: EventHandler; pollIntervalMs?: number; maxBlockRange?: number; log?: Logger } = {},
+) {
   const rpc = createRpcProvider(options.url ?? fx.anvil.rpcUrl, { chainId: fx.chainId });
   const instance = new EventFollower({
     name: 'marketplace',
@@ -84,7 +88,7 @@ function follower(db: Db, options: { url?: string; wsUrl?: string; handler?: Eve
     maxBlockRange: options.maxBlockRange,
     backoff: { initialMs: 50, maxMs: 300 },
     clock: systemClock,
-    log: silentLogger(),
+    log: options.log ?? silentLogger(),
   });
   return {
     instance,
@@ -192,6 +196,45 @@ describe('EventFollower', () => {
     await openLease(fx);
     await mine(2);
     await until('the WebSocket wake-up', () => seen(db).length === before + 1, 5_000);
+    await f.stop();
+    db.close();
+  });
+
+  it('never delivers an event from a block reorganised away before it was deep enough', async () => {
+    const db = openSeenStore('reorg.sqlite');
+    const f = follower(db);
+    await mine(2);
+    await f.instance.catchUp();
+    await openLease(fx);
+    const orphan = (await fx.rpc.getBlock('latest'))!.hash!;
+    await f.instance.catchUp();
+    // Replace the lease's block with an empty one, then bury the new chain.
+    await fx.rpc.send('anvil_reorg', [1, []]);
+    await fx.rpc.send('anvil_dropAllTransactions', []);
+    expect((await fx.rpc.getBlock('latest'))!.hash).not.toBe(orphan);
+    await mine(3);
+    await f.instance.catchUp();
+    expect(seen(db).some((r) => r.block_hash === orphan)).toBe(false);
+    expect(seen(db).map(({ block_hash, log_index }) => ({ block_hash, log_index }))).toEqual(await allConfirmedLogs(2));
+    await f.stop();
+    db.close();
+  });
+
+  it('says so when the chain reorganises below the confirmation depth', async () => {
+    const lines: string[] = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(chunk.toString('utf8'));
+        done();
+      },
+    });
+    const db = openSeenStore('deep-reorg.sqlite');
+    const f = follower(db, { log: createLogger({ level: 'error', format: 'json', destination }) });
+    await mine(3);
+    await f.instance.catchUp();
+    await fx.rpc.send('anvil_reorg', [4, []]);
+    await f.instance.catchUp();
+    expect(lines.join('')).toMatch(/REORG_TOO_DEEP/);
     await f.stop();
     db.close();
   });
