@@ -33,7 +33,7 @@ export {
   type Checkpoint,
   type UsageRecord,
 } from './protocol';
-export { loadKeystore, createKeystore, readKeystorePassword, type KeystoreSettings, type Env } from './keys';
+export { loadKeystore, createKeystore, readKeystorePassword, keystoreSettings, type KeystoreSettings, type Env } from './keys';
 export { deployMarketplace, deployMockToken, DEVNET_MARKETPLACE_PARAMS, type MarketplaceParams } from './deploy';
 export { createRpcProvider, createWsProvider } from './rpc';
 export { Backoff, Wakeup, sleep, type BackoffPolicy } from './backoff';

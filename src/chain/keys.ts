@@ -1,5 +1,5 @@
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Wallet, encryptKeystoreJson, isKeystoreJson } from 'ethers';
 import { ProviderError } from '../errors';
 
@@ -16,6 +16,11 @@ export interface KeystoreSettings {
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
+
+/** The `keystore` config section resolved against the data dir (default `<dataDir>/keystore.json`). */
+export function keystoreSettings(keystore: { path?: string; passwordFile?: string; passwordEnv: string }, dataDir: string): KeystoreSettings {
+  return { path: keystore.path ?? join(dataDir, 'keystore.json'), passwordFile: keystore.passwordFile, passwordEnv: keystore.passwordEnv };
+}
 
 /** Reads the keystore password from `passwordFile` (first line) or else the env var `passwordEnv`. */
 export async function readKeystorePassword(settings: KeystoreSettings, env: Env): Promise<string> {

@@ -9,6 +9,7 @@ import { marketplaceAbi, marketplaceBytecode } from '../chain/artifacts/marketpl
 import { mockTokenAbi, mockTokenBytecode } from '../chain/artifacts/mock-token';
 import { DEVNET_MARKETPLACE_PARAMS } from '../chain/deploy';
 import { createRpcProvider } from '../chain/rpc';
+import type { ChainSettings } from '../chain/chain-client';
 import { startAnvil, type AnvilInstance } from './anvil';
 import { DEV_ACCOUNT, devPrivateKey } from './dev-accounts';
 
@@ -39,6 +40,23 @@ export interface DevnetInfo {
   tenantAddress: string;
   /** True when this start deployed the contracts (clean data dir or lost state). */
   deployed: boolean;
+}
+
+/**
+ * The chain settings the daemon uses on the devnet: one confirmation is enough on a chain that
+ * cannot reorganise, and polling matches its block time.
+ */
+export function devnetChainSettings(info: DevnetInfo, blockTimeSeconds: number): ChainSettings {
+  return {
+    rpcUrl: info.rpcUrl,
+    wsUrl: info.wsUrl,
+    chainId: info.chainId,
+    marketplaceAddress: info.marketplaceAddress,
+    tokenAddress: info.tokenAddress,
+    confirmations: blockTimeSeconds > 0 ? 1 : 0,
+    pollIntervalMs: Math.max(250, blockTimeSeconds * 1000),
+    startBlock: 0,
+  };
 }
 
 /** Tokens (18 decimals) minted to the dev provider and the dev tenant at deployment. */
