@@ -143,8 +143,15 @@ export class EventFollower {
   /** A cursor block that is no longer on the chain means a reorg deeper than `confirmations`. */
   private async checkCursorBlock(blockNumber: number, blockHash: string): Promise<void> {
     const block = await this.options.rpc.getBlock(blockNumber);
-    if (!block || block.hash === blockHash || this.reportedReorgAt === blockNumber) return;
+    if (block?.hash === blockHash || this.reportedReorgAt === blockNumber) return;
     this.reportedReorgAt = blockNumber;
+    if (!block) {
+      this.options.log.error(
+        { follower: this.options.name, blockNumber, code: 'REORG_TOO_DEEP' },
+        'the chain is shorter than the stored event cursor: it was reset or replaced. Events resume once it passes the cursor',
+      );
+      return;
+    }
     this.options.log.error(
       { follower: this.options.name, blockNumber, stored: blockHash, now: block.hash, code: 'REORG_TOO_DEEP' },
       'the chain reorganised below the confirmation depth; events already handled may have changed. Raise network.confirmations',

@@ -341,10 +341,13 @@ export class TransactionSender {
     };
   }
 
-  /** The chain's next nonce, but never one the outbox already used (its transactions may be out). */
+  /**
+   * The chain's next nonce, but never one a transaction still out holds. (Finished entries do not
+   * count: the chain's count covers them, and a devnet reset must not leave a gap.)
+   */
   private async nextNonce(): Promise<number> {
     const chain = await this.deps.rpc.getTransactionCount(this.address, 'latest');
-    const used = this.deps.outbox.highestNonce(this.address, this.deps.chainId);
+    const used = this.deps.outbox.highestPendingNonce(this.address, this.deps.chainId);
     return used === undefined ? chain : Math.max(chain, used + 1);
   }
 

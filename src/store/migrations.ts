@@ -27,7 +27,7 @@ export const MIGRATIONS: readonly Migration[] = [
         updated_at INTEGER NOT NULL
       );
       CREATE INDEX chain_outbox_open ON chain_outbox (sender, state, id);
-      CREATE UNIQUE INDEX chain_outbox_nonce ON chain_outbox (sender, chain_id, nonce) WHERE nonce IS NOT NULL;
+      CREATE INDEX chain_outbox_nonce ON chain_outbox (sender, chain_id, nonce) WHERE nonce IS NOT NULL;
 
       CREATE TABLE chain_outbox_attempt (
         id INTEGER PRIMARY KEY AUTOINCREMENT,

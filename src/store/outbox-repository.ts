@@ -142,10 +142,10 @@ export class OutboxRepository {
     return row && toEntry(row);
   }
 
-  /** The highest nonce this sender ever used on this chain, or undefined. */
-  highestNonce(sender: string, chainId: number): number | undefined {
+  /** The highest nonce held by a transaction of this sender still out on this chain, or undefined. */
+  highestPendingNonce(sender: string, chainId: number): number | undefined {
     const row = this.db
-      .prepare('SELECT MAX(nonce) AS nonce FROM chain_outbox WHERE sender = ? AND chain_id = ? AND nonce IS NOT NULL')
+      .prepare(`SELECT MAX(nonce) AS nonce FROM chain_outbox WHERE sender = ? AND chain_id = ? AND state = 'pending'`)
       .get(sender.toLowerCase(), chainId) as { nonce: number | null };
     return row.nonce ?? undefined;
   }
