@@ -63,8 +63,10 @@ export class ChainClient {
    * configured chain and that the marketplace has code there. A wrong chain is fatal; an
    * unreachable one is not.
    */
-  async verify(signal?: AbortSignal): Promise<void> {
+  async verify(options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<void> {
+    const { signal, timeoutMs } = options;
     const backoff = new Backoff();
+    const deadline = timeoutMs === undefined ? Infinity : this.deps.clock.now() + timeoutMs;
     for (;;) {
       signal?.throwIfAborted();
       try {
@@ -85,6 +87,13 @@ export class ChainClient {
         return;
       } catch (err) {
         if (err instanceof ProviderError) throw err;
+        if (this.deps.clock.now() >= deadline) {
+          throw new ProviderError('RPC_UNAVAILABLE', `the chain RPC did not answer within ${timeoutMs} ms: ${describeError(err)}`, {
+            input: 'network.rpcUrl',
+            cause: err,
+            fix: 'check network.rpcUrl and that the node is up and reachable from this host',
+          });
+        }
         const delay = backoff.next();
         this.deps.log.warn({ err: describeError(err), retryInMs: delay }, 'waiting for the chain RPC to answer');
         await sleep(delay, signal);

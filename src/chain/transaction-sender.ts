@@ -21,8 +21,9 @@ export interface TxIntent {
 
 export type TxOutcome =
   | { state: 'confirmed'; txHash: string; blockNumber: number }
-  | { state: 'reverted'; txHash: string; blockNumber: number; error: string }
-  | { state: 'failed'; error: string };
+  | { state: 'reverted'; code: 'TX_REVERTED'; txHash: string; blockNumber: number; error: string }
+  /** TX_REJECTED: the contract would refuse it, so it was never sent; TX_NONCE_TAKEN: see the error. */
+  | { state: 'failed'; code: 'TX_REJECTED' | 'TX_NONCE_TAKEN'; error: string };
 
 export interface SenderPolicy {
   /** Blocks a receipt must be buried under (head >= block + confirmations) before it is final. */
@@ -200,7 +201,7 @@ export class TransactionSender {
     } catch (err) {
       if (isRevert(err)) {
         const reason = this.revertReason(err);
-        this.finish(entry, { state: 'failed', error: `would revert: ${reason}` });
+        this.finish(entry, { state: 'failed', code: 'TX_REJECTED', error: `would revert: ${reason}` });
         this.deps.log.warn({ key: entry.key, reason }, 'transaction not sent: the contract would refuse it');
         return 'again';
       }
@@ -223,7 +224,7 @@ export class TransactionSender {
     const attempts = this.deps.outbox.attempts(entry.id);
     const latest = attempts.at(-1);
     if (!latest || entry.nonce === null || entry.gasLimit === null) {
-      this.finish(entry, { state: 'failed', error: 'outbox entry has no signed transaction' });
+      this.finish(entry, { state: 'failed', code: 'TX_REJECTED', error: 'outbox entry has no signed transaction' });
       return 'again';
     }
     const receipt = await this.findReceipt(attempts);
@@ -238,7 +239,7 @@ export class TransactionSender {
         this.deps.log.info({ key: entry.key, txHash: settled.hash, block: settled.blockNumber }, 'transaction confirmed');
       } else {
         const error = await this.replayRevert(entry, settled.blockNumber);
-        this.finish(entry, { state: 'reverted', txHash: settled.hash, blockNumber: settled.blockNumber, error });
+        this.finish(entry, { state: 'reverted', code: 'TX_REVERTED', txHash: settled.hash, blockNumber: settled.blockNumber, error });
         this.deps.log.warn({ key: entry.key, txHash: settled.hash, error }, 'transaction mined but reverted');
       }
       return 'again';
@@ -251,6 +252,7 @@ export class TransactionSender {
       if (await this.findReceipt(attempts)) return 'again';
       this.finish(entry, {
         state: 'failed',
+        code: 'TX_NONCE_TAKEN',
         error: `nonce ${entry.nonce} was used by a transaction this daemon did not send; is the key used elsewhere?`,
       });
       this.deps.log.error({ key: entry.key, nonce: entry.nonce }, 'nonce taken by another transaction; the intent is marked failed');
@@ -403,9 +405,9 @@ export function outcomeOf(entry: OutboxEntry): TxOutcome | undefined {
     case 'confirmed':
       return { state: 'confirmed', txHash: entry.txHash!, blockNumber: entry.blockNumber! };
     case 'reverted':
-      return { state: 'reverted', txHash: entry.txHash!, blockNumber: entry.blockNumber!, error: entry.error ?? 'reverted' };
+      return { state: 'reverted', code: 'TX_REVERTED', txHash: entry.txHash!, blockNumber: entry.blockNumber!, error: entry.error ?? 'reverted' };
     case 'failed':
-      return { state: 'failed', error: entry.error ?? 'failed' };
+      return { state: 'failed', code: entry.errorCode === 'TX_NONCE_TAKEN' ? 'TX_NONCE_TAKEN' : 'TX_REJECTED', error: entry.error ?? 'failed' };
     default:
       return undefined;
   }

@@ -138,7 +138,7 @@ async function waitForRpc(
   signal: AbortSignal | undefined,
   dead: () => string | undefined,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = AbortSignal.timeout(timeoutMs);
   for (;;) {
     signal?.throwIfAborted();
     const why = dead();
@@ -154,7 +154,7 @@ async function waitForRpc(
     } catch {
       // not listening yet
     }
-    if (Date.now() > deadline) {
+    if (deadline.aborted) {
       throw new ProviderError('DEVNET_START_FAILED', `anvil did not answer on ${rpcUrl} within ${timeoutMs} ms`, {
         fix: 'check that the port is free (devnet.port) and that anvil runs on this machine',
       });

@@ -23,6 +23,7 @@ export const MIGRATIONS: readonly Migration[] = [
         tx_hash TEXT,
         block_number INTEGER,
         error TEXT,
+        error_code TEXT,
         created_at INTEGER NOT NULL,
         updated_at INTEGER NOT NULL
       );

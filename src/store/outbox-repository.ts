@@ -17,6 +17,8 @@ export interface OutboxEntry {
   txHash: string | null;
   blockNumber: number | null;
   error: string | null;
+  /** A ProviderError code for a reverted or failed intent (TX_REVERTED, TX_REJECTED, TX_NONCE_TAKEN). */
+  errorCode: string | null;
   createdAt: number;
   updatedAt: number;
 }
@@ -56,6 +58,7 @@ interface EntryRow {
   tx_hash: string | null;
   block_number: number | null;
   error: string | null;
+  error_code: string | null;
   created_at: number;
   updated_at: number;
 }
@@ -86,6 +89,7 @@ function toEntry(row: EntryRow): OutboxEntry {
     txHash: row.tx_hash,
     blockNumber: row.block_number,
     error: row.error,
+    errorCode: row.error_code,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -183,11 +187,11 @@ export class OutboxRepository {
 
   finish(
     id: number,
-    outcome: { state: 'confirmed' | 'reverted' | 'failed'; txHash?: string; blockNumber?: number; error?: string },
+    outcome: { state: 'confirmed' | 'reverted' | 'failed'; txHash?: string; blockNumber?: number; error?: string; code?: string },
     now: number,
   ): void {
     this.db
-      .prepare('UPDATE chain_outbox SET state = ?, tx_hash = ?, block_number = ?, error = ?, updated_at = ? WHERE id = ?')
-      .run(outcome.state, outcome.txHash ?? null, outcome.blockNumber ?? null, outcome.error ?? null, now, id);
+      .prepare('UPDATE chain_outbox SET state = ?, tx_hash = ?, block_number = ?, error = ?, error_code = ?, updated_at = ? WHERE id = ?')
+      .run(outcome.state, outcome.txHash ?? null, outcome.blockNumber ?? null, outcome.error ?? null, outcome.code ?? null, now, id);
   }
 }

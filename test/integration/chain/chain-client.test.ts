@@ -6,6 +6,7 @@ import { openStore } from '../../../src/store';
 import { silentLogger } from '../../../src/log';
 import { systemClock } from '../../../src/util/clock';
 import { isProviderError } from '../../../src/errors';
+import { freePort } from '../../../src/devnet';
 import { aCheckpoint, advance, latestTimestamp, openLease, registerProvider, sign, startFixture, stopFixture, type Fixture } from './fixture';
 
 jest.setTimeout(60_000);
@@ -41,6 +42,16 @@ describe('ChainClient', () => {
     const client = new ChainClient(settings({ chainId: 1 }), { signer: fx.provider, db, clock: systemClock, log: silentLogger() });
     const err = await client.verify().catch((e: unknown) => e);
     expect(isProviderError(err, 'CHAIN_ID_MISMATCH')).toBe(true);
+    await client.stop();
+    db.close();
+  });
+
+  it('gives up with RPC_UNAVAILABLE only when told to wait no longer', async () => {
+    const db = openStore(join(dir, 'down.sqlite'));
+    const port = await freePort();
+    const client = new ChainClient(settings({ rpcUrl: `http://127.0.0.1:${port}` }), { signer: fx.provider, db, clock: systemClock, log: silentLogger() });
+    const err = await client.verify({ timeoutMs: 300 }).catch((e: unknown) => e);
+    expect(isProviderError(err, 'RPC_UNAVAILABLE')).toBe(true);
     await client.stop();
     db.close();
   });

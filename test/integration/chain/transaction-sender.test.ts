@@ -139,7 +139,7 @@ describe('TransactionSender', () => {
     const before = await providerNonce();
     h.sender.start();
     const outcome = await h.sender.send(intent, { timeoutMs: 15_000 });
-    expect(outcome.state).toBe('failed');
+    expect(outcome).toMatchObject({ state: 'failed', code: 'TX_REJECTED' });
     expect(outcome.state === 'failed' && outcome.error).toMatch(/ClaimAboveCap/);
     expect(await providerNonce()).toBe(before);
     await h.close();
