@@ -33,10 +33,19 @@ import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
  * keccak256(bytes.concat(keccak256(abi.encode(record)))).
  *
  * Money flow. `openLease` escrows the tenant's deposit. `redeem` (checkpoint signed by both
- * sides) pays the provider at once. `claim` (provider only) becomes payable `challengeWindow`
- * seconds later through `finalizeClaim`, which credits the provider's earnings; `withdraw` pays
- * them out. A lease ends at `closeLease` or after `maxDuration`; claims are accepted until
+ * sides) pays the provider at once. `claim` (a provider-signed checkpoint, which anyone may
+ * submit; the money only ever goes to the provider) becomes payable `challengeWindow` seconds
+ * later through `finalizeClaim`, which credits the provider's earnings; `withdraw` pays them out.
+ * A lease ends at `closeLease` or after `maxDuration`; claims are accepted until
  * `challengeWindow` after the end, and `settleLease` then returns the rest of the escrow.
+ *
+ * Bonds. A provider registers with at least `minBond`; `unregister` stops new leases at once and
+ * `withdrawBond` returns the bond `unbondingDelay` later (choose it longer than the longest lease
+ * plus the challenge window). Equivocation (two signed checkpoints, same lease and seq, different
+ * roots) sends the whole bond to that lease's tenant and bars the provider for good. A usage
+ * record disproving a pending claim drops the claim and bars unilateral claims on that lease.
+ *
+ * The token must be a plain ERC-20 (no fee on transfer, no rebasing): escrow is booked at face value.
  */
 contract Marketplace is EIP712, ReentrancyGuard {
     using SafeERC20 for IERC20;
