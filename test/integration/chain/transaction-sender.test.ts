@@ -232,6 +232,31 @@ describe('TransactionSender', () => {
     await h.close();
   });
 
+  it('sends again, once, a transaction whose block was reorganised away before it was deep enough', async () => {
+    const { leaseId, intent } = await aClaimIntent();
+    const before = await providerNonce();
+    const h = harness('reorg.sqlite', { ...FAST, confirmations: 3, rebroadcastMs: 100 });
+    h.sender.start();
+    h.sender.submit(intent);
+    const id = h.outbox.byKey(intent.key)!.id;
+    await until('the claim to be mined', async () => {
+      const hash = h.outbox.attempts(id)[0]?.txHash;
+      return hash !== undefined && (await fx.rpc.getTransactionReceipt(hash)) !== null;
+    });
+    // The block with the claim is replaced by an empty one, and its transaction forgotten.
+    await fx.rpc.send('evm_setAutomine', [false]);
+    await fx.rpc.send('anvil_reorg', [1, []]);
+    await fx.rpc.send('anvil_dropAllTransactions', []);
+    expect(await fx.rpc.getTransactionReceipt(h.outbox.attempts(id)[0]!.txHash)).toBeNull();
+    expect(h.outbox.byKey(intent.key)!.state).toBe('pending');
+    startMining();
+    const outcome = await h.sender.waitFor(intent.key, { timeoutMs: 15_000 });
+    expect(outcome.state).toBe('confirmed');
+    expect(await providerNonce()).toBe(before + 1);
+    expect(await claimsSubmitted(leaseId)).toBe(1);
+    await h.close();
+  });
+
   it('sends queued intents in order with consecutive nonces', async () => {
     const a = await aClaimIntent();
     const b = await aClaimIntent();
