@@ -31,7 +31,24 @@ export type ErrorCode =
   | 'METHOD_NOT_ALLOWED'
   | 'INTERNAL'
   // cli
-  | 'USAGE';
+  | 'USAGE'
+  // chain
+  | 'RPC_UNAVAILABLE'
+  | 'CHAIN_ID_MISMATCH'
+  | 'TX_REVERTED'
+  | 'TX_REJECTED'
+  | 'TX_NONCE_TAKEN'
+  | 'EVENT_INVALID'
+  | 'REORG_TOO_DEEP'
+  | 'KEYSTORE_NOT_FOUND'
+  | 'KEYSTORE_INVALID'
+  | 'KEYSTORE_PASSWORD_MISSING'
+  | 'KEYSTORE_BAD_PASSWORD'
+  | 'DEVNET_START_FAILED'
+  | 'DEVNET_DEPLOY_FAILED'
+  // store
+  | 'STORE_OPEN_FAILED'
+  | 'STORE_MIGRATION_FAILED';
 
 export interface ProviderErrorOptions {
   /** What the operator should do about it, as one sentence. */

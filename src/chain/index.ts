@@ -1,0 +1,39 @@
+export { ChainClient, type ChainSettings, type ChainClientDeps } from './chain-client';
+export {
+  TransactionSender,
+  DEFAULT_SENDER_POLICY,
+  outcomeOf,
+  type TxIntent,
+  type TxOutcome,
+  type TxSigner,
+  type SenderPolicy,
+} from './transaction-sender';
+export { EventFollower, type EventHandler, type EventFollowerOptions } from './event-follower';
+export { EVENT_SCHEMAS, FAULTS, decodeMarketplaceLog, type MarketplaceEvent, type MarketplaceEventName, type EventPosition } from './events';
+export { marketplaceAt, tokenAt, type MarketplaceContract, type TokenContract, type MarketplaceAbi } from './marketplace';
+export { TypedContract, toPlain, type Abi, type ArgsOf, type ResultOf } from './typed-contract';
+export {
+  EIP712_NAME,
+  EIP712_VERSION,
+  QUOTE_TYPES,
+  CHECKPOINT_TYPES,
+  USAGE_RECORD_FIELDS,
+  USAGE_LEAF_ENCODING,
+  ZERO_BYTES32,
+  marketplaceDomain,
+  usageLeafValues,
+  usageTree,
+  usageAmount,
+  hashQuote,
+  hashCheckpoint,
+  signQuote,
+  signCheckpoint,
+  type Rates,
+  type Quote,
+  type Checkpoint,
+  type UsageRecord,
+} from './protocol';
+export { loadKeystore, createKeystore, readKeystorePassword, keystoreSettings, type KeystoreSettings, type Env } from './keys';
+export { deployMarketplace, deployMockToken, DEVNET_MARKETPLACE_PARAMS, type MarketplaceParams } from './deploy';
+export { createRpcProvider, createWsProvider } from './rpc';
+export { Backoff, Wakeup, sleep, type BackoffPolicy } from './backoff';

@@ -1,0 +1,19 @@
+import { openDatabase, migrate, type Db } from './database';
+import { MIGRATIONS } from './migrations';
+
+export { openDatabase, migrate, type Db, type Migration } from './database';
+export { MIGRATIONS } from './migrations';
+export { OutboxRepository, type OutboxEntry, type OutboxAttempt, type OutboxState, type NewIntent } from './outbox-repository';
+export { CursorRepository, type BlockCursor } from './cursor-repository';
+
+/** Opens the store file and brings its schema up to date. */
+export function openStore(path: string): Db {
+  const db = openDatabase(path);
+  try {
+    migrate(db, MIGRATIONS);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  return db;
+}
