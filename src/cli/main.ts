@@ -5,6 +5,7 @@ import { LOG_LEVELS } from '../log';
 import { CliExit, processIo, type CliIo } from './context';
 import { registerConfigCommand } from './config-command';
 import { registerCapacityCommand } from './capacity-command';
+import { registerDevnetCommand } from './devnet-command';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -30,6 +31,7 @@ export function buildProgram(io: CliIo): Command {
 
   registerConfigCommand(program, io);
   registerCapacityCommand(program, io);
+  registerDevnetCommand(program, io);
   for (const command of program.commands) command.exitOverride().configureOutput(program.configureOutput());
   return program;
 }
