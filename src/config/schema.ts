@@ -193,6 +193,12 @@ export const runtimeSchema = z
     nofileLimit: z.number().int().min(64).default(65_536),
     stopTimeoutSeconds: z.number().int().min(0).max(600).default(10),
     readOnlyRootfs: z.boolean().default(false),
+    /** Size of the tmpfs scratch mounted on /tmp (and /run) when readOnlyRootfs is on; counts against the lease's memory. */
+    tmpfsBytes: byteSize.default(256 * 2 ** 20),
+    /** /dev/shm size for leases whose manifest does not say. */
+    defaultShmBytes: byteSize.default(64 * 2 ** 20),
+    /** How often each lease's writable layer is measured against its diskBytes. */
+    diskCheckIntervalSeconds: z.number().int().min(1).max(3600).default(30),
     logMaxSize: byteSize.default(10 * 2 ** 20),
     logMaxFiles: z.number().int().min(1).max(100).default(3),
     images: z

@@ -1,0 +1,404 @@
+import { readFile } from 'node:fs/promises';
+import type Docker from 'dockerode';
+import type { ProviderConfig } from '../config';
+import { ProviderError, describeError } from '../errors';
+import type { Logger } from '../log';
+import type { Clock } from '../util/clock';
+import { containerError, engineMessage, isEngineConflict, isEngineGone, isEngineNotFound, isEngineNotModified } from './docker-errors';
+import { followEvents, type RuntimeEvent } from './events';
+import type { Firewall } from './firewall';
+import type { ImageService } from './images';
+import { streamLogs, type LogLine, type LogOptions } from './logs';
+import type { Manifest } from './manifest';
+import { LABELS, assertLeaseId, bridgeName, containerName, networkName } from './names';
+import { buildContainerSpec, type LeaseAllocation } from './spec';
+
+export type StopReason = 'requested' | 'max-duration' | 'disk-quota' | 'escrow-empty' | 'tenant-closed' | 'drain' | 'failed';
+
+/** Why a lease's container is no longer running. */
+export type ExitReason = 'completed' | 'failed' | 'oom-killed' | StopReason;
+
+export interface PublishedPort {
+  containerPort: number;
+  protocol: 'tcp' | 'udp';
+  hostPort: number;
+}
+
+export interface StartedLease {
+  leaseId: string;
+  containerId: string;
+  ports: PublishedPort[];
+  startedAt: string;
+}
+
+export interface ExitReport {
+  leaseId: string;
+  exitCode: number;
+  oomKilled: boolean;
+  /** The engine's error text when the container could not run. */
+  error: string | undefined;
+  reason: ExitReason;
+  /** Times the pids limit refused a fork, as last sampled (fork bombs). */
+  pidsLimitHits: number;
+  finishedAt: string | undefined;
+}
+
+export interface LeaseContainer {
+  leaseId: string;
+  containerId: string;
+  state: string;
+  running: boolean;
+  image: string;
+  diskBytes: number | undefined;
+  sizeRwBytes: number | undefined;
+}
+
+export interface LimitCounters {
+  pidsCurrent: number | undefined;
+  /** `max` of pids.events: forks refused by the pids limit. */
+  pidsLimitHits: number | undefined;
+}
+
+export interface StartLeaseInput {
+  manifest: Manifest;
+  allocation: LeaseAllocation;
+  /** Image id from ImageService.prepare (not the tag: a retag must not swap what runs). */
+  imageId: string;
+  signal?: AbortSignal;
+}
+
+export interface LeaseRuntimeDeps {
+  docker: Docker;
+  firewall: Firewall;
+  images?: ImageService;
+  config: Pick<ProviderConfig, 'runtime' | 'gpu'>;
+  log: Logger;
+  clock: Clock;
+  /** Where cgroup files are read from (tests on odd hosts can point elsewhere). */
+  procRoot?: string;
+  cgroupRoot?: string;
+}
+
+const MANAGED_FILTER = { label: [`${LABELS.managed}=true`] };
+
+/**
+ * Everything the daemon does with a lease's container: network + firewall + container on start,
+ * wait / stop / remove, logs, events, the disk quota, and `list()` for reconcile. Docker is the
+ * truth for what runs: nothing here is needed after a restart but the containers' labels, except
+ * the reason of a stop in flight, which the lease engine has already persisted.
+ */
+export class LeaseRuntime {
+  private readonly stopReasons = new Map<string, StopReason>();
+  private readonly pidsHits = new Map<string, number>();
+
+  constructor(private readonly deps: LeaseRuntimeDeps) {}
+
+  private get docker(): Docker {
+    return this.deps.docker;
+  }
+
+  /**
+   * Creates the lease's network, installs its firewall rules, creates and starts its container.
+   * On any failure everything created is removed again and the error says why (GPU errors as
+   * NVIDIA_RUNTIME_MISSING / CDI_DEVICE_MISSING). Resolves when the container is running.
+   */
+  async start({ manifest, allocation, imageId, signal }: StartLeaseInput): Promise<StartedLease> {
+    const leaseId = assertLeaseId(allocation.leaseId);
+    const { runtime } = this.deps.config;
+    const log = this.deps.log.child({ leaseId });
+    const spec = buildContainerSpec({ manifest, allocation, image: imageId, settings: this.deps.config });
+    const bridge = bridgeName(leaseId);
+    const abortable = { abortSignal: signal };
+    let containerId: string | undefined;
+    try {
+      const existed = await this.ensureNetwork(leaseId, bridge, signal);
+      if (existed) await this.deps.firewall.remove(leaseId);
+      signal?.throwIfAborted();
+      // Rules go in while the container is being created; it starts only once both are done.
+      const [container] = await Promise.all([
+        this.docker.createContainer({ ...spec, ...abortable } as Docker.ContainerCreateOptions).catch((err: unknown) => {
+          throw containerError(err, 'CONTAINER_CREATE_FAILED', `could not create the container of lease ${leaseId}`, leaseId);
+        }),
+        this.deps.firewall.apply({
+          leaseId,
+          bridge,
+          publicEgress: runtime.egress.public && manifest.egress !== 'none',
+          allowCidrs: runtime.egress.allowCidrs,
+        }),
+      ]);
+      containerId = container.id;
+      signal?.throwIfAborted();
+      try {
+        await container.start(abortable);
+      } catch (err) {
+        if (!isEngineNotModified(err)) throw containerError(err, 'CONTAINER_START_FAILED', `could not start the container of lease ${leaseId}`, leaseId);
+      }
+      this.deps.images?.touch(imageId);
+      const info = await container.inspect(abortable);
+      log.info({ containerId: info.Id.slice(0, 12), image: manifest.image }, 'lease container running');
+      return { leaseId, containerId: info.Id, ports: publishedPorts(info), startedAt: info.State.StartedAt };
+    } catch (err) {
+      await this.teardown(leaseId, containerId).catch((cleanupErr: unknown) =>
+        log.warn({ err: describeError(cleanupErr) }, 'cleanup after a failed start did not finish'),
+      );
+      if (err instanceof ProviderError) throw err;
+      if (signal?.aborted) throw new ProviderError('OPERATION_ABORTED', `start of lease ${leaseId} was aborted`, { input: leaseId, cause: err });
+      throw containerError(err, 'CONTAINER_START_FAILED', `could not start lease ${leaseId}`, leaseId);
+    }
+  }
+
+  /** Resolves when the lease's container is not running, with why. Survives engine restarts. */
+  async wait(leaseId: string, options: { signal?: AbortSignal } = {}): Promise<ExitReport> {
+    const name = containerName(leaseId);
+    for (;;) {
+      options.signal?.throwIfAborted();
+      try {
+        await this.docker.getContainer(name).wait({ condition: 'not-running', abortSignal: options.signal } as object);
+        return await this.exitReport(leaseId);
+      } catch (err) {
+        if (options.signal?.aborted) throw new ProviderError('OPERATION_ABORTED', `wait for lease ${leaseId} was aborted`, { input: leaseId });
+        if (isEngineNotFound(err)) throw notFound(leaseId);
+        if (!isEngineGone(err) && !/socket hang up|aborted/i.test(describeError(err))) throw err;
+        // The engine went away mid-wait (restart): wait for it and ask again.
+        await delay(500, options.signal);
+      }
+    }
+  }
+
+  /** The exit of a container that is not running (or the state of one that is). */
+  async exitReport(leaseId: string): Promise<ExitReport> {
+    const info = await this.inspect(leaseId);
+    const state = info.State;
+    const stopReason = this.stopReasons.get(leaseId);
+    const reason: ExitReason = state.OOMKilled ? 'oom-killed' : (stopReason ?? (state.ExitCode === 0 ? 'completed' : 'failed'));
+    return {
+      leaseId,
+      exitCode: state.ExitCode,
+      oomKilled: state.OOMKilled,
+      error: state.Error ? state.Error : undefined,
+      reason,
+      pidsLimitHits: this.pidsHits.get(leaseId) ?? 0,
+      finishedAt: state.FinishedAt && !state.FinishedAt.startsWith('0001-') ? state.FinishedAt : undefined,
+    };
+  }
+
+  /**
+   * Stops a lease: SIGTERM, then SIGKILL after `timeoutSeconds` (runtime.stopTimeoutSeconds by
+   * default). The reason is what `wait`/`exitReport` give. Stopping a stopped lease is fine.
+   */
+  async stop(leaseId: string, reason: StopReason, options: { timeoutSeconds?: number; signal?: AbortSignal } = {}): Promise<void> {
+    const seconds = options.timeoutSeconds ?? this.deps.config.runtime.stopTimeoutSeconds;
+    if (!this.stopReasons.has(leaseId)) this.stopReasons.set(leaseId, reason);
+    await this.sampleLimits(leaseId).catch(() => undefined);
+    try {
+      // The engine does the TERM, wait, KILL sequence; its HTTP call lasts up to `seconds`.
+      await this.docker.getContainer(containerName(leaseId)).stop({ t: seconds, abortSignal: options.signal } as object);
+    } catch (err) {
+      if (isEngineNotModified(err)) return;
+      if (isEngineNotFound(err)) throw notFound(leaseId);
+      throw new ProviderError('CONTAINER_STOP_FAILED', `could not stop lease ${leaseId}: ${engineMessage(err)}`, { input: leaseId, cause: err });
+    }
+    this.deps.log.info({ leaseId, reason }, 'lease container stopped');
+  }
+
+  /** Removes the container (killing it if needed), the network and the firewall rules. Idempotent. */
+  async remove(leaseId: string): Promise<void> {
+    await this.teardown(assertLeaseId(leaseId), undefined);
+    this.stopReasons.delete(leaseId);
+    this.pidsHits.delete(leaseId);
+  }
+
+  /** Our containers, from their labels: the truth after a daemon restart. */
+  async list(options: { size?: boolean } = {}): Promise<LeaseContainer[]> {
+    const containers = await this.docker.listContainers({ all: true, size: options.size === true, filters: JSON.stringify(MANAGED_FILTER) });
+    return containers
+      .filter((c) => c.Labels?.[LABELS.leaseId] !== undefined)
+      .map((c) => {
+        const disk = c.Labels[LABELS.diskBytes];
+        return {
+          leaseId: c.Labels[LABELS.leaseId] as string,
+          containerId: c.Id,
+          state: c.State,
+          running: c.State === 'running',
+          image: c.Labels[LABELS.image] ?? c.Image,
+          diskBytes: disk === undefined ? undefined : Number(disk),
+          sizeRwBytes: (c as { SizeRw?: number }).SizeRw,
+        };
+      });
+  }
+
+  /**
+   * Our containers against the leases the store says exist: `orphans` are containers no lease owns
+   * (the lease engine decides their fate), `missing` are leases whose container is gone. Firewall
+   * chains of leases that have neither are removed.
+   */
+  async reconcile(knownLeaseIds: readonly string[]): Promise<{ adopted: LeaseContainer[]; orphans: LeaseContainer[]; missing: string[] }> {
+    const containers = await this.list();
+    const known = new Set(knownLeaseIds);
+    const adopted = containers.filter((c) => known.has(c.leaseId));
+    const orphans = containers.filter((c) => !known.has(c.leaseId));
+    const present = new Set(containers.map((c) => c.leaseId));
+    const missing = knownLeaseIds.filter((id) => !present.has(id));
+    await this.deps.firewall.removeStale([...present]);
+    if (orphans.length > 0) this.deps.log.warn({ orphans: orphans.map((o) => o.leaseId) }, 'containers of ours that no lease owns');
+    return { adopted, orphans, missing };
+  }
+
+  async inspect(leaseId: string): Promise<Docker.ContainerInspectInfo> {
+    try {
+      return await this.docker.getContainer(containerName(leaseId)).inspect();
+    } catch (err) {
+      if (isEngineNotFound(err)) throw notFound(leaseId);
+      throw new ProviderError('DOCKER_REQUEST_FAILED', `could not inspect lease ${leaseId}: ${engineMessage(err)}`, { input: leaseId, cause: err });
+    }
+  }
+
+  /** Lines of the lease's stdout/stderr; see streamLogs for follow across engine restarts. */
+  logs(leaseId: string, options: LogOptions = {}): AsyncGenerator<LogLine> {
+    return streamLogs(this.docker, containerName(leaseId), options, this.deps.log.child({ leaseId }));
+  }
+
+  /** Follows engine events for our containers until the signal aborts; see followEvents. */
+  followEvents(onEvent: (event: RuntimeEvent) => void, options: { signal: AbortSignal; onSubscribed?: () => void }): Promise<void> {
+    return followEvents(this.docker, onEvent, { ...options, log: this.deps.log });
+  }
+
+  /**
+   * Reads the lease's pids cgroup: how many tasks, and how many forks the limit refused. Found
+   * through /proc/<pid>/cgroup of the container's init, so it works with either cgroup driver
+   * and cgroup v1 or v2. Undefined fields when the container is not running.
+   */
+  async sampleLimits(leaseId: string): Promise<LimitCounters> {
+    const info = await this.inspect(leaseId);
+    if (!info.State.Running || !info.State.Pid) return { pidsCurrent: undefined, pidsLimitHits: this.pidsHits.get(leaseId) };
+    const procRoot = this.deps.procRoot ?? '/proc';
+    const cgroupRoot = this.deps.cgroupRoot ?? '/sys/fs/cgroup';
+    const lines = (await readFile(`${procRoot}/${info.State.Pid}/cgroup`, 'utf8')).split('\n');
+    const v1 = lines.map((l) => l.split(':')).find((parts) => (parts[1] ?? '').split(',').includes('pids'));
+    const v2 = lines.map((l) => l.split(':')).find((parts) => parts[0] === '0' && parts[1] === '');
+    const dir = v1 ? `${cgroupRoot}/pids${v1[2]}` : v2 ? `${cgroupRoot}${v2[2]}` : undefined;
+    if (dir === undefined) return { pidsCurrent: undefined, pidsLimitHits: undefined };
+    const current = Number((await readFile(`${dir}/pids.current`, 'utf8').catch(() => '')).trim()) || undefined;
+    const events = await readFile(`${dir}/pids.events`, 'utf8').catch(() => '');
+    const max = /^max (\d+)$/m.exec(events);
+    const hits = max ? Number(max[1]) : undefined;
+    if (hits !== undefined) this.pidsHits.set(leaseId, Math.max(hits, this.pidsHits.get(leaseId) ?? 0));
+    return { pidsCurrent: current, pidsLimitHits: hits };
+  }
+
+  /**
+   * One pass of the disk quota: every running lease with a diskBytes label whose writable layer
+   * (SizeRw) is larger is stopped with reason `disk-quota`. Also samples the pids counters.
+   * Returns the leases stopped. overlay2 on ext4 cannot enforce a size, so this is the enforcement.
+   */
+  async enforceDiskQuota(signal?: AbortSignal): Promise<string[]> {
+    const stopped: string[] = [];
+    const containers = await this.list({ size: true });
+    for (const c of containers) {
+      if (signal?.aborted) break;
+      if (!c.running) continue;
+      await this.sampleLimits(c.leaseId).catch(() => undefined);
+      if (c.diskBytes === undefined || c.sizeRwBytes === undefined || c.sizeRwBytes <= c.diskBytes) continue;
+      this.deps.log.warn({ leaseId: c.leaseId, sizeRw: c.sizeRwBytes, diskBytes: c.diskBytes }, 'lease over its disk quota; stopping it');
+      this.stopReasons.set(c.leaseId, 'disk-quota');
+      await this.stop(c.leaseId, 'disk-quota', { signal });
+      stopped.push(c.leaseId);
+    }
+    return stopped;
+  }
+
+  /** Runs enforceDiskQuota every runtime.diskCheckIntervalSeconds until the signal aborts. */
+  async watchDisk(options: { signal: AbortSignal; onStopped?: (leaseId: string) => void }): Promise<void> {
+    const interval = this.deps.config.runtime.diskCheckIntervalSeconds * 1000;
+    while (!options.signal.aborted) {
+      try {
+        for (const leaseId of await this.enforceDiskQuota(options.signal)) options.onStopped?.(leaseId);
+      } catch (err) {
+        if (!options.signal.aborted) this.deps.log.warn({ err: describeError(err) }, 'disk quota check failed');
+      }
+      await delay(interval, options.signal).catch(() => undefined);
+    }
+  }
+
+  private async ensureNetwork(leaseId: string, bridge: string, signal: AbortSignal | undefined): Promise<boolean> {
+    const name = networkName(leaseId);
+    try {
+      await this.docker.createNetwork({
+        Name: name,
+        Driver: 'bridge',
+        CheckDuplicate: true,
+        Internal: false,
+        Attachable: false,
+        EnableIPv6: false,
+        Options: {
+          'com.docker.network.bridge.name': bridge,
+          'com.docker.network.bridge.enable_icc': 'false',
+          'com.docker.network.bridge.enable_ip_masquerade': 'true',
+        },
+        Labels: { [LABELS.managed]: 'true', [LABELS.leaseId]: leaseId, [LABELS.bridge]: bridge },
+        abortSignal: signal,
+      } as Docker.NetworkCreateOptions);
+      return false;
+    } catch (err) {
+      if (isEngineConflict(err) || /already exists/i.test(engineMessage(err))) {
+        const existing = await this.docker.getNetwork(name).inspect();
+        if (existing.Labels?.[LABELS.leaseId] === leaseId && existing.Options?.['com.docker.network.bridge.name'] === bridge) return true;
+        throw new ProviderError('NETWORK_SETUP_FAILED', `network ${name} exists and is not the one this lease would create`, { input: name });
+      }
+      throw new ProviderError('NETWORK_SETUP_FAILED', `could not create the network of lease ${leaseId}: ${engineMessage(err)}`, {
+        input: leaseId,
+        cause: err,
+        fix: /pool|overlap/i.test(engineMessage(err)) ? 'Docker ran out of address pools: set default-address-pools in /etc/docker/daemon.json' : undefined,
+      });
+    }
+  }
+
+  private async teardown(leaseId: string, containerId: string | undefined): Promise<void> {
+    const target = containerId ?? containerName(leaseId);
+    try {
+      await this.docker.getContainer(target).remove({ force: true, v: true });
+    } catch (err) {
+      if (!isEngineNotFound(err) && !/removal of container .* is already in progress/i.test(engineMessage(err))) throw err;
+    }
+    try {
+      await this.docker.getNetwork(networkName(leaseId)).remove();
+    } catch (err) {
+      if (!isEngineNotFound(err)) throw err;
+    }
+    await this.deps.firewall.remove(leaseId);
+  }
+}
+
+function publishedPorts(info: Docker.ContainerInspectInfo): PublishedPort[] {
+  const out: PublishedPort[] = [];
+  const ports = (info.NetworkSettings?.Ports ?? {}) as Record<string, { HostIp: string; HostPort: string }[] | null>;
+  for (const [key, bindings] of Object.entries(ports)) {
+    const [port, protocol] = key.split('/');
+    const binding = (bindings ?? []).find((b) => b.HostPort);
+    if (!binding) continue;
+    out.push({ containerPort: Number(port), protocol: protocol === 'udp' ? 'udp' : 'tcp', hostPort: Number(binding.HostPort) });
+  }
+  return out.sort((a, b) => a.containerPort - b.containerPort);
+}
+
+function notFound(leaseId: string): ProviderError {
+  return new ProviderError('CONTAINER_NOT_FOUND', `lease ${leaseId} has no container`, { input: leaseId });
+}
+
+function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(new ProviderError('OPERATION_ABORTED', 'aborted'));
+      return;
+    }
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        reject(new ProviderError('OPERATION_ABORTED', 'aborted'));
+      },
+      { once: true },
+    );
+  });
+}
