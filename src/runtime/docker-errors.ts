@@ -69,6 +69,13 @@ export function containerError(err: unknown, fallback: ErrorCode, what: string, 
       fix: 'generate the CDI spec (`nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml`) and enable CDI in dockerd (Docker >= 25), or set gpu.mode: runtime',
     });
   }
+  if (/error setting rlimit type 7/i.test(message)) {
+    return new ProviderError('CONTAINER_START_FAILED', `${what}: the engine cannot raise the open-files limit that high (${message})`, {
+      input,
+      cause: err,
+      fix: "lower runtime.nofileLimit to dockerd's hard open-files limit (see /proc/$(pidof dockerd)/limits)",
+    });
+  }
   if (/port is already allocated|address already in use/i.test(message)) {
     return new ProviderError('PORT_UNAVAILABLE', `${what}: a host port is already in use (${message})`, { input, cause: err });
   }

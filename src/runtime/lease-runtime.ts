@@ -90,6 +90,7 @@ const MANAGED_FILTER = { label: [`${LABELS.managed}=true`] };
 export class LeaseRuntime {
   private readonly stopReasons = new Map<string, StopReason>();
   private readonly pidsHits = new Map<string, number>();
+  private nofile: number | undefined;
 
   constructor(private readonly deps: LeaseRuntimeDeps) {}
 
@@ -106,7 +107,8 @@ export class LeaseRuntime {
     const leaseId = assertLeaseId(allocation.leaseId);
     const { runtime } = this.deps.config;
     const log = this.deps.log.child({ leaseId });
-    const spec = buildContainerSpec({ manifest, allocation, image: imageId, settings: this.deps.config });
+    const nofileLimit = await this.nofileCeiling();
+    const spec = buildContainerSpec({ manifest, allocation, image: imageId, settings: { ...this.deps.config, runtime: { ...runtime, nofileLimit } } });
     const bridge = bridgeName(leaseId);
     const abortable = { abortSignal: signal };
     let containerId: string | undefined;
@@ -318,6 +320,27 @@ export class LeaseRuntime {
       }
       await delay(interval, options.signal).catch(() => undefined);
     }
+  }
+
+  /**
+   * runtime.nofileLimit, lowered to this host's hard open-files limit: without CAP_SYS_RESOURCE
+   * (rootless, nested, some VPS kernels) runc cannot raise it above that and every start would fail
+   * with "error setting rlimit type 7". Our own hard limit stands in for dockerd's (same host).
+   */
+  private async nofileCeiling(): Promise<number> {
+    if (this.nofile !== undefined) return this.nofile;
+    const wanted = this.deps.config.runtime.nofileLimit;
+    let ceiling = wanted;
+    try {
+      const limits = await readFile(`${this.deps.procRoot ?? '/proc'}/self/limits`, 'utf8');
+      const hard = /^Max open files\s+\S+\s+(\d+|unlimited)/m.exec(limits)?.[1];
+      if (hard !== undefined && hard !== 'unlimited') ceiling = Math.min(wanted, Number(hard));
+    } catch {
+      // Not Linux /proc: keep the configured value.
+    }
+    if (ceiling < wanted) this.deps.log.warn({ configured: wanted, used: ceiling }, 'runtime.nofileLimit is above this host\'s hard open-files limit; using the host limit');
+    this.nofile = ceiling;
+    return ceiling;
   }
 
   private async ensureNetwork(leaseId: string, bridge: string, signal: AbortSignal | undefined): Promise<boolean> {
