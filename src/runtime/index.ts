@@ -28,5 +28,5 @@ export type {
 export type { LogLine, LogOptions } from './logs';
 export type { RuntimeEvent } from './events';
 export { pickHostPorts } from './ports';
-export { LABELS, containerName, networkName, bridgeName } from './names';
+export { LABELS, containerName, networkName, bridgeName, leaseChains } from './names';
 export { isEngineNotFound } from './docker-errors';
