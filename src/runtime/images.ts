@@ -66,6 +66,8 @@ export class ImageService {
     private readonly settings: ImageSettings,
     private readonly log: Logger,
     private readonly clock: Clock,
+    /** How full the disk holding `path` is, in percent; injected so cleanup is testable. */
+    private readonly diskUsage: (path: string) => Promise<number> = diskUsedPercent,
   ) {}
 
   /** Throws IMAGE_DENIED when admission.images refuses the reference. Does nothing else. */
@@ -197,7 +199,7 @@ export class ImageService {
     const root = info.DockerRootDir ?? '/var/lib/docker';
     const threshold = this.settings.runtime.images.cleanupAtDiskPercent;
     const removed: string[] = [];
-    if ((await diskUsedPercent(root)) <= threshold) return removed;
+    if ((await this.diskUsage(root)) <= threshold) return removed;
     const containers = await this.docker.listContainers({ all: true });
     const inUse = new Set(containers.map((c) => c.ImageID));
     const keep = new Set(options.keep ?? []);
@@ -208,7 +210,7 @@ export class ImageService {
       .sort((a, b) => a.used - b.used);
     for (const candidate of candidates) {
       if (options.signal?.aborted) break;
-      if ((await diskUsedPercent(root)) <= threshold) break;
+      if ((await this.diskUsage(root)) <= threshold) break;
       if (await this.removeQuietly(candidate.id)) {
         removed.push(candidate.id);
         this.lastUsed.delete(candidate.id);
@@ -238,7 +240,7 @@ export async function diskUsedPercent(path: string): Promise<number> {
 
 function pullError(err: unknown, reference: string): ProviderError {
   const message = engineMessage(err);
-  if (/unauthorized|authentication required|incorrect username or password|denied|401/i.test(message)) {
+  if (/unauthorized|authentication required|no basic auth credentials|incorrect username or password|denied|401/i.test(message)) {
     return new ProviderError('REGISTRY_AUTH_FAILED', `the registry refused the credentials for ${reference}`, {
       input: reference,
       cause: new Error(message),

@@ -67,3 +67,40 @@ describe('host ports', () => {
     expect(() => pickHostPorts({ from: 30000, to: 30001 }, [30000], 2)).toThrow(/only 1 of 2/);
   });
 });
+
+describe('image cleanup', () => {
+  function fakeDocker(images: { Id: string; Created: number; RepoTags?: string[] }[], usedBy: string[]) {
+    const removed: string[] = [];
+    const docker = {
+      info: async () => ({ DockerRootDir: '/var/lib/docker' }),
+      listContainers: async () => usedBy.map((ImageID) => ({ ImageID })),
+      listImages: async () => images,
+      getImage: (id: string) => ({ remove: async () => { removed.push(id); } }),
+    } as unknown as Docker;
+    return { docker, removed };
+  }
+
+  test('removes unused images least recently used first until the disk is under the threshold', async () => {
+    const { docker, removed } = fakeDocker(
+      [
+        { Id: 'sha256:old', Created: 100 },
+        { Id: 'sha256:new', Created: 300 },
+        { Id: 'sha256:mid', Created: 200 },
+        { Id: 'sha256:busy', Created: 50 },
+      ],
+      ['sha256:busy'],
+    );
+    // Each removal frees 6% of the disk.
+    const s = new ImageService(docker, aConfig({ runtime: { images: { cleanupAtDiskPercent: 85 } } }), silentLogger(), { now: () => 1_000_000 }, async () => 95 - 6 * removed.length);
+    s.touch('sha256:old'); // used just now: goes last
+    expect(await s.cleanup()).toEqual(['sha256:mid', 'sha256:new']);
+    expect(removed).not.toContain('sha256:busy');
+  });
+
+  test('does nothing while the disk is under the threshold', async () => {
+    const { docker, removed } = fakeDocker([{ Id: 'sha256:a', Created: 1 }], []);
+    const s = new ImageService(docker, aConfig(), silentLogger(), { now: () => 0 }, async () => 10);
+    expect(await s.cleanup()).toEqual([]);
+    expect(removed).toEqual([]);
+  });
+});
