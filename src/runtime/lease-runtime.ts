@@ -414,14 +414,14 @@ function delay(ms: number, signal?: AbortSignal): Promise<void> {
       reject(new ProviderError('OPERATION_ABORTED', 'aborted'));
       return;
     }
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer);
-        reject(new ProviderError('OPERATION_ABORTED', 'aborted'));
-      },
-      { once: true },
-    );
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new ProviderError('OPERATION_ABORTED', 'aborted'));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
