@@ -91,6 +91,8 @@ export class LeaseRuntime {
   private readonly stopReasons = new Map<string, StopReason>();
   private readonly pidsHits = new Map<string, number>();
   private nofile: number | undefined;
+  /** Leases whose network and firewall `prepareNetwork` already set up. */
+  private readonly prepared = new Set<string>();
 
   constructor(private readonly deps: LeaseRuntimeDeps) {}
 
@@ -113,21 +115,20 @@ export class LeaseRuntime {
     const abortable = { abortSignal: signal };
     let containerId: string | undefined;
     try {
-      const existed = await this.ensureNetwork(leaseId, bridge, signal);
-      if (existed) await this.deps.firewall.remove(leaseId);
-      signal?.throwIfAborted();
-      // Rules go in while the container is being created; it starts only once both are done.
-      const [container] = await Promise.all([
+      let container: Docker.Container;
+      const create = () =>
         this.docker.createContainer({ ...spec, ...abortable } as Docker.ContainerCreateOptions).catch((err: unknown) => {
           throw containerError(err, 'CONTAINER_CREATE_FAILED', `could not create the container of lease ${leaseId}`, leaseId);
-        }),
-        this.deps.firewall.apply({
-          leaseId,
-          bridge,
-          publicEgress: runtime.egress.public && manifest.egress !== 'none',
-          allowCidrs: runtime.egress.allowCidrs,
-        }),
-      ]);
+        });
+      if (this.prepared.has(leaseId)) {
+        container = await create();
+      } else {
+        const existed = await this.ensureNetwork(leaseId, bridge, signal);
+        if (existed) await this.deps.firewall.remove(leaseId);
+        signal?.throwIfAborted();
+        // Rules go in while the container is being created; it starts only once both are done.
+        [container] = await Promise.all([create(), this.deps.firewall.apply(this.firewallSpec(leaseId, manifest))]);
+      }
       containerId = container.id;
       signal?.throwIfAborted();
       try {
@@ -136,9 +137,11 @@ export class LeaseRuntime {
         if (!isEngineNotModified(err)) throw containerError(err, 'CONTAINER_START_FAILED', `could not start the container of lease ${leaseId}`, leaseId);
       }
       this.deps.images?.touch(imageId);
-      const info = await container.inspect(abortable);
-      log.info({ containerId: info.Id.slice(0, 12), image: manifest.image }, 'lease container running');
-      return { leaseId, containerId: info.Id, ports: publishedPorts(info), startedAt: info.State.StartedAt };
+      // No inspect on this path: the engine binds exactly the host ports asked or fails the start,
+      // so the ports are the allocation's (`status` reads them back from the engine).
+      const ports = (manifest.ports ?? []).map((p, i) => ({ containerPort: p.containerPort, protocol: p.protocol, hostPort: allocation.hostPorts[i] as number }));
+      log.info({ containerId: container.id.slice(0, 12), image: manifest.image }, 'lease container running');
+      return { leaseId, containerId: container.id, ports, startedAt: new Date(this.deps.clock.now()).toISOString() };
     } catch (err) {
       await this.teardown(leaseId, containerId).catch((cleanupErr: unknown) =>
         log.warn({ err: describeError(cleanupErr) }, 'cleanup after a failed start did not finish'),
@@ -147,6 +150,34 @@ export class LeaseRuntime {
       if (signal?.aborted) throw new ProviderError('OPERATION_ABORTED', `start of lease ${leaseId} was aborted`, { input: leaseId, cause: err });
       throw containerError(err, 'CONTAINER_START_FAILED', `could not start lease ${leaseId}`, leaseId);
     }
+  }
+
+  /**
+   * Creates the lease's network and installs its firewall rules ahead of `start`, so the lease
+   * engine can do it while the image is being pulled: `start` is then only create + start.
+   * Idempotent; `remove` undoes it.
+   */
+  async prepareNetwork(leaseId: string, manifest: Manifest, signal?: AbortSignal): Promise<void> {
+    assertLeaseId(leaseId);
+    try {
+      const existed = await this.ensureNetwork(leaseId, bridgeName(leaseId), signal);
+      if (existed) await this.deps.firewall.remove(leaseId);
+      await this.deps.firewall.apply(this.firewallSpec(leaseId, manifest));
+      this.prepared.add(leaseId);
+    } catch (err) {
+      this.prepared.delete(leaseId);
+      throw err;
+    }
+  }
+
+  private firewallSpec(leaseId: string, manifest: Manifest) {
+    const { runtime } = this.deps.config;
+    return {
+      leaseId,
+      bridge: bridgeName(leaseId),
+      publicEgress: runtime.egress.public && manifest.egress !== 'none',
+      allowCidrs: runtime.egress.allowCidrs,
+    };
   }
 
   /** Resolves when the lease's container is not running, with why. Survives engine restarts. */
@@ -208,6 +239,19 @@ export class LeaseRuntime {
     await this.teardown(assertLeaseId(leaseId), undefined);
     this.stopReasons.delete(leaseId);
     this.pidsHits.delete(leaseId);
+  }
+
+  /** The lease's container as the engine sees it now: state, published ports, exit. */
+  async status(leaseId: string): Promise<{ running: boolean; state: string; ports: PublishedPort[]; exit: ExitReport | undefined; startedAt: string }> {
+    const info = await this.inspect(leaseId);
+    const running = info.State.Running;
+    return {
+      running,
+      state: info.State.Status,
+      ports: publishedPorts(info),
+      exit: running ? undefined : await this.exitReport(leaseId),
+      startedAt: info.State.StartedAt,
+    };
   }
 
   /** Our containers, from their labels: the truth after a daemon restart. */
@@ -377,6 +421,7 @@ export class LeaseRuntime {
   }
 
   private async teardown(leaseId: string, containerId: string | undefined): Promise<void> {
+    this.prepared.delete(leaseId);
     const target = containerId ?? containerName(leaseId);
     try {
       await this.docker.getContainer(target).remove({ force: true, v: true });

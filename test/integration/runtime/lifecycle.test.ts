@@ -29,6 +29,7 @@ describe('lease container against the real engine', () => {
     });
     const started = await h.runtime.start({ manifest, allocation: h.allocation(leaseId, manifest, { hostPorts: [39111] }), imageId: image });
     expect(started.ports).toEqual([{ containerPort: 8080, protocol: 'tcp', hostPort: 39111 }]);
+    expect((await h.runtime.status(leaseId)).ports).toEqual([{ containerPort: 8080, protocol: 'tcp', hostPort: 39111 }]);
 
     const info = await h.docker.getContainer(containerName(leaseId)).inspect();
     const hc = info.HostConfig as typeof info.HostConfig & Record<string, unknown>;
