@@ -103,7 +103,6 @@ export function buildContainerSpec({ manifest, allocation, image, settings }: Sp
     Labels: labels,
     ExposedPorts: exposed,
     StopTimeout: runtime.stopTimeoutSeconds,
-    StopSignal: 'SIGTERM',
     AttachStdin: false,
     OpenStdin: false,
     Tty: false,

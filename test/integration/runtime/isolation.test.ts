@@ -95,6 +95,8 @@ describe('tenant network isolation', () => {
     b = h.leaseId('netb');
     const web = aManifest({ command: ['sh', '-c'], args: [`mkdir -p /www && echo lease-b > /www/index.html && exec httpd -f -p 8080 -h /www`], ports: [{ containerPort: 8080 }] });
     const idle = aManifest({ args: ['sleep', '600'] });
+    // Lease a goes the way the lease engine starts leases: network and rules while the image pulls.
+    await h.runtime.prepareNetwork(a, idle);
     await h.runtime.start({ manifest: idle, allocation: h.allocation(a, idle), imageId: image });
     await h.runtime.start({ manifest: web, allocation: h.allocation(b, web, { hostPorts: [39201] }), imageId: image });
     const info = await h.runtime.inspect(b);

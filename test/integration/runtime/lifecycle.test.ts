@@ -71,6 +71,20 @@ describe('lease container against the real engine', () => {
     expect((await h.execIn(leaseId, 'mknod /tmp/x c 1 3')).code).not.toBe(0);
   });
 
+  test('a read-only root fs leaves a writable tmpfs scratch on /tmp', async () => {
+    const ro = new RuntimeHarness({ runtime: { nofileLimit: 4096, readOnlyRootfs: true, tmpfsBytes: '16MiB' } });
+    try {
+      const leaseId = ro.leaseId('ro');
+      const manifest = aManifest({ args: ['sleep', '300'] });
+      await ro.runtime.start({ manifest, allocation: ro.allocation(leaseId, manifest), imageId: image });
+      expect((await ro.execIn(leaseId, 'touch /root/x')).code).not.toBe(0);
+      expect((await ro.execIn(leaseId, 'echo ok > /tmp/x && cat /tmp/x')).stdout.trim()).toBe('ok');
+      expect((await ro.execIn(leaseId, 'df -k /tmp | tail -n 1')).stdout).toMatch(/16384/);
+    } finally {
+      await ro.cleanup();
+    }
+  });
+
   test('reports the exit code of a workload that ends, and its logs with tail and since', async () => {
     const leaseId = h.leaseId('exit');
     const manifest = aManifest({ command: ['sh', '-c'], args: ['echo one; echo two >&2; sleep 0.2; echo three; exit 3'] });
