@@ -187,6 +187,11 @@ export const runtimeSchema = z
         public: z.boolean().default(true),
         /** Private ranges opened to leases despite the default block (e.g. a shared dataset server). */
         allowCidrs: z.array(cidr).default([]),
+        /**
+         * DNS servers leases resolve through; port 53 to them stays open even inside blocked ranges.
+         * Empty: the host's own resolvers (/etc/resolv.conf, or systemd-resolved's upstreams).
+         */
+        dnsServers: z.array(z.string().regex(/^[0-9a-fA-F:.]+$/, 'expected an IP address such as 1.1.1.1')).default([]),
       })
       .prefault({}),
     pidsLimit: z.number().int().min(16).default(1024),

@@ -21,6 +21,12 @@ export interface LeaseFirewallSpec {
   publicEgress: boolean;
   /** Ranges opened despite BLOCKED_* (runtime.egress.allowCidrs). */
   allowCidrs: readonly string[];
+  /**
+   * Resolvers the engine's embedded DNS forwards to. Docker dials them from inside the lease's
+   * network namespace, so a home router's 192.168.x.1 would be dropped like any LAN host: port 53
+   * (and only port 53) to these stays open.
+   */
+  dnsServers?: readonly string[];
 }
 
 export type Family = 'v4' | 'v6';
@@ -35,9 +41,9 @@ const COMMENT_PREFIX = 'provider-lease:';
  *                       uses FORWARD, since Docker 20.10 leaves ip6tables alone by default)
  *   filter/INPUT:       -i B -j PROVIDER-I-<h>   (traffic the lease sends to this host itself)
  *   PROVIDER-F-<h>: ESTABLISHED,RELATED RETURN (replies to clients of published ports, LAN ones
- *                   included); allowCidrs RETURN; blocked ranges DROP; then RETURN when public
+ *                   included); DNS (port 53) to the lease resolvers RETURN; allowCidrs RETURN; blocked ranges DROP; then RETURN when public
  *                   egress is on, DROP when it is off.
- *   PROVIDER-I-<h>: ESTABLISHED,RELATED ACCEPT; DROP (the host's every address: LAN, public,
+ *   PROVIDER-I-<h>: ESTABLISHED,RELATED ACCEPT; DNS to a resolver on a host address ACCEPT; DROP (the host's every address: LAN, public,
  *                   the bridge gateway, Docker's other bridges).
  * Every rule carries the comment `provider-lease:<id>`; chains of leases that no longer exist are
  * found by name and removed at start (`removeStale`). Inter-container traffic inside the network is
@@ -163,16 +169,21 @@ export function applyScript(family: Family, spec: LeaseFirewallSpec): string {
   const comment = `-m comment --comment "${COMMENT_PREFIX}${spec.leaseId}"`;
   const established = '-m conntrack --ctstate ESTABLISHED,RELATED';
   const forwardParent = family === 'v4' ? 'DOCKER-USER' : 'FORWARD';
+  const dns = (spec.dnsServers ?? []).filter((ip) => (family === 'v6') === ip.includes(':'));
+  const dnsRules = (chain: string, verdict: string) =>
+    dns.flatMap((ip) => ['udp', 'tcp'].map((proto) => `-A ${chain} -d ${ip} -p ${proto} --dport 53 -j ${verdict} ${comment}`));
   const lines = [
     '*filter',
     // Declaring a chain under --noflush creates it, or empties it when it exists.
     `:${chains.forward} - [0:0]`,
     `:${chains.input} - [0:0]`,
     `-A ${chains.forward} ${established} -j RETURN ${comment}`,
+    ...dnsRules(chains.forward, 'RETURN'),
     ...allow.map((cidr) => `-A ${chains.forward} -d ${cidr} -j RETURN ${comment}`),
     ...blocked.map((cidr) => `-A ${chains.forward} -d ${cidr} -j DROP ${comment}`),
     `-A ${chains.forward} -j ${spec.publicEgress ? 'RETURN' : 'DROP'} ${comment}`,
     `-A ${chains.input} ${established} -j ACCEPT ${comment}`,
+    ...dnsRules(chains.input, 'ACCEPT'),
     `-A ${chains.input} -j DROP ${comment}`,
     `-I ${forwardParent} 1 -i ${spec.bridge} -j ${chains.forward} ${comment}`,
     `-I INPUT 1 -i ${spec.bridge} -j ${chains.input} ${comment}`,

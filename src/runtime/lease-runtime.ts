@@ -6,7 +6,7 @@ import type { Logger } from '../log';
 import type { Clock } from '../util/clock';
 import { containerError, engineMessage, isEngineConflict, isEngineGone, isEngineNotFound, isEngineNotModified } from './docker-errors';
 import { followEvents, type RuntimeEvent } from './events';
-import type { Firewall } from './firewall';
+import type { Firewall, LeaseFirewallSpec } from './firewall';
 import type { ImageService } from './images';
 import { streamLogs, type LogLine, type LogOptions } from './logs';
 import type { Manifest } from './manifest';
@@ -77,6 +77,8 @@ export interface LeaseRuntimeDeps {
   /** Where cgroup files are read from (tests on odd hosts can point elsewhere). */
   procRoot?: string;
   cgroupRoot?: string;
+  /** Where the host's resolvers are read from when runtime.egress.dnsServers is empty. */
+  resolvConfPaths?: string[];
 }
 
 const MANAGED_FILTER = { label: [`${LABELS.managed}=true`] };
@@ -93,6 +95,7 @@ export class LeaseRuntime {
   private nofile: number | undefined;
   /** Leases whose network and firewall `prepareNetwork` already set up. */
   private readonly prepared = new Set<string>();
+  private resolvers: string[] | undefined;
 
   constructor(private readonly deps: LeaseRuntimeDeps) {}
 
@@ -127,7 +130,8 @@ export class LeaseRuntime {
         if (existed) await this.deps.firewall.remove(leaseId);
         signal?.throwIfAborted();
         // Rules go in while the container is being created; it starts only once both are done.
-        [container] = await Promise.all([create(), this.deps.firewall.apply(this.firewallSpec(leaseId, manifest))]);
+        const rules = await this.firewallSpec(leaseId, manifest);
+        [container] = await Promise.all([create(), this.deps.firewall.apply(rules)]);
       }
       containerId = container.id;
       signal?.throwIfAborted();
@@ -162,7 +166,7 @@ export class LeaseRuntime {
     try {
       const existed = await this.ensureNetwork(leaseId, bridgeName(leaseId), signal);
       if (existed) await this.deps.firewall.remove(leaseId);
-      await this.deps.firewall.apply(this.firewallSpec(leaseId, manifest));
+      await this.deps.firewall.apply(await this.firewallSpec(leaseId, manifest));
       this.prepared.add(leaseId);
     } catch (err) {
       this.prepared.delete(leaseId);
@@ -170,14 +174,38 @@ export class LeaseRuntime {
     }
   }
 
-  private firewallSpec(leaseId: string, manifest: Manifest) {
+  private async firewallSpec(leaseId: string, manifest: Manifest): Promise<LeaseFirewallSpec> {
     const { runtime } = this.deps.config;
     return {
       leaseId,
       bridge: bridgeName(leaseId),
       publicEgress: runtime.egress.public && manifest.egress !== 'none',
       allowCidrs: runtime.egress.allowCidrs,
+      dnsServers: await this.leaseResolvers(),
     };
+  }
+
+  /**
+   * The resolvers the engine's embedded DNS forwards lease queries to: runtime.egress.dnsServers,
+   * or the host's. Docker reads systemd-resolved's upstream list when /etc/resolv.conf points at
+   * 127.0.0.53, and skips loopback ones (it dials those from the host, not the lease).
+   */
+  private async leaseResolvers(): Promise<string[]> {
+    if (this.resolvers !== undefined) return this.resolvers;
+    const configured = this.deps.config.runtime.egress.dnsServers;
+    let servers = [...configured];
+    if (servers.length === 0) {
+      for (const path of this.deps.resolvConfPaths ?? ['/etc/resolv.conf', '/run/systemd/resolve/resolv.conf']) {
+        const text = await readFile(path, 'utf8').catch(() => '');
+        for (const m of text.matchAll(/^\s*nameserver\s+([0-9a-fA-F:.]+)(?:%\S+)?\s*$/gm)) {
+          const ip = m[1] as string;
+          if (!/^127\./.test(ip) && ip !== '::1' && !servers.includes(ip)) servers.push(ip);
+        }
+      }
+    }
+    servers = servers.slice(0, 8);
+    this.resolvers = servers;
+    return servers;
   }
 
   /** Resolves when the lease's container is not running, with why. Survives engine restarts. */
@@ -276,7 +304,7 @@ export class LeaseRuntime {
   /**
    * Our containers against the leases the store says exist: `orphans` are containers no lease owns
    * (the lease engine decides their fate), `missing` are leases whose container is gone. Firewall
-   * chains of leases that have neither are removed.
+   * chains and networks of leases that have neither are removed (what a crash left behind).
    */
   async reconcile(knownLeaseIds: readonly string[]): Promise<{ adopted: LeaseContainer[]; orphans: LeaseContainer[]; missing: string[] }> {
     const containers = await this.list();
@@ -285,7 +313,19 @@ export class LeaseRuntime {
     const orphans = containers.filter((c) => !known.has(c.leaseId));
     const present = new Set(containers.map((c) => c.leaseId));
     const missing = knownLeaseIds.filter((id) => !present.has(id));
-    await this.deps.firewall.removeStale([...present]);
+    // Rules and networks of known leases stay even without a container (a lease still pulling).
+    const keep = new Set([...present, ...knownLeaseIds, ...this.prepared]);
+    await this.deps.firewall.removeStale([...keep]);
+    const networks = await this.docker.listNetworks({ filters: JSON.stringify(MANAGED_FILTER) });
+    for (const network of networks) {
+      const owner = network.Labels?.[LABELS.leaseId];
+      if (owner === undefined || keep.has(owner)) continue;
+      await this.docker
+        .getNetwork(network.Id)
+        .remove()
+        .then(() => this.deps.log.info({ leaseId: owner }, 'removed the network of a lease that no longer exists'))
+        .catch((err: unknown) => this.deps.log.warn({ leaseId: owner, err: engineMessage(err) }, 'could not remove a stale lease network'));
+    }
     if (orphans.length > 0) this.deps.log.warn({ orphans: orphans.map((o) => o.leaseId) }, 'containers of ours that no lease owns');
     return { adopted, orphans, missing };
   }

@@ -138,6 +138,7 @@ export function buildContainerSpec({ manifest, allocation, image, settings }: Sp
       PublishAllPorts: false,
       ReadonlyRootfs: runtime.readOnlyRootfs,
       ...(runtime.readOnlyRootfs ? { Tmpfs: { '/tmp': scratch, '/run': scratch } } : {}),
+      ...(runtime.egress.dnsServers.length > 0 ? { Dns: [...runtime.egress.dnsServers] } : {}),
       RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
       AutoRemove: false,
       LogConfig: {

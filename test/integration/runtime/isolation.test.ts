@@ -1,3 +1,4 @@
+import { createSocket, type Socket } from 'node:dgram';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { bridgeName, leaseChains as leaseChainsFor } from '../../../src/runtime';
@@ -23,6 +24,29 @@ const WEB_PORT = 8089;
 
 const h = new RuntimeHarness({ runtime: { nofileLimit: 4096, portRange: { from: 39200, to: 39299 } } });
 const allowing = new RuntimeHarness({ runtime: { nofileLimit: 4096, egress: { allowCidrs: ['10.213.7.0/30'] } } });
+// Leases of this one resolve through a DNS server on one of the host's own (private) addresses.
+const PRIVATE_HOST = '10.213.7.1';
+const resolving = new RuntimeHarness({ runtime: { nofileLimit: 4096, egress: { dnsServers: [PRIVATE_HOST] } } });
+let dns: Socket | undefined;
+
+/** Answers every A query with 198.51.100.2 and every other query with no records. */
+function startDnsServer(): Promise<Socket> {
+  const socket = createSocket('udp4');
+  socket.on('message', (query, peer) => {
+    let offset = 12;
+    while (offset < query.length && query[offset] !== 0) offset += (query[offset] as number) + 1;
+    const questionEnd = offset + 5;
+    const qtype = query.readUInt16BE(offset + 1);
+    const header = Buffer.from(query.subarray(0, 12));
+    header.writeUInt16BE(0x8180, 2);
+    header.writeUInt16BE(qtype === 1 ? 1 : 0, 6);
+    header.writeUInt16BE(0, 8);
+    header.writeUInt16BE(0, 10);
+    const answer = qtype === 1 ? Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 198, 51, 100, 2]) : Buffer.alloc(0);
+    socket.send(Buffer.concat([header, query.subarray(12, questionEnd), answer]), peer.port, peer.address);
+  });
+  return new Promise((resolve) => socket.bind(53, PRIVATE_HOST, () => resolve(socket)));
+}
 let image: string;
 let hostServer: Server;
 let hostPort: number;
@@ -59,6 +83,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await h.cleanup();
   await allowing.cleanup();
+  await resolving.cleanup();
+  dns?.close();
   hostServer?.close();
   await sh('ip', ['netns', 'pids', NS]).then(async ({ stdout }) => {
     for (const pid of stdout.split('\n').filter(Boolean)) await sh('kill', [pid]).catch(() => undefined);
@@ -120,6 +146,18 @@ describe('tenant network isolation', () => {
     await allowing.runtime.remove(d);
   });
 
+  test('names resolve through a resolver on a private host address, while the rest of that address stays closed', async () => {
+    dns = await startDnsServer();
+    const e = resolving.leaseId('dns');
+    const m = aManifest({ args: ['sleep', '600'] });
+    await resolving.runtime.start({ manifest: m, allocation: resolving.allocation(e, m), imageId: image });
+    const answer = await resolving.execIn(e, 'nslookup -type=a outside.lease-test.example', 15_000);
+    expect(answer.stdout).toContain(PUBLIC_REMOTE);
+    expect(await fetchFrom(e, `http://outside.lease-test.example:${WEB_PORT}/`, resolving)).toBe('outside');
+    expect(await fetchFrom(e, `http://${PRIVATE_HOST}:${hostPort}/`, resolving)).toBeUndefined();
+    await resolving.runtime.remove(e);
+  });
+
   test("the host's own addresses are unreachable: its public-range address and the lease's gateway", async () => {
     const gateway = Object.values((await h.runtime.inspect(a)).NetworkSettings.Networks)[0]?.Gateway ?? '';
     expect(await fetchFrom(a, `http://${PUBLIC_HOST}:${hostPort}/`)).toBeUndefined();
@@ -159,12 +197,18 @@ describe('tenant network isolation', () => {
     await expect(sh('ip', ['link', 'show', bridgeName(a)])).rejects.toBeDefined();
   });
 
-  test('rules of a lease that no longer exists are removed on reconcile', async () => {
-    const ghost = h.leaseId('ghost');
-    await h.firewall.apply({ leaseId: ghost, bridge: bridgeName(ghost), publicEgress: true, allowCidrs: [] });
+  test('rules and networks of a lease that no longer exists are removed on reconcile; those of known leases stay', async () => {
+    // What a daemon that crashed between preparing a lease and starting it leaves behind.
+    const ghost = allowing.leaseId('ghost');
+    const pulling = allowing.leaseId('pulling');
+    await allowing.runtime.prepareNetwork(ghost, aManifest());
+    await allowing.runtime.prepareNetwork(pulling, aManifest());
     expect(await h.firewall.leaseChainsPresent()).toContain(leaseChainsFor(ghost).forward);
-    await h.runtime.reconcile([b]);
+    await h.runtime.reconcile([b, pulling]);
     expect(await h.firewall.leaseChainsPresent()).not.toContain(leaseChainsFor(ghost).forward);
-    expect(await h.firewall.leaseChainsPresent()).toContain(leaseChainsFor(b).forward);
+    expect(await h.firewall.leaseChainsPresent()).not.toContain(leaseChainsFor(ghost).input);
+    await expect(sh('docker', ['network', 'inspect', `provider-lease-${ghost}`])).rejects.toBeDefined();
+    expect(await h.firewall.leaseChainsPresent()).toEqual(expect.arrayContaining([leaseChainsFor(b).forward, leaseChainsFor(pulling).forward]));
+    await sh('docker', ['network', 'inspect', `provider-lease-${pulling}`]);
   });
 });

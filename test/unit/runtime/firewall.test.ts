@@ -74,6 +74,18 @@ describe('lease firewall', () => {
     expect(calls.find((c) => c.file === 'ip6tables-restore')?.script).toContain('-d fd00:1::/64 -j RETURN');
   });
 
+  test('opens only port 53 to the lease resolvers, in both chains, before any drop', async () => {
+    const { exec, calls } = fakeIptables();
+    await new Firewall(exec, silentLogger(), { ipv6: false }).apply({ leaseId: 'lease-7', bridge, publicEgress: true, allowCidrs: [], dnsServers: ['192.168.1.1'] });
+    const v4 = calls.find((c) => c.file === 'iptables-restore')?.script ?? '';
+    for (const proto of ['udp', 'tcp']) {
+      expect(v4).toMatch(new RegExp(`-A PROVIDER-F-\\w+ -d 192\\.168\\.1\\.1 -p ${proto} --dport 53 -j RETURN`));
+      expect(v4).toMatch(new RegExp(`-A PROVIDER-I-\\w+ -d 192\\.168\\.1\\.1 -p ${proto} --dport 53 -j ACCEPT`));
+    }
+    expect(v4.indexOf('--dport 53 -j RETURN')).toBeLessThan(v4.indexOf('-d 192.168.0.0/16 -j DROP'));
+    expect(v4.indexOf('--dport 53 -j ACCEPT')).toBeLessThan(v4.lastIndexOf('-j DROP'));
+  });
+
   test('drops all new egress when public egress is off', async () => {
     const { exec, calls } = fakeIptables();
     await new Firewall(exec, silentLogger()).apply({ leaseId: 'lease-7', bridge, publicEgress: false, allowCidrs: [] });

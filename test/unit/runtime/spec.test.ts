@@ -53,6 +53,12 @@ describe('container spec', () => {
     expect(ro.HostConfig.Tmpfs).toEqual({ '/tmp': `rw,nosuid,nodev,size=${32 * MiB}`, '/run': `rw,nosuid,nodev,size=${32 * MiB}` });
   });
 
+  test('points the container at the configured DNS servers, and leaves the engine default otherwise', () => {
+    expect(host.Dns).toBeUndefined();
+    const s = buildContainerSpec({ manifest: aManifest(), allocation: anAllocation(), image: 'x', settings: aConfig({ runtime: { egress: { dnsServers: ['1.1.1.1'] } } }) });
+    expect(s.HostConfig.Dns).toEqual(['1.1.1.1']);
+  });
+
   test('publishes manifest ports on the allocated host ports', () => {
     const s = buildContainerSpec({
       manifest: aManifest({ ports: [{ containerPort: 80 }, { containerPort: 53, protocol: 'udp' }] }),
