@@ -112,7 +112,6 @@ export function buildContainerSpec({ manifest, allocation, image, settings }: Sp
       Memory: allocation.memoryBytes,
       // Equal to Memory: no swap, so the limit is the limit.
       MemorySwap: allocation.memoryBytes,
-      MemorySwappiness: 0,
       PidsLimit: runtime.pidsLimit,
       ShmSize: manifest.resources.shmBytes ?? runtime.defaultShmBytes,
       Ulimits: [{ Name: 'nofile', Soft: runtime.nofileLimit, Hard: runtime.nofileLimit }],

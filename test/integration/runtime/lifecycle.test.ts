@@ -66,6 +66,14 @@ describe('lease container against the real engine', () => {
     expect(capEff).toBe(expected);
     expect(/^NoNewPrivs:\s*(\d)/m.exec(status)?.[1]).toBe('1');
     expect(/^Seccomp:\s*(\d)/m.exec(status)?.[1]).toBe('2');
+    expect((await h.execIn(leaseId, 'df -k /dev/shm | tail -n 1')).stdout).toMatch(/\b16384\b/);
+    // The cgroup limits as the kernel holds them (v2 file first, then v1).
+    const cg = async (v2: string, v1: string) => (await h.execIn(leaseId, `cat /sys/fs/cgroup/${v2} 2>/dev/null || cat /sys/fs/cgroup/${v1}`)).stdout.trim();
+    expect(await cg('cpu.max', 'cpu/cpu.cfs_quota_us')).toMatch(/^25000\b/);
+    expect(await cg('pids.max', 'pids/pids.max')).toBe('64');
+    expect(await cg('memory.max', 'memory/memory.limit_in_bytes')).toBe(String(96 * MiB));
+    expect(await cg('memory.swap.max', 'memory/memory.memsw.limit_in_bytes')).toMatch(new RegExp(`^(0|${96 * MiB})$`));
+    expect((await h.execIn(leaseId, 'ulimit -n')).stdout.trim()).toBe('4096');
     // NET_RAW is gone: no raw sockets (ping needs one).
     expect((await h.execIn(leaseId, 'ping -c1 -W1 127.0.0.1')).code).not.toBe(0);
     expect((await h.execIn(leaseId, 'mknod /tmp/x c 1 3')).code).not.toBe(0);
