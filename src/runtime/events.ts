@@ -49,7 +49,7 @@ const sleep = (ms: number, signal: AbortSignal) =>
 export async function followEvents(
   docker: Docker,
   onEvent: (event: RuntimeEvent) => void,
-  options: { signal: AbortSignal; log: Logger; retryMs?: number; onSubscribed?: () => void },
+  options: { signal: AbortSignal; log: Logger; retryMs?: number; onSubscribed?: () => void; now?: () => number },
 ): Promise<void> {
   const { signal, log } = options;
   let since: string | undefined;
@@ -64,6 +64,8 @@ export async function followEvents(
         log.info('docker engine is back; following its events again');
         onEvent({ kind: 'engine-back' });
       }
+      // Until an event arrives, a re-subscription replays from when this one began.
+      if (since === undefined) since = String(Math.floor((options.now ?? Date.now)() / 1000));
       options.onSubscribed?.();
       backoff = options.retryMs ?? 250;
       let buffer = '';

@@ -14,6 +14,7 @@ export { ImageService, diskUsedPercent } from './images';
 export type { PullProgress, PreparedImage, PrepareOptions, ImageSettings } from './images';
 export { parseImageRef, imageMatches } from './image-ref';
 export { LeaseRuntime } from './lease-runtime';
+export { createDockerClient } from './docker-client';
 export type {
   StartLeaseInput,
   StartedLease,

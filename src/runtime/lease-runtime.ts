@@ -65,6 +65,8 @@ export interface StartLeaseInput {
   /** Image id from ImageService.prepare (not the tag: a retag must not swap what runs). */
   imageId: string;
   signal?: AbortSignal;
+  /** Longest the whole start may take (default 120 s): a wedged engine must not hang a lease. */
+  timeoutMs?: number;
 }
 
 export interface LeaseRuntimeDeps {
@@ -108,7 +110,9 @@ export class LeaseRuntime {
    * On any failure everything created is removed again and the error says why (GPU errors as
    * NVIDIA_RUNTIME_MISSING / CDI_DEVICE_MISSING). Resolves when the container is running.
    */
-  async start({ manifest, allocation, imageId, signal }: StartLeaseInput): Promise<StartedLease> {
+  async start({ manifest, allocation, imageId, signal: callerSignal, timeoutMs = 120_000 }: StartLeaseInput): Promise<StartedLease> {
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signal = callerSignal ? AbortSignal.any([callerSignal, timeout]) : timeout;
     const leaseId = assertLeaseId(allocation.leaseId);
     const { runtime } = this.deps.config;
     const log = this.deps.log.child({ leaseId });
@@ -151,7 +155,10 @@ export class LeaseRuntime {
         log.warn({ err: describeError(cleanupErr) }, 'cleanup after a failed start did not finish'),
       );
       if (err instanceof ProviderError) throw err;
-      if (signal?.aborted) throw new ProviderError('OPERATION_ABORTED', `start of lease ${leaseId} was aborted`, { input: leaseId, cause: err });
+      if (signal.aborted) {
+        const why = timeout.aborted && !callerSignal?.aborted ? `took longer than ${timeoutMs} ms` : 'was aborted';
+        throw new ProviderError('OPERATION_ABORTED', `start of lease ${leaseId} ${why}`, { input: leaseId, cause: err });
+      }
       throw containerError(err, 'CONTAINER_START_FAILED', `could not start lease ${leaseId}`, leaseId);
     }
   }
@@ -251,9 +258,11 @@ export class LeaseRuntime {
     const seconds = options.timeoutSeconds ?? this.deps.config.runtime.stopTimeoutSeconds;
     if (!this.stopReasons.has(leaseId)) this.stopReasons.set(leaseId, reason);
     await this.sampleLimits(leaseId).catch(() => undefined);
+    // The engine does the TERM, wait, KILL sequence; its HTTP call lasts up to `seconds`, plus the kill.
+    const timeout = AbortSignal.timeout((seconds + 30) * 1000);
+    const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
     try {
-      // The engine does the TERM, wait, KILL sequence; its HTTP call lasts up to `seconds`.
-      await this.docker.getContainer(containerName(leaseId)).stop({ t: seconds, abortSignal: options.signal } as object);
+      await this.docker.getContainer(containerName(leaseId)).stop({ t: seconds, abortSignal: signal } as object);
     } catch (err) {
       if (isEngineNotModified(err)) return;
       if (isEngineNotFound(err)) throw notFound(leaseId);
@@ -346,7 +355,7 @@ export class LeaseRuntime {
 
   /** Follows engine events for our containers until the signal aborts; see followEvents. */
   followEvents(onEvent: (event: RuntimeEvent) => void, options: { signal: AbortSignal; onSubscribed?: () => void }): Promise<void> {
-    return followEvents(this.docker, onEvent, { ...options, log: this.deps.log });
+    return followEvents(this.docker, onEvent, { ...options, log: this.deps.log, now: () => this.deps.clock.now() });
   }
 
   /**
