@@ -125,12 +125,15 @@ export class LeaseRuntime {
       let container: Docker.Container;
       const create = () =>
         this.docker.createContainer({ ...spec, ...abortable } as Docker.ContainerCreateOptions).catch((err: unknown) => {
+          if (isEngineConflict(err)) throw new AlreadyThere();
           throw containerError(err, 'CONTAINER_CREATE_FAILED', `could not create the container of lease ${leaseId}`, leaseId);
         });
       if (this.prepared.has(leaseId)) {
         container = await create();
       } else {
         const existed = await this.ensureNetwork(leaseId, bridge, signal);
+        // A retried start: when the container is there, its rules are too; leave both alone.
+        if (existed && (await this.containerExists(leaseId))) throw new AlreadyThere();
         if (existed) await this.deps.firewall.remove(leaseId);
         signal?.throwIfAborted();
         // Rules go in while the container is being created; it starts only once both are done.
@@ -151,6 +154,8 @@ export class LeaseRuntime {
       log.info({ containerId: container.id.slice(0, 12), image: manifest.image }, 'lease container running');
       return { leaseId, containerId: container.id, ports, startedAt: new Date(this.deps.clock.now()).toISOString() };
     } catch (err) {
+      // A second start of the same lease (a retry after a crash) must not tear the first one down.
+      if (err instanceof AlreadyThere) return this.alreadyStarted(leaseId);
       await this.teardown(leaseId, containerId).catch((cleanupErr: unknown) =>
         log.warn({ err: describeError(cleanupErr) }, 'cleanup after a failed start did not finish'),
       );
@@ -163,6 +168,27 @@ export class LeaseRuntime {
     }
   }
 
+  private async containerExists(leaseId: string): Promise<boolean> {
+    try {
+      await this.docker.getContainer(containerName(leaseId)).inspect();
+      return true;
+    } catch (err) {
+      if (isEngineNotFound(err)) return false;
+      throw err;
+    }
+  }
+
+  private async alreadyStarted(leaseId: string): Promise<StartedLease> {
+    const info = await this.inspect(leaseId);
+    if (info.Config.Labels?.[LABELS.leaseId] !== leaseId || !info.State.Running) {
+      throw new ProviderError('CONTAINER_CREATE_FAILED', `lease ${leaseId} already has a container, in state ${info.State.Status}`, {
+        input: leaseId,
+        fix: 'remove the lease (runtime.remove) before starting it again',
+      });
+    }
+    return { leaseId, containerId: info.Id, ports: publishedPorts(info), startedAt: info.State.StartedAt };
+  }
+
   /**
    * Creates the lease's network and installs its firewall rules ahead of `start`, so the lease
    * engine can do it while the image is being pulled: `start` is then only create + start.
@@ -172,6 +198,10 @@ export class LeaseRuntime {
     assertLeaseId(leaseId);
     try {
       const existed = await this.ensureNetwork(leaseId, bridgeName(leaseId), signal);
+      if (existed && (await this.containerExists(leaseId))) {
+        this.prepared.add(leaseId);
+        return;
+      }
       if (existed) await this.deps.firewall.remove(leaseId);
       await this.deps.firewall.apply(await this.firewallSpec(leaseId, manifest));
       this.prepared.add(leaseId);
@@ -497,6 +527,9 @@ function publishedPorts(info: Docker.ContainerInspectInfo): PublishedPort[] {
   }
   return out.sort((a, b) => a.containerPort - b.containerPort);
 }
+
+/** The lease's container name is taken: by this lease's own container on a retried start. */
+class AlreadyThere extends Error {}
 
 function notFound(leaseId: string): ProviderError {
   return new ProviderError('CONTAINER_NOT_FOUND', `lease ${leaseId} has no container`, { input: leaseId });

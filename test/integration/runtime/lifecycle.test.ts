@@ -213,6 +213,18 @@ describe('lease container against the real engine', () => {
     await h.runtime.remove(leaseId); // idempotent
   });
 
+  test('a second start of a running lease returns it and leaves it running; of an ended one, refuses', async () => {
+    const leaseId = h.leaseId('twice');
+    const manifest = aManifest({ args: ['sleep', '300'] });
+    const first = await h.runtime.start({ manifest, allocation: h.allocation(leaseId, manifest), imageId: image });
+    const second = await h.runtime.start({ manifest, allocation: h.allocation(leaseId, manifest), imageId: image });
+    expect(second.containerId).toBe(first.containerId);
+    expect((await h.runtime.inspect(leaseId)).State.Running).toBe(true);
+    await h.runtime.stop(leaseId, 'requested', { timeoutSeconds: 0 });
+    await expect(h.runtime.start({ manifest, allocation: h.allocation(leaseId, manifest), imageId: image })).rejects.toMatchObject({ code: 'CONTAINER_CREATE_FAILED' });
+    expect((await h.runtime.inspect(leaseId)).Id).toBe(first.containerId);
+  });
+
   test('refuses to start a lease whose host port is taken, and cleans up', async () => {
     const a = h.leaseId('porta');
     const b = h.leaseId('portb');
