@@ -10,7 +10,7 @@ import type { Firewall, LeaseFirewallSpec } from './firewall';
 import type { ImageService } from './images';
 import { streamLogs, type LogLine, type LogOptions } from './logs';
 import type { Manifest } from './manifest';
-import { LABELS, assertLeaseId, bridgeName, containerName, networkName } from './names';
+import { LABELS, assertLeaseId, bridgeName, containerName, leaseChains, networkName } from './names';
 import { buildContainerSpec, type LeaseAllocation } from './spec';
 
 export type StopReason = 'requested' | 'max-duration' | 'disk-quota' | 'escrow-empty' | 'tenant-closed' | 'drain' | 'failed';
@@ -51,6 +51,7 @@ export interface LeaseContainer {
   image: string;
   diskBytes: number | undefined;
   sizeRwBytes: number | undefined;
+  egress: 'public' | 'none';
 }
 
 export interface LimitCounters {
@@ -211,7 +212,7 @@ export class LeaseRuntime {
     }
   }
 
-  private async firewallSpec(leaseId: string, manifest: Manifest): Promise<LeaseFirewallSpec> {
+  private async firewallSpec(leaseId: string, manifest: Pick<Manifest, 'egress'>): Promise<LeaseFirewallSpec> {
     const { runtime } = this.deps.config;
     return {
       leaseId,
@@ -335,6 +336,7 @@ export class LeaseRuntime {
           running: c.State === 'running',
           image: c.Labels[LABELS.image] ?? c.Image,
           diskBytes: disk === undefined ? undefined : Number(disk),
+          egress: c.Labels[LABELS.egress] === 'none' ? ('none' as const) : ('public' as const),
           sizeRwBytes: (c as { SizeRw?: number }).SizeRw,
         };
       });
@@ -343,7 +345,9 @@ export class LeaseRuntime {
   /**
    * Our containers against the leases the store says exist: `orphans` are containers no lease owns
    * (the lease engine decides their fate), `missing` are leases whose container is gone. Firewall
-   * chains and networks of leases that have neither are removed (what a crash left behind).
+   * chains and networks of leases that have neither are removed (what a crash left behind), and
+   * the rules of running leases are reinstalled when they are missing. Run it at start and on
+   * every `engine-back` event.
    */
   async reconcile(knownLeaseIds: readonly string[]): Promise<{ adopted: LeaseContainer[]; orphans: LeaseContainer[]; missing: string[] }> {
     const containers = await this.list();
@@ -355,6 +359,13 @@ export class LeaseRuntime {
     // Rules and networks of known leases stay even without a container (a lease still pulling).
     const keep = new Set([...present, ...knownLeaseIds, ...this.prepared]);
     await this.deps.firewall.removeStale([...keep]);
+    // Rules that vanished under a running lease (a firewall reload flushing tables) come back.
+    const chains = new Set(await this.deps.firewall.leaseChainsPresent());
+    for (const c of containers) {
+      if (!c.running || chains.has(leaseChains(c.leaseId).forward)) continue;
+      this.deps.log.warn({ leaseId: c.leaseId }, 'firewall rules of a running lease were missing; reinstalling them');
+      await this.deps.firewall.apply(await this.firewallSpec(c.leaseId, { egress: c.egress }));
+    }
     const networks = await this.docker.listNetworks({ filters: JSON.stringify(MANAGED_FILTER) });
     for (const network of networks) {
       const owner = network.Labels?.[LABELS.leaseId];

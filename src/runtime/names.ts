@@ -9,6 +9,7 @@ export const LABELS = {
   diskBytes: 'provider.disk-bytes',
   gpuUuids: 'provider.gpu-uuids',
   bridge: 'provider.bridge',
+  egress: 'provider.egress',
 } as const;
 
 const LEASE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;

@@ -90,6 +90,8 @@ export function buildContainerSpec({ manifest, allocation, image, settings }: Sp
     [LABELS.leaseId]: leaseId,
     [LABELS.image]: manifest.image,
     [LABELS.bridge]: bridgeName(leaseId),
+    // What the manifest asked of egress, so the rules can be rebuilt from the container alone.
+    [LABELS.egress]: manifest.egress ?? 'public',
   };
   if (manifest.resources.diskBytes !== undefined) labels[LABELS.diskBytes] = String(manifest.resources.diskBytes);
   if (allocation.gpuUuids.length > 0) labels[LABELS.gpuUuids] = allocation.gpuUuids.join(',');

@@ -211,4 +211,12 @@ describe('tenant network isolation', () => {
     expect(await h.firewall.leaseChainsPresent()).toEqual(expect.arrayContaining([leaseChainsFor(b).forward, leaseChainsFor(pulling).forward]));
     await sh('docker', ['network', 'inspect', `provider-lease-${pulling}`]);
   });
+
+  test('reconcile reinstalls the rules of a running lease when something flushed them', async () => {
+    await h.firewall.remove(b);
+    expect(await h.firewall.leaseChainsPresent()).not.toContain(leaseChainsFor(b).forward);
+    await h.runtime.reconcile([b]);
+    expect(await h.firewall.leaseChainsPresent()).toEqual(expect.arrayContaining([leaseChainsFor(b).forward, leaseChainsFor(b).input]));
+    expect((await sh('iptables', ['-S', 'DOCKER-USER'])).stdout).toContain(`-i ${bridgeName(b)} `);
+  });
 });
