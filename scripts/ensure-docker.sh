@@ -23,7 +23,9 @@ fi
 log=/var/log/provider-ci-dockerd.log
 echo "docker: starting dockerd (log: $log)"
 # setsid: the engine must outlive the shell that started it (CI steps, test runs).
-setsid dockerd >"$log" 2>&1 < /dev/null &
+# --live-restore: containers keep running while dockerd restarts, as on a production host; the
+# runtime's engine-restart test relies on it (and restarts dockerd through this script).
+setsid dockerd --live-restore >>"$log" 2>&1 < /dev/null &
 
 for _ in $(seq 1 60); do
   if [ -S /var/run/docker.sock ] && engine_answers; then

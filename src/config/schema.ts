@@ -187,12 +187,23 @@ export const runtimeSchema = z
         public: z.boolean().default(true),
         /** Private ranges opened to leases despite the default block (e.g. a shared dataset server). */
         allowCidrs: z.array(cidr).default([]),
+        /**
+         * DNS servers leases resolve through; port 53 to them stays open even inside blocked ranges.
+         * Empty: the host's own resolvers (/etc/resolv.conf, or systemd-resolved's upstreams).
+         */
+        dnsServers: z.array(z.string().regex(/^[0-9a-fA-F:.]+$/, 'expected an IP address such as 1.1.1.1')).default([]),
       })
       .prefault({}),
     pidsLimit: z.number().int().min(16).default(1024),
     nofileLimit: z.number().int().min(64).default(65_536),
     stopTimeoutSeconds: z.number().int().min(0).max(600).default(10),
     readOnlyRootfs: z.boolean().default(false),
+    /** Size of the tmpfs scratch mounted on /tmp (and /run) when readOnlyRootfs is on; counts against the lease's memory. */
+    tmpfsBytes: byteSize.default(256 * 2 ** 20),
+    /** /dev/shm size for leases whose manifest does not say. */
+    defaultShmBytes: byteSize.default(64 * 2 ** 20),
+    /** How often each lease's writable layer is measured against its diskBytes. */
+    diskCheckIntervalSeconds: z.number().int().min(1).max(3600).default(30),
     logMaxSize: byteSize.default(10 * 2 ** 20),
     logMaxFiles: z.number().int().min(1).max(100).default(3),
     images: z

@@ -1,0 +1,33 @@
+/**
+ * The runtime module: everything the daemon does with the Docker engine. Other modules import
+ * from here only.
+ */
+export { manifestSchema, parseManifest, registryAuthSchema, portSchema, resourcesSchema } from './manifest';
+export type { Manifest, ManifestInput, ManifestPort, RegistryAuth } from './manifest';
+export { buildContainerSpec, KEPT_CAPABILITIES } from './spec';
+export type { LeaseAllocation, RuntimeSettings, ContainerSpec, SpecInput } from './spec';
+export { buildDeviceRequests, gpuEnv, assertGpuUuids } from './gpu';
+export type { GpuMode, DeviceRequest } from './gpu';
+export { Firewall, BLOCKED_V4, BLOCKED_V6 } from './firewall';
+export type { LeaseFirewallSpec } from './firewall';
+export { ImageService, diskUsedPercent } from './images';
+export type { PullProgress, PreparedImage, PrepareOptions, ImageSettings } from './images';
+export { parseImageRef, imageMatches } from './image-ref';
+export { LeaseRuntime } from './lease-runtime';
+export { createDockerClient } from './docker-client';
+export type {
+  StartLeaseInput,
+  StartedLease,
+  ExitReport,
+  ExitReason,
+  StopReason,
+  LeaseContainer,
+  LimitCounters,
+  PublishedPort,
+  LeaseRuntimeDeps,
+} from './lease-runtime';
+export type { LogLine, LogOptions } from './logs';
+export type { RuntimeEvent } from './events';
+export { pickHostPorts } from './ports';
+export { LABELS, containerName, networkName, bridgeName, leaseChains } from './names';
+export { isEngineNotFound } from './docker-errors';

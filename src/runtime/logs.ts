@@ -1,0 +1,150 @@
+import type Docker from 'dockerode';
+import type { Logger } from '../log';
+import { isEngineGone, isEngineNotFound } from './docker-errors';
+
+export interface LogLine {
+  stream: 'stdout' | 'stderr';
+  /** RFC 3339 with nanoseconds, as the engine stamped the line. */
+  time: string;
+  text: string;
+}
+
+export interface LogOptions {
+  follow?: boolean;
+  /** Lines from the end to start with; all when left out. */
+  tail?: number;
+  /** Only lines at or after this time (unix seconds, may be fractional). */
+  since?: number;
+  signal?: AbortSignal;
+  /** Longest wait for the engine to come back before a follow gives up. */
+  reconnectTimeoutMs?: number;
+}
+
+/** A log record's time as [seconds, nanoseconds], for ordering and for `since=`. */
+function timeKey(time: string): bigint | undefined {
+  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$/.exec(time);
+  if (!m) return undefined;
+  const seconds = BigInt(Math.floor(Date.parse(`${m[1]}Z`) / 1000));
+  const nanos = BigInt((m[2] ?? '').padEnd(9, '0'));
+  return seconds * 1_000_000_000n + nanos;
+}
+
+function sinceArg(key: bigint): string {
+  const seconds = key / 1_000_000_000n;
+  const nanos = key % 1_000_000_000n;
+  return `${seconds}.${nanos.toString().padStart(9, '0')}`;
+}
+
+/**
+ * Splits the engine's multiplexed stdout/stderr stream (8-byte frame headers) into records; each
+ * record is one log message "<timestamp> <text>". Keeps a partial frame for the next chunk.
+ */
+export class FrameDecoder {
+  private buffer: Buffer = Buffer.alloc(0);
+
+  push(chunk: Buffer): LogLine[] {
+    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+    const out: LogLine[] = [];
+    while (this.buffer.length >= 8) {
+      const size = this.buffer.readUInt32BE(4);
+      if (this.buffer.length < 8 + size) break;
+      const kind = this.buffer[0];
+      const payload = this.buffer.subarray(8, 8 + size).toString('utf8');
+      this.buffer = this.buffer.subarray(8 + size);
+      const space = payload.indexOf(' ');
+      const time = space > 0 ? payload.slice(0, space) : '';
+      const text = (space > 0 ? payload.slice(space + 1) : payload).replace(/\n$/, '');
+      out.push({ stream: kind === 2 ? 'stderr' : 'stdout', time, text });
+    }
+    return out;
+  }
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+
+/**
+ * A container's logs as lines. With `follow`, the stream outlives the engine closing it (an engine
+ * restart, a dropped socket): it reconnects with `since` at the last line seen and skips the lines
+ * it already gave, until the container stops or the signal aborts.
+ */
+export async function* streamLogs(docker: Docker, containerId: string, options: LogOptions, log: Logger): AsyncGenerator<LogLine> {
+  const follow = options.follow === true;
+  const signal = options.signal;
+  let lastKey: bigint | undefined;
+  let seenAtLast = 0; // lines already given whose time equals lastKey (since= is inclusive)
+  let first = true;
+  let gaveUpAt: number | undefined;
+  while (!signal?.aborted) {
+    const query: Record<string, unknown> = { stdout: true, stderr: true, timestamps: true, follow };
+    if (first && options.tail !== undefined) query.tail = options.tail;
+    if (lastKey !== undefined) query.since = sinceArg(lastKey);
+    else if (options.since !== undefined) query.since = options.since;
+    let skip = lastKey === undefined ? 0 : seenAtLast;
+    try {
+      const container = docker.getContainer(containerId);
+      const result = (await container.logs({ ...query, abortSignal: signal } as unknown as Docker.ContainerLogsOptions & { follow: true })) as unknown;
+      gaveUpAt = undefined;
+      const decoder = new FrameDecoder();
+      const chunks: Iterable<Buffer> | AsyncIterable<Buffer> = Buffer.isBuffer(result) ? [result] : (result as AsyncIterable<Buffer>);
+      for await (const chunk of chunks) {
+        for (const line of decoder.push(chunk)) {
+          const key = timeKey(line.time);
+          if (key !== undefined && lastKey !== undefined) {
+            if (key < lastKey) continue;
+            if (key === lastKey && skip > 0) {
+              skip -= 1;
+              continue;
+            }
+          }
+          if (key !== undefined) {
+            if (key === lastKey) seenAtLast += 1;
+            else {
+              lastKey = key;
+              seenAtLast = 1;
+            }
+          }
+          yield line;
+        }
+      }
+      first = false;
+      if (!follow || signal?.aborted) return;
+      // The stream ended: the container stopped (done), or the engine closed it (resume).
+      const state = await inspectState(docker, containerId);
+      if (state === 'gone' || state === 'stopped') return;
+    } catch (err) {
+      if (signal?.aborted) return;
+      if (isEngineNotFound(err)) return;
+      if (!follow) throw err;
+      if (!isEngineGone(err)) log.debug({ containerId, err: (err as Error).message }, 'log stream failed; resuming');
+      first = false;
+    }
+    // The engine is away or closed the stream: wait a little and resume from the last line.
+    gaveUpAt ??= Date.now() + (options.reconnectTimeoutMs ?? 120_000);
+    if (Date.now() > gaveUpAt) {
+      log.warn({ containerId }, 'log stream: engine did not come back; giving up');
+      return;
+    }
+    await sleep(250, signal);
+  }
+}
+
+async function inspectState(docker: Docker, containerId: string): Promise<'running' | 'stopped' | 'gone' | 'unknown'> {
+  try {
+    const info = await docker.getContainer(containerId).inspect();
+    return info.State.Running || info.State.Restarting ? 'running' : 'stopped';
+  } catch (err) {
+    if (isEngineNotFound(err)) return 'gone';
+    return 'unknown';
+  }
+}

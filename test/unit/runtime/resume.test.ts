@@ -1,0 +1,78 @@
+import { Readable } from 'node:stream';
+import type Docker from 'dockerode';
+import { followEvents, type RuntimeEvent } from '../../../src/runtime/events';
+import { streamLogs } from '../../../src/runtime/logs';
+import { silentLogger } from '../../../src/log';
+
+function frame(time: string, text: string): Buffer {
+  const payload = Buffer.from(`${time} ${text}\n`);
+  const header = Buffer.alloc(8);
+  header[0] = 1;
+  header.writeUInt32BE(payload.length, 4);
+  return Buffer.concat([header, payload]);
+}
+
+const refused = () => Object.assign(new Error('connect ECONNREFUSED /var/run/docker.sock'), { code: 'ECONNREFUSED' });
+
+describe('log stream resume', () => {
+  test('reconnects after the engine closes the stream and gives each line once', async () => {
+    const queries: Record<string, unknown>[] = [];
+    const answers: (() => unknown)[] = [
+      () => Readable.from([frame('2026-01-01T00:00:01.000000001Z', 'a'), frame('2026-01-01T00:00:02Z', 'b'), frame('2026-01-01T00:00:02Z', 'c')]),
+      () => { throw refused(); },
+      // The engine replays from `since` inclusive: b and c again, then new lines.
+      () => Readable.from([frame('2026-01-01T00:00:02Z', 'b'), frame('2026-01-01T00:00:02Z', 'c'), frame('2026-01-01T00:00:03Z', 'd')]),
+    ];
+    let inspects = 0;
+    const docker = {
+      getContainer: () => ({
+        logs: async (q: Record<string, unknown>) => {
+          queries.push(q);
+          const next = answers.shift();
+          if (!next) throw new Error('no more');
+          return next();
+        },
+        // Running after the first close, stopped after the last.
+        inspect: async () => ({ State: { Running: (inspects += 1) === 1, Restarting: false } }),
+      }),
+    } as unknown as Docker;
+    const lines: string[] = [];
+    for await (const line of streamLogs(docker, 'c1', { follow: true, tail: 2 }, silentLogger())) lines.push(line.text);
+    expect(lines).toEqual(['a', 'b', 'c', 'd']);
+    expect(queries[0]).toMatchObject({ follow: true, tail: 2, timestamps: true });
+    expect(queries[1]?.since).toBe('1767225602.000000000');
+    expect(queries[2]).not.toHaveProperty('tail');
+  });
+});
+
+describe('event follower', () => {
+  test('reports engine-lost and engine-back, and re-follows from the last event it saw', async () => {
+    const controller = new AbortController();
+    const calls: Record<string, unknown>[] = [];
+    const event = (action: string, timeNano: number) =>
+      `${JSON.stringify({ Type: 'container', Action: action, Actor: { ID: 'abc', Attributes: { 'provider.lease-id': 'L1', exitCode: '0' } }, timeNano })}\n`;
+    const answers: (() => unknown)[] = [
+      () => Readable.from([event('start', 1_700_000_000_000_000_000)]),
+      () => { throw refused(); },
+      () => Readable.from([event('die', 1_700_000_005_000_000_000)]),
+    ];
+    const docker = {
+      getEvents: async (opts: Record<string, unknown>) => {
+        calls.push(opts);
+        const next = answers.shift();
+        if (!next) {
+          controller.abort();
+          throw new Error('done');
+        }
+        return next();
+      },
+    } as unknown as Docker;
+    const events: RuntimeEvent[] = [];
+    await followEvents(docker, (e) => events.push(e), { signal: controller.signal, log: silentLogger(), retryMs: 1, now: () => 1_699_999_999_000 });
+    expect(events.map((e) => (e.kind === 'container' ? `${e.action}:${e.leaseId}` : e.kind))).toEqual(['start:L1', 'engine-lost', 'engine-back', 'die:L1', 'engine-lost']);
+    expect(calls[0]).not.toHaveProperty('since');
+    expect(calls[0]?.filters).toBe(JSON.stringify({ type: ['container'], label: ['provider.managed=true'] }));
+    expect(calls[1]?.since).toBe('1700000000.000000001');
+    expect(calls[2]?.since).toBe('1700000000.000000001');
+  });
+});
