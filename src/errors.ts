@@ -30,6 +30,8 @@ export type ErrorCode =
   | 'ROUTE_NOT_FOUND'
   | 'METHOD_NOT_ALLOWED'
   | 'INTERNAL'
+  // leases
+  | 'LEASE_NOT_FOUND'
   // runtime
   | 'MANIFEST_INVALID'
   | 'IMAGE_DENIED'

@@ -30,6 +30,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   ROUTE_NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
   INTERNAL: 500,
+  LEASE_NOT_FOUND: 404,
   // A manifest or image the tenant can change; the provider's engine problems are 503.
   MANIFEST_INVALID: 400,
   ALLOCATION_INVALID: 500,

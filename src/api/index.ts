@@ -10,3 +10,14 @@ export {
   bodyHash,
 } from './tenant-auth';
 export type { NonceLedger, SignedRequest, TenantAuthOptions } from './tenant-auth';
+export type {
+  ProviderService,
+  Offer,
+  QuoteResponse,
+  CheckpointView,
+  LeaseView,
+  UsageView,
+  LogQuery,
+  LogEntry,
+  DaemonStatus,
+} from './service';

@@ -28,6 +28,8 @@ export {
   hashCheckpoint,
   signQuote,
   signCheckpoint,
+  canonicalJson,
+  manifestHash,
   type Rates,
   type Quote,
   type Checkpoint,

@@ -1,4 +1,4 @@
-import { TypedDataEncoder, type TypedDataDomain, type Signer } from 'ethers';
+import { keccak256, toUtf8Bytes, TypedDataEncoder, type TypedDataDomain, type Signer } from 'ethers';
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree';
 
 /**
@@ -145,4 +145,30 @@ export function signQuote(signer: Signer, domain: TypedDataDomain, quote: Quote)
 /** The provider signs a checkpoint; the tenant countersigns the very same typed data for `redeem`. */
 export function signCheckpoint(signer: Signer, domain: TypedDataDomain, checkpoint: Checkpoint): Promise<string> {
   return signer.signTypedData(domain, CHECKPOINT_TYPES, checkpoint);
+}
+
+/**
+ * JSON with object keys sorted at every level and no whitespace: the same manifest gives the
+ * same bytes whoever serialises it, so provider and tenant compute the same manifestHash.
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') {
+    if (typeof value === 'bigint') return JSON.stringify(value.toString());
+    return JSON.stringify(value);
+  }
+  if (Array.isArray(value)) return `[${value.map((item) => canonicalJson(item ?? null)).join(',')}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, item]) => item !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`).join(',')}}`;
+}
+
+/**
+ * The quote's manifestHash: keccak256 of the manifest's canonical JSON, without `registryAuth`.
+ * Credentials never go on-chain, not even hashed (a weak password's hash can be brute-forced),
+ * and they may be rotated without changing what the lease runs.
+ */
+export function manifestHash(manifest: Readonly<Record<string, unknown>>): string {
+  const { registryAuth: _credentials, ...hashed } = manifest;
+  return keccak256(toUtf8Bytes(canonicalJson(hashed)));
 }
