@@ -74,6 +74,12 @@ export const devnetSchema = z
     chainId: z.number().int().positive().default(31337),
     /** Seconds between devnet blocks; 0 mines on every transaction. */
     blockTimeSeconds: z.number().int().min(0).default(1),
+    /**
+     * Seconds a unilateral claim waits for disputes on the devnet's marketplace (a real network
+     * chooses its own at deployment). Short, so leases settle and refund within a minute; changing
+     * it redeploys the devnet's contracts.
+     */
+    challengeWindowSeconds: z.number().int().min(1).max(30 * 86_400).default(60),
   })
   .prefault({});
 
@@ -229,6 +235,13 @@ export const settlementSchema = z
     withdrawIntervalSeconds: z.number().int().min(60).default(86_400),
     /** Withdraw as soon as finalised earnings pass this amount. */
     withdrawThreshold: tokenAmount.default('0'),
+    /**
+     * How long an ended lease's final checkpoint waits for the tenant's countersignature (paid at
+     * once by redeem) before the provider claims it unilaterally (paid after the challenge window).
+     * Keep it well under the marketplace's challenge window: a claim must land before the window
+     * after the lease's end closes.
+     */
+    countersignGraceSeconds: z.number().int().min(0).max(86_400).default(30),
   })
   .prefault({});
 

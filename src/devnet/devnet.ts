@@ -20,6 +20,8 @@ export interface DevnetOptions {
   port: number;
   chainId: number;
   blockTimeSeconds: number;
+  /** The marketplace's challenge window; default DEVNET_MARKETPLACE_PARAMS (3600 s). */
+  challengeWindowSeconds?: number;
   log: Logger;
   signal?: AbortSignal;
   /** The anvil binary; default: the one @foundry-rs/anvil installed. */
@@ -66,6 +68,8 @@ const deploymentSchema = z.object({
   chainId: z.number().int(),
   tokenAddress: z.string().regex(/^0x[0-9a-fA-F]{40}$/),
   marketplaceAddress: z.string().regex(/^0x[0-9a-fA-F]{40}$/),
+  /** Absent in deployments made before the window was configurable: those have the default. */
+  challengeWindowSeconds: z.number().int().optional(),
   deployedAt: z.string(),
 });
 type Deployment = z.infer<typeof deploymentSchema>;
@@ -89,6 +93,10 @@ export class Devnet {
 
   get deploymentPath(): string {
     return join(this.dir, 'deployment.json');
+  }
+
+  private get challengeWindow(): number {
+    return this.options.challengeWindowSeconds ?? Number(DEVNET_MARKETPLACE_PARAMS.challengeWindowSeconds);
   }
 
   private get pidPath(): string {
@@ -193,6 +201,11 @@ export class Devnet {
       this.options.log.warn({ recorded: deployment.chainId, configured: this.options.chainId }, 'devnet chain id changed; deploying afresh');
       return undefined;
     }
+    const recordedWindow = deployment.challengeWindowSeconds ?? Number(DEVNET_MARKETPLACE_PARAMS.challengeWindowSeconds);
+    if (recordedWindow !== this.challengeWindow) {
+      this.options.log.warn({ recorded: recordedWindow, configured: this.challengeWindow }, 'devnet challenge window changed; deploying afresh');
+      return undefined;
+    }
     const [marketCode, tokenCode] = await Promise.all([rpc.getCode(deployment.marketplaceAddress), rpc.getCode(deployment.tokenAddress)]);
     if (marketCode === '0x' || tokenCode === '0x') {
       this.options.log.warn({ statePath: this.statePath }, 'devnet state was lost (no contract code at the recorded addresses); deploying afresh');
@@ -217,7 +230,7 @@ export class Devnet {
       const marketDeploy = await new ContractFactory(marketplaceAbi as unknown as FactoryAbi, marketplaceBytecode).getDeployTransaction(
         tokenAddress,
         DEVNET_MARKETPLACE_PARAMS.minBond,
-        DEVNET_MARKETPLACE_PARAMS.challengeWindowSeconds,
+        BigInt(this.challengeWindow),
         DEVNET_MARKETPLACE_PARAMS.unbondingDelaySeconds,
       );
       const token = new Interface(mockTokenAbi as unknown as ConstructorParameters<typeof Interface>[0]);
@@ -232,7 +245,13 @@ export class Devnet {
         const receipt = await tx.wait(1, 60_000);
         if (receipt?.status !== 1) throw new Error(`deployment transaction ${tx.hash} failed`);
       }
-      const deployment: Deployment = { chainId: this.options.chainId, tokenAddress, marketplaceAddress, deployedAt: new Date().toISOString() };
+      const deployment: Deployment = {
+        chainId: this.options.chainId,
+        tokenAddress,
+        marketplaceAddress,
+        challengeWindowSeconds: this.challengeWindow,
+        deployedAt: new Date().toISOString(),
+      };
       const tmp = `${this.deploymentPath}.tmp`;
       await writeFile(tmp, `${JSON.stringify(deployment, null, 2)}\n`);
       await rename(tmp, this.deploymentPath);

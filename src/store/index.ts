@@ -17,3 +17,22 @@ export function openStore(path: string): Db {
   }
   return db;
 }
+export {
+  LeaseStore,
+  SqliteNonceLedger,
+  toJson,
+  fromJson,
+  type StoredQuote,
+  type StoredQuoteBody,
+  type StoredAllocation,
+  type StoredRates,
+  type QuoteState,
+  type StoredLease,
+  type StoredLeasePatch,
+  type StoredTimeline,
+  type StoredUsageRecord,
+  type StoredCheckpoint,
+  type CheckpointStatus,
+  type InboxEvent,
+  type TransitionRow,
+} from './lease-store';

@@ -50,4 +50,120 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    id: 2,
+    name: 'quotes, leases and their transitions, usage records, checkpoints, chain inbox, api nonces',
+    up: `
+      CREATE TABLE store_meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+      );
+
+      CREATE TABLE quotes (
+        nonce TEXT PRIMARY KEY,
+        quote_hash TEXT NOT NULL UNIQUE,
+        tenant TEXT NOT NULL,
+        manifest_json TEXT NOT NULL,
+        manifest_hash TEXT NOT NULL,
+        quote_json TEXT NOT NULL,
+        signature TEXT NOT NULL,
+        allocation_json TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('open', 'used', 'expired', 'released')),
+        created_at INTEGER NOT NULL
+      );
+      CREATE INDEX quotes_open ON quotes (state, expires_at);
+
+      CREATE TABLE leases (
+        lease_id TEXT PRIMARY KEY,
+        runtime_id TEXT NOT NULL UNIQUE,
+        quote_nonce TEXT,
+        tenant TEXT NOT NULL,
+        manifest_hash TEXT NOT NULL,
+        deposit TEXT NOT NULL,
+        rates_json TEXT NOT NULL,
+        max_rate_per_second TEXT NOT NULL,
+        max_duration INTEGER NOT NULL,
+        opened_at INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        end_reason TEXT,
+        exit_code INTEGER,
+        finalised INTEGER NOT NULL DEFAULT 0,
+        detail TEXT,
+        closed_at INTEGER,
+        container_id TEXT,
+        started_at INTEGER,
+        ended_at INTEGER,
+        image_digest TEXT,
+        timeline_json TEXT,
+        allocation_released INTEGER NOT NULL DEFAULT 0,
+        final_usage_done INTEGER NOT NULL DEFAULT 0,
+        result_digest TEXT,
+        logs_sha256 TEXT,
+        updated_at INTEGER NOT NULL
+      );
+      CREATE INDEX leases_state ON leases (state);
+
+      CREATE TABLE lease_transitions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        lease_id TEXT NOT NULL REFERENCES leases (lease_id),
+        from_state TEXT NOT NULL,
+        to_state TEXT NOT NULL,
+        event TEXT NOT NULL,
+        reason TEXT,
+        at INTEGER NOT NULL
+      );
+      CREATE INDEX lease_transitions_lease ON lease_transitions (lease_id, id);
+
+      CREATE TABLE usage_records (
+        lease_id TEXT NOT NULL REFERENCES leases (lease_id),
+        seq INTEGER NOT NULL,
+        t0 INTEGER NOT NULL,
+        t1 INTEGER NOT NULL,
+        cpu_millis TEXT NOT NULL,
+        memory_byte_seconds TEXT NOT NULL,
+        gpu_millis TEXT NOT NULL,
+        rx_bytes TEXT NOT NULL,
+        tx_bytes TEXT NOT NULL,
+        amount TEXT NOT NULL,
+        PRIMARY KEY (lease_id, seq)
+      );
+
+      CREATE TABLE checkpoints (
+        lease_id TEXT NOT NULL REFERENCES leases (lease_id),
+        seq INTEGER NOT NULL,
+        usage_root TEXT NOT NULL,
+        cumulative_amount TEXT NOT NULL,
+        period_end INTEGER NOT NULL,
+        result_digest TEXT NOT NULL,
+        record_count INTEGER NOT NULL,
+        final INTEGER NOT NULL DEFAULT 0,
+        provider_sig TEXT NOT NULL,
+        tenant_sig TEXT,
+        status TEXT NOT NULL CHECK (status IN ('signed', 'redeemed', 'claimed', 'final')),
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (lease_id, seq)
+      );
+
+      CREATE TABLE chain_inbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        lease_id TEXT,
+        args_json TEXT NOT NULL,
+        block_number INTEGER NOT NULL,
+        log_index INTEGER NOT NULL,
+        handled INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (block_number, log_index)
+      );
+      CREATE INDEX chain_inbox_open ON chain_inbox (handled, id);
+
+      CREATE TABLE api_nonces (
+        signer TEXT NOT NULL,
+        nonce TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (signer, nonce)
+      );
+      CREATE INDEX api_nonces_expiry ON api_nonces (expires_at);
+    `,
+  },
 ];

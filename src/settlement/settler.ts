@@ -1,0 +1,269 @@
+import type { Signer, TypedDataDomain } from 'ethers';
+import { outcomeOf, type ChainClient, type TxOutcome } from '../chain';
+import { describeError } from '../errors';
+import type { Logger } from '../log';
+import type { Clock } from '../util/clock';
+import { OutboxRepository, type LeaseStore, type StoredCheckpoint, type StoredLease } from '../store';
+import { draftCheckpoint, signDraft } from './checkpoints';
+import { claimCap } from './pricing';
+
+export interface SettlerSettings {
+  /** How long an ended lease's final checkpoint waits for the tenant's countersignature before a unilateral claim. */
+  countersignGraceSeconds: number;
+  withdrawIntervalSeconds: number;
+  /** Withdraw as soon as earnings pass this (base units). */
+  withdrawThreshold: bigint;
+}
+
+export interface SettlerDeps {
+  chain: ChainClient;
+  store: LeaseStore;
+  signer: Signer;
+  domain: TypedDataDomain;
+  clock: Clock;
+  log: Logger;
+  settings: SettlerSettings;
+}
+
+interface ChainLease {
+  startedAt: bigint;
+  closedAt: bigint;
+  maxDuration: bigint;
+  paid: bigint;
+  escrow: bigint;
+  settled: boolean;
+  disputed: boolean;
+}
+
+interface ChainPending {
+  cumulativeAmount: bigint;
+  seq: bigint;
+  payableAt: bigint;
+}
+
+/**
+ * Proofs and payment for leases: checkpoints over the stored usage records (EIP-712, provider
+ * key), and the chain side of an ended lease, one idempotent step at a time. Every transaction is
+ * an outbox intent with a key naming what it is (`claim:<lease>:<seq>`...), so a step repeated
+ * after a crash finds the intent already recorded and never sends it twice; each step reads the
+ * lease back from the chain before it decides.
+ */
+export class Settler {
+  private readonly outbox: OutboxRepository;
+  private challengeWindow: bigint | undefined;
+  private lastWithdrawCheck = 0;
+  private readonly reported = new Set<string>();
+
+  constructor(private readonly deps: SettlerDeps) {
+    this.outbox = new OutboxRepository(deps.store.db);
+  }
+
+  get provider(): string {
+    return this.deps.chain.sender.address;
+  }
+
+  async window(): Promise<bigint> {
+    if (this.challengeWindow === undefined) {
+      this.challengeWindow = await this.deps.chain.marketplace.read('challengeWindow', []);
+    }
+    return this.challengeWindow;
+  }
+
+  /**
+   * Signs and stores a checkpoint over every record so far when there are records it does not
+   * cover yet (or `final` and no final one exists). Stored before it is served or sent: a seq is
+   * never signed over two different roots.
+   */
+  async checkpoint(lease: StoredLease, options: { final: boolean; resultDigest?: string }): Promise<StoredCheckpoint | undefined> {
+    const { store, clock } = this.deps;
+    const records = store.usageRecords(lease.leaseId);
+    if (records.length === 0) return undefined;
+    const existing = store.checkpoints(lease.leaseId);
+    const last = existing.at(-1);
+    if (last?.final) return last;
+    if (!options.final && last && last.recordCount === records.length) return undefined;
+    const seq = (last?.seq ?? 0n) + 1n;
+    const periodEnd = Number(records.at(-1)!.t1);
+    const cap = claimCap(lease.maxRatePerSecond, lease.openedAt, periodEnd, lease.deposit);
+    const draft = draftCheckpoint(BigInt(lease.leaseId), seq, records, cap, options.final ? options.resultDigest : undefined);
+    const providerSig = await signDraft(this.deps.signer, this.deps.domain, draft);
+    const stored: StoredCheckpoint = {
+      ...draft.checkpoint,
+      recordCount: records.length,
+      final: options.final,
+      providerSig,
+      tenantSig: null,
+      status: 'signed',
+      createdAt: Math.floor(clock.now() / 1000),
+    };
+    store.insertCheckpoint(stored);
+    if (draft.total > draft.checkpoint.cumulativeAmount) {
+      this.deps.log.warn({ leaseId: lease.leaseId, seq: Number(seq), total: draft.total.toString(), cap: cap.toString() }, 'usage is above the claim cap; the checkpoint asks only the cap');
+    }
+    this.deps.log.info(
+      { leaseId: lease.leaseId, seq: Number(seq), records: records.length, cumulativeAmount: stored.cumulativeAmount.toString(), final: options.final },
+      'checkpoint signed',
+    );
+    return stored;
+  }
+
+  /** The tenant countersigned: redeem it now, when it pays more than is already paid. */
+  submitRedeem(cp: StoredCheckpoint): void {
+    if (!cp.tenantSig) return;
+    const { chain } = this.deps;
+    const checkpoint = toCheckpoint(cp);
+    chain.sender.submit({
+      key: `redeem:${cp.leaseId}:${cp.seq}`,
+      to: chain.settings.marketplaceAddress,
+      data: chain.marketplace.encode('redeem', [checkpoint, cp.providerSig, cp.tenantSig]),
+    });
+  }
+
+  async chainNow(): Promise<number> {
+    const block = await this.deps.chain.rpc.getBlock('latest');
+    return block ? block.timestamp : Math.floor(this.deps.clock.now() / 1000);
+  }
+
+  async chainLease(leaseId: string): Promise<ChainLease> {
+    return (await this.deps.chain.marketplace.read('getLease', [BigInt(leaseId)])) as unknown as ChainLease;
+  }
+
+  /**
+   * One step of settling an ended lease whose final usage is stored: final checkpoint; redeem
+   * it if countersigned, else claim it after the grace; close the lease on-chain; finalise the
+   * claim after the challenge window; settle (the tenant's refund). True once the chain says the
+   * lease is settled.
+   */
+  async step(lease: StoredLease, resultDigest: string): Promise<boolean> {
+    const { chain, store, log } = this.deps;
+    const leaseId = BigInt(lease.leaseId);
+    const on = await this.chainLease(lease.leaseId);
+    if (on.settled) {
+      for (const cp of store.checkpoints(lease.leaseId)) if (cp.status !== 'final') store.setCheckpointStatus(lease.leaseId, Number(cp.seq), 'final');
+      return true;
+    }
+    const final = await this.checkpoint(lease, { final: true, resultDigest });
+    const now = await this.chainNow();
+    const window = await this.window();
+    const end = on.closedAt !== 0n ? on.closedAt : on.startedAt + on.maxDuration;
+    const pending = (await chain.marketplace.read('getPendingClaim', [leaseId])) as unknown as ChainPending;
+    const market = chain.settings.marketplaceAddress;
+
+    // 1. Payment for the final checkpoint.
+    if (final && final.cumulativeAmount > on.paid) {
+      // The chain must have reached the checkpoint's period before it can be claimed.
+      if (BigInt(now) < final.periodEnd) return false;
+      const redeem = final.tenantSig ? this.outcome(`redeem:${leaseId}:${final.seq}`) : undefined;
+      if (final.tenantSig && redeem === undefined) {
+        this.submitRedeem(final);
+        return false;
+      }
+      if (final.tenantSig && redeem?.state === 'confirmed') {
+        store.setCheckpointStatus(lease.leaseId, Number(final.seq), 'final');
+      } else {
+        const claimKey = `claim:${leaseId}:${final.seq}`;
+        const claim = this.outcome(claimKey);
+        const waited = Math.floor(this.deps.clock.now() / 1000) - final.createdAt;
+        if (claim === undefined && !this.outbox.byKey(claimKey)) {
+          if (!final.tenantSig && waited < this.deps.settings.countersignGraceSeconds) return false;
+          if (pending.cumulativeAmount < final.cumulativeAmount && !on.disputed && BigInt(now) < end + window) {
+            chain.sender.submit({ key: claimKey, to: market, data: chain.marketplace.encode('claim', [toCheckpoint(final), final.providerSig]) });
+            store.setCheckpointStatus(lease.leaseId, Number(final.seq), 'claimed');
+            log.info({ leaseId: lease.leaseId, seq: Number(final.seq), amount: final.cumulativeAmount.toString() }, 'claiming the final checkpoint (not countersigned)');
+            return false;
+          }
+        } else if (claim === undefined) {
+          return false; // claim in flight
+        } else if (claim.state !== 'confirmed') {
+          this.reportOnce(claimKey, () => log.error({ leaseId: lease.leaseId, error: claim.error }, 'the claim failed; the lease settles without it'));
+        }
+      }
+      if (redeem !== undefined && redeem.state !== 'confirmed') {
+        this.reportOnce(`redeem:${leaseId}`, () => log.warn({ leaseId: lease.leaseId, error: redeem.error }, 'redeem failed; claiming instead'));
+      }
+    }
+
+    // 2. Close it, so it ends now rather than at its maxDuration.
+    if (on.closedAt === 0n && BigInt(now) < on.startedAt + on.maxDuration) {
+      const close = this.outbox.byKey(`close:${leaseId}`);
+      if (!close) {
+        chain.sender.submit({ key: `close:${leaseId}`, to: market, data: chain.marketplace.encode('closeLease', [leaseId]) });
+        log.info({ leaseId: lease.leaseId }, 'closing the lease on-chain');
+      }
+      if (!close || outcomeOf(close) === undefined) return false;
+    }
+
+    // 3. A pending claim becomes earnings after its window.
+    if (pending.payableAt !== 0n && BigInt(now) >= pending.payableAt) {
+      const key = `finalize:${leaseId}:${pending.seq}`;
+      if (!this.outbox.byKey(key)) {
+        chain.sender.submit({ key, to: market, data: chain.marketplace.encode('finalizeClaim', [leaseId]) });
+        log.info({ leaseId: lease.leaseId, seq: Number(pending.seq) }, 'finalising the claim');
+      }
+      const done = this.outcome(key);
+      if (done?.state === 'confirmed') store.setCheckpointStatus(lease.leaseId, Number(pending.seq), 'final');
+      if (done === undefined) return false;
+    }
+
+    // 4. Settle: the rest of the escrow back to the tenant, once no claim can still come.
+    if (BigInt(now) >= end + window && (pending.payableAt === 0n || BigInt(now) >= pending.payableAt)) {
+      const key = `settle:${leaseId}`;
+      if (!this.outbox.byKey(key)) {
+        chain.sender.submit({ key, to: market, data: chain.marketplace.encode('settleLease', [leaseId]) });
+        log.info({ leaseId: lease.leaseId }, 'settling the lease (refund to the tenant)');
+      }
+      const done = this.outcome(key);
+      if (done && done.state !== 'confirmed') {
+        // Someone else (the tenant) may have settled it first: the next read of the lease says so.
+        this.reportOnce(key, () => log.warn({ leaseId: lease.leaseId, error: done.error }, 'settleLease did not go through'));
+        const again = await this.chainLease(lease.leaseId);
+        return again.settled;
+      }
+    }
+    return false;
+  }
+
+  /** Withdraws earnings when they pass the threshold, or on the interval when there are any. */
+  async withdrawIfDue(): Promise<void> {
+    const { chain, clock, settings } = { ...this.deps, settings: this.deps.settings };
+    const open = this.deps.store.db
+      .prepare("SELECT COUNT(*) AS n FROM chain_outbox WHERE intent_key LIKE 'withdraw:%' AND state IN ('queued', 'pending')")
+      .get() as { n: number };
+    if (open.n > 0) return;
+    const earnings = await chain.marketplace.read('earnings', [this.provider]);
+    if (earnings === 0n) return;
+    const nowMs = clock.now();
+    const intervalDue = nowMs - this.lastWithdrawCheck >= settings.withdrawIntervalSeconds * 1000;
+    if (earnings <= settings.withdrawThreshold && !intervalDue) return;
+    this.lastWithdrawCheck = nowMs;
+    const count = this.deps.store.db.prepare("SELECT COUNT(*) AS n FROM chain_outbox WHERE intent_key LIKE 'withdraw:%'").get() as { n: number };
+    chain.sender.submit({ key: `withdraw:${count.n + 1}`, to: chain.settings.marketplaceAddress, data: chain.marketplace.encode('withdraw', []) });
+    this.deps.log.info({ earnings: earnings.toString() }, 'withdrawing earnings');
+  }
+
+  private outcome(key: string): TxOutcome | undefined {
+    const entry = this.outbox.byKey(key);
+    return entry ? outcomeOf(entry) : undefined;
+  }
+
+  private reportOnce(key: string, report: () => void): void {
+    if (this.reported.has(key)) return;
+    this.reported.add(key);
+    try {
+      report();
+    } catch (err) {
+      this.deps.log.warn({ err: describeError(err) }, 'report failed');
+    }
+  }
+}
+
+export function toCheckpoint(cp: StoredCheckpoint): {
+  leaseId: bigint;
+  seq: bigint;
+  usageRoot: string;
+  cumulativeAmount: bigint;
+  periodEnd: bigint;
+  resultDigest: string;
+} {
+  return { leaseId: cp.leaseId, seq: cp.seq, usageRoot: cp.usageRoot, cumulativeAmount: cp.cumulativeAmount, periodEnd: cp.periodEnd, resultDigest: cp.resultDigest };
+}
