@@ -32,6 +32,11 @@ export type ErrorCode =
   | 'INTERNAL'
   // leases
   | 'LEASE_NOT_FOUND'
+  | 'PROVIDER_DRAINING'
+  | 'TENANT_DENIED'
+  | 'POLICY_REFUSED'
+  | 'CHECKPOINT_NOT_FOUND'
+  | 'COUNTERSIGNATURE_INVALID'
   // runtime
   | 'MANIFEST_INVALID'
   | 'IMAGE_DENIED'

@@ -31,6 +31,13 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   METHOD_NOT_ALLOWED: 405,
   INTERNAL: 500,
   LEASE_NOT_FOUND: 404,
+  // Draining: this provider takes no new leases now; another may.
+  PROVIDER_DRAINING: 503,
+  TENANT_DENIED: 403,
+  // A manifest within the schema but beyond this provider's policy (duration, ceilings, GPU models).
+  POLICY_REFUSED: 403,
+  CHECKPOINT_NOT_FOUND: 404,
+  COUNTERSIGNATURE_INVALID: 400,
   // A manifest or image the tenant can change; the provider's engine problems are 503.
   MANIFEST_INVALID: 400,
   ALLOCATION_INVALID: 500,

@@ -6,6 +6,7 @@ import { CliExit, processIo, type CliIo } from './context';
 import { registerConfigCommand } from './config-command';
 import { registerCapacityCommand } from './capacity-command';
 import { registerDevnetCommand } from './devnet-command';
+import { registerStartCommand } from './start-command';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -32,6 +33,7 @@ export function buildProgram(io: CliIo): Command {
   registerConfigCommand(program, io);
   registerCapacityCommand(program, io);
   registerDevnetCommand(program, io);
+  registerStartCommand(program, io, version());
   for (const command of program.commands) command.exitOverride().configureOutput(program.configureOutput());
   return program;
 }

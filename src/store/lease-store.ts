@@ -32,6 +32,10 @@ export interface StoredAllocation {
   diskBytes: number;
   gpuUuids: string[];
   gpuModels: string[];
+  /** Host ports, one per manifest port, in order. */
+  hostPorts: number[];
+  /** The manifest came with registry credentials (kept in memory only, lost on a restart). */
+  registryAuthGiven?: boolean;
 }
 
 export type QuoteState = 'open' | 'used' | 'expired' | 'released';
@@ -90,6 +94,8 @@ export interface StoredLease {
   finalUsageDone: boolean;
   resultDigest: string | null;
   logsSha256: string | null;
+  /** The chain says the lease is settled (escrow returned): nothing more to do on-chain. */
+  chainSettled: boolean;
   updatedAt: number;
 }
 
@@ -181,6 +187,7 @@ interface LeaseRow {
   final_usage_done: number;
   result_digest: string | null;
   logs_sha256: string | null;
+  chain_settled: number;
   updated_at: number;
 }
 
@@ -208,6 +215,7 @@ const LEASE_COLUMNS: Record<keyof StoredLeasePatch, [string, (v: never) => unkno
   finalUsageDone: ['final_usage_done', (v: boolean) => (v ? 1 : 0)],
   resultDigest: ['result_digest', (v: string | null) => v],
   logsSha256: ['logs_sha256', (v: string | null) => v],
+  chainSettled: ['chain_settled', (v: boolean) => (v ? 1 : 0)],
   updatedAt: ['updated_at', (v: number) => v],
 };
 
@@ -238,6 +246,7 @@ function leaseFromRow(row: LeaseRow): StoredLease {
     finalUsageDone: row.final_usage_done === 1,
     resultDigest: row.result_digest,
     logsSha256: row.logs_sha256,
+    chainSettled: row.chain_settled === 1,
     updatedAt: row.updated_at,
   };
 }

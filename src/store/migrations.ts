@@ -100,6 +100,7 @@ export const MIGRATIONS: readonly Migration[] = [
         final_usage_done INTEGER NOT NULL DEFAULT 0,
         result_digest TEXT,
         logs_sha256 TEXT,
+        chain_settled INTEGER NOT NULL DEFAULT 0,
         updated_at INTEGER NOT NULL
       );
       CREATE INDEX leases_state ON leases (state);

@@ -1,0 +1,334 @@
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { Wallet, keccak256, toUtf8Bytes } from 'ethers';
+import type { AddressInfo } from 'node:net';
+import { AllocationLedger, createCapacityDetector, type CapacityReport } from '../capacity';
+import {
+  ChainClient,
+  keystoreSettings,
+  loadKeystore,
+  marketplaceDomain,
+  outcomeOf,
+  tokenAt,
+  type ChainSettings,
+  type EventFollower,
+  type Env,
+} from '../chain';
+import type { ProviderConfig } from '../config';
+import { Devnet, devnetChainSettings } from '../devnet';
+import { ProviderError } from '../errors';
+import type { Logger } from '../log';
+import { Admission, LeaseEngine, TERMINAL_STATES } from '../leases';
+import { ContainerCounterReader, hostKernelFiles } from '../metering';
+import { Firewall, ImageService, LeaseRuntime, createDockerClient } from '../runtime';
+import { Settler } from '../settlement';
+import { LeaseStore, openStore, type Db } from '../store';
+import type { Clock } from '../util/clock';
+import type { Exec } from '../util/exec';
+import { EngineProviderService } from './provider-service';
+import { startApi, type RunningApi } from './api';
+
+export interface DaemonOptions {
+  config: ProviderConfig;
+  log: Logger;
+  env: Env;
+  exec: Exec;
+  clock: Clock;
+  version: string;
+  /** Aborts start-up (SIGINT while waiting for the chain). */
+  signal?: AbortSignal;
+}
+
+export interface DaemonInfo {
+  apiUrl: string;
+  provider: string;
+  chainId: number;
+  marketplace: string;
+  token: string | undefined;
+  rpcUrl: string;
+  devnet: boolean;
+  /** Prefix of this data dir's lease containers (`provider-lease-<instanceId>-<leaseId>`). */
+  instanceId: string;
+  /** The devnet's funded dev tenant (public key material), for selftests; absent off the devnet. */
+  devTenantKey?: string;
+}
+
+/** How long start-up waits for the provider's registration transaction. */
+const REGISTRATION_TIMEOUT_MS = 180_000;
+
+/**
+ * The composition root: builds every module from the config, recovers, registers the provider
+ * on-chain, serves the API, and runs the loops until `stop()`. Nothing else constructs modules.
+ */
+export class Daemon {
+  private constructor(
+    readonly info: DaemonInfo,
+    /** What the API serves; in-process tests call it directly. */
+    readonly service: EngineProviderService,
+    private readonly parts: {
+      devnet: Devnet | undefined;
+      db: Db;
+      chain: ChainClient;
+      engine: LeaseEngine;
+      api: RunningApi;
+      log: Logger;
+    },
+  ) {}
+
+  static async start(options: DaemonOptions): Promise<Daemon> {
+    const { config, log, env, exec, clock } = options;
+    const cleanups: (() => Promise<void> | void)[] = [];
+    const cleanup = async (): Promise<void> => {
+      for (const fn of cleanups.reverse()) await Promise.resolve(fn()).catch(() => undefined);
+    };
+    try {
+      // ---- the chain and the provider key
+      let settings: ChainSettings;
+      let signer: Wallet;
+      let devnet: Devnet | undefined;
+      let devTenantKey: string | undefined;
+      if (config.network) {
+        settings = { ...config.network };
+        signer = await loadKeystore(keystoreSettings(config.keystore, config.dataDir), env);
+      } else {
+        devnet = new Devnet({ dataDir: config.dataDir, ...config.devnet, log: log.child({ component: 'devnet' }), signal: options.signal });
+        const info = await devnet.start();
+        const started = devnet;
+        cleanups.push(() => started.stop());
+        settings = devnetChainSettings(info, config.devnet.blockTimeSeconds);
+        signer = new Wallet(info.providerKey);
+        devTenantKey = info.tenantKey;
+      }
+      const provider = signer.address;
+
+      // ---- the store: one per chain and marketplace, so a new devnet never meets old leases
+      const storePath = join(config.dataDir, `store-${settings.chainId}-${settings.marketplaceAddress.slice(2, 10).toLowerCase()}.sqlite`);
+      const db = openStore(storePath);
+      cleanups.push(() => {
+        db.close();
+      });
+      const store = new LeaseStore(db);
+      let instanceId = store.meta('instance-id');
+      if (!instanceId) {
+        instanceId = `p${randomBytes(4).toString('hex')}`;
+        store.setMeta('instance-id', instanceId);
+      }
+
+      const chain = new ChainClient(settings, { signer, db, clock, log: log.child({ component: 'chain' }) });
+      cleanups.push(() => chain.stop());
+      log.info({ rpcUrl: devnet ? settings.rpcUrl : '[configured]', chainId: settings.chainId }, 'connecting to the chain');
+      await chain.verify({ signal: options.signal, timeoutMs: 120_000 });
+
+      // ---- capacity and the runtime
+      const report = await createCapacityDetector(config, { exec, env, clock }).detect(options.signal);
+      for (const missing of report.notDetected) log.warn({ part: missing.part, code: missing.code }, missing.reason);
+      const ledger = new AllocationLedger(report.allocatable, clock);
+      const docker = createDockerClient(config);
+      const firewall = new Firewall(exec, log.child({ component: 'firewall' }));
+      const images = new ImageService(docker, config, log.child({ component: 'images' }), clock);
+      const runtime = new LeaseRuntime({ docker, firewall, images, config, log: log.child({ component: 'runtime' }), clock });
+
+      // ---- the engine
+      const domain = marketplaceDomain(settings.chainId, settings.marketplaceAddress);
+      const window = await chain.marketplace.read('challengeWindow', []);
+      let grace = config.settlement.countersignGraceSeconds;
+      if (BigInt(grace) * 2n > window) {
+        grace = Number(window / 3n);
+        log.warn({ countersignGraceSeconds: config.settlement.countersignGraceSeconds, challengeWindow: Number(window), using: grace }, 'settlement.countersignGraceSeconds is too long for this marketplace\'s challenge window; using a third of the window');
+      }
+      const settler = new Settler({
+        chain,
+        store,
+        signer,
+        domain,
+        clock,
+        log: log.child({ component: 'settlement' }),
+        settings: {
+          countersignGraceSeconds: grace,
+          withdrawIntervalSeconds: config.settlement.withdrawIntervalSeconds,
+          withdrawThreshold: BigInt(config.settlement.withdrawThreshold),
+        },
+      });
+      let engine: LeaseEngine | undefined;
+      const admission = new Admission({
+        config,
+        ledger,
+        store,
+        signer,
+        domain,
+        provider,
+        clock,
+        log: log.child({ component: 'admission' }),
+        accepting: () => engine?.isAccepting ?? false,
+        portsInUse: () => portsInUse(store),
+      });
+      engine = new LeaseEngine({
+        config,
+        store,
+        ledger,
+        admission,
+        runtime,
+        images,
+        counters: new ContainerCounterReader(hostKernelFiles()),
+        settler,
+        provider,
+        instanceId,
+        clock,
+        log: log.child({ component: 'leases' }),
+      });
+      const running = engine;
+      cleanups.push(() => running.stop());
+      const follower: EventFollower = chain.follow('marketplace', engine.onChainEvents);
+      await engine.start();
+      chain.start();
+
+      // ---- registration, then the API
+      const apiUrl = config.api.publicUrl ?? `http://${config.api.host === '0.0.0.0' ? '127.0.0.1' : config.api.host}:${config.api.port}`;
+      await ensureRegistered({ chain, signer, apiUrl, metadata: metadataOf(config, report), log, signal: options.signal });
+      const service = new EngineProviderService({
+        config,
+        store,
+        ledger,
+        admission,
+        engine,
+        runtime,
+        settler,
+        chain,
+        domain,
+        provider,
+        devnet: devnet !== undefined,
+        version: options.version,
+        startedAt: Math.floor(clock.now() / 1000),
+        clock,
+        cursorBlock: () => follower.cursor(),
+      });
+      const api = await startApi({ config, service, store, ledger, chainId: settings.chainId, clock, log });
+      cleanups.push(() => api.close());
+      const address = api.address as AddressInfo;
+      const listening = `http://${address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : address.address}:${address.port}`;
+      const info: DaemonInfo = {
+        apiUrl: config.api.publicUrl ?? listening,
+        provider,
+        chainId: settings.chainId,
+        marketplace: settings.marketplaceAddress,
+        token: settings.tokenAddress,
+        rpcUrl: settings.rpcUrl,
+        devnet: devnet !== undefined,
+        instanceId,
+        devTenantKey,
+      };
+      log.info({ apiUrl: info.apiUrl, provider, chainId: info.chainId, marketplace: info.marketplace }, 'provider daemon ready');
+      return new Daemon(info, service, { devnet, db, chain, engine, api, log });
+    } catch (err) {
+      await cleanup();
+      throw err;
+    }
+  }
+
+  /** Graceful: stop taking quotes, close the API, stop the loops, flush the store, stop the devnet. */
+  async stop(): Promise<void> {
+    const { engine, api, chain, db, devnet, log } = this.parts;
+    log.info('shutting down: no new quotes; running leases keep running and are adopted at the next start');
+    engine.stopAccepting();
+    await api.close().catch(() => undefined);
+    await engine.stop();
+    await chain.stop().catch(() => undefined);
+    try {
+      db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch {
+      // a checkpoint is an optimisation; the WAL is durable as it is
+    }
+    db.close();
+    await devnet?.stop();
+    log.info('stopped');
+  }
+}
+
+function portsInUse(store: LeaseStore): number[] {
+  const ports: number[] = [];
+  for (const quote of store.openQuotes()) ports.push(...quote.allocation.hostPorts);
+  for (const lease of store.leases({ excludeStates: [...TERMINAL_STATES] })) {
+    const quote = lease.quoteNonce ? store.quote(lease.quoteNonce) : undefined;
+    if (quote && quote.state !== 'open') ports.push(...quote.allocation.hostPorts);
+  }
+  return ports;
+}
+
+/** The on-chain metadata: what this provider sells and at what price (stable across restarts). */
+export function metadataOf(config: ProviderConfig, report: CapacityReport): string {
+  const gpus = new Map<string, number>();
+  for (const gpu of report.allocatable.gpus) {
+    const name = gpu.profile ? `${gpu.model} ${gpu.profile}` : gpu.model;
+    gpus.set(name, (gpus.get(name) ?? 0) + 1);
+  }
+  return JSON.stringify({
+    region: config.region,
+    cpuMillis: report.allocatable.cpuMillis,
+    memoryBytes: report.allocatable.memoryBytes,
+    gpus: Object.fromEntries(gpus),
+    pricing: {
+      perLeaseSecond: config.pricing.perLeaseSecond,
+      perCpuSecond: config.pricing.perCpuSecond,
+      perGiBMemorySecond: config.pricing.perGiBMemorySecond,
+      perGpuSecond: config.pricing.perGpuSecond,
+      perGpuSecondByModel: config.pricing.perGpuSecondByModel,
+      perGiBEgress: config.pricing.perGiBEgress,
+      minimumPerLease: config.pricing.minimumPerLease,
+    },
+  });
+}
+
+/**
+ * Registers the provider (approving and posting the minimum bond) when it is not registered, or
+ * updates its API URL and metadata when they changed. Waits for the transactions, saying so.
+ */
+async function ensureRegistered(options: {
+  chain: ChainClient;
+  signer: Wallet;
+  apiUrl: string;
+  metadata: string;
+  log: Logger;
+  signal?: AbortSignal;
+}): Promise<void> {
+  const { chain, signer, apiUrl, metadata, log } = options;
+  const market = chain.settings.marketplaceAddress;
+  const info = (await chain.marketplace.read('getProvider', [signer.address])) as unknown as { status: bigint; apiUrl: string; metadata: string };
+  const status = Number(info.status);
+  const wait = async (key: string, what: string): Promise<void> => {
+    log.info({ key }, `waiting for the chain: ${what}`);
+    const outcome = await chain.sender.waitFor(key, { signal: options.signal, timeoutMs: REGISTRATION_TIMEOUT_MS });
+    if (outcome.state !== 'confirmed') {
+      throw new ProviderError(outcome.code, `${what} failed: ${outcome.error}`, {
+        fix: 'check that the provider key holds enough of the payment token for the bond and gas for the transaction',
+      });
+    }
+  };
+  if (status === 0) {
+    const bond = await chain.marketplace.read('minBond', []);
+    const tokenAddress = await chain.marketplace.read('token', []);
+    const token = tokenAt(tokenAddress, chain.rpc);
+    const allowance = await token.read('allowance', [signer.address, market]);
+    const tag = keccak256(toUtf8Bytes(`${market}:${signer.address}`)).slice(2, 14);
+    if (allowance < bond) {
+      chain.sender.submit({ key: `approve-bond:${tag}`, to: tokenAddress, data: token.encode('approve', [market, bond]) });
+      await wait(`approve-bond:${tag}`, 'approving the bond');
+    }
+    const key = `register:${tag}`;
+    const existing = chain.sender.submit({ key, to: market, data: chain.marketplace.encode('registerProvider', [apiUrl, metadata, bond]) });
+    if (outcomeOf(existing)?.state === 'confirmed') return;
+    await wait(key, `registering the provider with a bond of ${bond} base units`);
+    log.info({ apiUrl }, 'provider registered on-chain');
+    return;
+  }
+  if (status !== 1) {
+    throw new ProviderError('TX_REJECTED', `this provider key is ${status === 2 ? 'unbonding' : 'slashed'} on the marketplace and cannot take leases`, {
+      fix: 'use another provider key',
+    });
+  }
+  if (info.apiUrl !== apiUrl || info.metadata !== metadata) {
+    const key = `update:${keccak256(toUtf8Bytes(`${apiUrl}\n${metadata}`)).slice(2, 18)}`;
+    const existing = chain.sender.submit({ key, to: market, data: chain.marketplace.encode('updateProvider', [apiUrl, metadata]) });
+    if (outcomeOf(existing)?.state !== 'confirmed') await wait(key, 'updating the provider\'s API URL and metadata');
+  }
+}
+

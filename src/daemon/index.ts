@@ -1,0 +1,2 @@
+export { Daemon, metadataOf, type DaemonInfo, type DaemonOptions } from './daemon';
+export { EngineProviderService, checkpointView, type ProviderServiceDeps } from './provider-service';

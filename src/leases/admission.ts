@@ -1,0 +1,187 @@
+import { randomBytes } from 'node:crypto';
+import { getAddress, type Signer, type TypedDataDomain } from 'ethers';
+import type { AllocationLedger } from '../capacity';
+import { hashQuote, manifestHash, signQuote, type Quote } from '../chain';
+import type { ProviderConfig } from '../config';
+import { ProviderError } from '../errors';
+import type { Logger } from '../log';
+import { imageMatches, parseImageRef, parseManifest, pickHostPorts, type Manifest, type RegistryAuth } from '../runtime';
+import { leaseRates, maxRatePerSecond } from '../settlement';
+import type { LeaseStore, StoredAllocation } from '../store';
+import type { Clock } from '../util/clock';
+
+export interface AdmissionDeps {
+  config: Pick<ProviderConfig, 'admission' | 'pricing' | 'runtime'>;
+  ledger: AllocationLedger;
+  store: LeaseStore;
+  signer: Signer;
+  domain: TypedDataDomain;
+  provider: string;
+  clock: Clock;
+  log: Logger;
+  /** False while draining: no new quotes. */
+  accepting: () => boolean;
+  /** Host ports held by leases that are not over, so a quote never gets one twice. */
+  portsInUse: () => number[];
+}
+
+export interface AdmittedQuote {
+  quote: Quote;
+  signature: string;
+  quoteHash: string;
+  allocation: StoredAllocation;
+}
+
+/**
+ * A grace past a quote's expiry during which its capacity stays held: the tenant may open the
+ * lease in the quote's last second, and we learn of it only once the event is confirmed.
+ */
+export const QUOTE_HOLD_GRACE_SECONDS = 120;
+
+/** The ledger holder of a quote's reservation, and of the lease it becomes. */
+export const quoteHolder = (nonce: string): string => `quote:${nonce}`;
+export const leaseHolder = (leaseId: string): string => `lease:${leaseId}`;
+
+function globMatch(pattern: string, text: string): boolean {
+  const re = new RegExp(`^${pattern.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`, 'i');
+  return re.test(text);
+}
+
+/**
+ * Admission and pricing: a manifest is quoted only if it passes the schema, this provider's
+ * policy and fits what is free now; the capacity is then held until the quote expires, the quote
+ * priced from the rate card, signed with the provider key and stored. Registry credentials are
+ * kept in memory only, for the pull (a restart loses them; a pull that needs them then fails and
+ * says so).
+ */
+export class Admission {
+  private readonly credentials = new Map<string, RegistryAuth>();
+
+  constructor(private readonly deps: AdmissionDeps) {}
+
+  /** Credentials given with the quote `nonce`, if still in memory. */
+  registryAuth(nonce: string): RegistryAuth | undefined {
+    return this.credentials.get(nonce);
+  }
+
+  forgetCredentials(nonce: string): void {
+    this.credentials.delete(nonce);
+  }
+
+  /** Checks the policy; throws the refusal naming the field. Does not touch the ledger. */
+  checkPolicy(tenant: string, manifest: Manifest): void {
+    const { admission } = this.deps.config;
+    const who = getAddress(tenant);
+    if (admission.tenants.deny.some((a) => getAddress(a) === who)) {
+      throw new ProviderError('TENANT_DENIED', `tenant ${who} is refused by this provider`, { input: who });
+    }
+    if (admission.tenants.allow.length > 0 && !admission.tenants.allow.some((a) => getAddress(a) === who)) {
+      throw new ProviderError('TENANT_DENIED', `tenant ${who} is not among this provider's allowed tenants`, { input: who });
+    }
+    const ref = parseImageRef(manifest.image);
+    const denied = admission.images.deny.find((pattern) => imageMatches(pattern, ref));
+    if (denied !== undefined) {
+      throw new ProviderError('IMAGE_DENIED', `image ${manifest.image} is refused by this provider (matches deny pattern "${denied}")`, { input: 'image' });
+    }
+    if (admission.images.allow.length > 0 && !admission.images.allow.some((pattern) => imageMatches(pattern, ref))) {
+      throw new ProviderError('IMAGE_DENIED', `image ${manifest.image} is not in this provider's allowed images`, { input: 'image' });
+    }
+    if (manifest.maxDurationSeconds > admission.maxLeaseDurationSeconds) {
+      throw new ProviderError(
+        'POLICY_REFUSED',
+        `maxDurationSeconds: ${manifest.maxDurationSeconds} is over this provider's limit of ${admission.maxLeaseDurationSeconds}`,
+        { input: 'maxDurationSeconds' },
+      );
+    }
+    if (admission.maxCpuMillisPerLease !== undefined && manifest.resources.cpuMillis > admission.maxCpuMillisPerLease) {
+      throw new ProviderError('POLICY_REFUSED', `resources.cpuMillis: ${manifest.resources.cpuMillis} is over the per-lease limit of ${admission.maxCpuMillisPerLease}`, {
+        input: 'resources.cpuMillis',
+      });
+    }
+    if (admission.maxMemoryBytesPerLease !== undefined && manifest.resources.memoryBytes > admission.maxMemoryBytesPerLease) {
+      throw new ProviderError(
+        'POLICY_REFUSED',
+        `resources.memoryBytes: ${manifest.resources.memoryBytes} is over the per-lease limit of ${admission.maxMemoryBytesPerLease}`,
+        { input: 'resources.memoryBytes' },
+      );
+    }
+    const gpus = manifest.resources.gpus;
+    if (gpus.count > 0 && admission.gpuModels.length > 0) {
+      if (gpus.model === undefined || !admission.gpuModels.some((pattern) => globMatch(pattern, gpus.model as string))) {
+        throw new ProviderError('POLICY_REFUSED', `resources.gpus.model: this provider leases only GPU models matching ${admission.gpuModels.join(', ')}`, {
+          input: 'resources.gpus.model',
+        });
+      }
+    }
+  }
+
+  async quote(tenantAddress: string, input: unknown): Promise<AdmittedQuote> {
+    const { ledger, store, clock, config, log } = this.deps;
+    if (!this.deps.accepting()) {
+      throw new ProviderError('PROVIDER_DRAINING', 'this provider is draining and takes no new leases', { fix: 'ask another provider, or later' });
+    }
+    const manifest = parseManifest(input);
+    const tenant = getAddress(tenantAddress);
+    this.checkPolicy(tenant, manifest);
+
+    const nonce = BigInt(`0x${randomBytes(32).toString('hex')}`);
+    const nonceText = nonce.toString();
+    const nowSeconds = Math.floor(clock.now() / 1000);
+    const expiresAt = nowSeconds + config.pricing.quoteTtlSeconds;
+    const hostPorts = pickHostPorts(config.runtime.portRange, this.deps.portsInUse(), (manifest.ports ?? []).length);
+    const models = new Map(ledger.free().gpus.map((gpu) => [gpu.uuid, gpu.profile ? `${gpu.model} ${gpu.profile}` : gpu.model]));
+    // Synchronous from here to the ledger's answer: two racing quotes are served one after the other.
+    const held = ledger.reserve({
+      holder: quoteHolder(nonceText),
+      cpuMillis: manifest.resources.cpuMillis,
+      memoryBytes: manifest.resources.memoryBytes,
+      diskBytes: manifest.resources.diskBytes ?? 0,
+      gpus: manifest.resources.gpus,
+      expiresAt: (expiresAt + QUOTE_HOLD_GRACE_SECONDS) * 1000,
+    });
+    try {
+      const allocation: StoredAllocation = {
+        cpuMillis: held.cpuMillis,
+        memoryBytes: held.memoryBytes,
+        diskBytes: held.diskBytes,
+        gpuUuids: held.gpuUuids,
+        gpuModels: held.gpuUuids.map((uuid) => models.get(uuid) ?? 'unknown'),
+        hostPorts,
+        registryAuthGiven: manifest.registryAuth !== undefined,
+      };
+      const rates = leaseRates(config.pricing, allocation);
+      const { registryAuth, ...stored } = manifest;
+      const quote: Quote = {
+        provider: this.deps.provider,
+        tenant,
+        manifestHash: manifestHash(manifest),
+        rates,
+        maxRatePerSecond: maxRatePerSecond(rates, { cpuMillis: allocation.cpuMillis, gpuCount: allocation.gpuUuids.length }),
+        maxDuration: BigInt(manifest.maxDurationSeconds),
+        expiresAt: BigInt(expiresAt),
+        nonce,
+      };
+      const signature = await signQuote(this.deps.signer, this.deps.domain, quote);
+      const quoteHash = hashQuote(this.deps.domain, quote);
+      store.insertQuote({
+        nonce: nonceText,
+        quoteHash,
+        tenant,
+        manifest: stored as Record<string, unknown>,
+        manifestHash: quote.manifestHash,
+        quote,
+        signature,
+        allocation,
+        expiresAt,
+        state: 'open',
+        createdAt: nowSeconds,
+      });
+      if (registryAuth) this.credentials.set(nonceText, registryAuth);
+      log.info({ tenant, image: manifest.image, quoteHash, expiresAt, maxRatePerSecond: quote.maxRatePerSecond.toString() }, 'quote signed');
+      return { quote, signature, quoteHash, allocation };
+    } catch (err) {
+      ledger.release(quoteHolder(nonceText));
+      throw err;
+    }
+  }
+}
