@@ -1,0 +1,99 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Contract, Wallet, type InterfaceAbi, type JsonRpcProvider } from 'ethers';
+import { marketplaceAbi } from '../../../src/chain/artifacts/marketplace';
+import { mockTokenAbi } from '../../../src/chain/artifacts/mock-token';
+import { configSchema, type ProviderConfig } from '../../../src/config';
+import { devPrivateKey, freePort } from '../../../src/devnet';
+import type { QuoteResponse } from '../../../src/api';
+import type { ManifestInput } from '../../../src/runtime';
+
+export const sh = promisify(execFile);
+export const TEST_IMAGE = 'provider-test/busybox:latest';
+export const TOKEN = 10n ** 18n;
+
+export function tempDataDir(name: string): string {
+  return mkdtempSync(join(tmpdir(), `provider-${name}-`));
+}
+
+export function removeDir(dir: string | undefined): void {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+}
+
+/** A daemon config for tests: devnet on a free port, a short challenge window, fast metering. */
+export async function testConfig(dataDir: string, overrides: Record<string, unknown> = {}): Promise<ProviderConfig> {
+  const [rpcPort, apiPort] = [await freePort(), await freePort()];
+  return configSchema.parse({
+    dataDir,
+    log: { level: 'warn' },
+    devnet: { port: rpcPort, blockTimeSeconds: 1, challengeWindowSeconds: 12 },
+    api: { host: '127.0.0.1', port: apiPort },
+    reserve: { cpuMillis: 0, memoryBytes: 0, diskBytes: 0 },
+    metering: { sampleIntervalSeconds: 1 },
+    settlement: { checkpointIntervalSeconds: 5, countersignGraceSeconds: 3, withdrawIntervalSeconds: 60 },
+    ...overrides,
+  });
+}
+
+export function aManifest(overrides: Partial<ManifestInput> = {}): ManifestInput {
+  return {
+    image: TEST_IMAGE,
+    command: ['sh', '-c', 'for i in 1 2 3 4 5; do echo tick $i; sleep 1; done'],
+    resources: { cpuMillis: 500, memoryBytes: 64 * 2 ** 20 },
+    maxDurationSeconds: 300,
+    ...overrides,
+  };
+}
+
+/** The devnet's dev tenant, acting on the chain directly (ethers). */
+export class ChainTenant {
+  readonly wallet: Wallet;
+  readonly market: Contract;
+  readonly token: Contract;
+
+  constructor(rpc: JsonRpcProvider, marketplace: string, token: string, key = devPrivateKey(2)) {
+    this.wallet = new Wallet(key, rpc);
+    this.market = new Contract(marketplace, marketplaceAbi as unknown as InterfaceAbi, this.wallet);
+    this.token = new Contract(token, mockTokenAbi as unknown as InterfaceAbi, this.wallet);
+  }
+
+  async open(response: QuoteResponse, deposit: bigint): Promise<bigint> {
+    await (await this.token.getFunction('approve')(this.market.target, deposit)).wait();
+    const receipt = await (await this.market.getFunction('openLease')(response.quote, response.signature, deposit)).wait();
+    const opened = receipt.logs.map((log: { topics: string[]; data: string }) => this.market.interface.parseLog(log)).find((e: { name?: string } | null) => e?.name === 'LeaseOpened');
+    return opened!.args.getValue('leaseId') as bigint;
+  }
+
+  async close(leaseId: bigint): Promise<void> {
+    await (await this.market.getFunction('closeLease')(leaseId)).wait();
+  }
+}
+
+export async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000, everyMs = 250): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** Removes every container and network of an instance (what a failed test left behind). */
+export async function removeInstanceContainers(instanceId: string | undefined): Promise<void> {
+  if (!instanceId) return;
+  const { stdout } = await sh('docker', ['ps', '-aq', '--filter', `name=provider-lease-${instanceId}-`]).catch(() => ({ stdout: '' }));
+  const ids = stdout.split('\n').filter(Boolean);
+  if (ids.length > 0) await sh('docker', ['rm', '-f', ...ids]).catch(() => undefined);
+  const nets = await sh('docker', ['network', 'ls', '-q', '--filter', `name=provider-lease-${instanceId}-`]).catch(() => ({ stdout: '' }));
+  const netIds = nets.stdout.split('\n').filter(Boolean);
+  if (netIds.length > 0) await sh('docker', ['network', 'rm', ...netIds]).catch(() => undefined);
+}
