@@ -162,6 +162,8 @@ export class Daemon {
         accepting: () => engine?.isAccepting ?? false,
         portsInUse: () => portsInUse(store),
       });
+      let follower: EventFollower | undefined;
+      const confirmedTime = confirmedChainTime(chain, () => follower?.cursor());
       engine = new LeaseEngine({
         config,
         store,
@@ -175,10 +177,12 @@ export class Daemon {
         instanceId,
         clock,
         log: log.child({ component: 'leases' }),
+        confirmedChainTime: confirmedTime,
       });
       const running = engine;
       cleanups.push(() => running.stop());
-      const follower: EventFollower = chain.follow('marketplace', engine.onChainEvents);
+      follower = chain.follow('marketplace', engine.onChainEvents);
+      const following = follower;
       await engine.start();
       chain.start();
 
@@ -200,7 +204,7 @@ export class Daemon {
         version: options.version,
         startedAt: Math.floor(clock.now() / 1000),
         clock,
-        cursorBlock: () => follower.cursor(),
+        cursorBlock: () => following.cursor(),
       });
       const api = await startApi({ config, service, store, ledger, chainId: settings.chainId, clock, log });
       cleanups.push(() => api.close());
@@ -242,6 +246,21 @@ export class Daemon {
     await devnet?.stop();
     log.info('stopped');
   }
+}
+
+/** The timestamp of the follower's cursor block, cached per block. */
+function confirmedChainTime(chain: ChainClient, cursor: () => number | undefined): () => Promise<number | undefined> {
+  let cached: { block: number; time: number } | undefined;
+  return async () => {
+    const block = cursor();
+    if (block === undefined) return undefined;
+    if (cached?.block !== block) {
+      const found = await chain.rpc.getBlock(block);
+      if (!found) return cached?.time;
+      cached = { block, time: found.timestamp };
+    }
+    return cached.time;
+  };
 }
 
 function portsInUse(store: LeaseStore): number[] {

@@ -33,6 +33,12 @@ export interface LeaseEngineDeps {
   instanceId: string;
   clock: Clock;
   log: Logger;
+  /**
+   * The timestamp of the last block the event follower has handled: every LeaseClosed up to it is
+   * known. Usage is billed only up to it, so no record ever ends after a close we have not seen
+   * yet (the contract refuses a claim, and a tenant a record, past the lease's end).
+   */
+  confirmedChainTime?: () => Promise<number | undefined>;
 }
 
 const STOP_REASONS: Record<EndReason, StopReason> = {
@@ -142,6 +148,8 @@ export class LeaseEngine {
       ) {
         const leaseId = event.args.leaseId.toString();
         if (!store.lease(leaseId)) continue;
+        // The end of billable time is known from here on, before the inbox is worked through.
+        if (event.name === 'LeaseClosed') store.updateLease(leaseId, { closedAt: Number(event.args.closedAt) });
         store.addInboxEvent({ name: event.name, leaseId, args: event.args as unknown as Record<string, unknown>, blockNumber: event.blockNumber, logIndex: event.logIndex });
         any = true;
       }
@@ -637,8 +645,10 @@ export class LeaseEngine {
       const info = await runtime.inspect(lease.runtimeId);
       if (!info.State.Running || !info.State.Pid) return;
       const sample = await counters.read(info.State.Pid);
-      const at = Math.min(Math.floor(clock.now() / 1000), this.chainEnd(lease));
-      this.appendInterval(lease, timeline, timeline.sample(at, sample));
+      const confirmed = (await this.deps.confirmedChainTime?.()) ?? Number.MAX_SAFE_INTEGER;
+      const current = store.lease(leaseId) ?? lease;
+      const at = Math.min(Math.floor(clock.now() / 1000), this.chainEnd(current), confirmed);
+      this.appendInterval(current, timeline, timeline.sample(at, sample));
     });
   }
 
@@ -693,14 +703,27 @@ export class LeaseEngine {
       }
       const timeline = this.timelineOf(lease);
       if (timeline && reason !== 'container-vanished') {
-        const at = Math.min(Math.max(endedAt, timeline.state().boundary), this.chainEnd(lease));
-        this.appendInterval(lease, timeline, timeline.finish(at));
+        const target = Math.max(endedAt, timeline.state().boundary);
+        await this.awaitConfirmedTime(target);
+        const current = store.lease(leaseId) ?? lease;
+        const at = Math.min(target, this.chainEnd(current));
+        this.appendInterval(current, timeline, timeline.finish(at));
       }
       const digest = resultDigest(lease.exitCode, logsSha256);
       store.updateLease(leaseId, { finalUsageDone: true, endedAt, logsSha256, resultDigest: digest });
       this.timelines.delete(leaseId);
       this.settleWakeup.wake();
     });
+  }
+
+  /** Waits (bounded) until the follower has handled the chain up to `at`, so a close before it is known. */
+  private async awaitConfirmedTime(at: number): Promise<void> {
+    const deadline = this.deps.clock.now() + 30_000;
+    while (this.deps.clock.now() < deadline && !this.controller.signal.aborted) {
+      const confirmed = await this.deps.confirmedChainTime?.().catch(() => undefined);
+      if (confirmed === undefined || confirmed >= at) return;
+      await sleep(250, this.controller.signal).catch(() => undefined);
+    }
   }
 
   // ---------------------------------------------------------------- checkpoints and settlement

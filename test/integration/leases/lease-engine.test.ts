@@ -1,4 +1,6 @@
 import { JsonRpcProvider } from 'ethers';
+import type { ProviderConfig } from '../../../src/config';
+import { sh } from './support';
 import { Daemon } from '../../../src/daemon';
 import { createLogger } from '../../../src/log';
 import { systemClock } from '../../../src/util/clock';
@@ -22,13 +24,14 @@ afterEach(async () => {
   removeDir(dataDir);
 });
 
-async function startDaemon(name: string): Promise<{ daemon: Daemon; tenant: ChainTenant }> {
-  dataDir = tempDataDir(name);
-  const config = await testConfig(dataDir);
+async function startDaemon(name: string, reuse?: ProviderConfig): Promise<{ daemon: Daemon; tenant: ChainTenant; config: ProviderConfig }> {
+  if (!reuse) dataDir = tempDataDir(name);
+  const config = reuse ?? (await testConfig(dataDir!));
   const log = createLogger({ level: (process.env.TEST_LOG_LEVEL as 'info' | undefined) ?? 'warn', format: 'json' });
   daemon = await Daemon.start({ config, log, env: {}, exec: execFileAsync, clock: systemClock, version: 'test' });
+  rpc?.destroy();
   rpc = new JsonRpcProvider(daemon.info.rpcUrl, daemon.info.chainId, { staticNetwork: true });
-  return { daemon, tenant: new ChainTenant(rpc, daemon.info.marketplace, daemon.info.token!) };
+  return { daemon, tenant: new ChainTenant(rpc, daemon.info.marketplace, daemon.info.token!), config };
 }
 
 describe('lease engine (in process: real Docker, real anvil)', () => {
@@ -71,5 +74,62 @@ describe('lease engine (in process: real Docker, real anvil)', () => {
     expect(balanceAfter - balanceBefore).toBe(deposit - total);
     // Claimed earnings are withdrawn.
     await until('earnings withdrawn', async () => ((await tenant.market.getFunction('earnings')(d.info.provider)) as bigint) === 0n, 30_000);
+  });
+
+  it('stops the container of a lease the tenant closes on-chain within one follower poll, and still bills it', async () => {
+    const { daemon: d, tenant } = await startDaemon('close');
+    const response = await d.service.quote(tenant.wallet.address, aManifest({ command: ['sleep', '300'] }) as never);
+    const leaseId = await tenant.open(response, TOKEN);
+    await until('the lease runs', async () => (await d.service.lease(leaseId.toString(), tenant.wallet.address)).state === 'running', 30_000);
+    await until('a usage record', async () => d.service.usage(leaseId.toString(), tenant.wallet.address).then(() => true), 5_000);
+    await new Promise((r) => setTimeout(r, 2_000));
+    await tenant.close(leaseId);
+    const closedAt = Date.now();
+    const container = `provider-lease-${d.info.instanceId}-${leaseId}`;
+    await until(
+      'the container stopped',
+      async () => (await sh('docker', ['inspect', '-f', '{{.State.Running}}', container])).stdout.trim() === 'false',
+      15_000,
+      100,
+    );
+    const stoppedAfterMs = Date.now() - closedAt;
+    // From the close's receipt: one confirmation block (1 s), one follower poll (1 s), the stop itself.
+    expect(stoppedAfterMs).toBeLessThan(3_500);
+    const view = await until('settled', async () => {
+      const v = await d.service.lease(leaseId.toString(), tenant.wallet.address);
+      return v.state === 'settled' ? v : undefined;
+    }, 90_000);
+    expect(view.endReason).toBe('tenant-closed');
+    const onChain = (await tenant.market.getFunction('getLease')(leaseId)) as { paid: bigint; closedAt: bigint };
+    expect(onChain.paid).toBeGreaterThan(0n);
+    const usage = await d.service.usage(leaseId.toString(), tenant.wallet.address);
+    // Never billed beyond the chain's end of the lease.
+    expect(usage.records.at(-1)!.record.t1 <= onChain.closedAt).toBe(true);
+  });
+
+  it('adopts a running lease after a restart and meters it on with no hole and no overlap; paid once', async () => {
+    const first = await startDaemon('restart');
+    const response = await first.daemon.service.quote(first.tenant.wallet.address, aManifest({ command: ['sh', '-c', 'sleep 9; echo done'] }) as never);
+    const leaseId = await first.tenant.open(response, TOKEN);
+    const tenantAddress = first.tenant.wallet.address;
+    await until('the lease runs', async () => (await first.daemon.service.lease(leaseId.toString(), tenantAddress)).state === 'running', 30_000);
+    await new Promise((r) => setTimeout(r, 2_500));
+    await first.daemon.stop();
+    daemon = undefined;
+    await new Promise((r) => setTimeout(r, 2_000));
+    const second = await startDaemon('restart', first.config);
+    const view = await until('settled after the restart', async () => {
+      const v = await second.daemon.service.lease(leaseId.toString(), tenantAddress);
+      return v.state === 'settled' ? v : undefined;
+    }, 90_000);
+    expect(view.endReason).toBe('exited');
+    const usage = await second.daemon.service.usage(leaseId.toString(), tenantAddress);
+    usage.records.forEach(({ record }, i) => {
+      expect(record.seq).toBe(BigInt(i));
+      if (i > 0) expect(record.t0).toBe(usage.records[i - 1]!.record.t1);
+    });
+    const total = usage.records.reduce((s, r) => s + r.record.amount, 0n);
+    const onChain = (await second.tenant.market.getFunction('getLease')(leaseId)) as { paid: bigint };
+    expect(onChain.paid).toBe(total);
   });
 });
