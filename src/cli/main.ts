@@ -6,6 +6,7 @@ import { CliExit, processIo, type CliIo } from './context';
 import { registerConfigCommand } from './config-command';
 import { registerCapacityCommand } from './capacity-command';
 import { registerDevnetCommand } from './devnet-command';
+import { registerInitCommand } from './init-command';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -29,6 +30,7 @@ export function buildProgram(io: CliIo): Command {
     })
     .exitOverride();
 
+  registerInitCommand(program, io);
   registerConfigCommand(program, io);
   registerCapacityCommand(program, io);
   registerDevnetCommand(program, io);
@@ -62,7 +64,7 @@ function reportError(err: unknown, io: CliIo): number {
   if (isProviderError(err)) {
     io.stderr.write(`provider: ${err.message}\n`);
     if (err.fix) io.stderr.write(`  fix: ${err.fix}\n`);
-    return err.code === 'USAGE' || err.code.startsWith('CONFIG_') ? EXIT_USAGE : EXIT_FAILURE;
+    return err.code === 'USAGE' || err.code === 'INIT_WOULD_OVERWRITE' || err.code.startsWith('CONFIG_') ? EXIT_USAGE : EXIT_FAILURE;
   }
   io.stderr.write(`provider: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   return EXIT_FAILURE;
