@@ -7,6 +7,7 @@ import { registerConfigCommand } from './config-command';
 import { registerCapacityCommand } from './capacity-command';
 import { registerDevnetCommand } from './devnet-command';
 import { registerInitCommand } from './init-command';
+import { registerDoctorCommand } from './doctor-command';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -33,6 +34,7 @@ export function buildProgram(io: CliIo): Command {
   registerInitCommand(program, io);
   registerConfigCommand(program, io);
   registerCapacityCommand(program, io);
+  registerDoctorCommand(program, io);
   registerDevnetCommand(program, io);
   for (const command of program.commands) command.exitOverride().configureOutput(program.configureOutput());
   return program;
