@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { childEnv } from '../util/exec';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, dirname } from 'node:path';
@@ -75,7 +76,7 @@ export async function startAnvil(options: AnvilOptions = {}): Promise<AnvilInsta
     if (options.stateIntervalSeconds) args.push('--state-interval', String(options.stateIntervalSeconds));
   }
   const binary = options.binary ?? anvilBinary();
-  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'], env: childEnv(process.env) });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString('utf8')).slice(-4000);
