@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseBytes } from '../util/bytes';
 import { LOG_LEVELS } from '../log';
+import { ethAddressSchema } from '../util/eth-address';
 
 /**
  * The single source of truth for everything an operator tunes. Every object is strict: an unknown
@@ -35,7 +36,7 @@ export const tokenAmount = z.union([z.string(), z.number()]).transform((value, c
 });
 
 const port = z.number().int().min(1).max(65535);
-const ethAddress = z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'expected a 0x-prefixed 20-byte hex address');
+const ethAddress = ethAddressSchema;
 const cidr = z.union([z.cidrv4(), z.cidrv6()], { error: 'expected a CIDR range such as 203.0.113.0/24 or 2001:db8::/32' });
 
 export const logSchema = z

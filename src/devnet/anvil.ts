@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { join, dirname } from 'node:path';
 import { ProviderError } from '../errors';
 import type { Logger } from '../log';
+import { sleep } from '../util/sleep';
 
 export interface AnvilOptions {
   host?: string;
@@ -160,6 +161,6 @@ async function waitForRpc(
         fix: 'check that the port is free (devnet.port) and that anvil runs on this machine',
       });
     }
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
   }
 }

@@ -12,6 +12,7 @@ import { createRpcProvider } from '../chain/rpc';
 import type { ChainSettings } from '../chain/chain-client';
 import { startAnvil, type AnvilInstance } from './anvil';
 import { DEV_ACCOUNT, devPrivateKey } from './dev-accounts';
+import { ethAddressSchema } from '../util/eth-address';
 
 export interface DevnetOptions {
   /** The provider's data dir; the devnet keeps its chain under `<dataDir>/devnet`. */
@@ -64,8 +65,8 @@ export const DEVNET_FUNDING = 1_000_000n * 10n ** 18n;
 
 const deploymentSchema = z.object({
   chainId: z.number().int(),
-  tokenAddress: z.string().regex(/^0x[0-9a-fA-F]{40}$/),
-  marketplaceAddress: z.string().regex(/^0x[0-9a-fA-F]{40}$/),
+  tokenAddress: ethAddressSchema,
+  marketplaceAddress: ethAddressSchema,
   deployedAt: z.string(),
 });
 type Deployment = z.infer<typeof deploymentSchema>;
