@@ -261,7 +261,9 @@ export class TransactionSender {
     }
 
     const now = clock.now();
-    if (now - latest.createdAt >= this.policy.bumpAfterMs) {
+    // At the fee cap there is nothing to bump to: the transaction out is re-broadcast on its cadence.
+    const atCap = latest.maxFeePerGas >= this.policy.maxFeePerGasCap;
+    if (!atCap && now - latest.createdAt >= this.policy.bumpAfterMs) {
       await this.bump(entry, latest);
       return 'wait';
     }
