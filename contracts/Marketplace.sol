@@ -102,6 +102,8 @@ contract Marketplace is EIP712, ReentrancyGuard {
     struct ProviderInfo {
         ProviderStatus status;
         uint64 unbondingEndsAt;
+        /// Until then a lease of this provider can still be claimed or disputed: the bond stays.
+        uint64 busyUntil;
         uint256 bond;
         string apiUrl;
         string metadata;
@@ -271,7 +273,9 @@ contract Marketplace is EIP712, ReentrancyGuard {
     function withdrawBond() external nonReentrant {
         ProviderInfo storage p = _providers[msg.sender];
         if (p.status != ProviderStatus.Unbonding) revert NotUnbonding(msg.sender);
-        if (block.timestamp < p.unbondingEndsAt) revert BondLocked(p.unbondingEndsAt);
+        // Equivocation evidence must find a bond to slash for as long as any lease can be claimed.
+        uint64 unlockAt = p.unbondingEndsAt > p.busyUntil ? p.unbondingEndsAt : p.busyUntil;
+        if (block.timestamp < unlockAt) revert BondLocked(unlockAt);
         uint256 amount = p.bond;
         delete _providers[msg.sender];
         emit BondWithdrawn(msg.sender, amount);
@@ -297,6 +301,7 @@ contract Marketplace is EIP712, ReentrancyGuard {
         if (ECDSA.recover(hashQuote(quote), providerSig) != quote.provider) revert BadSignature();
 
         quoteNonceUsed[quote.provider][quote.nonce] = true;
+        _holdBondFor(quote.provider, quote.maxDuration);
         leaseId = ++leaseCount;
         Lease storage lease = _leases[leaseId];
         lease.provider = quote.provider;
@@ -382,6 +387,9 @@ contract Marketplace is EIP712, ReentrancyGuard {
             revert BadPeriodEnd(cp.periodEnd);
         }
         PendingClaim storage pending = _pending[cp.leaseId];
+        // A matured claim is paid before a newer one takes its place, or payment would wait for
+        // the lease's last claim whenever claims come more often than the challenge window.
+        if (pending.payableAt != 0 && block.timestamp >= pending.payableAt) _finalize(cp.leaseId, lease, pending);
         uint256 floor = Math.max(lease.paid, pending.cumulativeAmount);
         if (cp.cumulativeAmount <= floor) revert StaleCheckpoint(cp.cumulativeAmount, floor);
         uint256 cap = uint256(lease.maxRatePerSecond) * (cp.periodEnd - lease.startedAt);
@@ -558,6 +566,13 @@ contract Marketplace is EIP712, ReentrancyGuard {
     function _lease(uint256 leaseId) private view returns (Lease storage lease) {
         lease = _leases[leaseId];
         if (lease.provider == address(0)) revert UnknownLease(leaseId);
+    }
+
+    /// The last claim can come challengeWindow after the lease ends, and be disputed for another.
+    function _holdBondFor(address provider, uint64 maxDuration) private {
+        uint64 until = SafeCast.toUint64(block.timestamp + uint256(maxDuration) + 2 * uint256(challengeWindow));
+        ProviderInfo storage p = _providers[provider];
+        if (until > p.busyUntil) p.busyUntil = until;
     }
 
     function _finalize(uint256 leaseId, Lease storage lease, PendingClaim storage pending) private {

@@ -58,6 +58,7 @@ export type ErrorCode =
   | 'DOCKER_REQUEST_FAILED'
   | 'OPERATION_ABORTED'
   // cli
+  | 'INIT_WOULD_OVERWRITE'
   | 'USAGE'
   // chain
   | 'RPC_UNAVAILABLE'

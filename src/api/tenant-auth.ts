@@ -3,6 +3,7 @@ import { getAddress, verifyTypedData, type TypedDataDomain } from 'ethers';
 import { z } from 'zod';
 import { ProviderError } from '../errors';
 import type { Clock } from '../util/clock';
+import { ETH_ADDRESS } from '../util/eth-address';
 
 /**
  * Tenant requests are signed with EIP-712 over {method, path, bodyHash, expiresAt, nonce}
@@ -68,7 +69,7 @@ export class InMemoryNonceLedger implements NonceLedger {
 }
 
 const headersSchema = z.object({
-  [AUTH_HEADERS.address]: z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'expected the tenant address (0x + 40 hex digits)'),
+  [AUTH_HEADERS.address]: z.string().regex(ETH_ADDRESS, 'expected the tenant address (0x + 40 hex digits)'),
   [AUTH_HEADERS.expiresAt]: z.string().regex(/^\d{1,12}$/, 'expected unix seconds'),
   [AUTH_HEADERS.nonce]: z.string().regex(/^0x[0-9a-fA-F]{64}$/, 'expected 32 random bytes as 0x + 64 hex digits'),
   [AUTH_HEADERS.signature]: z.string().regex(/^0x[0-9a-fA-F]{130}$/, 'expected a 65-byte signature as 0x + 130 hex digits'),

@@ -37,15 +37,27 @@ export interface FreeCapacity {
  * one gets it, the other a CAPACITY_EXHAUSTED refusal. The store keeps each allocation with its
  * quote or lease; after a restart `restore` rebuilds the ledger from them.
  */
+export interface LedgerOptions {
+  /**
+   * How long a quote's hold outlives its expiry. The chain accepts a quote until expiresAt, and
+   * the provider sees the LeaseOpened only `confirmations` blocks and a poll later: without this
+   * the hold of a lease already paid for could lapse before it is promoted.
+   */
+  quoteGraceMs?: number;
+}
+
 export class AllocationLedger {
   private allocatable: Allocatable;
   private readonly held = new Map<string, Allocation>();
+  private readonly quoteGraceMs: number;
 
   constructor(
     allocatable: Allocatable,
     private readonly clock: Clock,
+    options: LedgerOptions = {},
   ) {
     this.allocatable = allocatable;
+    this.quoteGraceMs = options.quoteGraceMs ?? 0;
   }
 
   /** New detection results. Existing holds stay even if a GPU disappeared: the lease engine decides. */
@@ -143,7 +155,9 @@ export class AllocationLedger {
   private lapseExpired(): void {
     const now = this.clock.now();
     for (const [holder, allocation] of this.held) {
-      if (allocation.kind === 'quote' && allocation.expiresAt !== null && allocation.expiresAt <= now) this.held.delete(holder);
+      if (allocation.kind === 'quote' && allocation.expiresAt !== null && allocation.expiresAt + this.quoteGraceMs <= now) {
+        this.held.delete(holder);
+      }
     }
   }
 }

@@ -1,7 +1,7 @@
 import { ProviderError } from '../errors';
 import { DEFAULT_CDI_SPEC_DIRS, findNvidiaCdiSpecs, nodeHostFiles, type HostFiles } from './cdi-specs';
 import type { DockerInfo, GpuPassthrough } from './types';
-import { ProbeTimeoutError, withTimeout } from './with-timeout';
+import { ProbeTimeoutError, withTimeout } from '../util/with-timeout';
 
 /** The part of dockerode this probe uses; a dockerode instance satisfies it, tests pass a fake. */
 export interface DockerEngineApi {

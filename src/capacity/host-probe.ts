@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import si from 'systeminformation';
 import { ProviderError } from '../errors';
 import type { CpuInfo, DiskInfo, MemoryInfo } from './types';
-import { ProbeTimeoutError, withTimeout } from './with-timeout';
+import { ProbeTimeoutError, withTimeout } from '../util/with-timeout';
 
 /**
  * The few systeminformation calls the host probe makes, behind an interface so unit tests can

@@ -21,4 +21,4 @@ export { formatCapacityText } from './format-text';
 export { CAPACITY_SCHEMA_VERSION } from './types';
 export type * from './types';
 export { AllocationLedger } from './allocation-ledger';
-export type { Allocation, AllocationRequest, FreeCapacity } from './allocation-ledger';
+export type { Allocation, AllocationRequest, FreeCapacity, LedgerOptions } from './allocation-ledger';

@@ -3,7 +3,7 @@ import { ExecError, type Exec } from '../util/exec';
 import { parseNvidiaSmiList, type ListedGpu } from './nvidia-smi-list';
 import { parseNvidiaSmiXml, toInventory } from './nvidia-smi-xml';
 import type { GpuInventory } from './types';
-import { ProbeTimeoutError, withTimeout } from './with-timeout';
+import { ProbeTimeoutError, withTimeout } from '../util/with-timeout';
 
 export interface NvidiaSmiOptions {
   exec: Exec;

@@ -1,12 +1,12 @@
 import type { JsonRpcProvider } from 'ethers';
-import { ProviderError, describeError } from '../errors';
+import { ProviderError } from '../errors';
 import type { Logger } from '../log';
 import type { Clock } from '../util/clock';
 import { CursorRepository, OutboxRepository, type Db } from '../store';
 import { Backoff, sleep } from './backoff';
 import { EventFollower, type EventHandler } from './event-follower';
 import { marketplaceAt, type MarketplaceContract } from './marketplace';
-import { createRpcProvider } from './rpc';
+import { createRpcProvider, describeRpcError } from './rpc';
 import { TransactionSender, type SenderPolicy, type TxSigner } from './transaction-sender';
 
 /** The `network` config section, or the devnet's equivalent. */
@@ -88,14 +88,14 @@ export class ChainClient {
       } catch (err) {
         if (err instanceof ProviderError) throw err;
         if (this.deps.clock.now() >= deadline) {
-          throw new ProviderError('RPC_UNAVAILABLE', `the chain RPC did not answer within ${timeoutMs} ms: ${describeError(err)}`, {
+          throw new ProviderError('RPC_UNAVAILABLE', `the chain RPC did not answer within ${timeoutMs} ms: ${describeRpcError(err)}`, {
             input: 'network.rpcUrl',
             cause: err,
             fix: 'check network.rpcUrl and that the node is up and reachable from this host',
           });
         }
         const delay = backoff.next();
-        this.deps.log.warn({ err: describeError(err), retryInMs: delay }, 'waiting for the chain RPC to answer');
+        this.deps.log.warn({ err: describeRpcError(err), retryInMs: delay }, 'waiting for the chain RPC to answer');
         await sleep(delay, signal);
       }
     }

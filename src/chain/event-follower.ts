@@ -1,12 +1,13 @@
 import WebSocket from 'ws';
 import type { JsonRpcProvider, Log } from 'ethers';
-import { describeError, isProviderError } from '../errors';
+import { isProviderError } from '../errors';
 import type { Logger } from '../log';
 import type { Clock } from '../util/clock';
 import type { CursorRepository, Db } from '../store';
 import { Backoff, Wakeup, sleep, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff';
 import { decodeMarketplaceLog, type MarketplaceEvent } from './events';
 import type { MarketplaceContract } from './marketplace';
+import { describeRpcError } from './rpc';
 
 /**
  * Called with each batch of confirmed events, in chain order, inside the SQLite transaction that
@@ -101,7 +102,7 @@ export class EventFollower {
         if (signal.aborted) break;
         const delay = this.backoff.next();
         const level = isProviderError(err) ? 'error' : 'warn';
-        log[level]({ follower: name, err: describeError(err), retryInMs: delay, attempt: this.backoff.attempts }, 'event follower round failed; retrying');
+        log[level]({ follower: name, err: describeRpcError(err), retryInMs: delay, attempt: this.backoff.attempts }, 'event follower round failed; retrying');
         await sleep(delay, signal).catch(() => undefined);
       }
     }
@@ -205,7 +206,7 @@ class HeadSubscription {
         // not JSON: ignore
       }
     });
-    socket.on('error', (err) => this.log.debug({ err: err.message }, 'new-heads WebSocket error'));
+    socket.on('error', (err) => this.log.debug({ err: describeRpcError(err) }, 'new-heads WebSocket error'));
     socket.on('close', () => {
       if (this.stopped) return;
       const delay = this.backoff.next();

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Log } from 'ethers';
 import { ProviderError } from '../errors';
 import { toPlain, type TypedContract, type Abi } from './typed-contract';
+import { ethAddressSchema } from '../util/eth-address';
 
 /**
  * Marketplace events as the daemon sees them: decoded with the generated ABI, then validated with
@@ -9,7 +10,7 @@ import { toPlain, type TypedContract, type Abi } from './typed-contract';
  */
 
 const uint = z.bigint().nonnegative();
-const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/);
+const address = ethAddressSchema;
 const bytes32 = z.string().regex(/^0x[0-9a-fA-F]{64}$/);
 
 export const FAULTS = ['WrongLease', 'IntervalOutsideLease', 'AmountMismatch', 'Equivocation'] as const;

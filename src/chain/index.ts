@@ -37,5 +37,5 @@ export {
 } from './protocol';
 export { loadKeystore, createKeystore, readKeystorePassword, keystoreSettings, type KeystoreSettings, type Env } from './keys';
 export { deployMarketplace, deployMockToken, DEVNET_MARKETPLACE_PARAMS, type MarketplaceParams } from './deploy';
-export { createRpcProvider, createWsProvider } from './rpc';
+export { createRpcProvider, createWsProvider, describeRpcError } from './rpc';
 export { Backoff, Wakeup, sleep, type BackoffPolicy } from './backoff';

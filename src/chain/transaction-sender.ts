@@ -1,9 +1,10 @@
 import { Transaction, type JsonRpcProvider, type TransactionReceipt, type TransactionRequest } from 'ethers';
-import { ProviderError, describeError } from '../errors';
+import { ProviderError } from '../errors';
 import type { Logger } from '../log';
 import type { Clock } from '../util/clock';
 import type { OutboxAttempt, OutboxEntry, OutboxRepository } from '../store';
 import { Backoff, Wakeup, sleep, type BackoffPolicy, DEFAULT_BACKOFF } from './backoff';
+import { describeRpcError } from './rpc';
 
 /** What signs for the sender: an ethers Wallet fits. The key itself never reaches this module. */
 export interface TxSigner {
@@ -175,7 +176,7 @@ export class TransactionSender {
         if (signal.aborted) break;
         const delay = this.backoff.next();
         this.deps.log.warn(
-          { sender: this.address, err: describeError(err), retryInMs: delay, attempt: this.backoff.attempts },
+          { sender: this.address, err: describeRpcError(err), retryInMs: delay, attempt: this.backoff.attempts },
           'chain RPC call failed; retrying',
         );
         await sleep(delay, signal).catch(() => undefined);
@@ -260,7 +261,9 @@ export class TransactionSender {
     }
 
     const now = clock.now();
-    if (now - latest.createdAt >= this.policy.bumpAfterMs) {
+    // At the fee cap there is nothing to bump to: the transaction out is re-broadcast on its cadence.
+    const atCap = latest.maxFeePerGas >= this.policy.maxFeePerGasCap;
+    if (!atCap && now - latest.createdAt >= this.policy.bumpAfterMs) {
       await this.bump(entry, latest);
       return 'wait';
     }
@@ -303,12 +306,12 @@ export class TransactionSender {
         // The node has it, or something with this nonce is mined: the receipt check decides.
       } else if (/underpriced|REPLACEMENT_UNDERPRICED|fee too low|less than (block )?base ?fee/i.test(text)) {
         if (!mayBump) throw err;
-        this.deps.log.warn({ key: entry.key, err: describeError(err) }, 'transaction underpriced; bumping fees');
+        this.deps.log.warn({ key: entry.key, err: describeRpcError(err) }, 'transaction underpriced; bumping fees');
         await this.bump(entry, attempt);
         return;
       } else if (isRevert(err) || /insufficient funds|INSUFFICIENT_FUNDS|exceeds block gas limit|intrinsic gas/i.test(text)) {
         // The node will never take it; keep it and retry later (funds may arrive) but say so.
-        this.deps.log.error({ key: entry.key, err: describeError(err) }, 'the node refused the transaction; will retry');
+        this.deps.log.error({ key: entry.key, err: describeRpcError(err) }, 'the node refused the transaction; will retry');
         throw err;
       } else {
         throw err;
@@ -389,7 +392,7 @@ export class TransactionSender {
 
   private revertReason(err: unknown): string {
     const data = (err as { data?: string }).data;
-    return this.deps.describeRevert?.(data) ?? (err as { shortMessage?: string }).shortMessage ?? describeError(err);
+    return this.deps.describeRevert?.(data) ?? (err as { shortMessage?: string }).shortMessage ?? describeRpcError(err);
   }
 
   private finish(entry: OutboxEntry, outcome: TxOutcome): void {

@@ -5,9 +5,14 @@ import { createLogger, type LogFormat, type LogLevel, type Logger } from '../log
 import { ProviderError } from '../errors';
 import { execFileAsync, type Exec } from '../util/exec';
 import { systemClock, type Clock } from '../util/clock';
+import type { Prompter } from './prompter';
 
 /** What a command may touch of the outside world; tests pass their own. */
 export interface CliIo {
+  /** Where answers to questions come from; commands that ask need it to be a terminal. */
+  stdin?: NodeJS.ReadableStream & { isTTY?: boolean };
+  /** Tests answer questions through this instead of a terminal. */
+  prompter?: () => Prompter;
   stdout: NodeJS.WritableStream & { isTTY?: boolean };
   stderr: NodeJS.WritableStream & { isTTY?: boolean };
   env: NodeJS.ProcessEnv;
@@ -20,6 +25,7 @@ export interface CliIo {
 
 export function processIo(): CliIo {
   return {
+    stdin: process.stdin,
     stdout: process.stdout,
     stderr: process.stderr,
     env: process.env,

@@ -7,6 +7,8 @@ import { registerConfigCommand } from './config-command';
 import { registerCapacityCommand } from './capacity-command';
 import { registerDevnetCommand } from './devnet-command';
 import { registerStartCommand } from './start-command';
+import { registerInitCommand } from './init-command';
+import { registerDoctorCommand } from './doctor-command';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -30,8 +32,10 @@ export function buildProgram(io: CliIo): Command {
     })
     .exitOverride();
 
+  registerInitCommand(program, io);
   registerConfigCommand(program, io);
   registerCapacityCommand(program, io);
+  registerDoctorCommand(program, io);
   registerDevnetCommand(program, io);
   registerStartCommand(program, io, version());
   for (const command of program.commands) command.exitOverride().configureOutput(program.configureOutput());
@@ -64,7 +68,7 @@ function reportError(err: unknown, io: CliIo): number {
   if (isProviderError(err)) {
     io.stderr.write(`provider: ${err.message}\n`);
     if (err.fix) io.stderr.write(`  fix: ${err.fix}\n`);
-    return err.code === 'USAGE' || err.code.startsWith('CONFIG_') ? EXIT_USAGE : EXIT_FAILURE;
+    return err.code === 'USAGE' || err.code === 'INIT_WOULD_OVERWRITE' || err.code.startsWith('CONFIG_') ? EXIT_USAGE : EXIT_FAILURE;
   }
   io.stderr.write(`provider: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   return EXIT_FAILURE;

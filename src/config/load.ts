@@ -3,7 +3,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import YAML, { LineCounter, isMap, isScalar, type Document } from 'yaml';
 import { z } from 'zod';
 import { ProviderError } from '../errors';
-import { configSchema, type ProviderConfig } from './schema';
+import { configSchema, SECRET_CONFIG_PATHS, type ProviderConfig } from './schema';
 
 /** Where a value came from, so a problem can say where to fix it. */
 export type ConfigOrigin =
@@ -215,6 +215,8 @@ function readEnvLayer(env: NodeJS.ProcessEnv, warnings: string[]): EnvLayer {
 
 /** Reads a value typed on a command line or in an environment variable. */
 export function parseScalar(raw: string): unknown {
+  // YAML reads 0x… as a hex integer and 0123 as octal; here they are addresses and ids, kept as typed.
+  if (/^\s*(0x[0-9a-f]+|0\d+)\s*$/i.test(raw)) return raw.trim();
   try {
     const value: unknown = YAML.parse(raw);
     return value === null && raw.trim() !== 'null' && raw.trim() !== '~' ? raw : value;
@@ -275,7 +277,9 @@ function describeIssue(
     if (custom) return [{ path: dotted(issue.path), origin: originOf(issue.path), message: custom.message }];
   }
   const got = valueAt(input, issue.path);
-  const received = got === undefined ? 'nothing' : JSON.stringify(got);
+  // A mistyped secret (an RPC URL with its key) must not be echoed to the terminal or the journal.
+  const secret = SECRET_CONFIG_PATHS.some((path) => path.join('.') === issue.path.map(String).join('.'));
+  const received = got === undefined ? 'nothing' : secret ? '[a value, not shown: it may hold a secret]' : JSON.stringify(got);
   let message: string;
   switch (issue.code) {
     case 'invalid_type':

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseBytes } from '../util/bytes';
 import { LOG_LEVELS } from '../log';
+import { ethAddressSchema } from '../util/eth-address';
 
 /**
  * The single source of truth for everything an operator tunes. Every object is strict: an unknown
@@ -21,6 +22,9 @@ export const byteSize = z.union([
   }),
 ]);
 
+/** A byte size that must not be zero (a zero log size or tmpfs makes every lease fail to start). */
+export const positiveByteSize = byteSize.refine((bytes) => bytes > 0, { message: 'expected a size above zero' });
+
 /** A token amount in base units (wei): integer as a string or a safe integer, kept as a decimal string. */
 export const tokenAmount = z.union([z.string(), z.number()]).transform((value, ctx) => {
   const text = String(value).trim();
@@ -32,10 +36,8 @@ export const tokenAmount = z.union([z.string(), z.number()]).transform((value, c
 });
 
 const port = z.number().int().min(1).max(65535);
-const ethAddress = z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'expected a 0x-prefixed 20-byte hex address');
-const cidr = z
-  .string()
-  .regex(/^[0-9a-fA-F:.]+\/\d{1,3}$/, 'expected a CIDR range such as 203.0.113.0/24 or 2001:db8::/32');
+const ethAddress = ethAddressSchema;
+const cidr = z.union([z.cidrv4(), z.cidrv6()], { error: 'expected a CIDR range such as 203.0.113.0/24 or 2001:db8::/32' });
 
 export const logSchema = z
   .strictObject({
@@ -100,7 +102,7 @@ export const apiSchema = z
     port: port.default(8420),
     /** URL tenants reach the API at, advertised on-chain; default http://<host>:<port>. */
     publicUrl: z.url().optional(),
-    maxBodyBytes: byteSize.default(1024 * 1024),
+    maxBodyBytes: positiveByteSize.default(1024 * 1024),
     /** How long a tenant request signature stays acceptable. */
     maxSignatureAgeSeconds: z.number().int().positive().default(300),
   })
@@ -176,7 +178,7 @@ export const admissionSchema = z
     gpuModels: patternList.default([]),
     /** Per-lease ceilings, whatever is free. */
     maxCpuMillisPerLease: z.number().int().positive().optional(),
-    maxMemoryBytesPerLease: byteSize.optional(),
+    maxMemoryBytesPerLease: positiveByteSize.optional(),
   })
   .prefault({});
 
@@ -205,17 +207,17 @@ export const runtimeSchema = z
     stopTimeoutSeconds: z.number().int().min(0).max(600).default(10),
     readOnlyRootfs: z.boolean().default(false),
     /** Size of the tmpfs scratch mounted on /tmp (and /run) when readOnlyRootfs is on; counts against the lease's memory. */
-    tmpfsBytes: byteSize.default(256 * 2 ** 20),
+    tmpfsBytes: positiveByteSize.default(256 * 2 ** 20),
     /** /dev/shm size for leases whose manifest does not say. */
-    defaultShmBytes: byteSize.default(64 * 2 ** 20),
+    defaultShmBytes: positiveByteSize.default(64 * 2 ** 20),
     /** How often each lease's writable layer is measured against its diskBytes. */
     diskCheckIntervalSeconds: z.number().int().min(1).max(3600).default(30),
-    logMaxSize: byteSize.default(10 * 2 ** 20),
+    logMaxSize: positiveByteSize.default(10 * 2 ** 20),
     logMaxFiles: z.number().int().min(1).max(100).default(3),
     images: z
       .strictObject({
         pullTimeoutSeconds: z.number().int().positive().default(1800),
-        maxSizeBytes: byteSize.default(50 * 2 ** 30),
+        maxSizeBytes: positiveByteSize.default(50 * 2 ** 30),
         /** Unused images are removed, least recently used first, above this data-disk use. */
         cleanupAtDiskPercent: z.number().min(1).max(100).default(85),
       })

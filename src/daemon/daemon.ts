@@ -18,7 +18,7 @@ import type { ProviderConfig } from '../config';
 import { Devnet, devnetChainSettings } from '../devnet';
 import { ProviderError } from '../errors';
 import type { Logger } from '../log';
-import { Admission, LeaseEngine, TERMINAL_STATES } from '../leases';
+import { Admission, LeaseEngine, QUOTE_HOLD_GRACE_SECONDS, TERMINAL_STATES } from '../leases';
 import { ContainerCounterReader, hostKernelFiles } from '../metering';
 import { Firewall, ImageService, LeaseRuntime, createDockerClient } from '../runtime';
 import { Settler } from '../settlement';
@@ -122,7 +122,7 @@ export class Daemon {
       // ---- capacity and the runtime
       const report = await createCapacityDetector(config, { exec, env, clock }).detect(options.signal);
       for (const missing of report.notDetected) log.warn({ part: missing.part, code: missing.code }, missing.reason);
-      const ledger = new AllocationLedger(report.allocatable, clock);
+      const ledger = new AllocationLedger(report.allocatable, clock, { quoteGraceMs: QUOTE_HOLD_GRACE_SECONDS * 1000 });
       const docker = createDockerClient(config);
       const firewall = new Firewall(exec, log.child({ component: 'firewall' }));
       const images = new ImageService(docker, config, log.child({ component: 'images' }), clock);

@@ -1,9 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { childEnv } from '../util/exec';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, dirname } from 'node:path';
 import { ProviderError } from '../errors';
 import type { Logger } from '../log';
+import { sleep } from '../util/sleep';
 
 export interface AnvilOptions {
   host?: string;
@@ -75,7 +77,7 @@ export async function startAnvil(options: AnvilOptions = {}): Promise<AnvilInsta
     if (options.stateIntervalSeconds) args.push('--state-interval', String(options.stateIntervalSeconds));
   }
   const binary = options.binary ?? anvilBinary();
-  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'], env: childEnv(process.env) });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString('utf8')).slice(-4000);
@@ -159,6 +161,6 @@ async function waitForRpc(
         fix: 'check that the port is free (devnet.port) and that anvil runs on this machine',
       });
     }
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
   }
 }

@@ -12,6 +12,7 @@ import { createRpcProvider } from '../chain/rpc';
 import type { ChainSettings } from '../chain/chain-client';
 import { startAnvil, type AnvilInstance } from './anvil';
 import { DEV_ACCOUNT, devPrivateKey } from './dev-accounts';
+import { ethAddressSchema } from '../util/eth-address';
 
 export interface DevnetOptions {
   /** The provider's data dir; the devnet keeps its chain under `<dataDir>/devnet`. */
@@ -66,8 +67,8 @@ export const DEVNET_FUNDING = 1_000_000n * 10n ** 18n;
 
 const deploymentSchema = z.object({
   chainId: z.number().int(),
-  tokenAddress: z.string().regex(/^0x[0-9a-fA-F]{40}$/),
-  marketplaceAddress: z.string().regex(/^0x[0-9a-fA-F]{40}$/),
+  tokenAddress: ethAddressSchema,
+  marketplaceAddress: ethAddressSchema,
   /** Absent in deployments made before the window was configurable: those have the default. */
   challengeWindowSeconds: z.number().int().optional(),
   deployedAt: z.string(),

@@ -33,8 +33,9 @@ export interface AdmittedQuote {
 }
 
 /**
- * A grace past a quote's expiry during which its capacity stays held: the tenant may open the
- * lease in the quote's last second, and we learn of it only once the event is confirmed.
+ * A grace past a quote's expiry during which its capacity stays held (the ledger's quoteGraceMs):
+ * the tenant may open the lease in the quote's last second, and we learn of it only once the
+ * event is confirmed.
  */
 export const QUOTE_HOLD_GRACE_SECONDS = 120;
 
@@ -137,7 +138,7 @@ export class Admission {
       memoryBytes: manifest.resources.memoryBytes,
       diskBytes: manifest.resources.diskBytes ?? 0,
       gpus: manifest.resources.gpus,
-      expiresAt: (expiresAt + QUOTE_HOLD_GRACE_SECONDS) * 1000,
+      expiresAt: expiresAt * 1000,
     });
     try {
       const allocation: StoredAllocation = {

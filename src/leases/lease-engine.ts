@@ -198,7 +198,7 @@ export class LeaseEngine {
     // Holds: open quotes until their expiry (plus grace), leases until their allocation is released.
     for (const quote of store.openQuotes()) {
       if (quote.expiresAt + QUOTE_HOLD_GRACE_SECONDS <= now) continue;
-      ledger.restore([{ holder: quoteHolder(quote.nonce), kind: 'quote', ...holdOf(quote), expiresAt: (quote.expiresAt + QUOTE_HOLD_GRACE_SECONDS) * 1000 }]);
+      ledger.restore([{ holder: quoteHolder(quote.nonce), kind: 'quote', ...holdOf(quote), expiresAt: quote.expiresAt * 1000 }]);
     }
     const unsettled = store.leases().filter((l) => !l.chainSettled && l.state !== 'expired');
     const active = unsettled.filter((l) => !TERMINAL_STATES.has(l.state as LeaseState));

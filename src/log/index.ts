@@ -7,28 +7,18 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export type LogFormat = 'auto' | 'pretty' | 'json';
 
+/** Keys whose values are secrets wherever they appear in a log object. */
+const SECRET_KEYS = ['password', 'privateKey', 'mnemonic', 'registryAuth', 'auth', 'authorization', 'X-Registry-Auth', 'rpcUrl', 'wsUrl'];
+
 /**
- * Paths pino blanks out wherever they appear in a log object. Secrets reach logs only by accident
- * (an error carrying its request, a config dumped whole); this is the net under those accidents.
+ * Paths pino blanks out. Secrets reach logs only by accident (an error carrying its request, a
+ * manifest logged whole); this is the net under those accidents, four levels deep, because pino's
+ * `*` matches exactly one level.
  */
-export const REDACT_PATHS = [
-  'password',
-  '*.password',
-  'privateKey',
-  '*.privateKey',
-  'mnemonic',
-  '*.mnemonic',
-  'registryAuth',
-  '*.registryAuth',
-  'auth',
-  '*.auth',
-  'authorization',
-  '*.authorization',
-  'headers.authorization',
-  'req.headers.authorization',
-  'X-Registry-Auth',
-  '*.X-Registry-Auth',
-];
+export const REDACT_PATHS = SECRET_KEYS.flatMap((key) => {
+  const leaf = /^[A-Za-z_$][\w$]*$/.test(key) ? key : `["${key}"]`;
+  return ['', '*.', '*.*.', '*.*.*.'].map((prefix) => (leaf.startsWith('[') ? `${prefix.replace(/\.$/, '')}${leaf}` : `${prefix}${leaf}`));
+});
 
 export interface LoggerOptions {
   level: LogLevel;

@@ -1,6 +1,7 @@
 import type Docker from 'dockerode';
 import type { Logger } from '../log';
 import { LABELS } from './names';
+import { sleep } from '../util/sleep';
 
 export type RuntimeEvent =
   | {
@@ -26,19 +27,6 @@ interface EngineEvent {
   timeNano?: number;
   time?: number;
 }
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 
 /**
  * Follows the engine's events for our containers until `signal` aborts. When the stream closes
@@ -110,7 +98,7 @@ export async function followEvents(
       log.warn('docker event stream closed; waiting for the engine');
       onEvent({ kind: 'engine-lost' });
     }
-    await sleep(backoff, signal);
+    await sleep(backoff, signal).catch(() => undefined);
     backoff = Math.min(backoff * 2, 5_000);
   }
 }

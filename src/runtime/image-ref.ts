@@ -11,6 +11,13 @@ export interface ImageRef {
   digest: string | undefined;
 }
 
+const DOCKER_HUB_ALIASES = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
+
+/** A bare image id (or id prefix): the engine resolves it among local images, whatever their name. */
+export function isImageIdReference(ref: string): boolean {
+  return /^(sha256:)?[0-9a-f]{12,64}$/i.test(ref.trim());
+}
+
 export function parseImageRef(ref: string): ImageRef {
   let rest = ref;
   let digest: string | undefined;
@@ -30,9 +37,11 @@ export function parseImageRef(ref: string): ImageRef {
   let registry = 'docker.io';
   let path = rest;
   if (slash >= 0 && (first.includes('.') || first.includes(':') || first === 'localhost')) {
-    registry = first;
+    registry = first.toLowerCase();
     path = rest.slice(slash + 1);
   }
+  // Docker Hub answers to several names; deny patterns written for docker.io must catch them all.
+  if (DOCKER_HUB_ALIASES.has(registry)) registry = 'docker.io';
   if (registry === 'docker.io' && !path.includes('/')) path = `library/${path}`;
   if (tag === undefined && digest === undefined) tag = 'latest';
   return { registry, path, tag, digest };

@@ -5,7 +5,7 @@ import { ProviderError, describeError } from '../errors';
 import type { Logger } from '../log';
 import type { Clock } from '../util/clock';
 import { engineMessage, isAbortError, isEngineNotFound } from './docker-errors';
-import { canonicalRef, imageMatches, parseImageRef, pullRef, type ImageRef } from './image-ref';
+import { canonicalRef, imageMatches, isImageIdReference, parseImageRef, pullRef, type ImageRef } from './image-ref';
 import type { RegistryAuth } from './manifest';
 
 export interface PullProgress {
@@ -72,6 +72,13 @@ export class ImageService {
 
   /** Throws IMAGE_DENIED when admission.images refuses the reference. Does nothing else. */
   checkAllowed(reference: string): ImageRef {
+    if (isImageIdReference(reference)) {
+      // An id would run whatever local image has it, past the allow/deny patterns on names.
+      throw new ProviderError('IMAGE_DENIED', `image ${reference} is an image id; leases name images by repository`, {
+        input: reference,
+        fix: 'name the image as repository[:tag] or repository@sha256:digest',
+      });
+    }
     const ref = parseImageRef(reference);
     const { allow, deny } = this.settings.admission.images;
     const denied = deny.find((pattern) => imageMatches(pattern, ref));

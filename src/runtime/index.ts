@@ -30,4 +30,4 @@ export type { LogLine, LogOptions } from './logs';
 export type { RuntimeEvent } from './events';
 export { pickHostPorts } from './ports';
 export { LABELS, containerName, networkName, bridgeName, leaseChains } from './names';
-export { isEngineNotFound } from './docker-errors';
+export { isEngineNotFound, containerError } from './docker-errors';

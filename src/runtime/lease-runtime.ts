@@ -12,6 +12,7 @@ import { streamLogs, type LogLine, type LogOptions } from './logs';
 import type { Manifest } from './manifest';
 import { LABELS, assertLeaseId, bridgeName, containerName, leaseChains, networkName } from './names';
 import { buildContainerSpec, type LeaseAllocation } from './spec';
+import { sleep } from '../util/sleep';
 
 export type StopReason = 'requested' | 'max-duration' | 'disk-quota' | 'escrow-empty' | 'tenant-closed' | 'drain' | 'failed';
 
@@ -259,7 +260,9 @@ export class LeaseRuntime {
         if (isEngineNotFound(err)) throw notFound(leaseId);
         if (!isEngineGone(err) && !/socket hang up|aborted/i.test(describeError(err))) throw err;
         // The engine went away mid-wait (restart): wait for it and ask again.
-        await delay(500, options.signal);
+        await sleep(500, options.signal).catch(() => {
+          throw new ProviderError('OPERATION_ABORTED', `wait for lease ${leaseId} was aborted`, { input: leaseId });
+        });
       }
     }
   }
@@ -452,7 +455,7 @@ export class LeaseRuntime {
       } catch (err) {
         if (!options.signal.aborted) this.deps.log.warn({ err: describeError(err) }, 'disk quota check failed');
       }
-      await delay(interval, options.signal).catch(() => undefined);
+      await sleep(interval, options.signal).catch(() => undefined);
     }
   }
 
@@ -544,22 +547,4 @@ class AlreadyThere extends Error {}
 
 function notFound(leaseId: string): ProviderError {
   return new ProviderError('CONTAINER_NOT_FOUND', `lease ${leaseId} has no container`, { input: leaseId });
-}
-
-function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(new ProviderError('OPERATION_ABORTED', 'aborted'));
-      return;
-    }
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new ProviderError('OPERATION_ABORTED', 'aborted'));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

@@ -1,6 +1,7 @@
 import type Docker from 'dockerode';
 import type { Logger } from '../log';
 import { isEngineGone, isEngineNotFound } from './docker-errors';
+import { sleep } from '../util/sleep';
 
 export interface LogLine {
   stream: 'stdout' | 'stderr';
@@ -59,19 +60,6 @@ export class FrameDecoder {
     return out;
   }
 }
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 
 /**
  * A container's logs as lines. With `follow`, the stream outlives the engine closing it (an engine
@@ -135,7 +123,7 @@ export async function* streamLogs(docker: Docker, containerId: string, options: 
       log.warn({ containerId }, 'log stream: engine did not come back; giving up');
       return;
     }
-    await sleep(250, signal);
+    await sleep(250, signal).catch(() => undefined);
   }
 }
 

@@ -34,6 +34,17 @@ export class ExecError extends Error {
   }
 }
 
+/** Names of variables a child program never needs and must not be able to read back. */
+const SECRET_ENV = /PASSWORD|SECRET|PRIVATE_KEY|MNEMONIC|TOKEN/i;
+
+/**
+ * The environment a child (nvidia-smi, iptables) gets: ours without secrets, since any process
+ * of the same user can read a child's /proc/<pid>/environ.
+ */
+export function childEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !SECRET_ENV.test(name)));
+}
+
 export const execFileAsync: Exec = (file, args, options) =>
   new Promise((resolve, reject) => {
     execFile(
@@ -44,7 +55,7 @@ export const execFileAsync: Exec = (file, args, options) =>
         killSignal: 'SIGKILL',
         maxBuffer: options.maxBufferBytes ?? 32 * 1024 * 1024,
         signal: options.signal,
-        env: options.env,
+        env: childEnv(options.env ?? process.env),
         encoding: 'utf8',
         windowsHide: true,
       },

@@ -102,6 +102,18 @@ describe('provider registry', () => {
   });
 });
 
+describe('bond held while leases can be claimed', () => {
+  it('keeps the bond past the unbonding delay until the longest lease can no longer be claimed or disputed', async () => {
+    const tenDays = 10n * 86_400n;
+    await openLease(fx, { maxDuration: tenDays });
+    await send(as(fx, fx.provider), 'unregister');
+    await advance(fx, UNBONDING_DELAY);
+    expect(await revertName(as(fx, fx.provider).getFunction('withdrawBond')())).toBe('BondLocked');
+    await advance(fx, tenDays - UNBONDING_DELAY + 2n * CHALLENGE_WINDOW);
+    expect(eventNames(fx, await send(as(fx, fx.provider), 'withdrawBond'))).toEqual(['BondWithdrawn']);
+  });
+});
+
 describe('openLease', () => {
   it('escrows the deposit and emits LeaseOpened', async () => {
     const before = await balance(await fx.market.getAddress());
@@ -215,6 +227,17 @@ describe('claim', () => {
     expect(eventNames(fx, await send(as(fx, fx.provider), 'withdraw'))).toEqual(['Withdrawn']);
     expect((await balance(fx.provider.address)) - before).toBe(50_000n);
     expect(await revertName(as(fx, fx.provider).getFunction('withdraw')())).toBe('NothingToWithdraw');
+  });
+
+  it('pays a matured claim before a newer claim takes its place', async () => {
+    const leaseId = await openLease(fx);
+    await claimAfter(leaseId, 100n, 50_000n, 1n);
+    await advance(fx, CHALLENGE_WINDOW);
+    const { receipt } = await claimAfter(leaseId, 10n, 80_000n, 2n);
+    expect(eventNames(fx, receipt)).toEqual(['ClaimFinalized', 'ClaimSubmitted']);
+    expect(await fx.market.getFunction('earnings')(fx.provider.address)).toBe(50_000n);
+    const pending = await fx.market.getFunction('getPendingClaim')(leaseId);
+    expect(pending.cumulativeAmount).toBe(80_000n);
   });
 
   it('refuses a claim above maxRatePerSecond * elapsed', async () => {

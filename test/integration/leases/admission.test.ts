@@ -46,7 +46,7 @@ async function admission(config: ProviderConfig): Promise<{ admission: Admission
     capacitySettings(config),
   );
   const report = await detector.detect();
-  const ledger = new AllocationLedger(report.allocatable, systemClock);
+  const ledger = new AllocationLedger(report.allocatable, systemClock, { quoteGraceMs: 120_000 });
   return {
     ledger,
     admission: new Admission({

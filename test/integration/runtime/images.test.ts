@@ -12,6 +12,7 @@ import { isProviderError } from '../../../src/errors';
 import { systemClock } from '../../../src/util/clock';
 import { aConfig } from '../../fixtures/runtime';
 import { sh, until } from './harness';
+import { freePort } from '../../../src/devnet';
 
 jest.setTimeout(120_000);
 
@@ -28,17 +29,6 @@ const logStream = new PassThrough();
 logStream.on('data', (chunk: Buffer) => logLines.push(chunk.toString()));
 const log = createLogger({ level: 'trace', format: 'json', destination: logStream });
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 function service(runtime: object = {}): ImageService {
   return new ImageService(docker, aConfig({ runtime }), log, systemClock);
 }
@@ -49,7 +39,7 @@ async function removeLocal(ref: string): Promise<void> {
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'provider-registry-'));
-  const port = await freePort();
+  const port = await freePort('127.0.0.1');
   address = `127.0.0.1:${port}`;
   const { stdout } = await sh('htpasswd', ['-Bbn', USER, PASSWORD]);
   await writeFile(join(dir, 'htpasswd'), stdout);

@@ -62,6 +62,18 @@ describe('AllocationLedger', () => {
     expect(() => ledger.promote('q1', 'lease-1')).toThrow(/expired or was released/);
   });
 
+  it('keeps an expired quote\'s hold for the grace the chain needs to report its opening', () => {
+    const clock = clockAt(0);
+    const ledger = new AllocationLedger(anAllocatable({ gpus: [rtx(0)] }), clock, { quoteGraceMs: 20_000 });
+    ledger.reserve(ask('q1', { gpus: { count: 1 }, expiresAt: 30_000 }));
+    clock.advance(49_999);
+    expect(ledger.promote('q1', 'lease-1').gpuUuids).toEqual(['GPU-rtx-0']);
+    const other = new AllocationLedger(anAllocatable({ gpus: [rtx(0)] }), clock, { quoteGraceMs: 20_000 });
+    other.reserve(ask('q2', { gpus: { count: 1 }, expiresAt: 30_000 }));
+    clock.advance(1);
+    expect(other.free().gpus).toEqual([rtx(0)]);
+  });
+
   it('keeps a lease\'s hold past its quote\'s expiry until released', () => {
     const clock = clockAt(0);
     const ledger = new AllocationLedger(anAllocatable({ gpus: [rtx(0)] }), clock);

@@ -71,6 +71,18 @@ describe('loadConfig', () => {
     expect(loadConfig(sources({ env: { PROVIDER_NVIDIA_SMI: '' } })).config.gpu.nvidiaSmiPath).toBeUndefined();
   });
 
+  it('keeps 0x addresses from the environment and flags as strings', () => {
+    const address = '0x5FbDB2315678afecb367f032d93F642f64180aa3';
+    const { config } = loadConfig(
+      sources({
+        env: { PROVIDER_NETWORK__RPC_URL: 'http://127.0.0.1:8545', PROVIDER_NETWORK__CHAIN_ID: '31337', PROVIDER_NETWORK__MARKETPLACE_ADDRESS: address },
+        flags: [{ path: 'admission.tenants.allow', value: [address], flag: '--set admission.tenants.allow' }],
+      }),
+    );
+    expect(config.network?.marketplaceAddress).toBe(address);
+    expect(config.network?.chainId).toBe(31337);
+  });
+
   it('finds the file named by PROVIDER_CONFIG, and a flag beats it', () => {
     const a = withFile('region: from-env-file\n');
     const b = withFile('region: from-flag-file\n');
@@ -180,6 +192,22 @@ describe('loadConfig', () => {
     it('every problem at once rather than the first', () => {
       const problems = problemsOf(() => loadConfig(withFile('api:\n  port: x\nlog:\n  level: loud\nbogus: 1\n')));
       expect(problems.map((p) => p.path).sort()).toEqual(['api.port', 'bogus', 'log.level']);
+    });
+
+    it('a CIDR that is not one, and a zero size where zero breaks every lease', () => {
+      const problems = problemsOf(() => loadConfig(withFile('runtime:\n  logMaxSize: 0\n  egress:\n    allowCidrs: ["999.1.1.1/99"]\n')));
+      const byPath = new Map(problems.map((p) => [p.path, p.message]));
+      expect(byPath.get('runtime.egress.allowCidrs.0')).toMatch(/expected a CIDR range/);
+      expect(byPath.get('runtime.logMaxSize')).toMatch(/expected a size above zero/);
+    });
+
+    it('a malformed RPC URL without echoing it (it may carry an API key)', () => {
+      const [problem] = problemsOf(() =>
+        loadConfig(withFile('network:\n  rpcUrl: "htps//rpc.example.org/v3/SECRETKEY"\n  chainId: 1\n  marketplaceAddress: "0x00000000000000000000000000000000000000aa"\n')),
+      );
+      expect(problem?.path).toBe('network.rpcUrl');
+      expect(problem?.message).not.toMatch(/SECRETKEY/);
+      expect(problem?.message).toMatch(/not shown/);
     });
 
     it('a portRange whose start is after its end', () => {

@@ -36,10 +36,16 @@ describe('createLogger', () => {
   it('never writes passwords or registry credentials, wherever they sit in the object', () => {
     const out = capture(false);
     createLogger({ level: 'info', format: 'json', destination: out.stream }).info(
-      { password: 'hunter2', manifest: { registryAuth: { username: 'u', password: 'p4ss' } }, auth: 'tok' },
+      {
+        password: 'hunter2',
+        manifest: { registryAuth: { username: 'u', password: 'p4ss' } },
+        lease: { manifest: { registryAuth: { password: 'deep3' } }, config: { network: { rpcUrl: 'https://x/KEY4' } } },
+        headers: { 'X-Registry-Auth': 'b64creds' },
+        auth: 'tok',
+      },
       'pull',
     );
-    expect(out.text()).not.toMatch(/hunter2|p4ss|tok"/);
+    expect(out.text()).not.toMatch(/hunter2|p4ss|deep3|KEY4|b64creds|tok"/);
     expect(out.text()).toMatch(/\[redacted\]/);
   });
 });

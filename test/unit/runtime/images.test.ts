@@ -12,6 +12,9 @@ describe('image references', () => {
     ['127.0.0.1:5000/x/y:2', { registry: '127.0.0.1:5000', path: 'x/y', tag: '2', digest: undefined }],
     ['localhost/app', { registry: 'localhost', path: 'app', tag: 'latest', digest: undefined }],
     [`ubuntu@sha256:${'a'.repeat(64)}`, { registry: 'docker.io', path: 'library/ubuntu', tag: undefined, digest: `sha256:${'a'.repeat(64)}` }],
+    ['index.docker.io/library/xmrig', { registry: 'docker.io', path: 'library/xmrig', tag: 'latest', digest: undefined }],
+    ['registry-1.docker.io/acme/app:2', { registry: 'docker.io', path: 'acme/app', tag: '2', digest: undefined }],
+    ['GHCR.IO/acme/app', { registry: 'ghcr.io', path: 'acme/app', tag: 'latest', digest: undefined }],
   ])('reads %s as Docker does', (ref, expected) => {
     expect(parseImageRef(ref)).toEqual(expected);
   });
@@ -51,6 +54,17 @@ describe('image admission', () => {
     } catch (err) {
       expect(isProviderError(err, 'IMAGE_DENIED')).toBe(true);
     }
+  });
+
+  test.each(['index.docker.io/library/xmrig', 'registry-1.docker.io/library/xmrig:latest', 'registry.hub.docker.com/library/xmrig'])(
+    'refuses %s, Docker Hub under another name, by a docker.io deny pattern',
+    (reference) => {
+      expect(() => service({ deny: ['docker.io/library/xmrig'] }).checkAllowed(reference)).toThrow(/matches deny pattern/);
+    },
+  );
+
+  test.each(['3f57d9401f8d', `sha256:${'b'.repeat(64)}`, 'A'.repeat(12)])('refuses the image id %s, which would bypass the patterns', (reference) => {
+    expect(() => service({}).checkAllowed(reference)).toThrow(/is an image id; leases name images by repository/);
   });
 
   test('allows anything with empty lists', () => {

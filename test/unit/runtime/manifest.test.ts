@@ -63,6 +63,7 @@ describe('manifest', () => {
   });
 
   test('never puts the manifest (and its registry password) in the error', () => {
+    expect.assertions(1);
     try {
       parseManifest({ ...base, privileged: true, registryAuth: { username: 'u', password: 's3cret-pw' } });
     } catch (err) {

@@ -1,0 +1,253 @@
+import { createServer } from 'node:net';
+import type Docker from 'dockerode';
+import type { JsonRpcProvider, Wallet } from 'ethers';
+import { formatEther } from 'ethers';
+import type { CapacityReport } from '../capacity';
+import { keystoreSettings, loadKeystore, marketplaceAt, tokenAt, type Env } from '../chain';
+import type { ProviderConfig } from '../config';
+import { describeError, isProviderError } from '../errors';
+import { buildDeviceRequests, containerError, gpuEnv } from '../runtime';
+import { formatBytes } from '../util/bytes';
+import type { Clock } from '../util/clock';
+import { withTimeout } from '../util/with-timeout';
+
+export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
+
+export interface CheckResult {
+  id: string;
+  status: CheckStatus;
+  /** What was found, as one line. */
+  detail: string;
+  /** What to do about a warn or fail. */
+  fix: string | null;
+}
+
+export interface DoctorContext {
+  config: ProviderConfig;
+  capacity: CapacityReport;
+  docker: Docker;
+  env: Env;
+  clock: Clock;
+  /** Image for the GPU passthrough test; the NVIDIA hook puts nvidia-smi into any image. */
+  gpuTestImage: string;
+  /** JSON-RPC of the configured network; undefined on the devnet. */
+  rpc: JsonRpcProvider | undefined;
+  fetch: typeof fetch;
+  timeoutMs: number;
+}
+
+const pass = (id: string, detail: string): CheckResult => ({ id, status: 'pass', detail, fix: null });
+const warn = (id: string, detail: string, fix: string | null): CheckResult => ({ id, status: 'warn', detail, fix });
+const fail = (id: string, detail: string, fix: string | null): CheckResult => ({ id, status: 'fail', detail, fix });
+const skip = (id: string, detail: string): CheckResult => ({ id, status: 'skip', detail, fix: null });
+
+/** A disk this small fills with a few images: worth a warning even above the reserve. */
+const COMFORTABLE_FREE_DISK = 20 * 2 ** 30;
+/** Enough native currency for a few dozen claims on an L2; below it, warn. */
+const LOW_GAS_WEI = 5n * 10n ** 15n;
+const CLOCK_WARN_SECONDS = 60;
+const CLOCK_FAIL_SECONDS = 300;
+
+export function checkDocker(ctx: DoctorContext): CheckResult {
+  const docker = ctx.capacity.docker;
+  if (!docker.ok) return fail('docker', docker.reason, docker.fix);
+  return pass('docker', `Docker ${docker.engineVersion ?? '?'} (API ${docker.apiVersion ?? '?'}) at ${ctx.config.docker.socketPath}`);
+}
+
+export function checkCgroup(ctx: DoctorContext): CheckResult {
+  const docker = ctx.capacity.docker;
+  if (!docker.ok) return skip('cgroup', 'Docker is not reachable');
+  if (docker.cgroupVersion === null) {
+    return warn('cgroup', 'the engine does not report its cgroup version (Docker older than 20.10)', 'upgrade Docker to 20.10 or later');
+  }
+  return pass('cgroup', `cgroup v${docker.cgroupVersion} (${docker.cgroupDriver ?? 'unknown driver'})`);
+}
+
+export async function checkGpuPassthrough(ctx: DoctorContext): Promise<CheckResult> {
+  const gpus = ctx.capacity.gpus;
+  if (!gpus.ok) {
+    if (gpus.code === 'NVIDIA_SMI_NOT_FOUND') return skip('gpu-passthrough', 'no NVIDIA driver on this machine: it sells CPU only');
+    return fail('gpu-passthrough', `GPUs cannot be read: ${gpus.reason}`, gpus.fix);
+  }
+  if (gpus.devices.length === 0) return skip('gpu-passthrough', 'nvidia-smi lists no GPU');
+  if (ctx.config.gpu.offer === 'none') return skip('gpu-passthrough', 'gpu.offer is none: no GPU is offered');
+  if (!ctx.capacity.docker.ok) return skip('gpu-passthrough', 'Docker is not reachable');
+  const offered = ctx.capacity.allocatable.gpus[0];
+  const uuid = offered?.uuid ?? gpus.devices[0]?.uuid;
+  if (!uuid) return skip('gpu-passthrough', 'no GPU UUID to test with');
+  return runGpuContainer(ctx, uuid);
+}
+
+/** `nvidia-smi -L` in a throwaway container, given the GPU exactly as a lease would get it. */
+async function runGpuContainer(ctx: DoctorContext, uuid: string): Promise<CheckResult> {
+  const { mode, driverCapabilities } = ctx.config.gpu;
+  let container: Docker.Container | undefined;
+  try {
+    container = await ctx.docker.createContainer({
+      Image: ctx.gpuTestImage,
+      Cmd: ['nvidia-smi', '-L'],
+      Env: gpuEnv([uuid], mode, driverCapabilities),
+      Labels: { 'provider.doctor': 'true' },
+      HostConfig: { DeviceRequests: buildDeviceRequests([uuid], mode), NetworkMode: 'none' },
+    });
+    await container.start();
+    const running = container;
+    const result = (await withTimeout('the GPU test container', ctx.timeoutMs * 3, () => running.wait())) as { StatusCode: number };
+    const output = (await container.logs({ stdout: true, stderr: true })).toString('utf8').replace(/[\x00-\x08]/g, '').trim();
+    if (result.StatusCode !== 0) {
+      return fail('gpu-passthrough', `nvidia-smi -L in a container exited ${result.StatusCode}: ${output.slice(0, 200)}`, 'check the NVIDIA Container Toolkit set-up (provisioners/nvidia/README.md)');
+    }
+    if (!output.includes(uuid)) {
+      return fail('gpu-passthrough', `the container does not see ${uuid}: ${output.slice(0, 200)}`, 'check gpu.mode and the toolkit set-up');
+    }
+    return pass('gpu-passthrough', `a container given ${uuid} (${mode} mode) sees it`);
+  } catch (err) {
+    const mapped = containerError(err, 'CONTAINER_START_FAILED', 'GPU test container');
+    if (mapped.code === 'IMAGE_NOT_FOUND' || /no such image/i.test(mapped.message)) {
+      return fail('gpu-passthrough', `the test image ${ctx.gpuTestImage} is not on this machine`, `docker pull ${ctx.gpuTestImage}, or pass --gpu-test-image`);
+    }
+    return fail('gpu-passthrough', mapped.message, mapped.fix ?? null);
+  } finally {
+    await container?.remove({ force: true }).catch(() => undefined);
+  }
+}
+
+export function checkDisk(ctx: DoctorContext): CheckResult {
+  const disk = ctx.capacity.disk;
+  if (!disk.ok) return fail('disk', disk.reason, disk.fix);
+  const reserve = ctx.config.reserve.diskBytes;
+  const where = `${formatBytes(disk.freeBytes)} free on ${disk.mount} (data dir ${disk.dataDir})`;
+  if (disk.freeBytes <= reserve) {
+    return fail('disk', `${where}, not more than the reserve of ${formatBytes(reserve)}`, 'free space on that filesystem, move dataDir, or lower reserve.diskBytes');
+  }
+  if (disk.freeBytes - reserve < COMFORTABLE_FREE_DISK) {
+    return warn('disk', `${where}: ${formatBytes(disk.freeBytes - reserve)} above the reserve`, 'leases and their images need room: free more space');
+  }
+  return pass('disk', where);
+}
+
+export async function checkApiPort(ctx: DoctorContext): Promise<CheckResult> {
+  const { host, port } = ctx.config.api;
+  const bound = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+    const server = createServer();
+    server.once('error', (err: NodeJS.ErrnoException) => resolve(err));
+    server.listen(port, host, () => server.close(() => resolve(undefined)));
+  });
+  if (!bound) return pass('api-port', `${host}:${port} is free`);
+  if (bound.code === 'EADDRINUSE') {
+    const ours = await ctx
+      .fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(Math.min(ctx.timeoutMs, 2_000)) })
+      .then((res) => res.ok)
+      .catch(() => false);
+    if (ours) return pass('api-port', `${host}:${port} is served by a running provider daemon`);
+    return fail('api-port', `${host}:${port} is in use by another program`, 'stop that program or set api.port to a free port');
+  }
+  return fail('api-port', `cannot listen on ${host}:${port}: ${bound.code ?? bound.message}`, 'pick a port above 1024 or an address this host has (api.host)');
+}
+
+export async function checkApiReachable(ctx: DoctorContext): Promise<CheckResult> {
+  const url = ctx.config.api.publicUrl;
+  if (!url) {
+    if (!ctx.config.network) return skip('api-reachable', 'on the local devnet tenants are local');
+    return warn('api-reachable', 'api.publicUrl is not set: tenants are told the listen address', 'set api.publicUrl to the URL tenants can reach (port forwarding, DNS)');
+  }
+  const healthz = new URL('healthz', url.endsWith('/') ? url : `${url}/`).toString();
+  try {
+    const res = await ctx.fetch(healthz, { signal: AbortSignal.timeout(ctx.timeoutMs) });
+    if (res.ok) return pass('api-reachable', `${healthz} answers (checked from this machine, not from outside)`);
+    return warn('api-reachable', `${healthz} answered ${res.status}`, 'check that api.publicUrl leads to this daemon');
+  } catch (err) {
+    return warn('api-reachable', `${healthz} does not answer: ${describeError(err)}`, 'start the daemon, and check port forwarding and the firewall towards api.port');
+  }
+}
+
+export interface ChainFacts {
+  rpcOk: boolean;
+  wallet: Wallet | undefined;
+}
+
+export async function checkChain(ctx: DoctorContext, facts: ChainFacts): Promise<CheckResult[]> {
+  const network = ctx.config.network;
+  if (!network || !ctx.rpc) {
+    return [skip('chain-rpc', 'embedded local devnet: `provider start` runs it'), skip('chain-id', 'devnet'), skip('contract', 'devnet: deployed at start')];
+  }
+  const rpc = ctx.rpc;
+  let head: number;
+  try {
+    head = await withTimeout('the RPC', ctx.timeoutMs, () => rpc.getBlockNumber());
+  } catch (err) {
+    return [
+      fail('chain-rpc', `the RPC does not answer: ${describeError(err)}`, 'check network.rpcUrl and that this machine can reach it'),
+      skip('chain-id', 'the RPC does not answer'),
+      skip('contract', 'the RPC does not answer'),
+    ];
+  }
+  facts.rpcOk = true;
+  const results = [pass('chain-rpc', `the RPC answers: block ${head}`)];
+  // The provider objects pin the configured chain id; ask the node itself.
+  const chainId = Number(BigInt((await rpc.send('eth_chainId', [])) as string));
+  results.push(
+    chainId === network.chainId
+      ? pass('chain-id', `chain id ${chainId}`)
+      : fail('chain-id', `the RPC serves chain ${chainId}, the config says ${network.chainId}`, 'point network.rpcUrl at the right chain, or correct network.chainId'),
+  );
+  const code = await rpc.getCode(network.marketplaceAddress);
+  results.push(
+    code !== '0x'
+      ? pass('contract', `marketplace contract at ${network.marketplaceAddress}`)
+      : fail('contract', `no contract at ${network.marketplaceAddress} on chain ${chainId}`, 'check network.marketplaceAddress'),
+  );
+  return results;
+}
+
+export async function checkKey(ctx: DoctorContext, facts: ChainFacts): Promise<CheckResult> {
+  const settings = keystoreSettings(ctx.config.keystore, ctx.config.dataDir);
+  try {
+    facts.wallet = await loadKeystore(settings, ctx.env);
+    return pass('key', `${settings.path} unlocks: provider ${facts.wallet.address}`);
+  } catch (err) {
+    if (!ctx.config.network && isProviderError(err, 'KEYSTORE_NOT_FOUND')) {
+      return skip('key', 'devnet: the dev provider key is used; `provider init` makes a key for a real network');
+    }
+    if (isProviderError(err)) return fail('key', err.message, err.fix ?? null);
+    return fail('key', describeError(err), null);
+  }
+}
+
+export async function checkAccount(ctx: DoctorContext, facts: ChainFacts): Promise<CheckResult[]> {
+  const network = ctx.config.network;
+  if (!network || !ctx.rpc) return [skip('balance', 'devnet: the dev accounts are funded at start'), skip('registered', 'devnet: registered at start')];
+  if (!facts.rpcOk || !facts.wallet) return [skip('balance', 'needs the RPC and the key'), skip('registered', 'needs the RPC and the key')];
+  const address = facts.wallet.address;
+  const market = marketplaceAt(network.marketplaceAddress, ctx.rpc);
+  const [gas, info, minBond, tokenAddress] = await Promise.all([
+    ctx.rpc.getBalance(address),
+    market.read('getProvider', [address]),
+    market.read('minBond', []),
+    market.read('token', []),
+  ]);
+  const tokens = await tokenAt(tokenAddress, ctx.rpc).read('balanceOf', [address]);
+  const status = Number(info.status);
+  const registered = status === 1;
+  const results: CheckResult[] = [];
+  if (gas === 0n) results.push(fail('balance', `${address} has no native currency for gas`, `send some to ${address}`));
+  else if (!registered && tokens < minBond) {
+    results.push(fail('balance', `${tokens} token units, the bond is ${minBond}`, `send at least ${minBond - tokens} token units to ${address}`));
+  } else if (gas < LOW_GAS_WEI) results.push(warn('balance', `only ${formatEther(gas)} for gas`, `top up ${address}`));
+  else results.push(pass('balance', `${formatEther(gas)} for gas, ${tokens} token units`));
+  if (registered) results.push(pass('registered', `registered with bond ${info.bond}, API ${info.apiUrl}`));
+  else if (status === 0) results.push(warn('registered', 'not registered yet', '`provider start` registers it with the bond'));
+  else results.push(fail('registered', status === 2 ? 'unbonding: the provider is leaving the marketplace' : 'slashed: this key may not sell again', 'use another key (provider init)'));
+  return results;
+}
+
+export async function checkClock(ctx: DoctorContext, facts: ChainFacts): Promise<CheckResult> {
+  if (!ctx.rpc || !facts.rpcOk) return skip('clock', ctx.rpc ? 'needs the RPC' : 'devnet: the chain runs on this clock');
+  const block = await ctx.rpc.getBlock('latest');
+  if (!block) return skip('clock', 'no latest block');
+  const skew = Math.round(ctx.clock.now() / 1000) - block.timestamp;
+  const detail = `${Math.abs(skew)} s ${skew >= 0 ? 'ahead of' : 'behind'} the latest block`;
+  if (Math.abs(skew) > CLOCK_FAIL_SECONDS) return fail('clock', detail, 'synchronise the clock (systemd-timesyncd or chrony): quotes and claims are timed');
+  if (Math.abs(skew) > CLOCK_WARN_SECONDS) return warn('clock', detail, 'check time synchronisation (or the chain is producing blocks slowly)');
+  return pass('clock', detail);
+}

@@ -1,0 +1,60 @@
+import { describeError } from '../errors';
+import {
+  checkAccount,
+  checkApiPort,
+  checkApiReachable,
+  checkCgroup,
+  checkChain,
+  checkClock,
+  checkDisk,
+  checkDocker,
+  checkGpuPassthrough,
+  checkKey,
+  type ChainFacts,
+  type CheckResult,
+  type DoctorContext,
+} from './checks';
+
+export type { CheckResult, CheckStatus, DoctorContext } from './checks';
+
+/**
+ * Every preflight check, in the order an operator fixes things: the engine, the GPUs through it,
+ * the disk, the API port, the chain, the key, the account, the clock. A check that throws is a
+ * failure of that check, never of the doctor.
+ */
+export async function runDoctor(ctx: DoctorContext): Promise<CheckResult[]> {
+  const facts: ChainFacts = { rpcOk: false, wallet: undefined };
+  const steps: [string, () => CheckResult | CheckResult[] | Promise<CheckResult | CheckResult[]>][] = [
+    ['docker', () => checkDocker(ctx)],
+    ['cgroup', () => checkCgroup(ctx)],
+    ['gpu-passthrough', () => checkGpuPassthrough(ctx)],
+    ['disk', () => checkDisk(ctx)],
+    ['api-port', () => checkApiPort(ctx)],
+    ['api-reachable', () => checkApiReachable(ctx)],
+    ['chain', () => checkChain(ctx, facts)],
+    ['key', () => checkKey(ctx, facts)],
+    ['account', () => checkAccount(ctx, facts)],
+    ['clock', () => checkClock(ctx, facts)],
+  ];
+  const results: CheckResult[] = [];
+  for (const [id, step] of steps) {
+    try {
+      const outcome = await step();
+      results.push(...(Array.isArray(outcome) ? outcome : [outcome]));
+    } catch (err) {
+      results.push({ id, status: 'fail', detail: `the check itself failed: ${describeError(err)}`, fix: null });
+    }
+  }
+  return results;
+}
+
+export function formatDoctorText(results: readonly CheckResult[]): string {
+  const width = Math.max(...results.map((r) => r.id.length));
+  const lines = results.map((r) => {
+    const head = `${r.status.toUpperCase().padEnd(4)}  ${r.id.padEnd(width)}  ${r.detail}`;
+    return r.fix && (r.status === 'fail' || r.status === 'warn') ? `${head}\n${' '.repeat(width + 8)}fix: ${r.fix}` : head;
+  });
+  const count = (status: CheckResult['status']) => results.filter((r) => r.status === status).length;
+  lines.push('', `${count('pass')} passed, ${count('warn')} warnings, ${count('fail')} failed, ${count('skip')} skipped`);
+  return `${lines.join('\n')}\n`;
+}
