@@ -54,6 +54,8 @@ export class FakeProviderService implements ProviderService {
   tamperQuote: ((response: QuoteResponse) => QuoteResponse | Promise<QuoteResponse>) | undefined;
   /** Abort signals the log streams were given, to assert they are aborted. */
   readonly logSignals: AbortSignal[] = [];
+  /** Log entries the streams have taken from this service, to see backpressure work. */
+  logsYielded = 0;
   private nonce = 1n;
   private gpusFree: number;
 
@@ -225,7 +227,10 @@ export class FakeProviderService implements ProviderService {
       while (position < lease.logs.length) {
         signal.throwIfAborted();
         const entry = lease.logs[position++];
-        if (entry) yield entry;
+        if (entry) {
+          this.logsYielded += 1;
+          yield entry;
+        }
       }
       next = position;
       if (!query.follow || lease.logsEnded) return;

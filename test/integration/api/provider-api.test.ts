@@ -1,6 +1,10 @@
 import { Wallet } from 'ethers';
+import WebSocket from 'ws';
 import { z } from 'zod';
-import { wire } from '../../../src/api';
+import { request } from 'node:http';
+import { networkInterfaces } from 'node:os';
+import { createProviderApi, InMemoryNonceLedger, ProviderMetrics, TenantAuthenticator, wire } from '../../../src/api';
+import { silentLogger } from '../../../src/log';
 import { openLogs, send, signed, startApi, type ApiHarness } from '../../support/api-harness';
 
 const tenant = Wallet.createRandom();
@@ -131,6 +135,27 @@ describe('provider API', () => {
       expect(wire.daemonStatusWire.parse(reply.body).leases.running).toBe(1);
     });
 
+    it('refuse /v1/status to a peer that is not on loopback', async () => {
+      const external = Object.values(networkInterfaces()).flat().find((i) => i && !i.internal && i.family === 'IPv4');
+      if (!external) return; // no other interface on this machine: nothing to reach the API from
+      // Listen on the external address itself, so the peer address is not loopback.
+      const api = createProviderApi({
+        service: h.service,
+        metrics: new ProviderMetrics({ processMetrics: false }),
+        authenticator: new TenantAuthenticator({ chainId: 31337, maxSignatureAgeSeconds: 300, clock: { now: () => Date.now() }, nonces: new InMemoryNonceLedger({ now: () => Date.now() }) }),
+        maxBodyBytes: 1024,
+        log: silentLogger(),
+      });
+      const { port } = await api.listen(external.address, 0);
+      try {
+        const reply = await sendTo(external.address, port, '/v1/status');
+        expect([reply.status, reply.body.error.code]).toEqual([403, 'OPERATOR_ONLY']);
+        expect((await sendTo(external.address, port, '/v1/offer')).status).toBe(200);
+      } finally {
+        await api.close();
+      }
+    });
+
     it('render Prometheus text with the provider metrics', async () => {
       h.metrics.setLeases({ running: 2, settled: 5 });
       h.metrics.setEarnings({ claimed: 10n, finalised: 20n, withdrawn: 30n });
@@ -229,6 +254,35 @@ describe('provider API', () => {
       }
     });
 
+    it('stops reading the service while a paused reader lets the send buffer fill', async () => {
+      const slow = await startApi({ highWaterMarkBytes: 64 * 1024 });
+      try {
+        slow.service.addLease('1', tenant.address);
+        const lines = Array.from({ length: 20_000 }, (_, i) => `${i} ${'y'.repeat(2_000)}`);
+        slow.service.pushLogs('1', ...lines);
+        const path = '/v1/leases/1/logs';
+        const ws = new WebSocket(`ws://127.0.0.1:${slow.port}${path}`, { headers: await signed(tenant, 'GET', path) });
+        let received = 0;
+        const ended = new Promise<unknown>((resolve) =>
+          ws.on('message', (data: Buffer) => {
+            const message = JSON.parse(data.toString('utf8')) as { end?: boolean };
+            if (message.end) resolve(message);
+            else received += 1;
+          }),
+        );
+        await new Promise((resolve) => ws.once('open', resolve));
+        ws.pause();
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        expect(slow.service.logsYielded).toBeLessThan(lines.length);
+        ws.resume();
+        await expect(ended).resolves.toEqual({ end: true, reason: 'end-of-log' });
+        expect(received).toBe(lines.length);
+        ws.close();
+      } finally {
+        await slow.close();
+      }
+    });
+
     it('sends a shutdown end message to followers when the server closes', async () => {
       const other = await startApi();
       other.service.addLease('1', tenant.address);
@@ -249,4 +303,16 @@ describe('provider API', () => {
 async function waitFor(condition: () => boolean, timeoutMs = 2_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+}
+
+function sendTo(host: string, port: number, path: string): Promise<{ status: number; body: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port, path }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
