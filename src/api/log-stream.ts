@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { isProviderError, ProviderError } from '../errors';
 import type { Logger } from '../log';
 import { param } from './routes';
-import { errorResponse, refuseUpgrade, type UpgradeHandler } from './server';
+import { decodeSegment, errorResponse, refuseUpgrade, requestUrl, type UpgradeHandler } from './server';
 import type { LogQuery, ProviderService } from './service';
 import type { TenantAuthenticator } from './tenant-auth';
 import { leaseIdParam, logEntryWire, logQueryWire, type LogEnd } from './wire';
@@ -49,18 +49,19 @@ export class LogStreamServer implements UpgradeHandler {
   }
 
   private async accept(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://provider.invalid');
-    const log = this.options.log.child({ path: url.pathname });
+    let log = this.options.log.child({ path: req.url?.slice(0, 200) });
     let leaseId: string;
     let tenant: string;
     let query: LogQuery;
     try {
+      const url = requestUrl(req);
+      log = this.options.log.child({ path: url.pathname });
       if (this.closing) throw new ProviderError('OPERATION_ABORTED', 'the daemon is shutting down');
       const match = LOGS_PATH.exec(url.pathname);
       if (!match) throw new ProviderError('ROUTE_NOT_FOUND', `no upgrade route ${url.pathname}`);
       if (req.method !== 'GET') throw new ProviderError('METHOD_NOT_ALLOWED', `${req.method ?? '?'} is not allowed on ${url.pathname}`);
       tenant = this.options.authenticator.authenticate('GET', url.pathname + url.search, req.headers, EMPTY);
-      leaseId = param(leaseIdParam, decodeURIComponent(match[1] ?? ''), 'id');
+      leaseId = param(leaseIdParam, decodeSegment(match[1] ?? '', 'id'), 'id');
       query = parseQuery(url.searchParams);
       // Refuse a stranger (AUTH_FORBIDDEN) or an unknown lease with an HTTP status, before upgrading.
       await this.options.service.lease(leaseId, tenant);

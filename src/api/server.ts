@@ -103,9 +103,10 @@ export class ApiServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = Date.now();
-    const url = new URL(req.url ?? '/', 'http://provider.invalid');
-    const log = this.options.log.child({ method: req.method, path: url.pathname });
+    let log = this.options.log.child({ method: req.method, path: req.url?.slice(0, 200) });
     try {
+      const url = requestUrl(req);
+      log = this.options.log.child({ method: req.method, path: url.pathname });
       const { route, params } = this.match(req.method ?? 'GET', url.pathname);
       const raw = await readBody(req, this.options.maxBodyBytes);
       const remoteAddress = req.socket.remoteAddress;
@@ -138,7 +139,7 @@ export class ApiServer {
       if (compiled.route.method !== method) continue;
       const params: Record<string, string> = {};
       compiled.names.forEach((name, i) => {
-        params[name] = decodeURIComponent(match[i + 1] ?? '');
+        params[name] = decodeSegment(match[i + 1] ?? '', name);
       });
       return { route: compiled.route, params };
     }
@@ -215,6 +216,27 @@ export function errorResponse(err: unknown): { status: number; body: ErrorBody }
   }
   // Whatever else went wrong is ours, and its details are not the client's to see.
   return { status: 500, body: { error: { code: 'INTERNAL', message: 'internal error; the operator\'s log has the details' } } };
+}
+
+/**
+ * The request's URL. A request target that is not a path (`http://[`, an absolute URL with a bad
+ * port) is refused; a throw here outside the handler's try would leave the socket hanging.
+ */
+export function requestUrl(req: IncomingMessage): URL {
+  try {
+    return new URL(req.url ?? '/', 'http://provider.invalid');
+  } catch {
+    throw new ProviderError('REQUEST_INVALID', 'request target is not a valid path', { fix: 'send an origin-form path such as /v1/offer' });
+  }
+}
+
+/** A path segment percent-decoded; malformed escapes (`%zz`) are the client's error, not a 500. */
+export function decodeSegment(segment: string, name: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new ProviderError('REQUEST_INVALID', `${name}: malformed percent-encoding`, { input: name, fix: 'percent-encode the path correctly' });
+  }
 }
 
 /** True for an IPv4 or IPv6 loopback peer (IPv4-mapped included). */

@@ -311,6 +311,9 @@ export async function hostileRequests(ctx: HostileContext): Promise<HostileReque
   for (const path of ['/v1', '/v1/leases', '/v1/quotes/1', '/admin', '/v1/leases/1/logs/x', '/v2/offer', '/..%2f..%2fetc/passwd', '/v1/offer/', '/%00']) {
     out.push({ name: `route: GET ${path}`, method: 'GET', path, headers: {}, expect: expectCode('ROUTE_NOT_FOUND') });
   }
+  for (const target of ['http://[', 'http://a:99999/v1/offer']) {
+    out.push({ name: `route: request target ${target}`, method: 'GET', path: target, headers: {}, expect: expectCode('REQUEST_INVALID') });
+  }
   for (const [method, path] of [
     ['DELETE', '/v1/offer'],
     ['PUT', '/v1/quotes'],
@@ -335,7 +338,7 @@ export async function hostileRequests(ctx: HostileContext): Promise<HostileReque
   for (const path of [`/v1/leases/${missing}`, `/v1/leases/${missing}/usage`]) {
     out.push({ name: `lease: unknown ${path}`, method: 'GET', path, headers: await sign(ctx.tenant, 'GET', path), expect: expectCode('LEASE_NOT_FOUND') });
   }
-  for (const id of ['abc', '-1', '1e3', '0x10', '01', '1.0', '9'.repeat(100), '%20', '1%2F2']) {
+  for (const id of ['abc', '-1', '1e3', '0x10', '01', '1.0', '9'.repeat(100), '%20', '1%2F2', '%zz', '%E0%A4%A']) {
     const path = `/v1/leases/${id}`;
     out.push({ name: `lease id ${id.slice(0, 20)}`, method: 'GET', path, headers: await sign(ctx.tenant, 'GET', path), expect: expectCode('REQUEST_INVALID') });
   }

@@ -2,6 +2,7 @@ import { Wallet } from 'ethers';
 import WebSocket from 'ws';
 import { z } from 'zod';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { createProviderApi, InMemoryNonceLedger, ProviderMetrics, TenantAuthenticator, wire } from '../../../src/api';
 import { silentLogger } from '../../../src/log';
@@ -185,6 +186,15 @@ describe('provider API', () => {
     });
   });
 
+  it('answers a request target that is not a path, over HTTP and on upgrade, and keeps serving', async () => {
+    for (const upgrade of [false, true]) {
+      const head = await rawRequest(h.port, `GET http://[ HTTP/1.1\r\nhost: x\r\nconnection: ${upgrade ? 'upgrade\r\nupgrade: websocket' : 'close'}\r\n\r\n`);
+      expect(head).toMatch(/^HTTP\/1\.1 400 /);
+      expect(head).toContain('REQUEST_INVALID');
+    }
+    expect((await send(h.port, 'GET', '/healthz')).status).toBe(200);
+  });
+
   describe('WS /v1/leases/:id/logs', () => {
     it('sends the last N lines, one JSON message each, then an end message', async () => {
       const path = '/v1/leases/7/logs?tail=2';
@@ -314,5 +324,19 @@ function sendTo(host: string, port: number, path: string): Promise<{ status: num
     });
     req.on('error', reject);
     req.end();
+  });
+}
+
+function rawRequest(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(text));
+    let out = '';
+    socket.setTimeout(5_000, () => socket.destroy(new Error('no answer within 5 s')));
+    socket.on('data', (d: Buffer) => {
+      out += d.toString('utf8');
+      if (out.includes('}')) socket.end();
+    });
+    socket.on('close', () => resolve(out));
+    socket.on('error', reject);
   });
 }
