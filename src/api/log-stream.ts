@@ -18,6 +18,8 @@ export interface LogStreamOptions {
   highWaterMarkBytes?: number;
   /** Largest message a client may send us (it has nothing to say). */
   maxClientPayloadBytes?: number;
+  /** A follower that answers no ping within this long is dropped (and its stream aborted). */
+  pingIntervalMs?: number;
 }
 
 const LOGS_PATH = /^\/v1\/leases\/([^/]+)\/logs$/;
@@ -82,8 +84,25 @@ export class LogStreamServer implements UpgradeHandler {
     ws.on('error', goneAway);
     // A tenant has nothing to send; whatever it sends is ignored.
     ws.on('message', () => undefined);
+    // A quiet follow stream behind a NAT or proxy can die without a close: ping, and drop the silent.
+    let alive = true;
+    ws.on('pong', () => {
+      alive = true;
+    });
+    const pinger = setInterval(() => {
+      if (!alive) {
+        ws.terminate();
+        return;
+      }
+      alive = false;
+      ws.ping();
+    }, this.options.pingIntervalMs ?? 30_000);
+    pinger.unref();
     const entry: Stream = { ws, controller, done: Promise.resolve() };
-    entry.done = this.pump(ws, leaseId, tenant, query, controller.signal, log).finally(() => this.streams.delete(entry));
+    entry.done = this.pump(ws, leaseId, tenant, query, controller.signal, log).finally(() => {
+      clearInterval(pinger);
+      this.streams.delete(entry);
+    });
     this.streams.add(entry);
   }
 
