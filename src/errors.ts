@@ -30,6 +30,13 @@ export type ErrorCode =
   | 'ROUTE_NOT_FOUND'
   | 'METHOD_NOT_ALLOWED'
   | 'INTERNAL'
+  | 'OPERATOR_ONLY'
+  // tenant client: what a tenant finds wrong with a provider's answers
+  | 'PROVIDER_UNREACHABLE'
+  | 'PROVIDER_REFUSED'
+  | 'PROVIDER_RESPONSE_INVALID'
+  | 'QUOTE_UNTRUSTED'
+  | 'USAGE_UNVERIFIED'
   // leases
   | 'LEASE_NOT_FOUND'
   | 'PROVIDER_DRAINING'

@@ -30,6 +30,14 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   ROUTE_NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
   INTERNAL: 500,
+  // Operator routes answer on loopback only.
+  OPERATOR_ONLY: 403,
+  // Raised by the tenant client about a provider, never served by this API: a bad upstream.
+  PROVIDER_UNREACHABLE: 502,
+  PROVIDER_REFUSED: 502,
+  PROVIDER_RESPONSE_INVALID: 502,
+  QUOTE_UNTRUSTED: 502,
+  USAGE_UNVERIFIED: 502,
   LEASE_NOT_FOUND: 404,
   // Draining: this provider takes no new leases now; another may.
   PROVIDER_DRAINING: 503,

@@ -21,3 +21,11 @@ export type {
   LogEntry,
   DaemonStatus,
 } from './service';
+export { isLoopback, refuseUpgrade, toJson } from './server';
+export type { UpgradeHandler } from './server';
+export { providerRoutes, type ProviderRoutesDeps } from './routes';
+export { LogStreamServer, type LogStreamOptions } from './log-stream';
+export { ProviderMetrics, type CapacityFigures, type EarningsFigures } from './metrics';
+export { createProviderApi, type ProviderApiOptions } from './provider-api';
+export * as wire from './wire';
+export type { LogEnd, LogMessage } from './wire';

@@ -1,5 +1,6 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { z } from 'zod';
 import { isProviderError, ProviderError } from '../errors';
 import type { Logger } from '../log';
@@ -12,6 +13,8 @@ export interface RouteContext<Body> {
   body: Body;
   /** The tenant's checksummed address, on routes with `auth: 'tenant'`. */
   tenant: string | undefined;
+  /** The peer's address as the socket sees it (no proxy headers are trusted). */
+  remoteAddress: string | undefined;
   log: Logger;
 }
 
@@ -27,7 +30,11 @@ export interface Route<Body = unknown> {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   /** `/v1/leases/:id`: a `:name` segment matches one path segment. */
   path: string;
-  auth: 'tenant' | 'none';
+  /**
+   * tenant: a signed request (tenant-auth.ts); none: anyone; operator: only a peer on loopback,
+   * the operator's own machine (`curl localhost:8420/v1/status`), with no credentials to manage.
+   */
+  auth: 'tenant' | 'none' | 'operator';
   body?: z.ZodType<Body>;
   handler(ctx: RouteContext<Body>): Promise<RouteResult> | RouteResult;
 }
@@ -39,6 +46,16 @@ export interface ApiServerOptions {
   log: Logger;
   /** Whole-request deadline; slow clients must not hold sockets forever. */
   requestTimeoutMs?: number;
+  /** Takes HTTP upgrade requests (the WebSocket log stream); without it they are refused. */
+  upgrade?: UpgradeHandler;
+}
+
+/** Serves upgrade requests on the API's own port (ws with `noServer`). */
+export interface UpgradeHandler {
+  /** Owns `socket` from here: answers the upgrade, or refuses it with `refuseUpgrade`. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Ends every upgraded connection; ApiServer.close calls it first. */
+  close(): Promise<void>;
 }
 
 interface CompiledRoute {
@@ -58,6 +75,11 @@ export class ApiServer {
   constructor(private readonly options: ApiServerOptions) {
     this.routes = options.routes.map((route) => compile(route as Route<unknown>));
     this.server = createServer((req, res) => void this.handle(req, res));
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      socket.on('error', () => socket.destroy());
+      if (options.upgrade) options.upgrade.handleUpgrade(req, socket, head);
+      else refuseUpgrade(socket, new ProviderError('ROUTE_NOT_FOUND', `no upgrade route ${req.url ?? '/'}`));
+    });
     this.server.requestTimeout = options.requestTimeoutMs ?? 30_000;
     this.server.headersTimeout = Math.min(this.server.requestTimeout, 15_000);
   }
@@ -74,6 +96,7 @@ export class ApiServer {
   }
 
   async close(): Promise<void> {
+    await this.options.upgrade?.close();
     this.server.closeIdleConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -85,9 +108,15 @@ export class ApiServer {
     try {
       const { route, params } = this.match(req.method ?? 'GET', url.pathname);
       const raw = await readBody(req, this.options.maxBodyBytes);
+      const remoteAddress = req.socket.remoteAddress;
+      if (route.auth === 'operator' && !isLoopback(remoteAddress)) {
+        throw new ProviderError('OPERATOR_ONLY', `${url.pathname} answers only on loopback`, {
+          fix: 'ask from the provider machine itself (curl http://127.0.0.1:<api.port>...)',
+        });
+      }
       const tenant = route.auth === 'tenant' ? this.authenticate(req, url, raw) : undefined;
       const body = route.body ? parseBody(route.body, raw) : undefined;
-      const result = await route.handler({ params, query: url.searchParams, body, tenant, log });
+      const result = await route.handler({ params, query: url.searchParams, body, tenant, remoteAddress, log });
       send(res, result.status ?? 200, result);
       log.debug({ status: res.statusCode, ms: Date.now() - started, tenant }, 'request served');
     } catch (err) {
@@ -177,16 +206,49 @@ export function errorResponse(err: unknown): { status: number; body: ErrorBody }
     const body: ErrorBody = { error: { code: err.code, message: err.message } };
     if (err.fix) body.error.fix = err.fix;
     if (typeof err.input === 'string' && err.code === 'REQUEST_INVALID') body.error.field = err.input;
+    // parseManifest's input is its list of problems (never the manifest: it may hold credentials).
+    if (err.code === 'MANIFEST_INVALID' && Array.isArray(err.input)) {
+      const first = err.input[0] as { path?: unknown } | undefined;
+      if (typeof first?.path === 'string') body.error.field = first.path;
+    }
     return { status: HTTP_STATUS[err.code], body };
   }
   // Whatever else went wrong is ours, and its details are not the client's to see.
   return { status: 500, body: { error: { code: 'INTERNAL', message: 'internal error; the operator\'s log has the details' } } };
 }
 
+/** True for an IPv4 or IPv6 loopback peer (IPv4-mapped included). */
+export function isLoopback(address: string | undefined): boolean {
+  if (!address) return false;
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return address === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
+}
+
+/** Answers an upgrade request with the error's status and JSON body, then closes the socket. */
+export function refuseUpgrade(socket: Duplex, err: unknown): void {
+  const { status, body } = errorResponse(err);
+  const text = JSON.stringify(body);
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
+      'connection: close\r\ncontent-type: application/json; charset=utf-8\r\n' +
+      `content-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
+    () => socket.destroy(),
+  );
+}
+
+/** JSON with bigint values as decimal strings. */
+export function toJson(value: unknown): string {
+  return JSON.stringify(value, (_key, item: unknown) => (typeof item === 'bigint' ? item.toString() : item));
+}
+
 function send(res: ServerResponse, status: number, result: RouteResult): void {
   if (res.headersSent) return;
   if (result.json !== undefined) {
-    const text = JSON.stringify(result.json, (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value));
+    const text = toJson(result.json);
     res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
     res.end(text);
     return;

@@ -1,2 +1,14 @@
 export { signRequest } from './request-signer';
 export type { SignOptions } from './request-signer';
+export { TenantClient, type TenantClientOptions, type OpenedLease, type LogsOptions, type VerifiedQuote } from './tenant-client';
+export { verifyQuote, verifyUsage, ratesHash, type QuoteExpectations, type UsageExpectations, type VerifiedUsage, type LeaseOnChain } from './verify';
+export {
+  ProviderRefusedError,
+  QuoteUntrustedError,
+  UsageUnverifiedError,
+  isRefusedWith,
+  isQuoteFault,
+  isUsageFault,
+  type QuoteFault,
+  type UsageFault,
+} from './errors';

@@ -1,0 +1,37 @@
+import type { Logger } from '../log';
+import { LogStreamServer } from './log-stream';
+import type { ProviderMetrics } from './metrics';
+import { providerRoutes } from './routes';
+import { ApiServer } from './server';
+import type { ProviderService } from './service';
+import type { TenantAuthenticator } from './tenant-auth';
+
+export interface ProviderApiOptions {
+  service: ProviderService;
+  metrics: ProviderMetrics;
+  authenticator: TenantAuthenticator;
+  maxBodyBytes: number;
+  log: Logger;
+  requestTimeoutMs?: number;
+  /** Log stream send buffer above which reading pauses. */
+  logHighWaterMarkBytes?: number;
+}
+
+/** The provider's API server: the §3.2 routes plus the log WebSocket, on one port. */
+export function createProviderApi(options: ProviderApiOptions): ApiServer {
+  const log = options.log.child({ module: 'api' });
+  const logs = new LogStreamServer({
+    service: options.service,
+    authenticator: options.authenticator,
+    log,
+    ...(options.logHighWaterMarkBytes === undefined ? {} : { highWaterMarkBytes: options.logHighWaterMarkBytes }),
+  });
+  return new ApiServer({
+    routes: providerRoutes({ service: options.service, metrics: options.metrics }),
+    authenticator: options.authenticator,
+    maxBodyBytes: options.maxBodyBytes,
+    log,
+    upgrade: logs,
+    ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
+  });
+}

@@ -1,0 +1,74 @@
+import { ProviderError, type ProviderErrorOptions } from '../errors';
+
+/** The provider answered with an error body: `remoteCode` is its code (AUTH_FORBIDDEN...). */
+export class ProviderRefusedError extends ProviderError {
+  constructor(
+    readonly status: number,
+    readonly remoteCode: string,
+    message: string,
+    options: ProviderErrorOptions = {},
+  ) {
+    super('PROVIDER_REFUSED', `provider refused (${status} ${remoteCode}): ${message}`, { ...options, input: { status, code: remoteCode } });
+    this.name = 'ProviderRefusedError';
+  }
+}
+
+export function isRefusedWith(err: unknown, remoteCode: string): err is ProviderRefusedError {
+  return err instanceof ProviderRefusedError && err.remoteCode === remoteCode;
+}
+
+/** Why the client will not trust a quote. */
+export type QuoteFault =
+  | 'wrong-provider'
+  | 'provider-not-registered'
+  | 'bad-signature'
+  | 'quote-hash'
+  | 'manifest-hash'
+  | 'other-tenant'
+  | 'expired'
+  | 'duration'
+  | 'rates';
+
+/** Why the client will not trust a usage view. */
+export type UsageFault =
+  | 'wrong-lease'
+  | 'rates'
+  | 'seq'
+  | 'interval'
+  | 'amount'
+  | 'proof'
+  | 'root'
+  | 'cumulative'
+  | 'checkpoint-signature'
+  | 'checkpoint-order'
+  | 'no-checkpoint'
+  | 'chain-mismatch';
+
+export class QuoteUntrustedError extends ProviderError {
+  constructor(
+    readonly fault: QuoteFault,
+    message: string,
+  ) {
+    super('QUOTE_UNTRUSTED', `quote refused: ${message}`, { input: fault, fix: 'do not open a lease with this quote; ask again or use another provider' });
+    this.name = 'QuoteUntrustedError';
+  }
+}
+
+export class UsageUnverifiedError extends ProviderError {
+  constructor(
+    readonly fault: UsageFault,
+    message: string,
+    readonly seq?: bigint,
+  ) {
+    super('USAGE_UNVERIFIED', `usage refused: ${message}`, { input: { fault, seq }, fix: 'do not countersign; keep the view as evidence for a dispute' });
+    this.name = 'UsageUnverifiedError';
+  }
+}
+
+export function isQuoteFault(err: unknown, fault: QuoteFault): boolean {
+  return err instanceof QuoteUntrustedError && err.fault === fault;
+}
+
+export function isUsageFault(err: unknown, fault: UsageFault): boolean {
+  return err instanceof UsageUnverifiedError && err.fault === fault;
+}
