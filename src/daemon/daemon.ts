@@ -206,7 +206,7 @@ export class Daemon {
         clock,
         cursorBlock: () => following.cursor(),
       });
-      const api = await startApi({ config, service, store, ledger, chainId: settings.chainId, clock, log });
+      const api = await startApi({ config, service, store, ledger, chain, provider, clock, log });
       cleanups.push(() => api.close());
       const address = api.address as AddressInfo;
       const listening = `http://${address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : address.address}:${address.port}`;

@@ -139,6 +139,10 @@ export class LeaseEngine {
         );
         store.addInboxEvent({ name: event.name, leaseId, args: args as unknown as Record<string, unknown>, blockNumber: event.blockNumber, logIndex: event.logIndex });
         any = true;
+      } else if (event.name === 'Withdrawn') {
+        if (getAddress(event.args.provider) !== getAddress(this.deps.provider)) continue;
+        // Counted in the follower's transaction: exactly once, across restarts.
+        store.setMeta('withdrawn-total', (BigInt(store.meta('withdrawn-total') ?? '0') + event.args.amount).toString());
       } else if (
         event.name === 'LeaseClosed' ||
         event.name === 'CheckpointRedeemed' ||
