@@ -710,7 +710,12 @@ export class LeaseEngine {
         const target = Math.max(endedAt, timeline.state().boundary);
         await this.awaitConfirmedTime(target);
         const current = store.lease(leaseId) ?? lease;
-        const at = Math.min(target, this.chainEnd(current));
+        let at = Math.min(target, this.chainEnd(current));
+        // Time is billed in whole seconds: a lease that ran and ended within its first second is
+        // billed that second (it gets a record, and so a final checkpoint with its result).
+        const state = timeline.state();
+        if (state.nextSeq === 0 && at <= state.boundary) at = Math.min(state.boundary + 1, this.chainEnd(current));
+        if (at > state.boundary) await this.awaitConfirmedTime(at);
         this.appendInterval(current, timeline, timeline.finish(at));
       }
       const digest = resultDigest(lease.exitCode, logsSha256);
