@@ -1,13 +1,17 @@
 import type { AddressInfo } from 'node:net';
-import { ApiServer, TenantAuthenticator, type ProviderService } from '../api';
+import { ProviderMetrics, TenantAuthenticator, createProviderApi, type ProviderService } from '../api';
 import type { AllocationLedger } from '../capacity';
+import type { ChainClient } from '../chain';
 import type { ProviderConfig } from '../config';
+import { describeError } from '../errors';
+import type { LeaseState } from '../leases';
 import type { Logger } from '../log';
 import { SqliteNonceLedger, type LeaseStore } from '../store';
 import type { Clock } from '../util/clock';
 
 export interface RunningApi {
   address: AddressInfo;
+  metrics: ProviderMetrics;
   close(): Promise<void>;
 }
 
@@ -16,21 +20,84 @@ export interface StartApiOptions {
   service: ProviderService;
   store: LeaseStore;
   ledger: AllocationLedger;
-  chainId: number;
+  chain: ChainClient;
+  provider: string;
   clock: Clock;
   log: Logger;
 }
 
-/** The provider API on api.host:api.port, tenant nonces kept in the store (replay protection survives restarts). */
+/** How often the Prometheus figures are refreshed from the store, the ledger and the chain. */
+const METRICS_REFRESH_MS = 5_000;
+
+/**
+ * The provider API on api.host:api.port: routes, log WebSocket, /metrics. Tenant request nonces
+ * are kept in the store, so a request captured before a restart cannot be replayed after it.
+ */
 export async function startApi(options: StartApiOptions): Promise<RunningApi> {
   const { config, store, clock, log } = options;
   const authenticator = new TenantAuthenticator({
-    chainId: options.chainId,
+    chainId: options.chain.settings.chainId,
     maxSignatureAgeSeconds: config.api.maxSignatureAgeSeconds,
     clock,
     nonces: new SqliteNonceLedger(store.db, () => Math.floor(clock.now() / 1000)),
   });
-  const server = new ApiServer({ routes: [], authenticator, maxBodyBytes: config.api.maxBodyBytes, log: log.child({ component: 'api' }) });
+  const metrics = new ProviderMetrics();
+  const server = createProviderApi({ service: options.service, metrics, authenticator, maxBodyBytes: config.api.maxBodyBytes, log });
   const address = await server.listen(config.api.host, config.api.port);
-  return { address, close: () => server.close() };
+  const refresh = (): Promise<void> => refreshMetrics(metrics, options).catch((err: unknown) => log.debug({ err: describeError(err) }, 'metrics refresh failed'));
+  await refresh();
+  const timer = setInterval(() => void refresh(), METRICS_REFRESH_MS);
+  timer.unref();
+  return {
+    address,
+    metrics,
+    close: async () => {
+      clearInterval(timer);
+      await server.close();
+    },
+  };
+}
+
+async function refreshMetrics(metrics: ProviderMetrics, options: StartApiOptions): Promise<void> {
+  const { store, ledger, chain, provider, clock } = options;
+  metrics.setLeases(store.countByState() as Partial<Record<LeaseState, number>>);
+  const free = ledger.free();
+  const held = ledger.list();
+  const allocated = {
+    cpuMillis: held.reduce((s, a) => s + a.cpuMillis, 0),
+    memoryBytes: held.reduce((s, a) => s + a.memoryBytes, 0),
+    gpus: held.reduce((s, a) => s + a.gpuUuids.length, 0),
+  };
+  metrics.setCapacity(
+    { cpuMillis: free.cpuMillis + allocated.cpuMillis, memoryBytes: free.memoryBytes + allocated.memoryBytes, gpus: free.gpus.length + allocated.gpus },
+    allocated,
+  );
+  // Claims submitted and not final; earnings finalised, not withdrawn; withdrawn so far (from the outbox).
+  let claimed = 0n;
+  let lag = 0;
+  const now = Math.floor(clock.now() / 1000);
+  for (const lease of store.leases({ excludeStates: ['settled', 'expired', 'rejected'] })) {
+    for (const cp of store.checkpoints(lease.leaseId)) if (cp.status === 'claimed') claimed = cp.cumulativeAmount;
+    if (lease.state === 'running' && lease.timeline) lag = Math.max(lag, now - lease.timeline.boundary);
+  }
+  metrics.setMeteringLag(lag);
+  const finalised = await chain.marketplace.read('earnings', [provider]);
+  const failures = store.db
+    .prepare("SELECT error_code FROM chain_outbox WHERE state IN ('failed', 'reverted') AND (intent_key LIKE 'claim:%' OR intent_key LIKE 'redeem:%' OR intent_key LIKE 'withdraw:%')")
+    .all() as { error_code: string | null }[];
+  reportedFailures(metrics, failures.length, failures.map((f) => f.error_code ?? 'TX_REVERTED'));
+  metrics.setEarnings({ claimed, finalised, withdrawn: withdrawnSoFar(store) });
+}
+
+const seenFailures = new WeakMap<ProviderMetrics, number>();
+
+function reportedFailures(metrics: ProviderMetrics, total: number, codes: string[]): void {
+  const seen = seenFailures.get(metrics) ?? 0;
+  for (const code of codes.slice(seen)) metrics.claimFailed(code);
+  seenFailures.set(metrics, Math.max(seen, total));
+}
+
+function withdrawnSoFar(store: LeaseStore): bigint {
+  const value = store.meta('withdrawn-total');
+  return value ? BigInt(value) : 0n;
 }

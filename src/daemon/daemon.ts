@@ -163,7 +163,7 @@ export class Daemon {
         portsInUse: () => portsInUse(store),
       });
       let follower: EventFollower | undefined;
-      const confirmedTime = confirmedChainTime(chain, () => follower?.cursor());
+      const confirmedTime = confirmedChainTime(chain, () => follower?.cursor(), clock);
       engine = new LeaseEngine({
         config,
         store,
@@ -206,7 +206,7 @@ export class Daemon {
         clock,
         cursorBlock: () => following.cursor(),
       });
-      const api = await startApi({ config, service, store, ledger, chainId: settings.chainId, clock, log });
+      const api = await startApi({ config, service, store, ledger, chain, provider, clock, log });
       cleanups.push(() => api.close());
       const address = api.address as AddressInfo;
       const listening = `http://${address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : address.address}:${address.port}`;
@@ -248,12 +248,21 @@ export class Daemon {
   }
 }
 
-/** The timestamp of the follower's cursor block, cached per block. */
-function confirmedChainTime(chain: ChainClient, cursor: () => number | undefined): () => Promise<number | undefined> {
+/**
+ * The timestamp of the follower's cursor block, cached per block. When the follower has handled
+ * the chain's head (no confirmations, as on an automining devnet) nothing is unseen, and any
+ * close still to come will be stamped later than now: then it is the local time.
+ */
+function confirmedChainTime(chain: ChainClient, cursor: () => number | undefined, clock: Clock): () => Promise<number | undefined> {
   let cached: { block: number; time: number } | undefined;
+  let head: { at: number; block: number } | undefined;
   return async () => {
     const block = cursor();
     if (block === undefined) return undefined;
+    if (chain.settings.confirmations === 0) {
+      if (!head || clock.now() - head.at > 500) head = { at: clock.now(), block: await chain.rpc.getBlockNumber() };
+      if (head.block <= block) return Math.floor(clock.now() / 1000);
+    }
     if (cached?.block !== block) {
       const found = await chain.rpc.getBlock(block);
       if (!found) return cached?.time;

@@ -139,6 +139,10 @@ export class LeaseEngine {
         );
         store.addInboxEvent({ name: event.name, leaseId, args: args as unknown as Record<string, unknown>, blockNumber: event.blockNumber, logIndex: event.logIndex });
         any = true;
+      } else if (event.name === 'Withdrawn') {
+        if (getAddress(event.args.provider) !== getAddress(this.deps.provider)) continue;
+        // Counted in the follower's transaction: exactly once, across restarts.
+        store.setMeta('withdrawn-total', (BigInt(store.meta('withdrawn-total') ?? '0') + event.args.amount).toString());
       } else if (
         event.name === 'LeaseClosed' ||
         event.name === 'CheckpointRedeemed' ||
@@ -706,7 +710,12 @@ export class LeaseEngine {
         const target = Math.max(endedAt, timeline.state().boundary);
         await this.awaitConfirmedTime(target);
         const current = store.lease(leaseId) ?? lease;
-        const at = Math.min(target, this.chainEnd(current));
+        let at = Math.min(target, this.chainEnd(current));
+        // Time is billed in whole seconds: a lease that ran and ended within its first second is
+        // billed that second (it gets a record, and so a final checkpoint with its result).
+        const state = timeline.state();
+        if (state.nextSeq === 0 && at <= state.boundary) at = Math.min(state.boundary + 1, this.chainEnd(current));
+        if (at > state.boundary) await this.awaitConfirmedTime(at);
         this.appendInterval(current, timeline, timeline.finish(at));
       }
       const digest = resultDigest(lease.exitCode, logsSha256);

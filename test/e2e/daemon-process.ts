@@ -1,0 +1,161 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { JsonRpcProvider, Wallet } from 'ethers';
+import YAML from 'yaml';
+import { devPrivateKey, freePort } from '../../src/devnet';
+import { TenantClient } from '../../src/tenant';
+import { removeInstanceContainers } from '../integration/leases/support';
+
+const ROOT = join(__dirname, '..', '..');
+
+export interface DaemonReady {
+  apiUrl: string;
+  provider: string;
+  chainId: number;
+  marketplace: string;
+  token: string;
+  rpcUrl: string;
+  devnet: boolean;
+}
+
+/**
+ * `node bin/provider start` as a child process with its own data dir and config file: the daemon
+ * exactly as an operator runs it. Its stderr (JSON logs) goes to <dataDir>/daemon.log.
+ */
+export class DaemonProcess {
+  private child: ChildProcess | undefined;
+  ready: DaemonReady | undefined;
+  exit: Promise<number | null> = Promise.resolve(null);
+
+  private constructor(
+    readonly dataDir: string,
+    readonly configPath: string,
+    private readonly env: NodeJS.ProcessEnv,
+  ) {}
+
+  /** Writes the config (devnet on a free port, short challenge window, fast metering) and starts. */
+  static async create(name: string, config: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}): Promise<DaemonProcess> {
+    const dataDir = mkdtempSync(join(tmpdir(), `provider-e2e-${name}-`));
+    const base = {
+      dataDir,
+      log: { level: 'info', format: 'json' },
+      devnet: { port: await freePort(), blockTimeSeconds: 1, challengeWindowSeconds: 20 },
+      api: { host: '127.0.0.1', port: await freePort() },
+      reserve: { cpuMillis: 0, memoryBytes: 0, diskBytes: 0 },
+      metering: { sampleIntervalSeconds: 1 },
+      settlement: { checkpointIntervalSeconds: 5, countersignGraceSeconds: 6, withdrawIntervalSeconds: 60 },
+    };
+    const merged = { ...base, ...config };
+    const configPath = join(dataDir, 'provider.yaml');
+    writeFileSync(configPath, YAML.stringify(merged));
+    return new DaemonProcess(dataDir, configPath, env);
+  }
+
+  async start(timeoutMs = 90_000): Promise<DaemonReady> {
+    const log = createWriteStream(join(this.dataDir, 'daemon.log'), { flags: 'a' });
+    const child = spawn(process.execPath, [join(ROOT, 'bin', 'provider'), 'start', '--json', '-c', this.configPath], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...this.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    child.stderr!.pipe(log);
+    this.exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    const ready = await new Promise<DaemonReady>((resolve, reject) => {
+      let buffer = '';
+      const timer = setTimeout(() => reject(new Error(`daemon not ready within ${timeoutMs} ms; see ${this.dataDir}/daemon.log`)), timeoutMs);
+      child.stdout!.on('data', (chunk: Buffer) => {
+        buffer += chunk.toString('utf8');
+        const line = buffer.split('\n').find((l) => l.startsWith('{'));
+        if (line) {
+          clearTimeout(timer);
+          resolve(JSON.parse(line) as DaemonReady);
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`daemon exited with ${code} before it was ready; see ${this.dataDir}/daemon.log`));
+      });
+    });
+    this.ready = ready;
+    return ready;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** SIGTERM and the exit code (graceful shutdown must give 0). */
+  async stop(timeoutMs = 30_000): Promise<number | null> {
+    if (!this.child || this.child.exitCode !== null) return this.child?.exitCode ?? null;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child?.kill('SIGKILL'), timeoutMs);
+    const code = await this.exit;
+    clearTimeout(timer);
+    return code;
+  }
+
+  /** kill -9: no shutdown at all. */
+  async kill9(): Promise<void> {
+    this.child?.kill('SIGKILL');
+    await this.exit;
+  }
+
+  /** The instance id prefix of this data dir's containers, read from its store. */
+  async cleanup(options: { keepDir?: boolean } = {}): Promise<void> {
+    await this.stop().catch(() => undefined);
+    // A devnet anvil left by a kill -9 is stopped by the next start; here, by its pid file.
+    try {
+      const pid = Number(require('node:fs').readFileSync(join(this.dataDir, 'devnet', 'anvil.pid'), 'utf8'));
+      if (pid > 1) process.kill(pid, 'SIGKILL');
+    } catch {
+      // none
+    }
+    const instance = instanceIdOf(this.dataDir);
+    await removeInstanceContainers(instance);
+    if (!options.keepDir && !process.env.KEEP_E2E_DIRS) rmSync(this.dataDir, { recursive: true, force: true });
+  }
+
+  tenant(key = devPrivateKey(2)): { client: TenantClient; wallet: Wallet; rpc: JsonRpcProvider } {
+    const ready = this.ready!;
+    const rpc = new JsonRpcProvider(ready.rpcUrl, ready.chainId, { staticNetwork: true, pollingInterval: 250 });
+    const wallet = new Wallet(key, rpc);
+    const client = new TenantClient({ signer: wallet, apiUrl: ready.apiUrl, chainId: ready.chainId, chain: rpc, marketplace: ready.marketplace });
+    return { client, wallet, rpc };
+  }
+}
+
+function instanceIdOf(dataDir: string): string | undefined {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const Database = require('better-sqlite3') as typeof import('better-sqlite3');
+    const files = require('node:fs').readdirSync(dataDir) as string[];
+    const store = files.find((f) => f.startsWith('store-') && f.endsWith('.sqlite'));
+    if (!store) return undefined;
+    const db = new Database(join(dataDir, store), { readonly: true });
+    try {
+      return (db.prepare("SELECT value FROM store_meta WHERE key = 'instance-id'").get() as { value: string } | undefined)?.value;
+    } finally {
+      db.close();
+    }
+  } catch {
+    return undefined;
+  }
+}
+
+export async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000, everyMs = 250): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}

@@ -1,0 +1,137 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import type { JsonRpcProvider, Wallet } from 'ethers';
+import type { LogEntry } from '../../src/api';
+import { ZERO_BYTES32, marketplaceAt, tokenAt } from '../../src/chain';
+import { LogDigest, resultDigest } from '../../src/settlement';
+import type { TenantClient } from '../../src/tenant';
+import { DaemonProcess, until } from './daemon-process';
+
+const sh = promisify(execFile);
+jest.setTimeout(180_000);
+
+const TOKEN = 10n ** 18n;
+const WORKLOAD = {
+  image: 'provider-test/busybox:latest',
+  command: ['sh', '-c', 'for i in 1 2 3 4 5; do echo tick $i; sleep 1; done; echo done >&2'],
+  resources: { cpuMillis: 500, memoryBytes: 64 * 2 ** 20 },
+  maxDurationSeconds: 300,
+};
+
+let daemon: DaemonProcess;
+let tenant: { client: TenantClient; wallet: Wallet; rpc: JsonRpcProvider };
+
+beforeAll(async () => {
+  daemon = await DaemonProcess.create('lifecycle');
+  await daemon.start();
+  tenant = daemon.tenant();
+});
+
+afterAll(async () => {
+  const code = await daemon.stop();
+  tenant?.rpc.destroy();
+  await daemon.cleanup();
+  // A graceful shutdown on SIGTERM exits 0.
+  expect(code).toBe(0);
+});
+
+async function balance(who: string): Promise<bigint> {
+  return tokenAt(daemon.ready!.token, tenant.rpc).read('balanceOf', [who]);
+}
+
+async function onChain(leaseId: bigint): Promise<{ paid: bigint; settled: boolean; closedAt: bigint }> {
+  return (await marketplaceAt(daemon.ready!.marketplace, tenant.rpc).read('getLease', [leaseId])) as unknown as { paid: bigint; settled: boolean; closedAt: bigint };
+}
+
+async function settled(leaseId: bigint): Promise<Awaited<ReturnType<TenantClient['lease']>>> {
+  return until('the lease is settled', async () => {
+    const view = await tenant.client.lease(leaseId);
+    return view.state === 'settled' ? view : undefined;
+  }, 120_000, 500);
+}
+
+async function finalCheckpoint(leaseId: bigint) {
+  return until('the final checkpoint', async () => {
+    const view = await tenant.client.usage(leaseId);
+    const last = view.checkpoints.at(-1);
+    return last && last.checkpoint.resultDigest !== ZERO_BYTES32 ? { view, last } : undefined;
+  }, 60_000, 200);
+}
+
+describe('provider start (a real daemon process, real Docker, real anvil, the tenant client)', () => {
+  it('runs a CPU lease to completion: logs streamed, usage verified, redeemed, tenant refunded the rest', async () => {
+    const { client, wallet } = tenant;
+    const tenantBefore = await balance(wallet.address);
+    const providerBefore = await balance(daemon.ready!.provider);
+    const quote = await client.quote(WORKLOAD);
+    const deposit = TOKEN;
+    const { leaseId } = await client.open(quote, deposit);
+    await until('running', async () => (await client.lease(leaseId)).state === 'running', 30_000);
+
+    const lines: LogEntry[] = [];
+    for await (const entry of client.logs(leaseId, { follow: true })) lines.push(entry);
+    expect(lines.filter((l) => l.stream === 'stdout').map((l) => l.line)).toEqual(['tick 1', 'tick 2', 'tick 3', 'tick 4', 'tick 5']);
+    expect(lines.filter((l) => l.stream === 'stderr').map((l) => l.line)).toEqual(['done']);
+
+    const { view, last } = await finalCheckpoint(leaseId);
+    const verified = await client.verifyUsage(view, leaseId);
+    expect(verified.total).toBe(last.checkpoint.cumulativeAmount);
+    // The result digest follows from the exit code and the logs the tenant streamed.
+    const digest = new LogDigest();
+    for (const l of lines) digest.add(l.stream, l.line);
+    expect(last.checkpoint.resultDigest).toBe(resultDigest(0, digest.digest()));
+
+    const countersigned = await client.countersign(leaseId, last.checkpoint.seq);
+    expect(countersigned.tenantSignature).not.toBeNull();
+    const ended = await settled(leaseId);
+    expect(ended.endReason).toBe('exited');
+    expect(ended.container?.exitCode ?? 0).toBe(0);
+
+    const chain = await onChain(leaseId);
+    expect(chain.paid).toBe(last.checkpoint.cumulativeAmount);
+    expect(chain.settled).toBe(true);
+    // Redeemed: paid to the provider at once; the rest of the deposit back to the tenant.
+    expect((await balance(daemon.ready!.provider)) - providerBefore).toBe(chain.paid);
+    expect(tenantBefore - (await balance(wallet.address))).toBe(chain.paid);
+  });
+
+  it('claims against a tenant who never countersigns, is paid after the window and withdraws', async () => {
+    const { client, wallet } = tenant;
+    const market = marketplaceAt(daemon.ready!.marketplace, tenant.rpc);
+    const tenantBefore = await balance(wallet.address);
+    const providerBefore = await balance(daemon.ready!.provider);
+    const quote = await client.quote(WORKLOAD);
+    const { leaseId } = await client.open(quote, TOKEN);
+    const { last } = await finalCheckpoint(leaseId);
+    const ended = await settled(leaseId);
+    expect(ended.lastCheckpoint?.status).toBe('final');
+    const chain = await onChain(leaseId);
+    expect(chain.paid).toBe(last.checkpoint.cumulativeAmount);
+    expect(chain.paid).toBeGreaterThan(0n);
+    // Finalised into earnings, then withdrawn to the provider's wallet.
+    await until('earnings withdrawn', async () => (await market.read('earnings', [daemon.ready!.provider])) === 0n && (await balance(daemon.ready!.provider)) - providerBefore === chain.paid, 30_000, 500);
+    expect(tenantBefore - (await balance(wallet.address))).toBe(chain.paid);
+  });
+
+  it('stops the container of a lease the tenant closes on-chain within one follower poll', async () => {
+    const { client } = tenant;
+    const quote = await client.quote({ ...WORKLOAD, command: ['sleep', '600'] });
+    const { leaseId } = await client.open(quote, TOKEN);
+    await until('running', async () => (await client.lease(leaseId)).state === 'running', 30_000);
+    await new Promise((r) => setTimeout(r, 3_000));
+    const { closedAt } = await client.close(leaseId);
+    const receiptAt = Date.now();
+    await until('container stopped', async () => (await client.lease(leaseId)).container?.running === false, 15_000, 100);
+    // One devnet block to confirm the close (1 s), one follower poll (1 s), the stop itself.
+    expect(Date.now() - receiptAt).toBeLessThan(3_500);
+    const ended = await settled(leaseId);
+    expect(ended.endReason).toBe('tenant-closed');
+    const view = await client.usage(leaseId);
+    await client.verifyUsage(view, leaseId);
+    expect(view.records.at(-1)!.record.t1 <= closedAt).toBe(true);
+    expect((await onChain(leaseId)).paid).toBeGreaterThan(0n);
+    // The lease's container is gone once it is settled.
+    const { stdout } = await sh('docker', ['ps', '-aq', '--filter', `label=provider.lease-id`, '--filter', `status=running`]);
+    expect(stdout).not.toContain(String(leaseId));
+  });
+});
