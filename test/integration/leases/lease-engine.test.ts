@@ -27,7 +27,7 @@ afterEach(async () => {
 async function startDaemon(name: string, reuse?: ProviderConfig): Promise<{ daemon: Daemon; tenant: ChainTenant; config: ProviderConfig }> {
   if (!reuse) dataDir = tempDataDir(name);
   const config = reuse ?? (await testConfig(dataDir!));
-  const log = createLogger({ level: (process.env.TEST_LOG_LEVEL as 'info' | undefined) ?? 'warn', format: 'json' });
+  const log = createLogger({ level: (process.env.TEST_LOG_LEVEL as 'info' | undefined) ?? 'silent', format: 'json' });
   daemon = await Daemon.start({ config, log, env: {}, exec: execFileAsync, clock: systemClock, version: 'test' });
   rpc?.destroy();
   rpc = new JsonRpcProvider(daemon.info.rpcUrl, daemon.info.chainId, { staticNetwork: true });
@@ -131,5 +131,20 @@ describe('lease engine (in process: real Docker, real anvil)', () => {
     const total = usage.records.reduce((s, r) => s + r.record.amount, 0n);
     const onChain = (await second.tenant.market.getFunction('getLease')(leaseId)) as { paid: bigint };
     expect(onChain.paid).toBe(total);
+  });
+
+  it('ends a lease at its maxDuration and bills it only up to the chain\'s end of the lease', async () => {
+    const { daemon: d, tenant } = await startDaemon('maxduration');
+    const response = await d.service.quote(tenant.wallet.address, aManifest({ command: ['sleep', '300'], maxDurationSeconds: 6 }) as never);
+    const leaseId = await tenant.open(response, TOKEN);
+    const view = await until('settled', async () => {
+      const v = await d.service.lease(leaseId.toString(), tenant.wallet.address);
+      return v.state === 'settled' ? v : undefined;
+    }, 90_000);
+    expect(view.endReason).toBe('max-duration');
+    const onChain = (await tenant.market.getFunction('getLease')(leaseId)) as { paid: bigint; startedAt: bigint; maxDuration: bigint };
+    const usage = await d.service.usage(leaseId.toString(), tenant.wallet.address);
+    expect(usage.records.at(-1)!.record.t1 <= onChain.startedAt + onChain.maxDuration).toBe(true);
+    expect(onChain.paid).toBe(usage.records.reduce((s, r) => s + r.record.amount, 0n));
   });
 });
