@@ -147,4 +147,31 @@ describe('lease engine (in process: real Docker, real anvil)', () => {
     expect(usage.records.at(-1)!.record.t1 <= onChain.startedAt + onChain.maxDuration).toBe(true);
     expect(onChain.paid).toBe(usage.records.reduce((s, r) => s + r.record.amount, 0n));
   });
+
+  it('ends a lease whose container vanished while the daemon was down, billed to the last sample', async () => {
+    const first = await startDaemon('vanished');
+    const tenantAddress = first.tenant.wallet.address;
+    const response = await first.daemon.service.quote(tenantAddress, aManifest({ command: ['sleep', '300'] }) as never);
+    const leaseId = await first.tenant.open(response, TOKEN);
+    await until('the lease runs', async () => (await first.daemon.service.lease(leaseId.toString(), tenantAddress)).state === 'running', 30_000);
+    await new Promise((r) => setTimeout(r, 3_000));
+    const container = `provider-lease-${first.daemon.info.instanceId}-${leaseId}`;
+    await first.daemon.stop();
+    const downAt = Math.ceil(Date.now() / 1000);
+    daemon = undefined;
+    await sh('docker', ['rm', '-f', container]);
+    const second = await startDaemon('vanished', first.config);
+    const view = await until('settled', async () => {
+      const v = await second.daemon.service.lease(leaseId.toString(), tenantAddress);
+      return v.state === 'settled' ? v : undefined;
+    }, 90_000);
+    expect(view.endReason).toBe('container-vanished');
+    const usage = await second.daemon.service.usage(leaseId.toString(), tenantAddress);
+    const lastSample = usage.records.at(-1)!.record.t1;
+    // Nothing billed past the last sample taken before the daemon went down.
+    expect(Number(lastSample)).toBeLessThanOrEqual(downAt);
+    expect(usage.checkpoints.at(-1)!.checkpoint.periodEnd).toBe(lastSample);
+    const onChain = (await second.tenant.market.getFunction('getLease')(leaseId)) as { paid: bigint };
+    expect(onChain.paid).toBe(usage.records.reduce((s, r) => s + r.record.amount, 0n));
+  });
 });
