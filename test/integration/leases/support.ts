@@ -9,7 +9,9 @@ import { mockTokenAbi } from '../../../src/chain/artifacts/mock-token';
 import { configSchema, type ProviderConfig } from '../../../src/config';
 import { devPrivateKey, freePort } from '../../../src/devnet';
 import type { QuoteResponse } from '../../../src/api';
-import type { ManifestInput } from '../../../src/runtime';
+import { Firewall, type ManifestInput } from '../../../src/runtime';
+import { silentLogger } from '../../../src/log';
+import { execFileAsync } from '../../../src/util/exec';
 
 export const sh = promisify(execFile);
 export const TEST_IMAGE = 'provider-test/busybox:latest';
@@ -87,9 +89,13 @@ export async function until<T>(what: string, probe: () => Promise<T | undefined 
   }
 }
 
-/** Removes every container and network of an instance (what a failed test left behind). */
+/** Removes every container, network and firewall chain of an instance (what a stopped or failed test left behind). */
 export async function removeInstanceContainers(instanceId: string | undefined): Promise<void> {
   if (!instanceId) return;
+  const rules = await sh('iptables', ['-S']).catch(() => ({ stdout: '' }));
+  const leases = new Set([...rules.stdout.matchAll(new RegExp(`provider-lease:(${instanceId}-[0-9]+)`, 'g'))].map((m) => m[1] as string));
+  const firewall = new Firewall(execFileAsync, silentLogger());
+  for (const lease of leases) await firewall.remove(lease).catch(() => undefined);
   const { stdout } = await sh('docker', ['ps', '-aq', '--filter', `name=provider-lease-${instanceId}-`]).catch(() => ({ stdout: '' }));
   const ids = stdout.split('\n').filter(Boolean);
   if (ids.length > 0) await sh('docker', ['rm', '-f', ...ids]).catch(() => undefined);
