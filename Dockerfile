@@ -7,6 +7,8 @@
 #     --pid host -v /sys/fs/cgroup:/sys/fs/cgroup:ro \
 #     provider start
 #
+# Change the API port with -e PROVIDER_API__PORT=<port> (not only in the config file): the
+# HEALTHCHECK reads it from there.
 # --network host: the API port and the lease firewall rules live in the host's network namespace.
 # --pid host and the cgroup mount: metering reads each lease's counters from the host's /proc and
 # /sys/fs/cgroup. Root inside the container is needed for iptables; whoever can use the Docker
