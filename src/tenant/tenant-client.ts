@@ -286,7 +286,11 @@ export class TenantClient {
   private async transact(contract: MarketplaceContract | TokenContract, data: string, what: string): Promise<TransactionReceipt> {
     let receipt: TransactionReceipt | null;
     try {
-      const tx = await this.options.signer.sendTransaction({ to: contract.address, data });
+      // An exact estimate sometimes falls short inside the token transfer (anvil, ~1 open in 15):
+      // the headroom costs nothing, since unused gas is not charged.
+      const request = { to: contract.address, data };
+      const estimate = await this.options.signer.estimateGas(request);
+      const tx = await this.options.signer.sendTransaction({ ...request, gasLimit: (estimate * 13n) / 10n });
       receipt = await tx.wait();
     } catch (err) {
       const revert = contract.describeRevert((err as { data?: string }).data ?? (err as { info?: { error?: { data?: string } } }).info?.error?.data);
