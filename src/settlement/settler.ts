@@ -1,5 +1,5 @@
 import type { Signer, TypedDataDomain } from 'ethers';
-import { outcomeOf, type ChainClient, type TxOutcome } from '../chain';
+import { outcomeOf, type ChainClient, type Checkpoint, type TxOutcome } from '../chain';
 import { describeError } from '../errors';
 import type { Logger } from '../log';
 import type { Clock } from '../util/clock';
@@ -257,13 +257,6 @@ export class Settler {
   }
 }
 
-export function toCheckpoint(cp: StoredCheckpoint): {
-  leaseId: bigint;
-  seq: bigint;
-  usageRoot: string;
-  cumulativeAmount: bigint;
-  periodEnd: bigint;
-  resultDigest: string;
-} {
+export function toCheckpoint(cp: StoredCheckpoint): Checkpoint {
   return { leaseId: cp.leaseId, seq: cp.seq, usageRoot: cp.usageRoot, cumulativeAmount: cp.cumulativeAmount, periodEnd: cp.periodEnd, resultDigest: cp.resultDigest };
 }

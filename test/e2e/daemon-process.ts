@@ -7,6 +7,7 @@ import YAML from 'yaml';
 import { devPrivateKey, freePort } from '../../src/devnet';
 import { TenantClient } from '../../src/tenant';
 import { removeInstanceContainers } from '../integration/leases/support';
+export { until } from '../support/until';
 
 const ROOT = join(__dirname, '..', '..');
 
@@ -142,20 +143,5 @@ function instanceIdOf(dataDir: string): string | undefined {
     }
   } catch {
     return undefined;
-  }
-}
-
-export async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000, everyMs = 250): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ''}`);
-    await new Promise((r) => setTimeout(r, everyMs));
   }
 }

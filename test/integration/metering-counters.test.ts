@@ -1,18 +1,9 @@
 import Docker from 'dockerode';
 import { ContainerCounterReader, hostKernelFiles, UsageTimeline } from '../../src/metering';
+import { until } from '../support/until';
 
 const IMAGE = 'provider-test/busybox:latest';
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('metering a real container (this host: cgroup v1)', () => {
   let container: Docker.Container;
@@ -47,10 +38,10 @@ describe('metering a real container (this host: cgroup v1)', () => {
     const first = await reader.read(pid);
     timeline.sample(1, first);
 
-    const settled = await waitFor('the workload to finish its script', async () => {
+    const settled = await until('the workload to finish its script', async () => {
       const logs = (await container.logs({ stdout: true, stderr: true })).toString();
       return logs.includes('done') ? reader.read(pid) : undefined;
-    });
+    }, 15_000, 100);
 
     expect(settled.cpuNanos).toBeGreaterThan(first.cpuNanos);
     expect(settled.cpuNanos).toBeGreaterThan(500_000_000n);

@@ -1,8 +1,8 @@
-import { request } from 'node:http';
 import { Wallet, type BaseWallet } from 'ethers';
 import { z } from 'zod';
 import { ApiServer, AUTH_HEADERS, InMemoryNonceLedger, TenantAuthenticator, type Route } from '../../../src/api';
 import { signRequest } from '../../../src/tenant';
+import { send } from '../../support/api-harness';
 import { ProviderError } from '../../../src/errors';
 import { silentLogger } from '../../../src/log';
 import type { Clock } from '../../../src/util/clock';
@@ -10,27 +10,6 @@ import type { Clock } from '../../../src/util/clock';
 const CHAIN_ID = 31337;
 const tenant = Wallet.createRandom();
 const stranger = Wallet.createRandom();
-
-interface Reply {
-  status: number;
-  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-}
-
-function send(port: number, method: string, path: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method, path, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        resolve({ status: res.statusCode ?? 0, body: text.startsWith('{') ? JSON.parse(text) : text });
-      });
-    });
-    req.on('error', reject);
-    if (body !== undefined) req.write(body);
-    req.end();
-  });
-}
 
 async function signedHeaders(
   signer: BaseWallet,
@@ -76,13 +55,14 @@ describe('ApiServer', () => {
   afterAll(() => server.close());
 
   it('answers liveness without authentication', async () => {
-    await expect(send(port, 'GET', '/healthz')).resolves.toEqual({ status: 200, body: 'ok\n' });
+    const reply = await send(port, 'GET', '/healthz');
+    expect({ status: reply.status, body: reply.body }).toEqual({ status: 200, body: 'ok\n' });
   });
 
   it('serves a request signed by the tenant, and knows who the tenant is', async () => {
     const body = JSON.stringify({ gpus: 1, image: 'busybox' });
     const reply = await send(port, 'POST', '/v1/echo/abc', body, await signedHeaders(tenant, 'POST', '/v1/echo/abc', body));
-    expect(reply).toEqual({ status: 200, body: { id: 'abc', body: { gpus: 1, image: 'busybox' }, tenant: tenant.address, big: '1000000000000000000000000000000' } });
+    expect({ status: reply.status, body: reply.body }).toEqual({ status: 200, body: { id: 'abc', body: { gpus: 1, image: 'busybox' }, tenant: tenant.address, big: '1000000000000000000000000000000' } });
   });
 
   describe('refuses, with a clear error and a status from the one table', () => {

@@ -11,6 +11,7 @@ import { createLogger, silentLogger, type Logger } from '../../../src/log';
 import { systemClock } from '../../../src/util/clock';
 import { as, openLease, registerProvider, send, startFixture, stopFixture, type Fixture } from './fixture';
 import { TcpProxy } from './tcp-proxy';
+import { until as untilShared } from '../../support/until';
 
 jest.setTimeout(60_000);
 
@@ -27,14 +28,6 @@ afterAll(async () => {
   await stopFixture(fx);
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
-
-async function until(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 async function mine(blocks: number): Promise<void> {
   for (let i = 0; i < blocks; i++) await fx.rpc.send('evm_mine', []);
@@ -239,3 +232,7 @@ describe('EventFollower', () => {
     db.close();
   });
 });
+
+function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<true> {
+  return untilShared(what, async () => (await check()) || undefined, timeoutMs, 25);
+}

@@ -10,6 +10,7 @@ import { silentLogger } from '../../../src/log';
 import { systemClock } from '../../../src/util/clock';
 import { aCheckpoint, advance, latestTimestamp, openLease, registerProvider, sign, startFixture, stopFixture, type Fixture } from './fixture';
 import { TcpProxy } from './tcp-proxy';
+import { until as untilShared } from '../../support/until';
 
 jest.setTimeout(60_000);
 
@@ -52,14 +53,6 @@ function startMining(): void {
 function stopMining(): void {
   if (ticker) clearInterval(ticker);
   ticker = undefined;
-}
-
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 interface Harness {
@@ -273,3 +266,7 @@ describe('TransactionSender', () => {
     await h.close();
   });
 });
+
+function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<true> {
+  return untilShared(what, async () => (await check()) || undefined, timeoutMs, 25);
+}

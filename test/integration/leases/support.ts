@@ -12,6 +12,7 @@ import type { QuoteResponse } from '../../../src/api';
 import { Firewall, type ManifestInput } from '../../../src/runtime';
 import { silentLogger } from '../../../src/log';
 import { execFileAsync } from '../../../src/util/exec';
+export { until } from '../../support/until';
 
 export const sh = promisify(execFile);
 export const TEST_IMAGE = 'provider-test/busybox:latest';
@@ -71,21 +72,6 @@ export class ChainTenant {
 
   async close(leaseId: bigint): Promise<void> {
     await (await this.market.getFunction('closeLease')(leaseId)).wait();
-  }
-}
-
-export async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000, everyMs = 250): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ''}`);
-    await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 

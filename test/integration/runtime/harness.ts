@@ -8,6 +8,7 @@ import { execFileAsync } from '../../../src/util/exec';
 import { systemClock } from '../../../src/util/clock';
 import type { ProviderConfig } from '../../../src/config';
 import { aConfig } from '../../fixtures/runtime';
+import { until as untilShared } from '../../support/until';
 
 export const TEST_IMAGE = 'provider-test/busybox:latest';
 export const sh = promisify(execFile);
@@ -68,12 +69,7 @@ export class RuntimeHarness {
   }
 }
 
-export async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000, everyMs = 200): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
+/** The shared poll with this harness's pace: engine state changes land within seconds. */
+export function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000, everyMs = 200): Promise<T> {
+  return untilShared(what, probe, timeoutMs, everyMs);
 }
