@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import { Wallet, keccak256, toUtf8Bytes } from 'ethers';
 import type { AddressInfo } from 'node:net';
 import { AllocationLedger, createCapacityDetector, type CapacityReport } from '../capacity';
@@ -22,7 +21,7 @@ import { Admission, LeaseEngine, QUOTE_HOLD_GRACE_SECONDS, TERMINAL_STATES } fro
 import { ContainerCounterReader, hostKernelFiles } from '../metering';
 import { Firewall, ImageService, LeaseRuntime, createDockerClient } from '../runtime';
 import { Settler } from '../settlement';
-import { LeaseStore, openStore, type Db } from '../store';
+import { LeaseStore, openStore, storePathFor, type Db } from '../store';
 import type { Clock } from '../util/clock';
 import type { Exec } from '../util/exec';
 import { EngineProviderService } from './provider-service';
@@ -101,9 +100,8 @@ export class Daemon {
       }
       const provider = signer.address;
 
-      // ---- the store: one per chain and marketplace, so a new devnet never meets old leases
-      const storePath = join(config.dataDir, `store-${settings.chainId}-${settings.marketplaceAddress.slice(2, 10).toLowerCase()}.sqlite`);
-      const db = openStore(storePath);
+      // ---- the store
+      const db = openStore(storePathFor(config.dataDir, settings.chainId, settings.marketplaceAddress));
       cleanups.push(() => {
         db.close();
       });

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { openDatabase, migrate, type Db } from './database';
 import { MIGRATIONS } from './migrations';
 
@@ -5,6 +6,14 @@ export { openDatabase, migrate, type Db, type Migration } from './database';
 export { MIGRATIONS } from './migrations';
 export { OutboxRepository, type OutboxEntry, type OutboxAttempt, type OutboxState, type NewIntent } from './outbox-repository';
 export { CursorRepository, type BlockCursor } from './cursor-repository';
+
+/**
+ * The store's file: one per chain and marketplace, so a new devnet never meets old leases.
+ * Commands that read the store while the daemon is down find it through this too.
+ */
+export function storePathFor(dataDir: string, chainId: number, marketplaceAddress: string): string {
+  return join(dataDir, `store-${chainId}-${marketplaceAddress.slice(2, 10).toLowerCase()}.sqlite`);
+}
 
 /** Opens the store file and brings its schema up to date. */
 export function openStore(path: string): Db {
