@@ -59,6 +59,8 @@ export interface CommandContext {
   loaded: LoadedConfig;
   log: Logger;
   print(line?: string): void;
+  /** Reads the config again from the same file, environment and flags (SIGHUP); throws ConfigInvalidError. */
+  reload(): LoadedConfig;
 }
 
 /** Loads config from the global flags of the program a command belongs to, and makes its logger. */
@@ -79,16 +81,18 @@ export function commandContext(io: CliIo, command: Command): CommandContext {
     const path = assignment.slice(0, eq).trim();
     flags.push({ path, value: parseScalar(assignment.slice(eq + 1)), flag: `--set ${path}` });
   }
-  const loaded = loadConfig({
-    file: global.config,
-    env: io.env,
-    flags,
-    devnet: global.devnet === true,
-    uid: io.uid,
-    home: io.home,
-    cwd: io.cwd,
-  });
+  const load = (): LoadedConfig =>
+    loadConfig({
+      file: global.config,
+      env: io.env,
+      flags,
+      devnet: global.devnet === true,
+      uid: io.uid,
+      home: io.home,
+      cwd: io.cwd,
+    });
+  const loaded = load();
   const log = createLogger({ level: loaded.config.log.level, format: loaded.config.log.format, destination: io.stderr });
   for (const warning of loaded.warnings) log.warn(warning);
-  return { io, loaded, log, print: (line = '') => io.stdout.write(`${line}\n`) };
+  return { io, loaded, log, print: (line = '') => io.stdout.write(`${line}\n`), reload: load };
 }

@@ -1,51 +1,146 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
+import { ConfigInvalidError, describeChange, formatConfigProblems } from '../config';
 import { Daemon } from '../daemon';
-import { commandContext, type CliIo } from './context';
+import { describeError } from '../errors';
+import { commandContext, type CliIo, type CommandContext } from './context';
+import { LiveSummary } from './start-summary';
+
+interface StartOptions {
+  json?: boolean;
+  drainTimeout?: number;
+}
 
 /**
  * `provider start`: the daemon in the foreground. On the embedded devnet when no `network` is
- * configured (or with --devnet). SIGTERM/SIGINT shut it down gracefully (exit 0); a second signal
- * while shutting down is ignored, so systemd's stop timeout decides.
+ * configured (or with --devnet).
+ *
+ * SIGTERM/SIGINT: no new quotes, then exit 0. Running leases keep running (the next start adopts
+ * them), or with --drain-timeout they get that long to finish, are then ended and billed. A
+ * second signal during a drain stops waiting; any further one is ignored, so systemd's stop
+ * timeout decides. SIGHUP reloads pricing and admission policy from the config.
  */
 export function registerStartCommand(program: Command, io: CliIo, version: string): void {
   program
     .command('start')
     .description('run the provider daemon: sell this machine\'s capacity, run leases, get paid')
     .option('--json', 'print the daemon\'s addresses as one JSON line once it is ready (for scripts)')
-    .action(async (options: { json?: boolean }, command: Command) => {
+    .option(
+      '--drain-timeout <seconds>',
+      'on SIGTERM/SIGINT, give running leases this long to finish, then end and bill them before exiting (default: leave them running)',
+      seconds,
+    )
+    .action(async (options: StartOptions, command: Command) => {
       const ctx = commandContext(io, command);
       const { config } = ctx.loaded;
-      const controller = new AbortController();
+      // Progress and the live summary are for a person at a terminal; systemd gets JSON logs only.
+      const terminal = io.stdout.isTTY === true && !options.json;
+      const startedAt = io.clock.now();
+      const show = (line: string): void => {
+        if (terminal) ctx.print(line);
+      };
+
+      const startup = new AbortController();
+      const drainAbort = new AbortController();
+      let signals = 0;
       let stopRequested: () => void = () => undefined;
       const stopped = new Promise<void>((resolve) => {
         stopRequested = resolve;
       });
       const onSignal = (signal: NodeJS.Signals): void => {
-        ctx.log.info({ signal }, 'stop requested');
-        controller.abort(new Error(`stopped by ${signal}`));
-        stopRequested();
+        signals += 1;
+        if (signals === 1) {
+          ctx.log.info({ signal }, 'stop requested');
+          startup.abort(new Error(`stopped by ${signal}`));
+          stopRequested();
+        } else if (signals === 2 && options.drainTimeout !== undefined) {
+          ctx.log.warn({ signal }, 'second stop signal: not waiting for the drain any longer; leases not yet ended keep running');
+          drainAbort.abort(new Error(`stopped by ${signal}`));
+        }
+      };
+      let daemon: Daemon | undefined;
+      const onHangup = (): void => {
+        if (!daemon) {
+          ctx.log.warn('SIGHUP while starting: ignored; send it again once the daemon is ready');
+          return;
+        }
+        reload(ctx, daemon, show);
       };
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
+      process.on('SIGHUP', onHangup);
+      let summary: LiveSummary | undefined;
       try {
-        const daemon = await Daemon.start({ config, log: ctx.log, env: io.env, exec: io.exec, clock: io.clock, version, signal: controller.signal });
+        daemon = await Daemon.start({
+          config,
+          log: ctx.log,
+          env: io.env,
+          exec: io.exec,
+          clock: io.clock,
+          version,
+          signal: startup.signal,
+          onStep: (step) => show(`… ${step} (${elapsed(io.clock.now() - startedAt)})`),
+        });
         const { info } = daemon;
         if (options.json) {
           ctx.print(JSON.stringify({ apiUrl: info.apiUrl, provider: info.provider, chainId: info.chainId, marketplace: info.marketplace, token: info.token, rpcUrl: info.rpcUrl, devnet: info.devnet }));
         } else {
-          ctx.print(`provider daemon running${info.devnet ? ' on the LOCAL DEVNET (not a real network; tokens are worthless)' : ''}`);
+          ctx.print(`provider daemon running${info.devnet ? ' on the LOCAL DEVNET (not a real network; tokens are worthless)' : ''} (ready in ${elapsed(io.clock.now() - startedAt)})`);
           ctx.print(`  api          ${info.apiUrl}`);
           ctx.print(`  provider     ${info.provider}`);
           ctx.print(`  chain id     ${info.chainId}`);
           ctx.print(`  marketplace  ${info.marketplace}`);
           if (info.devnet) ctx.print(`  rpc          ${info.rpcUrl}`);
-          ctx.print('press Ctrl-C to stop');
+          ctx.print(
+            options.drainTimeout === undefined
+              ? 'press Ctrl-C to stop (running leases keep running until the next start)'
+              : `press Ctrl-C to drain and stop (leases get ${options.drainTimeout} s to finish, then are ended and billed)`,
+          );
+        }
+        if (terminal) {
+          summary = new LiveSummary(daemon.service, show, io.clock);
+          summary.start();
         }
         await stopped;
+        summary?.stop();
+        if (options.drainTimeout !== undefined) {
+          show(`draining (up to ${options.drainTimeout} s for running leases, then ending and billing them; Ctrl-C again to stop waiting)`);
+          const result = await daemon.drain({ timeoutSeconds: options.drainTimeout, signal: drainAbort.signal, onProgress: (message) => show(`… ${message}`) });
+          show(`drained: ${result.finished.length} finished, ${result.ended.length} ended, ${result.billed.length} billed${result.left.length > 0 ? `, ${result.left.length} left for the next start` : ''}`);
+        }
         await daemon.stop();
       } finally {
+        summary?.stop();
         process.removeListener('SIGINT', onSignal);
         process.removeListener('SIGTERM', onSignal);
+        process.removeListener('SIGHUP', onHangup);
       }
     });
+}
+
+/** SIGHUP: read the config again; a broken one changes nothing and says why. */
+function reload(ctx: CommandContext, daemon: Daemon, show: (line: string) => void): void {
+  let next;
+  try {
+    next = ctx.reload();
+  } catch (err) {
+    const problems = err instanceof ConfigInvalidError ? formatConfigProblems(err) : [describeError(err)];
+    ctx.log.error({ problems }, `config reload failed; keeping the running config: ${problems.join('; ')}`);
+    show(`config reload failed; keeping the running config:\n  ${problems.join('\n  ')}`);
+    return;
+  }
+  for (const warning of next.warnings) ctx.log.warn(warning);
+  const outcome = daemon.reload(next.config);
+  if (outcome.applied.length > 0) show(`config reloaded:\n  ${outcome.applied.map(describeChange).join('\n  ')}`);
+  if (outcome.needRestart.length > 0) show(`not applied until the next start:\n  ${outcome.needRestart.map(describeChange).join('\n  ')}`);
+  if (outcome.applied.length + outcome.needRestart.length === 0) show('config reloaded: nothing changed');
+}
+
+function seconds(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError('expected a whole number of seconds (0 or more)');
+  return n;
+}
+
+function elapsed(ms: number): string {
+  return ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`;
 }

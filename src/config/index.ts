@@ -12,3 +12,5 @@ export {
 } from './load';
 export type { ConfigSources, LoadedConfig, ConfigProblem, ConfigOrigin, FlagOverride } from './load';
 export { redactConfig, redactUrl, configJsonSchema } from './present';
+export { ReloadableConfig, RELOADABLE_SECTIONS, diffConfig, describeChange } from './reload';
+export type { ConfigChange, ReloadOutcome } from './reload';

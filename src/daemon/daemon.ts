@@ -13,16 +13,17 @@ import {
   type EventFollower,
   type Env,
 } from '../chain';
-import type { ProviderConfig } from '../config';
+import { ReloadableConfig, describeChange, type ProviderConfig, type ReloadOutcome } from '../config';
 import { Devnet, devnetChainSettings } from '../devnet';
-import { ProviderError } from '../errors';
+import { ProviderError, describeError } from '../errors';
 import type { Logger } from '../log';
-import { Admission, LeaseEngine, QUOTE_HOLD_GRACE_SECONDS, TERMINAL_STATES } from '../leases';
+import { Admission, LeaseEngine, QUOTE_HOLD_GRACE_SECONDS, TERMINAL_STATES, type LeaseState } from '../leases';
 import { ContainerCounterReader, hostKernelFiles } from '../metering';
 import { Firewall, ImageService, LeaseRuntime, createDockerClient } from '../runtime';
 import { Settler } from '../settlement';
-import { LeaseStore, openStore, storePathFor, type Db } from '../store';
+import { LeaseStore, OutboxRepository, openStore, storePathFor, type Db } from '../store';
 import type { Clock } from '../util/clock';
+import { sleep } from '../util/sleep';
 import type { Exec } from '../util/exec';
 import { EngineProviderService } from './provider-service';
 import { startApi, type RunningApi } from './api';
@@ -36,6 +37,28 @@ export interface DaemonOptions {
   version: string;
   /** Aborts start-up (SIGINT while waiting for the chain). */
   signal?: AbortSignal;
+  /** Told each start-up step as it begins (the terminal shows them; logs say them too). */
+  onStep?: (step: string) => void;
+}
+
+export interface DrainOptions {
+  /** How long running leases may go on before they are ended (operator-drain) and billed. */
+  timeoutSeconds: number;
+  /** Aborting skips what is left of the drain: leases not yet ended keep running. */
+  signal?: AbortSignal;
+  /** Told what the drain waits for, when that changes. */
+  onProgress?: (message: string) => void;
+}
+
+export interface DrainResult {
+  /** Leases that ended by themselves during the drain. */
+  finished: string[];
+  /** Leases the drain ended (operator-drain). */
+  ended: string[];
+  /** Ended leases whose final payment is on-chain (redeemed or claimed). */
+  billed: string[];
+  /** Leases still running or not yet billed when the drain gave up: the next start goes on with them. */
+  left: string[];
 }
 
 export interface DaemonInfo {
@@ -52,6 +75,10 @@ export interface DaemonInfo {
   devTenantKey?: string;
 }
 
+/** States in which a lease still runs, or is about to: a drain waits for these to end. */
+const DRAINABLE = new Set(['quoted', 'opened', 'pulling', 'running']);
+const DRAIN_POLL_MS = 500;
+
 /** How long start-up waits for the provider's registration transaction. */
 const REGISTRATION_TIMEOUT_MS = 180_000;
 
@@ -67,15 +94,28 @@ export class Daemon {
     private readonly parts: {
       devnet: Devnet | undefined;
       db: Db;
+      store: LeaseStore;
       chain: ChainClient;
       engine: LeaseEngine;
       api: RunningApi;
+      live: ReloadableConfig;
+      report: CapacityReport;
+      signer: Wallet;
+      apiUrl: string;
+      settlementBound: () => number;
+      clock: Clock;
       log: Logger;
     },
   ) {}
 
   static async start(options: DaemonOptions): Promise<Daemon> {
-    const { config, log, env, exec, clock } = options;
+    const { log, env, exec, clock } = options;
+    const live = new ReloadableConfig(options.config);
+    // Every module gets the live view: pricing and admission follow SIGHUP reloads.
+    const config = live.view;
+    const step = (what: string): void => {
+      options.onStep?.(what);
+    };
     const cleanups: (() => Promise<void> | void)[] = [];
     const cleanup = async (): Promise<void> => {
       for (const fn of cleanups.reverse()) await Promise.resolve(fn()).catch(() => undefined);
@@ -87,9 +127,11 @@ export class Daemon {
       let devnet: Devnet | undefined;
       let devTenantKey: string | undefined;
       if (config.network) {
+        step('unlocking the provider key');
         settings = { ...config.network };
         signer = await loadKeystore(keystoreSettings(config.keystore, config.dataDir), env);
       } else {
+        step('starting the local devnet (anvil)');
         devnet = new Devnet({ dataDir: config.dataDir, ...config.devnet, log: log.child({ component: 'devnet' }), signal: options.signal });
         const info = await devnet.start();
         const started = devnet;
@@ -114,10 +156,12 @@ export class Daemon {
 
       const chain = new ChainClient(settings, { signer, db, clock, log: log.child({ component: 'chain' }) });
       cleanups.push(() => chain.stop());
+      step('connecting to the chain');
       log.info({ rpcUrl: devnet ? settings.rpcUrl : '[configured]', chainId: settings.chainId }, 'connecting to the chain');
       await chain.verify({ signal: options.signal, timeoutMs: 120_000 });
 
       // ---- capacity and the runtime
+      step('detecting capacity');
       const report = await createCapacityDetector(config, { exec, env, clock }).detect(options.signal);
       for (const missing of report.notDetected) log.warn({ part: missing.part, code: missing.code }, missing.reason);
       const ledger = new AllocationLedger(report.allocatable, clock, { quoteGraceMs: QUOTE_HOLD_GRACE_SECONDS * 1000 });
@@ -181,12 +225,15 @@ export class Daemon {
       cleanups.push(() => running.stop());
       follower = chain.follow('marketplace', engine.onChainEvents);
       const following = follower;
+      step('recovering leases from the store and Docker');
       await engine.start();
       chain.start();
 
       // ---- registration, then the API
       const apiUrl = config.api.publicUrl ?? `http://${config.api.host === '0.0.0.0' ? '127.0.0.1' : config.api.host}:${config.api.port}`;
+      step('registering on-chain (waits for the transaction when something changed)');
       await ensureRegistered({ chain, signer, apiUrl, metadata: metadataOf(config, report), log, signal: options.signal });
+      step('serving the API');
       const service = new EngineProviderService({
         config,
         store,
@@ -220,11 +267,122 @@ export class Daemon {
         devTenantKey,
       };
       log.info({ apiUrl: info.apiUrl, provider, chainId: info.chainId, marketplace: info.marketplace }, 'provider daemon ready');
-      return new Daemon(info, service, { devnet, db, chain, engine, api, log });
+      // A drained lease is billed once its final checkpoint is paid or claimed: within the
+      // tenant's countersign grace plus a few blocks.
+      const settlementBound = (): number => (grace + 60) * 1000;
+      return new Daemon(info, service, { devnet, db, store, chain, engine, api, live, report, signer, apiUrl, settlementBound, clock, log });
     } catch (err) {
       await cleanup();
       throw err;
     }
+  }
+
+  /**
+   * SIGHUP: pricing and admission policy from `next` apply to quotes from now on; running leases
+   * keep the rates fixed on-chain when they opened. Every change is logged; changes to other keys
+   * are named and left for the next start. When the advertised prices change, the provider's
+   * on-chain metadata is updated in the background.
+   */
+  reload(next: ProviderConfig): ReloadOutcome {
+    const { live, report, log } = this.parts;
+    const before = metadataOf(live.view, report);
+    const outcome = live.apply(next);
+    for (const change of outcome.applied) log.info({ key: change.key }, `config reloaded: ${describeChange(change)}`);
+    for (const change of outcome.needRestart) log.warn({ key: change.key }, `config change not applied (takes a restart): ${describeChange(change)}`);
+    if (outcome.applied.length + outcome.needRestart.length === 0) log.info('config reloaded: nothing changed');
+    const metadata = metadataOf(live.view, report);
+    if (metadata !== before) this.updateRegistration(metadata);
+    return outcome;
+  }
+
+  private registrationUpdate: Promise<void> = Promise.resolve();
+
+  private updateRegistration(metadata: string): void {
+    const { chain, signer, apiUrl, log } = this.parts;
+    // One at a time, in order: the last reload's metadata is the one left on-chain.
+    this.registrationUpdate = this.registrationUpdate
+      .then(() => ensureRegistered({ chain, signer, apiUrl, metadata, log }))
+      .then(() => log.info('on-chain metadata updated with the new prices'))
+      .catch((err: unknown) => log.warn({ err: describeError(err) }, 'updating the on-chain metadata failed; the next start tries again'));
+  }
+
+  /**
+   * SIGTERM with a drain timeout: no new quotes; running leases get `timeoutSeconds` to finish by
+   * themselves, then are ended (operator-drain); then waits, bounded, until every one of them is
+   * billed (final checkpoint redeemed or claimed on-chain). The API stays up meanwhile, so tenants
+   * can still read logs and countersign. What is left when a bound passes goes on at the next start.
+   */
+  async drain({ timeoutSeconds, signal, onProgress }: DrainOptions): Promise<DrainResult> {
+    const { engine, store, clock, log } = this.parts;
+    engine.stopAccepting();
+    const say = (message: string, fields: Record<string, unknown> = {}): void => {
+      log.info(fields, message);
+      onProgress?.(message);
+    };
+    const active = (): string[] => store.leases({ excludeStates: [...TERMINAL_STATES] }).filter((l) => DRAINABLE.has(l.state)).map((l) => l.leaseId);
+    const pause = async (): Promise<boolean> => {
+      try {
+        await sleep(DRAIN_POLL_MS, signal);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const started = active();
+    const tracked = new Set([...started, ...store.leases({ excludeStates: [...TERMINAL_STATES] }).map((l) => l.leaseId)]);
+    say(`draining: no new quotes; ${started.length} lease(s) running get ${timeoutSeconds} s to finish before they are ended and billed`, {
+      leases: started.length,
+      timeoutSeconds,
+    });
+    const deadline = clock.now() + timeoutSeconds * 1000;
+    let running = active();
+    while (running.length > 0 && clock.now() < deadline && !signal?.aborted) {
+      if (!(await pause())) break;
+      running = active();
+      for (const id of running) tracked.add(id);
+    }
+    const ended = signal?.aborted ? [] : active();
+    if (ended.length > 0) {
+      say(`drain timeout: ending ${ended.length} lease(s) (operator-drain) and billing them`, { leases: ended });
+      await engine.drain();
+    }
+    const billDeadline = clock.now() + this.parts.settlementBound();
+    let unbilled = [...tracked].filter((id) => !this.billed(id));
+    if (unbilled.length > 0 && !signal?.aborted) say(`waiting for ${unbilled.length} lease(s) to be billed on-chain`, { leases: unbilled });
+    while (unbilled.length > 0 && clock.now() < billDeadline && !signal?.aborted) {
+      if (!(await pause())) break;
+      unbilled = unbilled.filter((id) => !this.billed(id));
+    }
+    const endedSet = new Set(ended);
+    const result: DrainResult = {
+      finished: [...tracked].filter((id) => !endedSet.has(id) && !active().includes(id)),
+      ended,
+      billed: [...tracked].filter((id) => this.billed(id)),
+      left: [...tracked].filter((id) => !this.billed(id)),
+    };
+    if (result.left.length > 0) {
+      log.warn({ leases: result.left }, 'drain: some leases are not billed yet; the next start goes on with them');
+    }
+    say(`drained: ${result.finished.length} finished, ${result.ended.length} ended, ${result.billed.length} billed, ${result.left.length} left for the next start`, {
+      ...result,
+    });
+    return result;
+  }
+
+  /** True once an ended lease's final payment is on-chain, or it had nothing to bill. */
+  private billed(leaseId: string): boolean {
+    const { store } = this.parts;
+    const lease = store.lease(leaseId);
+    if (!lease || lease.chainSettled || lease.state === 'rejected' || lease.state === 'expired') return true;
+    const final = store.checkpoints(leaseId).at(-1);
+    if (!final) return TERMINAL_STATES.has(lease.state as LeaseState) && store.usageRecords(leaseId).length === 0;
+    if (!final.final) return false;
+    if (final.status === 'final') return true;
+    const outbox = new OutboxRepository(store.db);
+    return [`redeem:${leaseId}:${final.seq}`, `claim:${leaseId}:${final.seq}`].some((key) => {
+      const entry = outbox.byKey(key);
+      return entry !== undefined && outcomeOf(entry)?.state === 'confirmed';
+    });
   }
 
   /** Graceful: stop taking quotes, close the API, stop the loops, flush the store, stop the devnet. */

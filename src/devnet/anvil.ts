@@ -77,7 +77,9 @@ export async function startAnvil(options: AnvilOptions = {}): Promise<AnvilInsta
     if (options.stateIntervalSeconds) args.push('--state-interval', String(options.stateIntervalSeconds));
   }
   const binary = options.binary ?? anvilBinary();
-  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'], env: childEnv(process.env) });
+  // Its own process group: Ctrl-C at the terminal reaches only the daemon, which may still need
+  // the chain to drain; the daemon stops anvil itself (and kills it on exit, below).
+  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'], env: childEnv(process.env), detached: true });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString('utf8')).slice(-4000);

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { JsonRpcProvider, Wallet } from 'ethers';
@@ -54,9 +54,10 @@ export class DaemonProcess {
     return new DaemonProcess(dataDir, configPath, env);
   }
 
-  async start(timeoutMs = 90_000): Promise<DaemonReady> {
+  /** `startArgs`: more `provider start` flags (--drain-timeout...). */
+  async start(timeoutMs = 90_000, startArgs: readonly string[] = []): Promise<DaemonReady> {
     const log = createWriteStream(join(this.dataDir, 'daemon.log'), { flags: 'a' });
-    const child = spawn(process.execPath, [join(ROOT, 'bin', 'provider'), 'start', '--json', '-c', this.configPath], {
+    const child = spawn(process.execPath, [join(ROOT, 'bin', 'provider'), 'start', '--json', '-c', this.configPath, ...startArgs], {
       cwd: ROOT,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -96,6 +97,25 @@ export class DaemonProcess {
     const code = await this.exit;
     clearTimeout(timer);
     return code;
+  }
+
+  /** Sends `signal` (SIGHUP to reload, SIGTERM to stop or drain) without waiting for anything. */
+  signal(signal: NodeJS.Signals): void {
+    this.child?.kill(signal);
+  }
+
+  /** This data dir's container name prefix part (`provider-lease-<instance>-<leaseId>`), once the daemon has run. */
+  instance(): string | undefined {
+    return instanceIdOf(this.dataDir);
+  }
+
+  /** The daemon's JSON log lines so far. */
+  logLines(): Record<string, unknown>[] {
+    const text = readFileSync(join(this.dataDir, 'daemon.log'), 'utf8');
+    return text
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
   }
 
   /** kill -9: no shutdown at all. */
