@@ -3,7 +3,7 @@ import { ProviderMetrics, TenantAuthenticator, createProviderApi, type ProviderS
 import type { AllocationLedger } from '../capacity';
 import type { ChainClient } from '../chain';
 import type { ProviderConfig } from '../config';
-import { describeError } from '../errors';
+import { ProviderError, describeError } from '../errors';
 import type { LeaseState } from '../leases';
 import type { Logger } from '../log';
 import { SqliteNonceLedger, type LeaseStore } from '../store';
@@ -43,7 +43,18 @@ export async function startApi(options: StartApiOptions): Promise<RunningApi> {
   });
   const metrics = new ProviderMetrics();
   const server = createProviderApi({ service: options.service, metrics, authenticator, maxBodyBytes: config.api.maxBodyBytes, log });
-  const address = await server.listen(config.api.host, config.api.port);
+  const address = await server.listen(config.api.host, config.api.port).catch((err: unknown) => {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EADDRINUSE' && code !== 'EACCES' && code !== 'EADDRNOTAVAIL') throw err;
+    const why = code === 'EADDRINUSE' ? 'the port is in use' : code === 'EACCES' ? 'permission denied' : 'no such local address';
+    throw new ProviderError('PORT_UNAVAILABLE', `the API cannot listen on ${config.api.host}:${config.api.port}: ${why}`, {
+      cause: err,
+      fix:
+        code === 'EADDRINUSE'
+          ? `stop what listens there (\`ss -ltnp 'sport = :${config.api.port}'\` names it; another provider daemon?) or set api.port`
+          : 'set api.host to an address of this machine (0.0.0.0 for all) and api.port to 1024 or above unless running as root',
+    });
+  });
   const refresh = (): Promise<void> => refreshMetrics(metrics, options).catch((err: unknown) => log.debug({ err: describeError(err) }, 'metrics refresh failed'));
   await refresh();
   const timer = setInterval(() => void refresh(), METRICS_REFRESH_MS);

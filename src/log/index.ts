@@ -47,6 +47,8 @@ export function createLogger(options: LoggerOptions): Logger {
         colorize: destination.isTTY === true,
         ignore: 'pid,hostname',
         translateTime: 'SYS:HH:MM:ss.l',
+        // One line per event: a person reading a terminal scans messages, fields are detail.
+        singleLine: true,
         sync: true,
       }),
     );
