@@ -134,7 +134,8 @@ function tokenText(token: NonNullable<EarningsView['token']>): string {
 
 function checkpointText(last: OperatorLeaseSummary['lastCheckpoint']): string {
   if (!last) return '-';
-  return `#${last.seq} ${last.status}${last.final ? ', final' : ''}${last.countersigned ? ', countersigned' : ''}`;
+  // status is how far payment went; final marks the lease's last checkpoint (with its result digest).
+  return `#${last.seq} ${last.status}${last.final ? ' (last)' : ''}${last.countersigned ? ', countersigned' : ''}`;
 }
 
 /** Unix seconds as UTC, to the second. */
