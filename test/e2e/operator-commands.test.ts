@@ -7,7 +7,8 @@ jest.setTimeout(150_000);
 
 const WORKLOAD = {
   image: 'provider-test/busybox:latest',
-  command: ['sh', '-c', 'echo hello operator; echo to stderr >&2; sleep 1'],
+  // The pause orders the two lines: stdout and stderr are separate pipes, read by Docker in no set order.
+  command: ['sh', '-c', 'echo hello operator; sleep 0.5; echo to stderr >&2; sleep 1'],
   resources: { cpuMillis: 250, memoryBytes: 32 * 2 ** 20 },
   maxDurationSeconds: 120,
 };
