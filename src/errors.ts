@@ -67,6 +67,9 @@ export type ErrorCode =
   // cli
   | 'INIT_WOULD_OVERWRITE'
   | 'USAGE'
+  | 'DAEMON_NOT_RUNNING'
+  | 'DAEMON_UNRESPONSIVE'
+  | 'STORE_NOT_FOUND'
   // chain
   | 'RPC_UNAVAILABLE'
   | 'CHAIN_ID_MISMATCH'

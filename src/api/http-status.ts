@@ -84,4 +84,8 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   STORE_MIGRATION_FAILED: 500,
   INIT_WOULD_OVERWRITE: 409,
   USAGE: 400,
+  // Raised by operator commands about the local daemon, never served by this API.
+  DAEMON_NOT_RUNNING: 503,
+  DAEMON_UNRESPONSIVE: 504,
+  STORE_NOT_FOUND: 500,
 };

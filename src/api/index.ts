@@ -20,8 +20,14 @@ export type {
   LogQuery,
   LogEntry,
   DaemonStatus,
+  OperatorService,
+  OperatorLeaseSummary,
+  OperatorLeaseDetail,
+  EarningsView,
+  WithdrawResult,
+  CheckpointStatus,
 } from './service';
-export { isLoopback, refuseUpgrade, toJson } from './server';
+export { isLoopback, isOwnAddress, refuseUpgrade, toJson } from './server';
 export type { UpgradeHandler } from './server';
 export { providerRoutes, type ProviderRoutesDeps } from './routes';
 export { LogStreamServer, type LogStreamOptions } from './log-stream';

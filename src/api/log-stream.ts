@@ -4,11 +4,11 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { z } from 'zod';
 import { isProviderError, ProviderError } from '../errors';
 import type { Logger } from '../log';
-import { param } from './routes';
+import { param, parseLogQuery } from './routes';
 import { decodeSegment, errorResponse, refuseUpgrade, requestUrl, type UpgradeHandler } from './server';
 import type { LogQuery, ProviderService } from './service';
 import type { TenantAuthenticator } from './tenant-auth';
-import { leaseIdParam, logEntryWire, logQueryWire, type LogEnd } from './wire';
+import { leaseIdParam, logEntryWire, type LogEnd } from './wire';
 
 export interface LogStreamOptions {
   service: ProviderService;
@@ -64,7 +64,7 @@ export class LogStreamServer implements UpgradeHandler {
       if (req.method !== 'GET') throw new ProviderError('METHOD_NOT_ALLOWED', `${req.method ?? '?'} is not allowed on ${url.pathname}`);
       tenant = this.options.authenticator.authenticate('GET', url.pathname + url.search, req.headers, EMPTY);
       leaseId = param(leaseIdParam, decodeSegment(match[1] ?? '', 'id'), 'id');
-      query = parseQuery(url.searchParams);
+      query = parseLogQuery(url.searchParams);
       // Refuse a stranger (AUTH_FORBIDDEN) or an unknown lease with an HTTP status, before upgrading.
       await this.options.service.lease(leaseId, tenant);
     } catch (err) {
@@ -139,25 +139,6 @@ export class LogStreamServer implements UpgradeHandler {
     for (const client of this.wss.clients) client.terminate();
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
-}
-
-function parseQuery(search: URLSearchParams): LogQuery {
-  const keys = [...search.keys()];
-  const repeated = keys.find((key, i) => keys.indexOf(key) !== i);
-  if (repeated) throw new ProviderError('REQUEST_INVALID', `${repeated}: given more than once`, { input: repeated, fix: 'send each query parameter once' });
-  const parsed = logQueryWire.safeParse(Object.fromEntries(search));
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const field = issue?.code === 'unrecognized_keys' ? issue.keys[0] : issue?.path.map(String).join('.');
-    throw new ProviderError('REQUEST_INVALID', `query: ${field ?? ''}: ${issue?.message ?? 'invalid'}`, {
-      input: field,
-      fix: 'use tail=<lines>, follow=0|1 and since=<unix seconds>',
-    });
-  }
-  const query: LogQuery = { follow: parsed.data.follow };
-  if (parsed.data.tail !== undefined) query.tail = parsed.data.tail;
-  if (parsed.data.since !== undefined) query.since = parsed.data.since;
-  return query;
 }
 
 /** Resolves once the socket's send buffer is below `lowWaterMark`, or it closed, or `signal` fired. */

@@ -2,20 +2,31 @@ import { z } from 'zod';
 import { ProviderError } from '../errors';
 import { parseManifest } from '../runtime';
 import type { ProviderMetrics } from './metrics';
-import type { Route } from './server';
-import type { ProviderService } from './service';
+import { errorResponse, type Route } from './server';
+import type { LogQuery, OperatorService, ProviderService } from './service';
 import {
   checkpointViewWire,
   countersignBodyWire,
   daemonStatusWire,
+  earningsWire,
   healthWire,
   leaseIdParam,
   leaseViewWire,
+  logEntryWire,
+  logQueryWire,
   offerWire,
+  operatorLeaseDetailWire,
+  operatorLeasesWire,
   quoteResponseWire,
   seqParam,
   usageViewWire,
+  withdrawBodyWire,
+  withdrawResultWire,
+  type LogEnd,
 } from './wire';
+
+/** How long POST /v1/operator/withdraw waits for its transaction unless the body says otherwise. */
+const WITHDRAW_WAIT_SECONDS = 60;
 
 export interface ProviderRoutesDeps {
   service: ProviderService;
@@ -48,6 +59,7 @@ export function providerRoutes({ service, metrics }: ProviderRoutesDeps): Route<
       auth: 'operator',
       handler: async () => ({ json: z.encode(daemonStatusWire, await service.status()) }),
     },
+    ...operatorRoutes(service),
     {
       method: 'GET',
       path: '/v1/offer',
@@ -99,6 +111,95 @@ export function providerRoutes({ service, metrics }: ProviderRoutesDeps): Route<
   ];
   return routes as Route<never>[];
 }
+
+/**
+ * The operator's routes (`provider leases`, `logs`, `earnings`, `withdraw` call them): every
+ * lease whoever its tenant, and the provider's money. Loopback (or this host's own address) only.
+ */
+function operatorRoutes(service: OperatorService): Route<any>[] { // eslint-disable-line @typescript-eslint/no-explicit-any
+  return [
+    {
+      method: 'GET',
+      path: '/v1/operator/leases',
+      auth: 'operator',
+      handler: async () => ({ json: z.encode(operatorLeasesWire, { leases: await service.operatorLeases() }) }),
+    },
+    {
+      method: 'GET',
+      path: '/v1/operator/leases/:id',
+      auth: 'operator',
+      handler: async ({ params }) => ({ json: z.encode(operatorLeaseDetailWire, await service.operatorLease(param(leaseIdParam, params.id, 'id'))) }),
+    },
+    {
+      method: 'GET',
+      path: '/v1/operator/leases/:id/logs',
+      auth: 'operator',
+      // NDJSON: one logEntryWire line per log line, then one logEndWire line, as the WebSocket sends them.
+      handler: async ({ params, query, signal }) => {
+        const leaseId = param(leaseIdParam, params.id, 'id');
+        const logQuery = parseLogQuery(query);
+        // An unknown lease is a 404 before the stream (and its 200) begins.
+        await service.operatorLease(leaseId);
+        return { stream: ndjsonLogs(service.operatorLogs(leaseId, logQuery, signal), signal) };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/v1/operator/earnings',
+      auth: 'operator',
+      handler: async () => ({ json: z.encode(earningsWire, await service.earnings()) }),
+    },
+    {
+      method: 'POST',
+      path: '/v1/operator/withdraw',
+      auth: 'operator',
+      body: withdrawBodyWire,
+      handler: async ({ body }) => {
+        const wait = body?.waitSeconds ?? WITHDRAW_WAIT_SECONDS;
+        return { json: z.encode(withdrawResultWire, await service.withdraw(wait * 1000)) };
+      },
+    } satisfies Route<z.output<typeof withdrawBodyWire>>,
+  ];
+}
+
+async function* ndjsonLogs(entries: AsyncIterable<z.output<typeof logEntryWire>>, signal: AbortSignal): AsyncIterable<string> {
+  let end: LogEnd = { end: true, reason: 'end-of-log' };
+  try {
+    for await (const entry of entries) {
+      if (signal.aborted) break;
+      yield `${JSON.stringify(z.encode(logEntryWire, entry))}\n`;
+    }
+  } catch (err) {
+    if (!signal.aborted) {
+      const { body } = errorResponse(err);
+      end = { end: true, reason: 'error', error: { code: body.error.code, message: body.error.message } };
+    }
+  }
+  // A client that went away reads nothing more; one still there is being shut down on.
+  if (signal.aborted) end = { end: true, reason: 'shutdown' };
+  yield `${JSON.stringify(end)}\n`;
+}
+
+/** `?tail=N&follow=1&since=T` of a log stream, each at most once; anything else is REQUEST_INVALID. */
+export function parseLogQuery(search: URLSearchParams): LogQuery {
+  const keys = [...search.keys()];
+  const repeated = keys.find((key, i) => keys.indexOf(key) !== i);
+  if (repeated) throw new ProviderError('REQUEST_INVALID', `${repeated}: given more than once`, { input: repeated, fix: 'send each query parameter once' });
+  const parsed = logQueryWire.safeParse(Object.fromEntries(search));
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue?.code === 'unrecognized_keys' ? issue.keys[0] : issue?.path.map(String).join('.');
+    throw new ProviderError('REQUEST_INVALID', `query: ${field ?? ''}: ${issue?.message ?? 'invalid'}`, {
+      input: field,
+      fix: 'use tail=<lines>, follow=0|1 and since=<unix seconds>',
+    });
+  }
+  const query: LogQuery = { follow: parsed.data.follow };
+  if (parsed.data.tail !== undefined) query.tail = parsed.data.tail;
+  if (parsed.data.since !== undefined) query.since = parsed.data.since;
+  return query;
+}
+
 
 /** A path parameter through its schema; a bad one is REQUEST_INVALID naming it. */
 export function param<T>(schema: z.ZodType<T, string>, value: string | undefined, name: string): T {

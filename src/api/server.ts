@@ -1,5 +1,6 @@
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { z } from 'zod';
 import { isProviderError, ProviderError } from '../errors';
@@ -15,6 +16,8 @@ export interface RouteContext<Body> {
   tenant: string | undefined;
   /** The peer's address as the socket sees it (no proxy headers are trusted). */
   remoteAddress: string | undefined;
+  /** Aborted when the client goes away before the response ends, or the server closes. */
+  signal: AbortSignal;
   log: Logger;
 }
 
@@ -23,6 +26,8 @@ export interface RouteResult {
   /** Serialised as JSON; bigint values become decimal strings. */
   json?: unknown;
   text?: string;
+  /** Written chunk by chunk as it comes (NDJSON log lines); ends the response when it ends. */
+  stream?: AsyncIterable<string>;
   contentType?: string;
 }
 
@@ -31,8 +36,9 @@ export interface Route<Body = unknown> {
   /** `/v1/leases/:id`: a `:name` segment matches one path segment. */
   path: string;
   /**
-   * tenant: a signed request (tenant-auth.ts); none: anyone; operator: only a peer on loopback,
-   * the operator's own machine (`curl localhost:8420/v1/status`), with no credentials to manage.
+   * tenant: a signed request (tenant-auth.ts); none: anyone; operator: only the operator's own
+   * machine (`curl localhost:8420/v1/status`), with no credentials to manage: a loopback peer, or
+   * one whose address is this host's own (the API bound to one address only).
    */
   auth: 'tenant' | 'none' | 'operator';
   body?: z.ZodType<Body>;
@@ -48,6 +54,8 @@ export interface ApiServerOptions {
   requestTimeoutMs?: number;
   /** Takes HTTP upgrade requests (the WebSocket log stream); without it they are refused. */
   upgrade?: UpgradeHandler;
+  /** This host's interface addresses; default os.networkInterfaces(), read at each operator request. */
+  ownAddresses?: () => NodeJS.Dict<{ address: string }[]>;
 }
 
 /** Serves upgrade requests on the API's own port (ws with `noServer`). */
@@ -71,6 +79,8 @@ export interface ErrorBody {
 export class ApiServer {
   private readonly server: Server;
   private readonly routes: CompiledRoute[];
+  /** Responses still streaming: close() ends them rather than waiting for a follow to end. */
+  private readonly streaming = new Set<AbortController>();
 
   constructor(private readonly options: ApiServerOptions) {
     this.routes = options.routes.map((route) => compile(route as Route<unknown>));
@@ -96,6 +106,7 @@ export class ApiServer {
   }
 
   async close(): Promise<void> {
+    for (const controller of this.streaming) controller.abort(new ProviderError('OPERATION_ABORTED', 'the daemon is shutting down'));
     await this.options.upgrade?.close();
     this.server.closeIdleConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -110,15 +121,27 @@ export class ApiServer {
       const { route, params } = this.match(req.method ?? 'GET', url.pathname);
       const raw = await readBody(req, this.options.maxBodyBytes);
       const remoteAddress = req.socket.remoteAddress;
-      if (route.auth === 'operator' && !isLoopback(remoteAddress)) {
-        throw new ProviderError('OPERATOR_ONLY', `${url.pathname} answers only on loopback`, {
+      if (route.auth === 'operator' && !isLoopback(remoteAddress) && !isOwnAddress(remoteAddress, (this.options.ownAddresses ?? networkInterfaces)())) {
+        throw new ProviderError('OPERATOR_ONLY', `${url.pathname} answers only to the provider machine itself`, {
           fix: 'ask from the provider machine itself (curl http://127.0.0.1:<api.port>...)',
         });
       }
       const tenant = route.auth === 'tenant' ? this.authenticate(req, url, raw) : undefined;
       const body = route.body ? parseBody(route.body, raw) : undefined;
-      const result = await route.handler({ params, query: url.searchParams, body, tenant, remoteAddress, log });
-      send(res, result.status ?? 200, result);
+      const controller = new AbortController();
+      const gone = (): void => {
+        if (!res.writableFinished) controller.abort(new ProviderError('OPERATION_ABORTED', 'client went away'));
+      };
+      res.once('close', gone);
+      this.streaming.add(controller);
+      try {
+        const result = await route.handler({ params, query: url.searchParams, body, tenant, remoteAddress, signal: controller.signal, log });
+        if (result.stream) await pump(res, result.status ?? 200, result, result.stream, controller.signal);
+        else send(res, result.status ?? 200, result);
+      } finally {
+        this.streaming.delete(controller);
+        res.off('close', gone);
+      }
       log.debug({ status: res.statusCode, ms: Date.now() - started, tenant }, 'request served');
     } catch (err) {
       const { status, body } = errorResponse(err);
@@ -246,6 +269,24 @@ export function isLoopback(address: string | undefined): boolean {
   return address === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
 }
 
+/**
+ * True when `address` is one of this host's own interface addresses: a peer on the machine itself
+ * reaching an API bound to a non-loopback address. TCP's handshake means a remote peer cannot
+ * appear under our address; a container's traffic arrives from the container's address.
+ */
+export function isOwnAddress(address: string | undefined, interfaces: NodeJS.Dict<{ address: string }[]>): boolean {
+  if (!address) return false;
+  const peer = bareAddress(address);
+  return Object.values(interfaces).some((list) => (list ?? []).some((iface) => bareAddress(iface.address) === peer));
+}
+
+/** Lower case, without an IPv4-mapped prefix or an IPv6 zone: how two spellings of one address compare. */
+function bareAddress(address: string): string {
+  const lower = address.toLowerCase();
+  const unzoned = lower.includes('%') ? lower.slice(0, lower.indexOf('%')) : lower;
+  return unzoned.startsWith('::ffff:') && unzoned.includes('.') ? unzoned.slice(7) : unzoned;
+}
+
 /** Answers an upgrade request with the error's status and JSON body, then closes the socket. */
 export function refuseUpgrade(socket: Duplex, err: unknown): void {
   const { status, body } = errorResponse(err);
@@ -267,8 +308,34 @@ export function toJson(value: unknown): string {
   return JSON.stringify(value, (_key, item: unknown) => (typeof item === 'bigint' ? item.toString() : item));
 }
 
+/** Writes a streamed response, waiting for the socket to drain; ends when the stream or the client does. */
+async function pump(res: ServerResponse, status: number, result: RouteResult, stream: AsyncIterable<string>, signal: AbortSignal): Promise<void> {
+  res.writeHead(status, { 'content-type': result.contentType ?? 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-store' });
+  for await (const chunk of stream) {
+    if (res.destroyed) break;
+    if (!res.write(chunk)) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          res.off('drain', done);
+          res.off('close', done);
+          signal.removeEventListener('abort', done);
+          resolve();
+        };
+        res.once('drain', done);
+        res.once('close', done);
+        signal.addEventListener('abort', done, { once: true });
+      });
+    }
+  }
+  if (!res.destroyed) res.end();
+}
+
 function send(res: ServerResponse, status: number, result: RouteResult): void {
-  if (res.headersSent) return;
+  if (res.headersSent) {
+    // A stream that failed half-way: the status is gone, so cut the response short.
+    if (!res.writableEnded) res.destroy();
+    return;
+  }
   if (result.json !== undefined) {
     const text = toJson(result.json);
     res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });

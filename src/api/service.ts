@@ -8,7 +8,7 @@ import type { Manifest } from '../runtime';
  * Every method that names a lease checks that `tenant` is that lease's tenant (AUTH_FORBIDDEN)
  * and that the lease exists (LEASE_NOT_FOUND).
  */
-export interface ProviderService {
+export interface ProviderService extends OperatorService {
   offer(): Promise<Offer>;
   /** Admission, pricing, capacity reserved until the quote expires, signed quote out. */
   quote(tenant: string, manifest: Manifest): Promise<QuoteResponse>;
@@ -18,7 +18,21 @@ export interface ProviderService {
   countersign(leaseId: string, seq: number, tenant: string, signature: string): Promise<CheckpointView>;
   /** The lease's stdout/stderr; ends when the container ends (follow) or at the end of the log. */
   logs(leaseId: string, tenant: string, query: LogQuery, signal: AbortSignal): AsyncIterable<LogEntry>;
+}
+
+/**
+ * What the operator asks of the daemon on its own machine (routes with `auth: 'operator'`): every
+ * lease, whoever its tenant, and the provider's money. No tenant check; LEASE_NOT_FOUND still.
+ */
+export interface OperatorService {
   status(): Promise<DaemonStatus>;
+  operatorLeases(): Promise<OperatorLeaseSummary[]>;
+  operatorLease(leaseId: string): Promise<OperatorLeaseDetail>;
+  /** Any lease's stdout/stderr, as `logs` streams them to its tenant. */
+  operatorLogs(leaseId: string, query: LogQuery, signal: AbortSignal): AsyncIterable<LogEntry>;
+  earnings(): Promise<EarningsView>;
+  /** Withdraws the finalised earnings now; waits for the transaction at most `timeoutMs`. */
+  withdraw(timeoutMs: number): Promise<WithdrawResult>;
 }
 
 export interface Offer {
@@ -115,4 +129,75 @@ export interface DaemonStatus {
   leases: Record<LeaseState, number>;
   docker: { reachable: boolean };
   chain: { headBlock: number | null; cursorBlock: number | null };
+}
+
+export type CheckpointStatus = CheckpointView['status'];
+
+export interface OperatorLeaseSummary {
+  leaseId: string;
+  tenant: string;
+  state: LeaseState;
+  endReason: EndReason | null;
+  /** The manifest's image, from the quote this provider issued; null for a quote it never stored. */
+  image: string | null;
+  /** The lease's Docker container name, for `docker logs` and `docker inspect`. */
+  container: string;
+  /** Unix seconds. */
+  openedAt: number;
+  startedAt: number | null;
+  endedAt: number | null;
+  /** The latest checkpoint's cumulativeAmount (token base units): earned so far, paid or not. */
+  earned: bigint;
+  lastCheckpoint: { seq: number; status: CheckpointStatus; final: boolean; countersigned: boolean } | null;
+  /** The last transition's reason. */
+  detail: string | null;
+}
+
+export interface OperatorLeaseDetail extends OperatorLeaseSummary {
+  deposit: bigint;
+  maxRatePerSecond: bigint;
+  maxDurationSeconds: number;
+  exitCode: number | null;
+  closedAt: number | null;
+  chainSettled: boolean;
+  transitions: { from: string; to: string; event: string; reason: string | null; at: number }[];
+  checkpoints: { seq: number; cumulativeAmount: bigint; periodEnd: number; status: CheckpointStatus; final: boolean; countersigned: boolean }[];
+}
+
+/**
+ * The provider's money, token base units. Chain figures are null when the chain was not asked
+ * (the daemon is down and the store is all there is) or did not answer.
+ */
+export interface EarningsView {
+  /** Null only from a store whose daemon never sent a transaction. */
+  provider: string | null;
+  token: { address: string; decimals: number | null; symbol: string | null } | null;
+  /** earnings(provider) on the marketplace: finalised claims, not yet withdrawn. */
+  withdrawable: bigint | null;
+  /** Unilateral claims submitted and waiting out the challenge window (less what is already paid). */
+  claimedPending: bigint;
+  /** Withdrawn so far, counted from the chain's Withdrawn events. */
+  withdrawn: bigint;
+  /** The provider address's token balance. */
+  balance: bigint | null;
+  /** A withdraw transaction still out, if any. */
+  withdrawal: { key: string; state: 'queued' | 'pending' } | null;
+  /**
+   * paid: the chain's figure for the lease when the chain was asked, else the store's (the latest
+   * checkpoint the chain has paid in full).
+   */
+  leases: { leaseId: string; state: LeaseState; earned: bigint; checkpoint: CheckpointStatus | null; paid: bigint }[];
+}
+
+/**
+ * nothing: there were no finalised earnings; confirmed/reverted/failed: the transaction's outcome;
+ * pending: still out when the wait ended (`key` names it in the outbox).
+ */
+export interface WithdrawResult {
+  outcome: 'nothing' | 'confirmed' | 'pending' | 'reverted' | 'failed';
+  key: string | null;
+  /** What was withdrawn (confirmed: the Withdrawn event's amount), else what was withdrawable. */
+  amount: bigint;
+  txHash: string | null;
+  error: string | null;
 }

@@ -1,7 +1,19 @@
 import { z } from 'zod';
 import type { LeaseState, EndReason } from '../leases';
 import type { Checkpoint, Quote, Rates, UsageRecord } from '../chain';
-import type { CheckpointView, DaemonStatus, LeaseView, LogEntry, Offer, QuoteResponse, UsageView } from './service';
+import type {
+  CheckpointView,
+  DaemonStatus,
+  EarningsView,
+  LeaseView,
+  LogEntry,
+  Offer,
+  OperatorLeaseDetail,
+  OperatorLeaseSummary,
+  QuoteResponse,
+  UsageView,
+  WithdrawResult,
+} from './service';
 
 /**
  * The provider API's wire format, in one place: the server encodes every response through these
@@ -147,6 +159,62 @@ export const daemonStatusWire = z.object({
   chain: z.object({ headBlock: count.nullable(), cursorBlock: count.nullable() }),
 });
 
+const checkpointStatusWire = z.enum(['signed', 'redeemed', 'claimed', 'final']);
+
+/** GET /v1/operator/leases: one row per lease. */
+export const operatorLeaseSummaryWire = z.object({
+  leaseId: z.string().regex(DECIMAL),
+  tenant: addressWire,
+  state: z.enum(LEASE_STATES),
+  endReason: z.enum(END_REASONS).nullable(),
+  image: z.string().nullable(),
+  container: z.string(),
+  openedAt: unixSeconds,
+  startedAt: unixSeconds.nullable(),
+  endedAt: unixSeconds.nullable(),
+  earned: uintWire,
+  lastCheckpoint: z.object({ seq: count, status: checkpointStatusWire, final: z.boolean(), countersigned: z.boolean() }).nullable(),
+  detail: z.string().nullable(),
+});
+export const operatorLeasesWire = z.object({ leases: z.array(operatorLeaseSummaryWire) });
+
+/** GET /v1/operator/leases/:id */
+export const operatorLeaseDetailWire = operatorLeaseSummaryWire.extend({
+  deposit: uintWire,
+  maxRatePerSecond: uintWire,
+  maxDurationSeconds: count,
+  exitCode: z.number().int().nullable(),
+  closedAt: unixSeconds.nullable(),
+  chainSettled: z.boolean(),
+  transitions: z.array(z.object({ from: z.string(), to: z.string(), event: z.string(), reason: z.string().nullable(), at: unixSeconds })),
+  checkpoints: z.array(
+    z.object({ seq: count, cumulativeAmount: uintWire, periodEnd: unixSeconds, status: checkpointStatusWire, final: z.boolean(), countersigned: z.boolean() }),
+  ),
+});
+
+/** GET /v1/operator/earnings */
+export const earningsWire = z.object({
+  provider: addressWire.nullable(),
+  token: z.object({ address: addressWire, decimals: count.nullable(), symbol: z.string().nullable() }).nullable(),
+  withdrawable: uintWire.nullable(),
+  claimedPending: uintWire,
+  withdrawn: uintWire,
+  balance: uintWire.nullable(),
+  withdrawal: z.object({ key: z.string(), state: z.enum(['queued', 'pending']) }).nullable(),
+  leases: z.array(z.object({ leaseId: z.string().regex(DECIMAL), state: z.enum(LEASE_STATES), earned: uintWire, checkpoint: checkpointStatusWire.nullable(), paid: uintWire })),
+});
+
+/** POST /v1/operator/withdraw */
+export const withdrawResultWire = z.object({
+  outcome: z.enum(['nothing', 'confirmed', 'pending', 'reverted', 'failed']),
+  key: z.string().nullable(),
+  amount: uintWire,
+  txHash: bytes32Wire.nullable(),
+  error: z.string().nullable(),
+});
+/** An empty body, or a bound on how long to wait for the transaction. */
+export const withdrawBodyWire = z.strictObject({ waitSeconds: z.number().int().min(0).max(300).optional() }).optional();
+
 export const healthWire = z.object({ status: z.literal('ok') });
 
 export const errorBodyWire = z.object({
@@ -196,7 +264,11 @@ const sameShapes: [
   Same<z.output<typeof usageViewWire>, UsageView>,
   Same<z.output<typeof daemonStatusWire>, DaemonStatus>,
   Same<z.output<typeof logEntryWire>, LogEntry>,
+  Same<z.output<typeof operatorLeaseSummaryWire>, OperatorLeaseSummary>,
+  Same<z.output<typeof operatorLeaseDetailWire>, OperatorLeaseDetail>,
+  Same<z.output<typeof earningsWire>, EarningsView>,
+  Same<z.output<typeof withdrawResultWire>, WithdrawResult>,
   Same<(typeof LEASE_STATES)[number], LeaseState>,
   Same<(typeof END_REASONS)[number], EndReason>,
-] = [true, true, true, true, true, true, true, true, true, true, true, true, true];
+] = [true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true];
 void sameShapes;

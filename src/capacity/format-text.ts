@@ -1,4 +1,5 @@
 import { formatBytes } from '../util/bytes';
+import { table } from '../util/text-table';
 import type { CapacityReport, Gpu } from './types';
 
 /** The human form of the report, for `provider capacity` on a terminal. */
@@ -148,9 +149,3 @@ function plural(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? '' : 's'}`;
 }
 
-/** Left-aligned columns, two spaces apart, trailing blanks trimmed. */
-function table(rows: readonly string[][], indent = ''): string[] {
-  const widths: number[] = [];
-  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
-  return rows.map((row) => `${indent}${row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ')}`.trimEnd());
-}

@@ -9,6 +9,11 @@ import { registerDevnetCommand } from './devnet-command';
 import { registerStartCommand } from './start-command';
 import { registerInitCommand } from './init-command';
 import { registerDoctorCommand } from './doctor-command';
+import { registerStatusCommand } from './status-command';
+import { registerLeasesCommand } from './leases-command';
+import { registerLogsCommand } from './logs-command';
+import { registerEarningsCommand } from './earnings-command';
+import { registerWithdrawCommand } from './withdraw-command';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -38,6 +43,11 @@ export function buildProgram(io: CliIo): Command {
   registerDoctorCommand(program, io);
   registerDevnetCommand(program, io);
   registerStartCommand(program, io, version());
+  registerStatusCommand(program, io);
+  registerLeasesCommand(program, io);
+  registerLogsCommand(program, io);
+  registerEarningsCommand(program, io);
+  registerWithdrawCommand(program, io);
   for (const command of program.commands) command.exitOverride().configureOutput(program.configureOutput());
   return program;
 }

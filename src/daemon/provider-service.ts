@@ -1,7 +1,21 @@
 import { getAddress, verifyTypedData, type TypedDataDomain } from 'ethers';
-import type { CheckpointView, DaemonStatus, LeaseView, LogEntry, LogQuery, Offer, ProviderService, QuoteResponse, UsageView } from '../api';
+import type {
+  CheckpointView,
+  DaemonStatus,
+  EarningsView,
+  LeaseView,
+  LogEntry,
+  LogQuery,
+  Offer,
+  OperatorLeaseDetail,
+  OperatorLeaseSummary,
+  ProviderService,
+  QuoteResponse,
+  UsageView,
+  WithdrawResult,
+} from '../api';
 import type { AllocationLedger } from '../capacity';
-import { CHECKPOINT_TYPES, type ChainClient } from '../chain';
+import { CHECKPOINT_TYPES, decodeMarketplaceLog, tokenAt, type ChainClient, type TxOutcome } from '../chain';
 import type { ProviderConfig } from '../config';
 import { ProviderError, isProviderError } from '../errors';
 import type { Admission, LeaseEngine, LeaseState, EndReason } from '../leases';
@@ -10,6 +24,7 @@ import type { LeaseRuntime, Manifest } from '../runtime';
 import { toCheckpoint, usageProofs, type Settler } from '../settlement';
 import type { LeaseStore, StoredCheckpoint, StoredLease } from '../store';
 import type { Clock } from '../util/clock';
+import { leaseCounts, leaseDetail, leaseSummaries, storeEarnings } from './operator-views';
 
 export interface ProviderServiceDeps {
   config: ProviderConfig;
@@ -29,8 +44,6 @@ export interface ProviderServiceDeps {
   /** The follower's stored cursor. */
   cursorBlock: () => number | undefined;
 }
-
-const ALL_STATES: LeaseState[] = ['quoted', 'opened', 'pulling', 'running', 'stopping', 'settled', 'failed', 'rejected', 'expired'];
 
 /**
  * The lease engine as the provider API sees it (src/api/service.ts). It lives in the daemon layer
@@ -163,8 +176,11 @@ export class EngineProviderService implements ProviderService {
     return checkpointView(this.deps.store.checkpoint(lease.leaseId, seq) as StoredCheckpoint);
   }
 
-  async *logs(leaseId: string, tenant: string, query: LogQuery, signal: AbortSignal): AsyncIterable<LogEntry> {
-    const lease = this.leaseFor(leaseId, tenant);
+  logs(leaseId: string, tenant: string, query: LogQuery, signal: AbortSignal): AsyncIterable<LogEntry> {
+    return this.containerLogs(this.leaseFor(leaseId, tenant), query, signal);
+  }
+
+  private async *containerLogs(lease: StoredLease, query: LogQuery, signal: AbortSignal): AsyncIterable<LogEntry> {
     if (!lease.containerId) return;
     try {
       for await (const line of this.deps.runtime.logs(lease.runtimeId, { follow: query.follow, tail: query.tail, since: query.since, signal })) {
@@ -177,8 +193,7 @@ export class EngineProviderService implements ProviderService {
   }
 
   async status(): Promise<DaemonStatus> {
-    const counts = this.deps.store.countByState();
-    const leases = Object.fromEntries(ALL_STATES.map((s) => [s, counts[s] ?? 0])) as Record<LeaseState, number>;
+    const leases = leaseCounts(this.deps.store);
     let reachable = true;
     try {
       await this.deps.runtime.list();
@@ -197,6 +212,74 @@ export class EngineProviderService implements ProviderService {
       docker: { reachable },
       chain: { headBlock, cursorBlock: this.deps.cursorBlock() ?? null },
     };
+  }
+
+  async operatorLeases(): Promise<OperatorLeaseSummary[]> {
+    return leaseSummaries(this.deps.store);
+  }
+
+  async operatorLease(leaseId: string): Promise<OperatorLeaseDetail> {
+    return leaseDetail(this.deps.store, leaseId);
+  }
+
+  operatorLogs(leaseId: string, query: LogQuery, signal: AbortSignal): AsyncIterable<LogEntry> {
+    const detail = leaseDetail(this.deps.store, leaseId);
+    return this.containerLogs(this.deps.store.lease(detail.leaseId) as StoredLease, query, signal);
+  }
+
+  async earnings(): Promise<EarningsView> {
+    const { store, settler, chain, provider } = this.deps;
+    const paid = new Map<string, bigint>();
+    const withCheckpoints = store.leases().filter((l) => store.checkpoints(l.leaseId).length > 0);
+    await Promise.all(
+      withCheckpoints.map(async (l) => {
+        const on = await settler.chainLease(l.leaseId).catch(() => undefined);
+        if (on) paid.set(l.leaseId, on.paid);
+      }),
+    );
+    const view = storeEarnings(store, paid);
+    view.provider = provider;
+    view.withdrawable = await chain.marketplace.read('earnings', [provider]).catch(() => null);
+    const tokenAddress = chain.settings.tokenAddress ?? (await chain.marketplace.read('token', []).catch(() => undefined));
+    if (tokenAddress) {
+      const token = tokenAt(tokenAddress, chain.rpc);
+      const [decimals, symbol, balance] = await Promise.all([
+        token.read('decimals', []).catch(() => null),
+        token.read('symbol', []).catch(() => null),
+        token.read('balanceOf', [provider]).catch(() => null),
+      ]);
+      view.token = { address: tokenAddress, decimals: decimals === null ? null : Number(decimals), symbol };
+      view.balance = balance;
+    }
+    return view;
+  }
+
+  async withdraw(timeoutMs: number): Promise<WithdrawResult> {
+    const { settler, chain } = this.deps;
+    const asked = await settler.withdrawNow();
+    if (!asked) return { outcome: 'nothing', key: null, amount: 0n, txHash: null, error: null };
+    const deadline = AbortSignal.timeout(timeoutMs);
+    let outcome: TxOutcome;
+    try {
+      outcome = await chain.sender.waitFor(asked.key, { signal: deadline });
+    } catch (err) {
+      if (!deadline.aborted) throw err;
+      return { outcome: 'pending', key: asked.key, amount: asked.earnings, txHash: null, error: null };
+    }
+    if (outcome.state !== 'confirmed') {
+      return { outcome: outcome.state, key: asked.key, amount: asked.earnings, txHash: 'txHash' in outcome ? outcome.txHash : null, error: outcome.error };
+    }
+    return { outcome: 'confirmed', key: asked.key, amount: (await this.withdrawnIn(outcome.txHash)) ?? asked.earnings, txHash: outcome.txHash, error: null };
+  }
+
+  /** The amount of this provider's Withdrawn event in a transaction's receipt. */
+  private async withdrawnIn(txHash: string): Promise<bigint | undefined> {
+    const receipt = await this.deps.chain.rpc.getTransactionReceipt(txHash).catch(() => null);
+    for (const log of receipt?.logs ?? []) {
+      const event = decodeMarketplaceLog(this.deps.chain.marketplace, log);
+      if (event?.name === 'Withdrawn' && getAddress(event.args.provider) === getAddress(this.deps.provider)) return event.args.amount;
+    }
+    return undefined;
   }
 }
 

@@ -241,6 +241,31 @@ export class Settler {
     this.deps.log.info({ earnings: earnings.toString() }, 'withdrawing earnings');
   }
 
+  /**
+   * Withdraws whatever earnings are finalised, now, whatever the threshold and interval say (the
+   * operator asked). Returns the intent's key and the earnings it withdraws; a withdraw already
+   * out is returned instead of a second one; undefined when there is nothing to withdraw.
+   */
+  async withdrawNow(): Promise<{ key: string; earnings: bigint } | undefined> {
+    const { chain, log } = this.deps;
+    const inFlight = (): string | undefined =>
+      (this.deps.store.db
+        .prepare("SELECT intent_key FROM chain_outbox WHERE intent_key LIKE 'withdraw:%' AND state IN ('queued', 'pending') ORDER BY id DESC LIMIT 1")
+        .get() as { intent_key: string } | undefined)?.intent_key;
+    const before = inFlight();
+    const earnings = await chain.marketplace.read('earnings', [this.provider]);
+    // Looked at again after the read: the settlement loop may have sent one meanwhile.
+    const open = before ?? inFlight();
+    if (open) return { key: open, earnings };
+    if (earnings === 0n) return undefined;
+    const count = this.deps.store.db.prepare("SELECT COUNT(*) AS n FROM chain_outbox WHERE intent_key LIKE 'withdraw:%'").get() as { n: number };
+    const key = `withdraw:${count.n + 1}`;
+    chain.sender.submit({ key, to: chain.settings.marketplaceAddress, data: chain.marketplace.encode('withdraw', []) });
+    this.lastWithdrawCheck = this.deps.clock.now();
+    log.info({ earnings: earnings.toString(), key }, 'withdrawing earnings (asked by the operator)');
+    return { key, earnings };
+  }
+
   private outcome(key: string): TxOutcome | undefined {
     const entry = this.outbox.byKey(key);
     return entry ? outcomeOf(entry) : undefined;

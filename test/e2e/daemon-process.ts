@@ -139,6 +139,23 @@ export class DaemonProcess {
     if (!options.keepDir && !process.env.KEEP_E2E_DIRS) rmSync(this.dataDir, { recursive: true, force: true });
   }
 
+  /** `node bin/provider -c <config> ...args`: the installed CLI against this daemon's config. */
+  cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [join(ROOT, 'bin', 'provider'), '-c', this.configPath, ...args], {
+        cwd: ROOT,
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, ...this.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      child.stdout!.on('data', (c: Buffer) => out.push(c));
+      child.stderr!.on('data', (c: Buffer) => err.push(c));
+      child.once('error', reject);
+      child.once('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }));
+    });
+  }
+
   tenant(key = devPrivateKey(2)): { client: TenantClient; wallet: Wallet; rpc: JsonRpcProvider } {
     const ready = this.ready!;
     const rpc = new JsonRpcProvider(ready.rpcUrl, ready.chainId, { staticNetwork: true, pollingInterval: 250 });

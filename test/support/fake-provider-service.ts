@@ -1,5 +1,19 @@
 import { getAddress, verifyTypedData, type Signer, type TypedDataDomain } from 'ethers';
-import type { CheckpointView, DaemonStatus, LeaseView, LogEntry, LogQuery, Offer, ProviderService, QuoteResponse, UsageView } from '../../src/api';
+import type {
+  CheckpointView,
+  DaemonStatus,
+  EarningsView,
+  LeaseView,
+  LogEntry,
+  LogQuery,
+  Offer,
+  OperatorLeaseDetail,
+  OperatorLeaseSummary,
+  ProviderService,
+  QuoteResponse,
+  UsageView,
+  WithdrawResult,
+} from '../../src/api';
 import {
   CHECKPOINT_TYPES,
   ZERO_BYTES32,
@@ -56,6 +70,9 @@ export class FakeProviderService implements ProviderService {
   readonly logSignals: AbortSignal[] = [];
   /** Log entries the streams have taken from this service, to see backpressure work. */
   logsYielded = 0;
+  /** Finalised earnings `withdraw` pays out (and then zeroes); the withdraw timeouts asked for. */
+  withdrawable = 0n;
+  readonly withdrawWaits: number[] = [];
   private nonce = 1n;
   private gpusFree: number;
 
@@ -216,8 +233,89 @@ export class FakeProviderService implements ProviderService {
     return view;
   }
 
-  async *logs(leaseId: string, tenant: string, query: LogQuery, signal: AbortSignal): AsyncIterable<LogEntry> {
-    const lease = this.owned(leaseId, tenant);
+  logs(leaseId: string, tenant: string, query: LogQuery, signal: AbortSignal): AsyncIterable<LogEntry> {
+    return this.stream(this.owned(leaseId, tenant), query, signal);
+  }
+
+  async operatorLeases(): Promise<OperatorLeaseSummary[]> {
+    return [...this.leases.values()].map((lease) => this.summary(lease.view));
+  }
+
+  async operatorLease(leaseId: string): Promise<OperatorLeaseDetail> {
+    const { view } = this.get(leaseId);
+    return {
+      ...this.summary(view),
+      deposit: 10n ** 18n,
+      maxRatePerSecond: this.options.maxRatePerSecond ?? 100_000n,
+      maxDurationSeconds: 3_600,
+      exitCode: view.container?.exitCode ?? null,
+      closedAt: null,
+      chainSettled: view.state === 'settled',
+      transitions: [{ from: 'quoted', to: view.state, event: 'test', reason: 'put in by the test', at: view.openedAt ?? 0 }],
+      checkpoints: (this.leases.get(leaseId)?.usage?.checkpoints ?? []).map((c) => ({
+        seq: Number(c.checkpoint.seq),
+        cumulativeAmount: c.checkpoint.cumulativeAmount,
+        periodEnd: Number(c.checkpoint.periodEnd),
+        status: c.status,
+        final: c.checkpoint.resultDigest !== ZERO_BYTES32,
+        countersigned: c.tenantSignature !== null,
+      })),
+    };
+  }
+
+  operatorLogs(leaseId: string, query: LogQuery, signal: AbortSignal): AsyncIterable<LogEntry> {
+    return this.stream(this.get(leaseId), query, signal);
+  }
+
+  async earnings(): Promise<EarningsView> {
+    const leases = [...this.leases.values()].map(({ view }) => ({
+      leaseId: view.leaseId,
+      state: view.state,
+      earned: view.lastCheckpoint?.checkpoint.cumulativeAmount ?? 0n,
+      checkpoint: view.lastCheckpoint?.status ?? null,
+      paid: view.lastCheckpoint?.status === 'final' ? view.lastCheckpoint.checkpoint.cumulativeAmount : 0n,
+    }));
+    return {
+      provider: this.options.providerKey.address,
+      token: { address: this.options.marketplace, decimals: 18, symbol: 'TEST' },
+      withdrawable: this.withdrawable,
+      claimedPending: 0n,
+      withdrawn: 0n,
+      balance: 5n * 10n ** 17n,
+      withdrawal: null,
+      leases,
+    };
+  }
+
+  async withdraw(timeoutMs: number): Promise<WithdrawResult> {
+    this.withdrawWaits.push(timeoutMs);
+    if (this.withdrawable === 0n) return { outcome: 'nothing', key: null, amount: 0n, txHash: null, error: null };
+    const amount = this.withdrawable;
+    this.withdrawable = 0n;
+    return { outcome: 'confirmed', key: 'withdraw:1', amount, txHash: `0x${'ab'.repeat(32)}`, error: null };
+  }
+
+  private summary(view: LeaseView): OperatorLeaseSummary {
+    const last = view.lastCheckpoint;
+    return {
+      leaseId: view.leaseId,
+      tenant: view.tenant,
+      state: view.state,
+      endReason: view.endReason,
+      image: 'provider-test/busybox:latest',
+      container: `provider-lease-test-${view.leaseId}`,
+      openedAt: view.openedAt ?? 0,
+      startedAt: view.startedAt,
+      endedAt: view.endedAt,
+      earned: last?.checkpoint.cumulativeAmount ?? 0n,
+      lastCheckpoint: last
+        ? { seq: Number(last.checkpoint.seq), status: last.status, final: last.checkpoint.resultDigest !== ZERO_BYTES32, countersigned: last.tenantSignature !== null }
+        : null,
+      detail: null,
+    };
+  }
+
+  private async *stream(lease: FakeLease, query: LogQuery, signal: AbortSignal): AsyncIterable<LogEntry> {
     this.logSignals.push(signal);
     const since = query.since;
     const wanted = lease.logs.filter((l) => since === undefined || Date.parse(l.time) / 1000 >= since);

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { createProviderApi, InMemoryNonceLedger, ProviderMetrics, TenantAuthenticator, wire } from '../../../src/api';
+import { ApiServer, createProviderApi, InMemoryNonceLedger, ProviderMetrics, providerRoutes, TenantAuthenticator, wire } from '../../../src/api';
 import { silentLogger } from '../../../src/log';
 import { openLogs, send, signed, startApi, type ApiHarness } from '../../support/api-harness';
 
@@ -136,24 +136,28 @@ describe('provider API', () => {
       expect(wire.daemonStatusWire.parse(reply.body).leases.running).toBe(1);
     });
 
-    it('refuse /v1/status to a peer that is not on loopback', async () => {
+    it('serve /v1/status to a peer on this host\'s own address, and refuse it to any other', async () => {
       const external = Object.values(networkInterfaces()).flat().find((i) => i && !i.internal && i.family === 'IPv4');
       if (!external) return; // no other interface on this machine: nothing to reach the API from
       // Listen on the external address itself, so the peer address is not loopback.
-      const api = createProviderApi({
-        service: h.service,
-        metrics: new ProviderMetrics({ processMetrics: false }),
-        authenticator: new TenantAuthenticator({ chainId: 31337, maxSignatureAgeSeconds: 300, clock: { now: () => Date.now() }, nonces: new InMemoryNonceLedger({ now: () => Date.now() }) }),
-        maxBodyBytes: 1024,
-        log: silentLogger(),
-      });
+      const authenticator = new TenantAuthenticator({ chainId: 31337, maxSignatureAgeSeconds: 300, clock: { now: () => Date.now() }, nonces: new InMemoryNonceLedger({ now: () => Date.now() }) });
+      const metrics = new ProviderMetrics({ processMetrics: false });
+      const api = createProviderApi({ service: h.service, metrics, authenticator, maxBodyBytes: 1024, log: silentLogger() });
+      // The same routes on a host that does not own the peer's address: a peer from elsewhere.
+      const elsewhere = new ApiServer({ routes: providerRoutes({ service: h.service, metrics }), authenticator, maxBodyBytes: 1024, log: silentLogger(), ownAddresses: () => ({}) });
       const { port } = await api.listen(external.address, 0);
+      const { port: elsewherePort } = await elsewhere.listen(external.address, 0);
       try {
-        const reply = await sendTo(external.address, port, '/v1/status');
-        expect([reply.status, reply.body.error.code]).toEqual([403, 'OPERATOR_ONLY']);
-        expect((await sendTo(external.address, port, '/v1/offer')).status).toBe(200);
+        expect((await sendTo(external.address, port, '/v1/status')).status).toBe(200);
+        expect((await sendTo(external.address, port, '/v1/operator/leases')).status).toBe(200);
+        for (const path of ['/v1/status', '/v1/operator/leases', '/v1/operator/earnings', '/v1/operator/leases/7/logs']) {
+          const reply = await sendTo(external.address, elsewherePort, path);
+          expect([path, reply.status, reply.body.error.code]).toEqual([path, 403, 'OPERATOR_ONLY']);
+        }
+        expect((await sendTo(external.address, elsewherePort, '/v1/offer')).status).toBe(200);
       } finally {
         await api.close();
+        await elsewhere.close();
       }
     });
 

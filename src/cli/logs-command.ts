@@ -1,0 +1,93 @@
+import type { Command } from 'commander';
+import { z } from 'zod';
+import { wire, type LogEntry, type LogQuery } from '../api';
+import type { ProviderConfig } from '../config';
+import { leaseDetail } from '../daemon';
+import { ProviderError, isProviderError } from '../errors';
+import { Firewall, LeaseRuntime, createDockerClient } from '../runtime';
+import { CliExit, commandContext, type CliIo, type CommandContext } from './context';
+import { OperatorClient, localApiUrl, readDaemonStore } from './local-api';
+import { formatLogLine } from './operator-format';
+
+interface LogsOptions {
+  follow?: boolean;
+  tail?: string;
+  json?: boolean;
+}
+
+/**
+ * `provider logs <lease>`: any lease's stdout (to stdout) and stderr (to stderr), through the
+ * daemon; with the daemon down, straight from Docker, where the container's log still is.
+ */
+export function registerLogsCommand(program: Command, io: CliIo): void {
+  program
+    .command('logs')
+    .description('print a lease\'s container logs (its stderr to stderr); from Docker when the daemon is down')
+    .argument('<lease>', 'the lease id')
+    .option('-f, --follow', 'keep printing until the container ends (Ctrl-C to stop)')
+    .option('--tail <lines>', 'start with the last N lines')
+    .option('--json', 'one JSON object per line: {stream, time, line}')
+    .action(async (leaseId: string, options: LogsOptions, command: Command) => {
+      const ctx = commandContext(io, command);
+      const query: LogQuery = { follow: options.follow === true };
+      if (options.tail !== undefined) {
+        if (!/^\d{1,6}$/.test(options.tail)) throw new ProviderError('USAGE', `--tail ${options.tail}: expected a number of lines`, { fix: 'for example --tail 100' });
+        query.tail = Number(options.tail);
+      }
+      const print = (entry: LogEntry): void => {
+        if (options.json) io.stdout.write(`${JSON.stringify(z.encode(wire.logEntryWire, entry))}\n`);
+        else (entry.stream === 'stderr' ? io.stderr : io.stdout).write(formatLogLine(entry));
+      };
+      const client = new OperatorClient({ baseUrl: localApiUrl(ctx.loaded.config) });
+      let read: { lines: number; containerGone: boolean };
+      try {
+        // Asked first so an unknown lease is LEASE_NOT_FOUND, and so an empty log can be explained:
+        // the daemon removes a lease's container once it is settled on-chain.
+        const containerGone = (await client.lease(leaseId)).chainSettled;
+        let lines = 0;
+        for await (const entry of client.logs(leaseId, query)) {
+          lines += 1;
+          print(entry);
+        }
+        read = { lines, containerGone };
+      } catch (err) {
+        if (!isProviderError(err, 'DAEMON_NOT_RUNNING')) throw err;
+        read = await fromDocker(ctx, leaseId, query, print);
+      }
+      if (read.lines === 0 && read.containerGone) {
+        io.stderr.write(`(lease ${leaseId}'s container is removed, as it is once the lease is settled: its logs are gone)\n`);
+        throw new CliExit(1);
+      }
+    });
+}
+
+async function fromDocker(ctx: CommandContext, leaseId: string, query: LogQuery, print: (entry: LogEntry) => void): Promise<{ lines: number; containerGone: boolean }> {
+  const { config } = ctx.loaded;
+  const { lease, runtimeId } = readDaemonStore(config, ctx.log, (opened) => {
+    const detail = leaseDetail(opened.store, leaseId);
+    return { lease: detail, runtimeId: (opened.store.lease(detail.leaseId) as { runtimeId: string }).runtimeId };
+  });
+  ctx.io.stderr.write(`(the daemon is not running: reading ${lease.container}'s logs from Docker)\n`);
+  const runtime = dockerRuntime(config, ctx);
+  let lines = 0;
+  try {
+    // streamLogs ends quietly for a container that is not there: ask first, to say so.
+    await runtime.status(runtimeId);
+    for await (const line of runtime.logs(runtimeId, { follow: query.follow, tail: query.tail })) {
+      lines += 1;
+      print({ stream: line.stream, time: line.time, line: line.text });
+    }
+  } catch (err) {
+    if (isProviderError(err, 'CONTAINER_NOT_FOUND')) return { lines, containerGone: true };
+    throw new ProviderError(isProviderError(err) ? err.code : 'DOCKER_REQUEST_FAILED', `the daemon is down and Docker did not give the logs of ${lease.container}: ${(err as Error).message}`, {
+      cause: err,
+      fix: `start the daemon, or run \`docker logs ${lease.container}\``,
+    });
+  }
+  return { lines, containerGone: false };
+}
+
+/** The runtime for reading logs only: no images, and the firewall is never asked to do anything. */
+function dockerRuntime(config: ProviderConfig, ctx: CommandContext): LeaseRuntime {
+  return new LeaseRuntime({ docker: createDockerClient(config), firewall: new Firewall(ctx.io.exec, ctx.log), config, log: ctx.log, clock: ctx.io.clock });
+}

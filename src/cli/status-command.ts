@@ -1,0 +1,33 @@
+import type { Command } from 'commander';
+import { leaseCounts, storedProvider } from '../daemon';
+import { commandContext, type CliIo } from './context';
+import { OperatorClient, fromDaemonOrStore, localApiUrl, readDaemonStore } from './local-api';
+import { formatStatus, type StatusReport } from './operator-format';
+
+/** `provider status`: the running daemon's state; with the daemon down, what its store says (exit 0 either way). */
+export function registerStatusCommand(program: Command, io: CliIo): void {
+  program
+    .command('status')
+    .description('the daemon\'s state (chain, Docker, leases by state); from its store when it is not running')
+    .option('--json', 'one JSON object; "daemon" is "running" or "down"')
+    .action(async (options: { json?: boolean }, command: Command) => {
+      const ctx = commandContext(io, command);
+      const { config } = ctx.loaded;
+      const client = new OperatorClient({ baseUrl: localApiUrl(config) });
+      const { value } = await fromDaemonOrStore<StatusReport>(
+        async () => ({ daemon: 'running', apiUrl: client.baseUrl, ...(await client.status()) }),
+        () =>
+          readDaemonStore(config, ctx.log, (opened) => ({
+            daemon: 'down',
+            apiUrl: client.baseUrl,
+            store: opened.path,
+            chainId: opened.chainId,
+            marketplace: opened.marketplace,
+            provider: storedProvider(opened.store),
+            leases: leaseCounts(opened.store),
+          })),
+      );
+      if (options.json) ctx.print(JSON.stringify(value, null, 2));
+      else io.stdout.write(formatStatus(value));
+    });
+}

@@ -1,0 +1,100 @@
+import type { EarningsView, OperatorLeaseSummary } from '../../../src/api';
+import { amount, formatEarnings, formatLeases, formatStatus, formatWithdraw } from '../../../src/cli/operator-format';
+
+const aLease = (overrides: Partial<OperatorLeaseSummary> = {}): OperatorLeaseSummary => ({
+  leaseId: '12',
+  tenant: '0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC',
+  state: 'settled',
+  endReason: 'exited',
+  image: 'busybox:1.36',
+  container: 'provider-lease-p1-12',
+  openedAt: 1_700_000_000,
+  startedAt: 1_700_000_001,
+  endedAt: 1_700_000_061,
+  earned: 27_375_000n,
+  lastCheckpoint: { seq: 3, status: 'final', final: true, countersigned: true },
+  detail: null,
+  ...overrides,
+});
+
+const NONE = { quoted: 0, opened: 0, pulling: 0, running: 0, stopping: 0, settled: 0, failed: 0, rejected: 0, expired: 0 };
+
+describe('operator output', () => {
+  it('prints 18-decimal amounts as tokens and base units, anything else as base units', () => {
+    expect(amount(1_500_000_000_000_000_000n, 18)).toBe('1.5 (1500000000000000000 base units)');
+    expect(amount(0n, 18)).toBe('0 (0 base units)');
+    expect(amount(27_375_000n, 18)).toBe('0.000000000027375 (27375000 base units)');
+    expect(amount(1_500n, 6)).toBe('1500 base units');
+    expect(amount(1_500n, null)).toBe('1500 base units');
+  });
+
+  it('lists leases as aligned columns, with no trailing blanks', () => {
+    const text = formatLeases([aLease(), aLease({ leaseId: '13', state: 'running', endReason: null, image: null, endedAt: null, earned: 0n, lastCheckpoint: null })], 'daemon');
+    expect(text).toBe(
+      [
+        'LEASE  STATE    IMAGE         TENANT       STARTED               ENDED                 END REASON  EARNED (base units)  CHECKPOINT',
+        '12     settled  busybox:1.36  0x3C44…93BC  2023-11-14T22:13:21Z  2023-11-14T22:14:21Z  exited      27375000             #3 final (last), countersigned',
+        '13     running  -             0x3C44…93BC  2023-11-14T22:13:21Z  -                     -           0                    -',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('says when leases come from the store, and when there are none', () => {
+    expect(formatLeases([], 'store')).toBe('(the daemon is not running: from its store)\nno leases yet\n');
+  });
+
+  it('says the daemon is down, with the store it read, in status', () => {
+    const text = formatStatus({ daemon: 'down', apiUrl: 'http://127.0.0.1:8420', store: '/var/lib/provider/store-1-abcd.sqlite', chainId: 1, marketplace: '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512', provider: null, leases: { ...NONE, settled: 2, running: 1 } });
+    expect(text).toContain('daemon  NOT running (nothing answers at http://127.0.0.1:8420); from its store\n');
+    expect(text).toContain('store   /var/lib/provider/store-1-abcd.sqlite\n');
+    expect(text).toContain('leases  1 running, 2 settled\n');
+    expect(text).not.toMatch(/^provider/m);
+  });
+
+  it('prints a running daemon\'s status, marking the devnet and an unreachable Docker', () => {
+    const text = formatStatus({
+      daemon: 'running',
+      apiUrl: 'http://127.0.0.1:8420',
+      version: '0.1.0',
+      provider: '0x70997970C51812dc3A010C7d01b50e0d17dc79C8',
+      chainId: 31337,
+      devnet: true,
+      accepting: true,
+      startedAt: 1_700_000_000,
+      leases: NONE,
+      docker: { reachable: false },
+      chain: { headBlock: null, cursorBlock: 7 },
+    });
+    expect(text).toContain('chain      chain id 31337 (LOCAL DEVNET: tokens are worthless), RPC not answering, events handled to block 7\n');
+    expect(text).toContain('docker     NOT reachable\n');
+    expect(text).toContain('leases     none\n');
+  });
+
+  it('prints earnings with unknown chain figures when only the store was read', () => {
+    const view: EarningsView = {
+      provider: null,
+      token: null,
+      withdrawable: null,
+      claimedPending: 5n,
+      withdrawn: 10n,
+      balance: null,
+      withdrawal: { key: 'withdraw:2', state: 'pending' },
+      leases: [{ leaseId: '12', state: 'settled', earned: 20n, checkpoint: 'claimed', paid: 15n }],
+    };
+    const text = formatEarnings(view, 'store');
+    expect(text).toContain('withdrawable  unknown (the daemon is down; the chain was not asked)\n');
+    expect(text).toContain('claimed       5 base units  (claims waiting out the challenge window)\n');
+    expect(text).toContain('withdrawal    withdraw:2 pending\n');
+    expect(text).toContain('12     settled  20                   15                 claimed\n');
+  });
+
+  it('says plainly when there is nothing to withdraw, and names the transaction when there was', () => {
+    expect(formatWithdraw({ outcome: 'nothing', key: null, amount: 0n, txHash: null, error: null }, 18)).toBe('nothing to withdraw: the marketplace holds no finalised earnings for this provider\n');
+    const hash = `0x${'ab'.repeat(32)}`;
+    expect(formatWithdraw({ outcome: 'confirmed', key: 'withdraw:1', amount: 2n * 10n ** 18n, txHash: hash, error: null }, 18)).toBe(
+      `withdrew 2 (2000000000000000000 base units)\n  transaction ${hash} (withdraw:1)\n`,
+    );
+    expect(formatWithdraw({ outcome: 'reverted', key: 'withdraw:1', amount: 2n, txHash: hash, error: 'NothingToWithdraw()' }, null)).toContain('withdrawal reverted: NothingToWithdraw()');
+  });
+});
