@@ -67,6 +67,9 @@ export type ErrorCode =
   // cli
   | 'INIT_WOULD_OVERWRITE'
   | 'USAGE'
+  // selftest
+  | 'TENANT_KEY_INVALID'
+  | 'SELFTEST_CHECK_FAILED'
   // chain
   | 'RPC_UNAVAILABLE'
   | 'CHAIN_ID_MISMATCH'

@@ -84,4 +84,8 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   STORE_MIGRATION_FAILED: 500,
   INIT_WOULD_OVERWRITE: 409,
   USAGE: 400,
+  // Raised by `provider selftest` on this machine, never served: the operator's key file, or a
+  // check of the daemon's own answers that failed.
+  TENANT_KEY_INVALID: 500,
+  SELFTEST_CHECK_FAILED: 500,
 };

@@ -9,6 +9,7 @@ import { registerDevnetCommand } from './devnet-command';
 import { registerStartCommand } from './start-command';
 import { registerInitCommand } from './init-command';
 import { registerDoctorCommand } from './doctor-command';
+import { registerSelftestCommand } from './selftest-command';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -38,6 +39,7 @@ export function buildProgram(io: CliIo): Command {
   registerDoctorCommand(program, io);
   registerDevnetCommand(program, io);
   registerStartCommand(program, io, version());
+  registerSelftestCommand(program, io);
   for (const command of program.commands) command.exitOverride().configureOutput(program.configureOutput());
   return program;
 }
