@@ -60,7 +60,10 @@ export function fixFor(step: StepKind, err: unknown, facts: FixFacts): string {
   if (isProviderError(err, 'CHAIN_ID_MISMATCH')) {
     return 'the daemon runs on another chain or marketplace than this config names: run selftest with the config the daemon runs with (-c <file>)';
   }
-  if (isProviderError(err, 'TX_REVERTED') || isProviderError(err, 'TX_REJECTED')) {
+  if (step === 'close') {
+    return 'close the lease from the tenant account (closeLease on the marketplace): until then its deposit stays in escrow';
+  }
+  if (step === 'open' && (isProviderError(err, 'TX_REVERTED') || isProviderError(err, 'TX_REJECTED'))) {
     return `fund the tenant${facts.tenant ? ` ${facts.tenant}` : ''} with the payment token and gas, and check the revert reason above`;
   }
   if (isProviderError(err, 'RPC_UNAVAILABLE')) return 'check the RPC endpoint (--rpc-url, network.rpcUrl) and that the chain answers';

@@ -75,6 +75,9 @@ interface LeaseRun {
 const STARTED_STATES: readonly LeaseState[] = ['running', 'stopping', 'settled'];
 const FAILED_STATES: readonly LeaseState[] = ['failed', 'rejected', 'expired'];
 
+/** How long a close that reverted waits to see the daemon's own close of the lease mined. */
+const CLOSE_RACE_MS = 5_000;
+
 function checkFailed(detail: string, fix: string): ProviderError {
   return new ProviderError('SELFTEST_CHECK_FAILED', detail, { fix });
 }
@@ -211,7 +214,7 @@ export class Selftest {
       if (FAILED_STATES.includes(seen.state)) {
         const reason = seen.endReason;
         throw checkFailed(
-          `the lease is ${seen.state}${reason ? ` (${reason})` : ''} before it ran`,
+          `lease ${leaseId} ${seen.state === 'failed' ? 'failed' : `was ${seen.state}`} before it ran${reason ? `: ${reason}` : ''}`,
           reason ? endReasonFix(reason, this.facts(run)) : 'look at the daemon\'s log for why it rejected the lease',
         );
       }
@@ -220,10 +223,13 @@ export class Selftest {
     return { value: view, detail: `state ${view.state}${view.container ? `, container ${view.container.status}` : ''}` };
   }
 
-  private async logs(run: LeaseRun, { signal }: StepContext): Promise<StepOutcome<true>> {
+  private async logs(run: LeaseRun, ctx: StepContext): Promise<StepOutcome<true>> {
     const leaseId = run.leaseId as bigint;
     run.lines = [];
-    for await (const entry of this.options.tenant.logs(leaseId, { follow: true, signal })) run.lines.push(entry);
+    for await (const entry of this.options.tenant.logs(leaseId, { follow: true, signal: ctx.signal })) {
+      run.lines.push(entry);
+      ctx.note(`${run.lines.length} lines streamed, the stream still open`);
+    }
     const marker = markerLine(run.nonce);
     const stdout = run.lines.filter((l) => l.stream === 'stdout').map((l) => l.line);
     if (!stdout.includes(marker)) {
@@ -349,16 +355,31 @@ export class Selftest {
     await this.step(
       `${run.kind}.close`,
       'close',
-      async () => {
+      async ({ signal }) => {
         const opened = await run.opening;
         if (!opened) return { value: true, detail: 'no lease was opened' };
         const leaseId = opened.leaseId;
         const maxDuration = (run.quote as VerifiedQuote).quote.maxDuration;
-        const chain = await this.options.tenant.leaseOnChain(leaseId);
         // leaseEnd is closedAt once closed, else startedAt + maxDuration.
-        if (chain.end < chain.startedAt + maxDuration) return { value: true, detail: `lease ${leaseId} was already closed on-chain` };
-        const closed = await this.options.tenant.close(leaseId);
-        return { value: true, detail: `closed lease ${leaseId} on-chain (tx ${closed.txHash.slice(0, 10)}...): the daemon stops it, the unused deposit returns` };
+        const closedOnChain = async (): Promise<boolean> => {
+          const chain = await this.options.tenant.leaseOnChain(leaseId);
+          return chain.end < chain.startedAt + maxDuration;
+        };
+        const already = { value: true, detail: `lease ${leaseId} is closed on-chain already (the daemon closes a lease that failed)` };
+        if (await closedOnChain()) return already;
+        try {
+          const closed = await this.options.tenant.close(leaseId);
+          return { value: true, detail: `closed lease ${leaseId} on-chain (tx ${closed.txHash.slice(0, 10)}...): the daemon stops it, the unused deposit returns` };
+        } catch (err) {
+          // The daemon's own close may be pending: gas estimation sees it, a read of the latest
+          // block does not until it is mined. Give it a few blocks.
+          const until = this.options.clock.now() + CLOSE_RACE_MS;
+          do {
+            if (await closedOnChain()) return already;
+            await sleep(this.pollMs, signal);
+          } while (this.options.clock.now() < until);
+          throw err;
+        }
       },
       { budgetMs: bound, detached: true },
     );
@@ -403,7 +424,8 @@ export class Selftest {
         record = { name, status: 'fail', detail: describeError(err), fix: isProviderError(err, 'SELFTEST_CHECK_FAILED') && err.fix ? err.fix : fixFor(kind, err, facts) };
       }
     }
-    const step: SelftestStep = { ...record, ms: Math.max(0, Math.round(clock.now() - started)) };
+    const ms = Math.max(0, Math.round(clock.now() - started));
+    const step: SelftestStep = { name, status: record.status, ms, detail: record.detail, ...(record.fix ? { fix: record.fix } : {}) };
     this.steps.push(step);
     log.info({ step: step.name, status: step.status, ms: step.ms }, `selftest ${step.name}: ${step.status}`);
     return step.status === 'pass' ? value : undefined;
