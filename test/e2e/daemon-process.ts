@@ -21,6 +21,13 @@ export interface DaemonReady {
   devnet: boolean;
 }
 
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
 /**
  * `node bin/provider start` as a child process with its own data dir and config file: the daemon
  * exactly as an operator runs it. Its stderr (JSON logs) goes to <dataDir>/daemon.log.
@@ -117,6 +124,31 @@ export class DaemonProcess {
     const instance = instanceIdOf(this.dataDir);
     await removeInstanceContainers(instance);
     if (!options.keepDir && !process.env.KEEP_E2E_DIRS) rmSync(this.dataDir, { recursive: true, force: true });
+  }
+
+  /**
+   * Another command against this daemon's config, `node bin/provider -c <config> ...args`, as an
+   * operator runs it next to the daemon; killed past `timeoutMs`.
+   */
+  cli(args: readonly string[], timeoutMs = 120_000): Promise<CliResult> {
+    const started = Date.now();
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [join(ROOT, 'bin', 'provider'), '-c', this.configPath, ...args], {
+        cwd: ROOT,
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, ...this.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      child.stdout!.on('data', (c: Buffer) => out.push(c));
+      child.stderr!.on('data', (c: Buffer) => err.push(c));
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      child.once('error', reject);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), ms: Date.now() - started });
+      });
+    });
   }
 
   tenant(key = devPrivateKey(2)): { client: TenantClient; wallet: Wallet; rpc: JsonRpcProvider } {
