@@ -121,7 +121,7 @@ export class Selftest {
     const { sampleIntervalSeconds } = this.options;
     const cpuNonce = this.options.nonce();
     const cpu = newRun('cpu', cpuNonce, cpuWorkload({ image: this.options.image, nonce: cpuNonce, sampleIntervalSeconds }));
-    const accepting = await this.step('offer', 'offer', () => Promise.resolve(this.checkOffer(offer, cpu.manifest)));
+    const accepting = await this.step('offer', 'offer', async () => this.checkOffer(offer, cpu.manifest));
     if (!accepting) return this.skipRest('offer', [...leaseStepNames('cpu'), 'gpu']);
 
     if (!(await this.runLease(cpu))) return this.skip('gpu', 'not run: the CPU lease failed');
