@@ -70,6 +70,9 @@ export type ErrorCode =
   | 'DAEMON_NOT_RUNNING'
   | 'DAEMON_UNRESPONSIVE'
   | 'STORE_NOT_FOUND'
+  // selftest
+  | 'TENANT_KEY_INVALID'
+  | 'SELFTEST_CHECK_FAILED'
   // chain
   | 'RPC_UNAVAILABLE'
   | 'CHAIN_ID_MISMATCH'

@@ -88,4 +88,8 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   DAEMON_NOT_RUNNING: 503,
   DAEMON_UNRESPONSIVE: 504,
   STORE_NOT_FOUND: 500,
+  // Raised by `provider selftest` on this machine, never served: the operator's key file, or a
+  // check of the daemon's own answers that failed.
+  TENANT_KEY_INVALID: 500,
+  SELFTEST_CHECK_FAILED: 500,
 };

@@ -14,6 +14,7 @@ import { registerLeasesCommand } from './leases-command';
 import { registerLogsCommand } from './logs-command';
 import { registerEarningsCommand } from './earnings-command';
 import { registerWithdrawCommand } from './withdraw-command';
+import { registerSelftestCommand } from './selftest-command';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -48,6 +49,7 @@ export function buildProgram(io: CliIo): Command {
   registerLogsCommand(program, io);
   registerEarningsCommand(program, io);
   registerWithdrawCommand(program, io);
+  registerSelftestCommand(program, io);
   for (const command of program.commands) command.exitOverride().configureOutput(program.configureOutput());
   return program;
 }

@@ -21,6 +21,13 @@ export interface DaemonReady {
   devnet: boolean;
 }
 
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
 /**
  * `node bin/provider start` as a child process with its own data dir and config file: the daemon
  * exactly as an operator runs it. Its stderr (JSON logs) goes to <dataDir>/daemon.log.
@@ -139,8 +146,12 @@ export class DaemonProcess {
     if (!options.keepDir && !process.env.KEEP_E2E_DIRS) rmSync(this.dataDir, { recursive: true, force: true });
   }
 
-  /** `node bin/provider -c <config> ...args`: the installed CLI against this daemon's config. */
-  cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  /**
+   * Another command against this daemon's config, `node bin/provider -c <config> ...args`, as an
+   * operator runs it next to the daemon; killed past `timeoutMs`.
+   */
+  cli(args: readonly string[], timeoutMs = 120_000): Promise<CliResult> {
+    const started = Date.now();
     return new Promise((resolve, reject) => {
       const child = spawn(process.execPath, [join(ROOT, 'bin', 'provider'), '-c', this.configPath, ...args], {
         cwd: ROOT,
@@ -151,8 +162,13 @@ export class DaemonProcess {
       const err: Buffer[] = [];
       child.stdout!.on('data', (c: Buffer) => out.push(c));
       child.stderr!.on('data', (c: Buffer) => err.push(c));
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
       child.once('error', reject);
-      child.once('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }));
+      // 'close', not 'exit': the output is whole only once the pipes are drained.
+      child.once('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), ms: Date.now() - started });
+      });
     });
   }
 

@@ -43,21 +43,21 @@ describe('provider status, leases, logs, earnings, withdraw (the installed CLI a
     }, 60_000, 200);
 
     // The container is kept until the lease settles: its log is there to read.
-    const logs = await daemon.cli('logs', id);
+    const logs = await daemon.cli(['logs', id]);
     expect(logs.code).toBe(0);
     expect(logs.stdout).toBe('hello operator\n');
     expect(logs.stderr).toBe('to stderr\n');
-    const logsJson = await daemon.cli('logs', id, '--json', '--tail', '1');
+    const logsJson = await daemon.cli(['logs', id, '--json', '--tail', '1']);
     expect(logsJson.stdout.trim().split('\n').map((l) => JSON.parse(l).line)).toEqual(['to stderr']);
 
     await client.countersign(leaseId, final.checkpoint.seq);
     await until('settled', async () => (await client.lease(leaseId)).state === 'settled', 60_000, 500);
 
-    const status = json(await daemon.cli('status', '--json'));
+    const status = json(await daemon.cli(['status', '--json']));
     expect(status).toMatchObject({ daemon: 'running', provider: daemon.ready!.provider, chainId: daemon.ready!.chainId, devnet: true, docker: { reachable: true } });
     expect(status.leases.settled).toBe(1);
 
-    const leases = json(await daemon.cli('leases', '--json'));
+    const leases = json(await daemon.cli(['leases', '--json']));
     expect(leases.source).toBe('daemon');
     expect(leases.leases).toHaveLength(1);
     expect(leases.leases[0]).toMatchObject({
@@ -69,14 +69,14 @@ describe('provider status, leases, logs, earnings, withdraw (the installed CLI a
       earned: final.checkpoint.cumulativeAmount.toString(),
       lastCheckpoint: { seq: Number(final.checkpoint.seq), status: 'final', final: true, countersigned: true },
     });
-    const detail = json(await daemon.cli('leases', id, '--json'));
+    const detail = json(await daemon.cli(['leases', id, '--json']));
     expect(detail.lease.transitions.map((t: { to: string }) => t.to)).toEqual(expect.arrayContaining(['pulling', 'running', 'stopping', 'settled']));
 
     // Earnings as the chain has them: redeemed, so paid to the wallet and nothing left to withdraw.
     const market = marketplaceAt(daemon.ready!.marketplace, tenant.rpc);
     const token = tokenAt(daemon.ready!.token, tenant.rpc);
     const onChain = (await market.read('getLease', [leaseId])) as unknown as { paid: bigint };
-    const earnings = json(await daemon.cli('earnings', '--json'));
+    const earnings = json(await daemon.cli(['earnings', '--json']));
     expect(earnings).toMatchObject({
       source: 'daemon',
       provider: daemon.ready!.provider,
@@ -87,20 +87,20 @@ describe('provider status, leases, logs, earnings, withdraw (the installed CLI a
     });
     expect(onChain.paid).toBe(final.checkpoint.cumulativeAmount);
     expect(earnings.withdrawable).toBe('0');
-    const withdraw = json(await daemon.cli('withdraw', '--json'));
+    const withdraw = json(await daemon.cli(['withdraw', '--json']));
     expect(withdraw).toEqual({ outcome: 'nothing', key: null, amount: '0', txHash: null, error: null });
 
     // Stopped: the store answers, and says where the answer came from.
     expect(await daemon.stop()).toBe(0);
-    const down = json(await daemon.cli('status', '--json'));
+    const down = json(await daemon.cli(['status', '--json']));
     expect(down).toMatchObject({ daemon: 'down', chainId: daemon.ready!.chainId, marketplace: daemon.ready!.marketplace, provider: daemon.ready!.provider });
     expect(down.leases.settled).toBe(1);
-    const text = await daemon.cli('status');
+    const text = await daemon.cli(['status']);
     expect(text.stdout).toMatch(/daemon\s+NOT running/);
-    const stored = json(await daemon.cli('leases', '--json'));
+    const stored = json(await daemon.cli(['leases', '--json']));
     expect(stored.source).toBe('store');
     expect(stored.leases).toEqual(leases.leases);
-    const refused = await daemon.cli('withdraw');
+    const refused = await daemon.cli(['withdraw']);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('withdraw needs the running daemon');
   });

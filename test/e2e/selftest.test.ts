@@ -1,0 +1,77 @@
+import type { JsonRpcProvider, Wallet } from 'ethers';
+import { marketplaceAt } from '../../src/chain';
+import { selftestReportSchema, type SelftestReport } from '../../src/selftest';
+import type { TenantClient } from '../../src/tenant';
+import { DaemonProcess } from './daemon-process';
+
+jest.setTimeout(150_000);
+
+const CPU_STEPS = ['cpu.quote', 'cpu.open', 'cpu.running', 'cpu.logs', 'cpu.exit', 'cpu.metering', 'cpu.checkpoint', 'cpu.payment'];
+
+function report(stdout: string): SelftestReport {
+  return selftestReportSchema.parse(JSON.parse(stdout));
+}
+
+describe('provider selftest (a real daemon process on the devnet, real Docker)', () => {
+  let daemon: DaemonProcess;
+  let tenant: { client: TenantClient; wallet: Wallet; rpc: JsonRpcProvider };
+
+  beforeAll(async () => {
+    daemon = await DaemonProcess.create('selftest');
+    await daemon.start();
+    tenant = daemon.tenant();
+  });
+
+  afterAll(async () => {
+    const code = await daemon.stop();
+    tenant?.rpc.destroy();
+    await daemon.cleanup();
+    expect(code).toBe(0);
+  });
+
+  it('runs a CPU lease end to end as the dev tenant, skips the GPU lease, and the provider is really paid', async () => {
+    const run = await daemon.cli(['selftest', '--json', '--image', 'provider-test/busybox']);
+    expect({ code: run.code, stderr: run.code === 0 ? '' : run.stderr }).toEqual({ code: 0, stderr: '' });
+    const result = report(run.stdout);
+    expect(result.passed).toBe(true);
+    expect(result.steps.map((s) => [s.name, s.status])).toEqual([
+      ['daemon', 'pass'],
+      ['offer', 'pass'],
+      ...CPU_STEPS.map((name) => [name, 'pass']),
+      ['gpu', 'skip'],
+    ]);
+    expect(result.steps.at(-1)!.detail).toBe('this provider offers no GPUs');
+
+    // What the report claims, checked on the chain and through the provider's own API.
+    const market = marketplaceAt(daemon.ready!.marketplace, tenant.rpc);
+    expect(await market.read('leaseCount', [])).toBe(1n);
+    const leaseId = 1n;
+    expect(result.steps.find((s) => s.name === 'cpu.open')!.detail).toContain(`lease ${leaseId} opened`);
+    const view = await tenant.client.usage(leaseId);
+    const final = view.checkpoints.at(-1)!;
+    expect(final.tenantSignature).not.toBeNull();
+    const chain = await tenant.client.leaseOnChain(leaseId);
+    expect(chain.tenant).toBe(tenant.wallet.address);
+    expect(chain.paid).toBeGreaterThan(0n);
+    expect(chain.paid).toBe(final.checkpoint.cumulativeAmount);
+    // Metering saw the CPU burst.
+    expect(view.records.reduce((sum, r) => sum + r.record.cpuMillis, 0n)).toBeGreaterThan(0n);
+    // Nothing of the lease is left running.
+    expect((await tenant.client.lease(leaseId)).container?.running ?? false).toBe(false);
+    expect(result.ms).toBeLessThan(60_000);
+  });
+
+  it('fails with the "start it" fix and exit 1 when no daemon answers', async () => {
+    const idle = await DaemonProcess.create('selftest-idle');
+    try {
+      const run = await idle.cli(['selftest'], 30_000);
+      expect(run.code).toBe(1);
+      expect(run.stdout).toMatch(/^FAIL {2}daemon +\d+ ms {2}GET \/v1\/offer: /m);
+      expect(run.stdout).toMatch(/fix: start it: provider start \(nothing answers at http:\/\/127\.0\.0\.1:\d+/);
+      expect(run.stdout).toMatch(/^SKIP {2}cpu\.quote +not run: daemon failed$/m);
+      expect(run.stdout).toMatch(/selftest FAILED in \d+\.\d s\n$/);
+    } finally {
+      await idle.cleanup();
+    }
+  });
+});
