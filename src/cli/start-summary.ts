@@ -3,6 +3,8 @@ import { describeError } from '../errors';
 import { formatBytes } from '../util/bytes';
 import type { Clock } from '../util/clock';
 
+const HEARTBEAT_MS = 5 * 60_000;
+
 /** The lease states worth a glance, in lifecycle order; the rest are history. */
 const SHOWN_STATES = ['quoted', 'opened', 'pulling', 'running', 'stopping', 'settled', 'failed'] as const;
 
@@ -22,12 +24,14 @@ export function summaryLine(status: DaemonStatus, offer: Offer): string {
 
 /**
  * The terminal's live summary while `provider start` runs in the foreground: the summary line,
- * printed again only when it changes, so it reads as a short history between the log lines
- * instead of a counter that scrolls them away. Not used under systemd (no TTY): logs say it all.
+ * printed again when leases or free capacity change (and every few minutes as a heartbeat), so it
+ * reads as a short history between the log lines instead of a counter that scrolls them away. Not
+ * used under systemd (no TTY): logs say it all.
  */
 export class LiveSummary {
   private timer: NodeJS.Timeout | undefined;
   private last = '';
+  private lastPrintedAt = 0;
   private busy = false;
 
   constructor(
@@ -52,9 +56,13 @@ export class LiveSummary {
     this.busy = true;
     try {
       const line = summaryLine(await this.service.status(), await this.service.offer());
-      if (line === this.last) return;
-      this.last = line;
-      this.print(`${clockTime(this.clock.now())}  ${line}`);
+      // The block number moves every few seconds; it is shown, but it is not news.
+      const news = line.replace(/ · block \S+/, '');
+      const now = this.clock.now();
+      if (news === this.last && now - this.lastPrintedAt < HEARTBEAT_MS) return;
+      this.last = news;
+      this.lastPrintedAt = now;
+      this.print(`${clockTime(now)}  ${line}`);
     } catch (err) {
       const line = `summary unavailable: ${describeError(err)}`;
       if (line !== this.last) this.print(`${clockTime(this.clock.now())}  ${line}`);

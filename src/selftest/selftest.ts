@@ -427,7 +427,7 @@ export class Selftest {
     const ms = Math.max(0, Math.round(clock.now() - started));
     const step: SelftestStep = { name, status: record.status, ms, detail: record.detail, ...(record.fix ? { fix: record.fix } : {}) };
     this.steps.push(step);
-    log.info({ step: step.name, status: step.status, ms: step.ms }, `selftest ${step.name}: ${step.status}`);
+    log.debug({ step: step.name, status: step.status, ms: step.ms }, `selftest ${step.name}: ${step.status}`);
     return step.status === 'pass' ? value : undefined;
   }
 

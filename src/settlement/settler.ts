@@ -51,11 +51,13 @@ interface ChainPending {
 export class Settler {
   private readonly outbox: OutboxRepository;
   private challengeWindow: bigint | undefined;
-  private lastWithdrawCheck = 0;
+  /** The interval counts from the start: a restart must not withdraw below the threshold at once. */
+  private lastWithdrawCheck: number;
   private readonly reported = new Set<string>();
 
   constructor(private readonly deps: SettlerDeps) {
     this.outbox = new OutboxRepository(deps.store.db);
+    this.lastWithdrawCheck = deps.clock.now();
   }
 
   get provider(): string {

@@ -27,15 +27,21 @@ describe('the live summary of provider start', () => {
     expect(line).toBe('leases: none yet · free: 1500m CPU, 4.0 GiB memory, 2 GPUs · block 120 · DOCKER UNREACHABLE · not taking new leases');
   });
 
-  it('prints only when the line changes', async () => {
+  it('prints when leases or capacity change, not for a new block, and as a heartbeat every five minutes', async () => {
     let status = STATUS;
+    let now = 0;
     const printed: string[] = [];
-    const summary = new LiveSummary({ status: async () => status, offer: async () => OFFER }, (line) => printed.push(line), { now: () => 0 });
-    await summary.refresh();
+    const summary = new LiveSummary({ status: async () => status, offer: async () => OFFER }, (line) => printed.push(line), { now: () => now });
     await summary.refresh();
     status = { ...STATUS, chain: { headBlock: 121, cursorBlock: 120 } };
     await summary.refresh();
+    expect(printed).toHaveLength(1);
+    status = { ...status, leases: { ...STATUS.leases, running: 3 } };
+    await summary.refresh();
     expect(printed).toHaveLength(2);
-    expect(printed[1]).toMatch(/block 121$/);
+    expect(printed[1]).toMatch(/3 running.*block 121$/);
+    now = 5 * 60_000;
+    await summary.refresh();
+    expect(printed).toHaveLength(3);
   });
 });
