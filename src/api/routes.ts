@@ -154,9 +154,9 @@ function operatorRoutes(service: OperatorService): Route<any>[] { // eslint-disa
       path: '/v1/operator/withdraw',
       auth: 'operator',
       body: withdrawBodyWire,
-      handler: async ({ body }) => {
+      handler: async ({ body, signal }) => {
         const wait = body?.waitSeconds ?? WITHDRAW_WAIT_SECONDS;
-        return { json: z.encode(withdrawResultWire, await service.withdraw(wait * 1000)) };
+        return { json: z.encode(withdrawResultWire, await service.withdraw(wait * 1000, signal)) };
       },
     } satisfies Route<z.output<typeof withdrawBodyWire>>,
   ];

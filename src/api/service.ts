@@ -32,7 +32,8 @@ export interface OperatorService {
   operatorLogs(leaseId: string, query: LogQuery, signal: AbortSignal): AsyncIterable<LogEntry>;
   earnings(): Promise<EarningsView>;
   /** Withdraws the finalised earnings now; waits for the transaction at most `timeoutMs`. */
-  withdraw(timeoutMs: number): Promise<WithdrawResult>;
+  /** Waits for the transaction up to `timeoutMs`, or until `signal` (the daemon shutting down). */
+  withdraw(timeoutMs: number, signal?: AbortSignal): Promise<WithdrawResult>;
 }
 
 export interface Offer {

@@ -15,7 +15,7 @@ import type { ProviderConfig } from '../config';
 import { Devnet } from '../devnet';
 import { ProviderError, isProviderError, type ErrorCode } from '../errors';
 import type { Logger } from '../log';
-import { LeaseStore, openStore, storePathFor } from '../store';
+import { LeaseStore, openStoreReadOnly, storePathFor } from '../store';
 
 /**
  * Where commands on this machine reach the running daemon's API: loopback when it listens on
@@ -246,9 +246,8 @@ export function openDaemonStore(config: ProviderConfig, log: Logger): DaemonStor
   const path = storePathFor(config.dataDir, chainId, marketplace);
   // openStore would create an empty one: a missing file means the daemon never ran here.
   if (!existsSync(path)) throw noStore(config.dataDir);
-  // openStore migrates: safe, as this is only called with the daemon down (nothing else owns the
-  // file), and a store this version reads must have this version's schema anyway.
-  const db = openStore(path);
+  // Read-only: "nothing answers" may also mean the daemon is still starting up and owns the file.
+  const db = openStoreReadOnly(path);
   return { path, chainId, marketplace, store: new LeaseStore(db), close: () => db.close() };
 }
 

@@ -102,12 +102,18 @@ export function registerStartCommand(program: Command, io: CliIo, version: strin
         }
         await stopped;
         summary?.stop();
-        if (options.drainTimeout !== undefined) {
-          show(`draining (up to ${options.drainTimeout} s for running leases, then ending and billing them; Ctrl-C again to stop waiting)`);
-          const result = await daemon.drain({ timeoutSeconds: options.drainTimeout, signal: drainAbort.signal, onProgress: (message) => show(`… ${message}`) });
-          show(`drained: ${result.finished.length} finished, ${result.ended.length} ended, ${result.billed.length} billed${result.left.length > 0 ? `, ${result.left.length} left for the next start` : ''}`);
+        try {
+          if (options.drainTimeout !== undefined) {
+            show(`draining (up to ${options.drainTimeout} s for running leases, then ending and billing them; Ctrl-C again to stop waiting)`);
+            const result = await daemon.drain({ timeoutSeconds: options.drainTimeout, signal: drainAbort.signal, onProgress: (message) => show(`… ${message}`) });
+            show(`drained: ${result.finished.length} finished, ${result.ended.length} ended, ${result.billed.length} billed${result.left.length > 0 ? `, ${result.left.length} left for the next start` : ''}`);
+          }
+        } catch (err) {
+          // Whatever went wrong, the daemon still stops: what the drain did not finish, the next start does.
+          ctx.log.error({ err: describeError(err) }, 'drain failed; stopping anyway');
+        } finally {
+          await daemon.stop();
         }
-        await daemon.stop();
       } finally {
         summary?.stop();
         process.removeListener('SIGINT', onSignal);

@@ -57,9 +57,14 @@ export class ReloadableConfig {
 export function diffConfig(before: unknown, after: unknown, path: string[] = []): ConfigChange[] {
   if (isDeepStrictEqual(before, after)) return [];
   const key = path.join('.');
-  if (isPlainObject(before) && isPlainObject(after)) {
-    const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
-    return keys.flatMap((k) => diffConfig(before[k], after[k], [...path, k]));
+  // A section added or removed is compared key by key against nothing, so a secret inside it
+  // (network.rpcUrl) is still found and redacted.
+  if ((isPlainObject(before) || before === undefined) && (isPlainObject(after) || after === undefined)) {
+    before ??= {};
+    after ??= {};
+    const [b, a] = [before as Record<string, unknown>, after as Record<string, unknown>];
+    const keys = [...new Set([...Object.keys(b), ...Object.keys(a)])].sort();
+    return keys.flatMap((k) => diffConfig(b[k], a[k], [...path, k]));
   }
   if (SECRET_CONFIG_PATHS.some((secret) => secret.join('.') === key)) return [{ key, from: '[redacted]', to: '[redacted]' }];
   return [{ key, from: before, to: after }];

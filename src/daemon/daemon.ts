@@ -79,6 +79,9 @@ export interface DaemonInfo {
 const DRAINABLE = new Set(['quoted', 'opened', 'pulling', 'running']);
 const DRAIN_POLL_MS = 500;
 
+/** Update transactions tried for one change (each start tries a failed one again, up to this). */
+const MAX_UPDATE_ATTEMPTS = 20;
+
 /** How long start-up waits for the provider's registration transaction. */
 const REGISTRATION_TIMEOUT_MS = 180_000;
 
@@ -297,6 +300,13 @@ export class Daemon {
 
   private registrationUpdate: Promise<void> = Promise.resolve();
 
+  private get outbox(): OutboxRepository {
+    this.outboxRepository ??= new OutboxRepository(this.parts.store.db);
+    return this.outboxRepository;
+  }
+
+  private outboxRepository: OutboxRepository | undefined;
+
   private updateRegistration(metadata: string): void {
     const { chain, signer, apiUrl, log } = this.parts;
     // One at a time, in order: the last reload's metadata is the one left on-chain.
@@ -377,10 +387,11 @@ export class Daemon {
     const final = store.checkpoints(leaseId).at(-1);
     if (!final) return TERMINAL_STATES.has(lease.state as LeaseState) && store.usageRecords(leaseId).length === 0;
     if (!final.final) return false;
-    if (final.status === 'final') return true;
-    const outbox = new OutboxRepository(store.db);
-    return [`redeem:${leaseId}:${final.seq}`, `claim:${leaseId}:${final.seq}`].some((key) => {
-      const entry = outbox.byKey(key);
+    if (final.status === 'final' || final.cumulativeAmount === 0n) return true;
+    // The settler closes the lease on-chain only once the final payment is done or not needed
+    // (an earlier redeemed checkpoint already paid as much).
+    return [`redeem:${leaseId}:${final.seq}`, `claim:${leaseId}:${final.seq}`, `close:${leaseId}`].some((key) => {
+      const entry = this.outbox.byKey(key);
       return entry !== undefined && outcomeOf(entry)?.state === 'confirmed';
     });
   }
@@ -510,9 +521,19 @@ async function ensureRegistered(options: {
     });
   }
   if (info.apiUrl !== apiUrl || info.metadata !== metadata) {
-    const key = `update:${keccak256(toUtf8Bytes(`${apiUrl}\n${metadata}`)).slice(2, 18)}`;
-    const existing = chain.sender.submit({ key, to: market, data: chain.marketplace.encode('updateProvider', [apiUrl, metadata]) });
-    if (outcomeOf(existing)?.state !== 'confirmed') await wait(key, 'updating the provider\'s API URL and metadata');
+    // Named by what is on-chain now and what replaces it: going back to earlier prices is a new
+    // update, and one that failed is tried again under the next attempt number.
+    const base = `update:${keccak256(toUtf8Bytes(`${info.apiUrl}\n${info.metadata}\n${apiUrl}\n${metadata}`)).slice(2, 18)}`;
+    const data = chain.marketplace.encode('updateProvider', [apiUrl, metadata]);
+    for (let attempt = 0; attempt < MAX_UPDATE_ATTEMPTS; attempt += 1) {
+      const key = attempt === 0 ? base : `${base}:${attempt}`;
+      const outcome = outcomeOf(chain.sender.submit({ key, to: market, data }));
+      if (outcome?.state === 'confirmed') return;
+      if (outcome === undefined) return wait(key, 'updating the provider\'s API URL and metadata');
+    }
+    throw new ProviderError('TX_REJECTED', `updating the provider's API URL and metadata failed ${MAX_UPDATE_ATTEMPTS} times`, {
+      fix: 'see the earlier errors in the log (gas? a paused marketplace?)',
+    });
   }
 }
 

@@ -254,11 +254,12 @@ export class EngineProviderService implements ProviderService {
     return view;
   }
 
-  async withdraw(timeoutMs: number): Promise<WithdrawResult> {
+  async withdraw(timeoutMs: number, signal?: AbortSignal): Promise<WithdrawResult> {
     const { settler, chain } = this.deps;
     const asked = await settler.withdrawNow();
     if (!asked) return { outcome: 'nothing', key: null, amount: 0n, txHash: null, error: null };
-    const deadline = AbortSignal.timeout(timeoutMs);
+    // A shutdown ends the wait too: the transaction is in the outbox and goes on without us.
+    const deadline = signal ? AbortSignal.any([AbortSignal.timeout(timeoutMs), signal]) : AbortSignal.timeout(timeoutMs);
     let outcome: TxOutcome;
     try {
       outcome = await chain.sender.waitFor(asked.key, { signal: deadline });

@@ -16,8 +16,8 @@ export interface FixFacts {
 
 /** What the provider's answer says to do, keyed by its error code. */
 const REFUSAL_FIXES: Record<string, (facts: FixFacts) => string> = {
-  IMAGE_DENIED: (f) => `allow ${f.image} in policy.images.allow (or take it out of policy.images.deny), or pass --image <an allowed image>`,
-  TENANT_DENIED: (f) => `allow the selftest tenant${f.tenant ? ` ${f.tenant}` : ''} in policy.tenants.allow (or take it out of policy.tenants.deny)`,
+  IMAGE_DENIED: (f) => `allow ${f.image} in admission.images.allow (or take it out of admission.images.deny), or pass --image <an allowed image>`,
+  TENANT_DENIED: (f) => `allow the selftest tenant${f.tenant ? ` ${f.tenant}` : ''} in admission.tenants.allow (or take it out of admission.tenants.deny)`,
   CAPACITY_EXHAUSTED: () => 'wait for running leases to end (provider status), or lower the reserve in the config',
   PROVIDER_DRAINING: () => 'the daemon is draining: wait for it to finish, then restart it: provider start',
   NVIDIA_RUNTIME_MISSING: () => 'set up the NVIDIA container toolkit (provisioners/), then check with: provider doctor',

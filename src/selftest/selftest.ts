@@ -151,7 +151,7 @@ export class Selftest {
     if (offer.maxLeaseDurationSeconds < manifest.maxDurationSeconds) {
       throw checkFailed(
         `leases are limited to ${offer.maxLeaseDurationSeconds} s; the selftest lease asks up to ${manifest.maxDurationSeconds} s`,
-        `raise policy.maxLeaseDurationSeconds to at least ${manifest.maxDurationSeconds}`,
+        `raise admission.maxLeaseDurationSeconds to at least ${manifest.maxDurationSeconds}`,
       );
     }
     const gpus = offer.free.gpus.map((g) => `${g.count}x ${g.model}${g.profile ? ` ${g.profile}` : ''}`).join(', ') || 'none';
@@ -356,7 +356,8 @@ export class Selftest {
       `${run.kind}.close`,
       'close',
       async ({ signal }) => {
-        const opened = await run.opening;
+        // An open that failed (reverted, unfunded tenant) left no lease to close.
+        const opened = await run.opening?.catch(() => undefined);
         if (!opened) return { value: true, detail: 'no lease was opened' };
         const leaseId = opened.leaseId;
         const maxDuration = (run.quote as VerifiedQuote).quote.maxDuration;

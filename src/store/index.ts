@@ -1,4 +1,6 @@
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { ProviderError } from '../errors';
 import { openDatabase, migrate, type Db } from './database';
 import { MIGRATIONS } from './migrations';
 
@@ -45,3 +47,32 @@ export {
   type InboxEvent,
   type TransitionRow,
 } from './lease-store';
+
+/**
+ * Opens a store for reading only, as commands do while the daemon may be running or starting:
+ * never migrates or writes, so it cannot disturb a daemon that owns the file. A store whose
+ * schema is not this version's is refused rather than misread.
+ */
+export function openStoreReadOnly(path: string): Db {
+  let db: Db;
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true });
+    db.pragma('busy_timeout = 5000');
+  } catch (err) {
+    throw new ProviderError('STORE_OPEN_FAILED', `cannot open the store at ${path}: ${(err as Error).message}`, {
+      input: path,
+      cause: err,
+      fix: 'run the command as the daemon\'s user (or root), and check that the data dir is the daemon\'s',
+    });
+  }
+  const applied = (db.prepare('SELECT MAX(id) AS id FROM schema_migrations').get() as { id: number | null }).id ?? 0;
+  const expected = Math.max(...MIGRATIONS.map((m) => m.id));
+  if (applied !== expected) {
+    db.close();
+    throw new ProviderError('STORE_OPEN_FAILED', `the store at ${path} has schema version ${applied}; this provider reads version ${expected}`, {
+      input: path,
+      fix: applied < expected ? 'start the daemon of this version once (`provider start`): it migrates the store' : 'use the provider version that wrote this store',
+    });
+  }
+  return db;
+}

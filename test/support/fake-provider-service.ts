@@ -287,7 +287,7 @@ export class FakeProviderService implements ProviderService {
     };
   }
 
-  async withdraw(timeoutMs: number): Promise<WithdrawResult> {
+  async withdraw(timeoutMs: number, _signal?: AbortSignal): Promise<WithdrawResult> {
     this.withdrawWaits.push(timeoutMs);
     if (this.withdrawable === 0n) return { outcome: 'nothing', key: null, amount: 0n, txHash: null, error: null };
     const amount = this.withdrawable;

@@ -39,5 +39,9 @@ describe('ReloadableConfig (SIGHUP)', () => {
     });
     const changes = diffConfig(config(network('https://mainnet.example/v3/KEY1')), config(network('https://mainnet.example/v3/KEY2')));
     expect(changes).toEqual([{ key: 'network.rpcUrl', from: '[redacted]', to: '[redacted]' }]);
+    // Configuring a network where there was none (devnet → real network) names each key of it.
+    const added = diffConfig(config(), config(network('https://mainnet.example/v3/KEY1')));
+    expect(added).toContainEqual({ key: 'network.rpcUrl', from: '[redacted]', to: '[redacted]' });
+    expect(JSON.stringify(added)).not.toContain('KEY1');
   });
 });

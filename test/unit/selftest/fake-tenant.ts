@@ -31,6 +31,7 @@ export function anOffer(overrides: { gpus?: Offer['free']['gpus']; accepting?: b
  */
 export class FakeTenant implements SelftestTenant {
   offerResult: Offer | Error = anOffer();
+  openError: Error | undefined;
   quoteError: Error | undefined;
   /** Delay before open resolves: longer than the test's timeout makes the step time out. */
   openDelayMs = 0;
@@ -86,6 +87,7 @@ export class FakeTenant implements SelftestTenant {
 
   async open(quote: VerifiedQuote, deposit: bigint): Promise<OpenedLease> {
     if (deposit <= 0n) throw new Error('zero deposit');
+    if (this.openError) throw this.openError;
     if (this.openDelayMs > 0) await new Promise((r) => setTimeout(r, this.openDelayMs));
     const leaseId = this.nextLease++;
     this.leases.set(leaseId, { manifest: quote.manifest, polls: 0 });

@@ -14,8 +14,8 @@ describe('fixFor', () => {
   });
 
   it.each([
-    ['IMAGE_DENIED', 'policy.images.allow'],
-    ['TENANT_DENIED', 'allow the selftest tenant 0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC in policy.tenants.allow'],
+    ['IMAGE_DENIED', 'admission.images.allow'],
+    ['TENANT_DENIED', 'allow the selftest tenant 0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC in admission.tenants.allow'],
     ['CAPACITY_EXHAUSTED', 'wait for running leases'],
     ['NVIDIA_RUNTIME_MISSING', 'NVIDIA container toolkit'],
   ])('answers a %s refusal with what to change', (code, expected) => {

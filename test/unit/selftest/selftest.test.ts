@@ -125,9 +125,18 @@ describe('Selftest', () => {
     const tenant = new FakeTenant();
     tenant.quoteError = new ProviderRefusedError(403, 'IMAGE_DENIED', 'image busybox:1.36 is not allowed');
     const report = await selftest(tenant).run();
-    expect(step(report, 'cpu.quote')).toMatchObject({ status: 'fail', fix: expect.stringContaining('policy.images.allow') });
+    expect(step(report, 'cpu.quote')).toMatchObject({ status: 'fail', fix: expect.stringContaining('admission.images.allow') });
     expect(tenant.opened).toEqual([]);
     expect(report.steps.some((s) => s.name === 'cpu.close')).toBe(false);
+  });
+
+  it('says no lease was opened when openLease itself failed, and closes nothing', async () => {
+    const tenant = new FakeTenant();
+    tenant.openError = new ProviderError('TX_REVERTED', 'openLease reverted: ERC20InsufficientBalance');
+    const report = await selftest(tenant).run();
+    expect(step(report, 'cpu.open')).toMatchObject({ status: 'fail', detail: expect.stringContaining('ERC20InsufficientBalance') });
+    expect(step(report, 'cpu.close')).toMatchObject({ status: 'pass', detail: 'no lease was opened' });
+    expect(tenant.closed).toEqual([]);
   });
 
   it('closes the lease on-chain when a step after the open fails, and skips the rest', async () => {
