@@ -149,6 +149,7 @@ export class Admission {
         gpuModels: held.gpuUuids.map((uuid) => models.get(uuid) ?? 'unknown'),
         hostPorts,
         registryAuthGiven: manifest.registryAuth !== undefined,
+        minimumDeposit: config.pricing.minimumPerLease,
       };
       const rates = leaseRates(config.pricing, allocation);
       const { registryAuth, ...stored } = manifest;

@@ -315,7 +315,7 @@ export class LeaseEngine {
     if (!quote) return void (await refuse('opened with a quote this provider did not issue'));
     if (quote.manifestHash !== lease.manifestHash) return void (await refuse('manifest hash differs from the quoted manifest'));
     if (getAddress(quote.tenant) !== getAddress(lease.tenant)) return void (await refuse('opened by another tenant than the quote names'));
-    const minimum = BigInt(config.pricing.minimumPerLease);
+    const minimum = BigInt(quote.allocation.minimumDeposit ?? config.pricing.minimumPerLease);
     if (lease.deposit < minimum) return void (await refuse(`deposit ${lease.deposit} is below this provider's minimum per lease (${minimum})`));
     try {
       ledger.promote(quoteHolder(quote.nonce), leaseHolder(lease.leaseId));

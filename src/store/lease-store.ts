@@ -36,6 +36,11 @@ export interface StoredAllocation {
   hostPorts: number[];
   /** The manifest came with registry credentials (kept in memory only, lost on a restart). */
   registryAuthGiven?: boolean;
+  /**
+   * pricing.minimumPerLease when the quote was signed (base units): the open is held to the terms
+   * quoted, whatever a reload changed since. Absent in quotes stored before it was recorded.
+   */
+  minimumDeposit?: string;
 }
 
 export type QuoteState = 'open' | 'used' | 'expired' | 'released';
