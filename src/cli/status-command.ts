@@ -4,7 +4,7 @@ import { commandContext, type CliIo } from './context';
 import { OperatorClient, fromDaemonOrStore, localApiUrl, readDaemonStore } from './local-api';
 import { formatStatus, type StatusReport } from './operator-format';
 
-/** `provider status`: the running daemon's state; with the daemon down, what its store says (exit 0 either way). */
+/** `provider status`: the running daemon's state; with the daemon down, what its store says (exit 0 either way; 1 when there is no store to read). */
 export function registerStatusCommand(program: Command, io: CliIo): void {
   program
     .command('status')

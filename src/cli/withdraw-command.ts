@@ -16,7 +16,7 @@ export function registerWithdrawCommand(program: Command, io: CliIo): void {
     .action(async (options: { json?: boolean; wait: string }, command: Command) => {
       const ctx = commandContext(io, command);
       const wait = Number(options.wait);
-      if (!Number.isInteger(wait) || wait < 0 || wait > 300) {
+      if (!/^\d{1,3}$/.test(options.wait) || wait > 300) {
         throw new ProviderError('USAGE', `--wait ${options.wait}: expected whole seconds from 0 to 300`, { fix: 'for example --wait 60' });
       }
       const client = new OperatorClient({ baseUrl: localApiUrl(ctx.loaded.config) });

@@ -3,7 +3,7 @@ import { wire, type EarningsView, type OperatorLeaseDetail, type OperatorLeaseSu
 import { ProviderError } from '../errors';
 import type { EndReason, LeaseState } from '../leases';
 import { containerName } from '../runtime';
-import type { LeaseStore, StoredCheckpoint, StoredLease } from '../store';
+import { OutboxRepository, type LeaseStore, type StoredCheckpoint, type StoredLease } from '../store';
 
 /**
  * The operator's views of the store, built the same way whether the daemon serves them or a
@@ -60,9 +60,7 @@ export function storeEarnings(store: LeaseStore, chainPaid: ReadonlyMap<string, 
     if (claimed > paid) claimedPending += claimed - paid;
     leases.push({ leaseId: lease.leaseId, state: lease.state as LeaseState, earned: last.cumulativeAmount, checkpoint: last.status, paid });
   }
-  const open = store.db
-    .prepare("SELECT intent_key, state FROM chain_outbox WHERE intent_key LIKE 'withdraw:%' AND state IN ('queued', 'pending') ORDER BY id DESC LIMIT 1")
-    .get() as { intent_key: string; state: 'queued' | 'pending' } | undefined;
+  const open = new OutboxRepository(store.db).openWithPrefix('withdraw:');
   return {
     provider: storedProvider(store),
     token: null,
@@ -70,7 +68,7 @@ export function storeEarnings(store: LeaseStore, chainPaid: ReadonlyMap<string, 
     claimedPending,
     withdrawn: BigInt(store.meta('withdrawn-total') ?? '0'),
     balance: null,
-    withdrawal: open ? { key: open.intent_key, state: open.state } : null,
+    withdrawal: open ?? null,
     leases,
   };
 }

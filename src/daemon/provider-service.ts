@@ -230,7 +230,8 @@ export class EngineProviderService implements ProviderService {
   async earnings(): Promise<EarningsView> {
     const { store, settler, chain, provider } = this.deps;
     const paid = new Map<string, bigint>();
-    const withCheckpoints = store.leases().filter((l) => store.checkpoints(l.leaseId).length > 0);
+    // Settled leases are final in the store; ask the chain only about the ones still moving.
+    const withCheckpoints = store.leases().filter((l) => !l.chainSettled && store.checkpoints(l.leaseId).length > 0);
     await Promise.all(
       withCheckpoints.map(async (l) => {
         const on = await settler.chainLease(l.leaseId).catch(() => undefined);

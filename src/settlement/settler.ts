@@ -227,20 +227,17 @@ export class Settler {
 
   /** Withdraws earnings when they pass the threshold, or on the interval when there are any. */
   async withdrawIfDue(): Promise<void> {
-    const { chain, clock, settings } = { ...this.deps, settings: this.deps.settings };
-    const open = this.deps.store.db
-      .prepare("SELECT COUNT(*) AS n FROM chain_outbox WHERE intent_key LIKE 'withdraw:%' AND state IN ('queued', 'pending')")
-      .get() as { n: number };
-    if (open.n > 0) return;
+    const { chain, clock, settings } = this.deps;
+    if (this.withdrawInFlight()) return;
     const earnings = await chain.marketplace.read('earnings', [this.provider]);
     if (earnings === 0n) return;
     const nowMs = clock.now();
     const intervalDue = nowMs - this.lastWithdrawCheck >= settings.withdrawIntervalSeconds * 1000;
     if (earnings <= settings.withdrawThreshold && !intervalDue) return;
-    this.lastWithdrawCheck = nowMs;
-    const count = this.deps.store.db.prepare("SELECT COUNT(*) AS n FROM chain_outbox WHERE intent_key LIKE 'withdraw:%'").get() as { n: number };
-    chain.sender.submit({ key: `withdraw:${count.n + 1}`, to: chain.settings.marketplaceAddress, data: chain.marketplace.encode('withdraw', []) });
-    this.deps.log.info({ earnings: earnings.toString() }, 'withdrawing earnings');
+    // Looked at again after the read: the operator may have asked for one meanwhile.
+    if (this.withdrawInFlight()) return;
+    const key = this.submitWithdraw();
+    this.deps.log.info({ earnings: earnings.toString(), key }, 'withdrawing earnings');
   }
 
   /**
@@ -249,23 +246,28 @@ export class Settler {
    * out is returned instead of a second one; undefined when there is nothing to withdraw.
    */
   async withdrawNow(): Promise<{ key: string; earnings: bigint } | undefined> {
-    const { chain, log } = this.deps;
-    const inFlight = (): string | undefined =>
-      (this.deps.store.db
-        .prepare("SELECT intent_key FROM chain_outbox WHERE intent_key LIKE 'withdraw:%' AND state IN ('queued', 'pending') ORDER BY id DESC LIMIT 1")
-        .get() as { intent_key: string } | undefined)?.intent_key;
-    const before = inFlight();
-    const earnings = await chain.marketplace.read('earnings', [this.provider]);
+    const before = this.withdrawInFlight();
+    const earnings = await this.deps.chain.marketplace.read('earnings', [this.provider]);
     // Looked at again after the read: the settlement loop may have sent one meanwhile.
-    const open = before ?? inFlight();
+    const open = before ?? this.withdrawInFlight();
     if (open) return { key: open, earnings };
     if (earnings === 0n) return undefined;
-    const count = this.deps.store.db.prepare("SELECT COUNT(*) AS n FROM chain_outbox WHERE intent_key LIKE 'withdraw:%'").get() as { n: number };
-    const key = `withdraw:${count.n + 1}`;
-    chain.sender.submit({ key, to: chain.settings.marketplaceAddress, data: chain.marketplace.encode('withdraw', []) });
-    this.lastWithdrawCheck = this.deps.clock.now();
-    log.info({ earnings: earnings.toString(), key }, 'withdrawing earnings (asked by the operator)');
+    const key = this.submitWithdraw();
+    this.deps.log.info({ earnings: earnings.toString(), key }, 'withdrawing earnings (asked by the operator)');
     return { key, earnings };
+  }
+
+  /** The key of a withdraw transaction queued or pending, if any: there is never more than one. */
+  withdrawInFlight(): string | undefined {
+    return this.outbox.openWithPrefix('withdraw:')?.key;
+  }
+
+  private submitWithdraw(): string {
+    const { chain, clock } = this.deps;
+    const key = `withdraw:${this.outbox.countWithPrefix('withdraw:') + 1}`;
+    chain.sender.submit({ key, to: chain.settings.marketplaceAddress, data: chain.marketplace.encode('withdraw', []) });
+    this.lastWithdrawCheck = clock.now();
+    return key;
   }
 
   private outcome(key: string): TxOutcome | undefined {

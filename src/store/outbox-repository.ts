@@ -130,6 +130,20 @@ export class OutboxRepository {
     return row && toEntry(row);
   }
 
+  /** The latest intent whose key starts with `prefix` (`withdraw:`) still queued or pending. */
+  openWithPrefix(prefix: string): { key: string; state: 'queued' | 'pending' } | undefined {
+    const row = this.db
+      .prepare("SELECT intent_key, state FROM chain_outbox WHERE intent_key LIKE ? ESCAPE '\\' AND state IN ('queued', 'pending') ORDER BY id DESC LIMIT 1")
+      .get(`${prefix.replace(/[\\%_]/g, '\\$&')}%`) as { intent_key: string; state: 'queued' | 'pending' } | undefined;
+    return row ? { key: row.intent_key, state: row.state } : undefined;
+  }
+
+  /** How many intents ever had a key starting with `prefix`: numbers the next one. */
+  countWithPrefix(prefix: string): number {
+    const row = this.db.prepare("SELECT COUNT(*) AS n FROM chain_outbox WHERE intent_key LIKE ? ESCAPE '\\'").get(`${prefix.replace(/[\\%_]/g, '\\$&')}%`) as { n: number };
+    return row.n;
+  }
+
   byId(id: number): OutboxEntry | undefined {
     const row = this.db.prepare('SELECT * FROM chain_outbox WHERE id = ?').get(id) as EntryRow | undefined;
     return row && toEntry(row);

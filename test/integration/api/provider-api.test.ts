@@ -154,6 +154,9 @@ describe('provider API', () => {
           const reply = await sendTo(external.address, elsewherePort, path);
           expect([path, reply.status, reply.body.error.code]).toEqual([path, 403, 'OPERATOR_ONLY']);
         }
+        // The one that spends: a withdraw from elsewhere is refused before anything is sent.
+        const withdraw = await sendTo(external.address, elsewherePort, '/v1/operator/withdraw', 'POST');
+        expect([withdraw.status, withdraw.body.error.code]).toEqual([403, 'OPERATOR_ONLY']);
         expect((await sendTo(external.address, elsewherePort, '/v1/offer')).status).toBe(200);
       } finally {
         await api.close();
@@ -319,9 +322,9 @@ async function waitFor(condition: () => boolean, timeoutMs = 2_000): Promise<voi
   while (!condition() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
 }
 
-function sendTo(host: string, port: number, path: string): Promise<{ status: number; body: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+function sendTo(host: string, port: number, path: string, method = 'GET'): Promise<{ status: number; body: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
   return new Promise((resolve, reject) => {
-    const req = request({ host, port, path }, (res) => {
+    const req = request({ host, port, path, method }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));

@@ -82,6 +82,7 @@ describe('operator commands with the daemon down (in-process CLI, a real store f
     expect(withdraw.code).toBe(1);
     expect(withdraw.stderr).toContain('withdraw needs the running daemon');
     expect((await runCli(['--set', `api.port=${port}`, 'withdraw', '--wait', 'soon'])).code).toBe(2);
+    for (const wait of ['', '0x10', '1e2', '301']) expect((await runCli(['--set', `api.port=${port}`, 'withdraw', '--wait', wait])).code).toBe(2);
     expect((await runCli(['--set', `api.port=${port}`, 'logs', '4', '--tail', 'many'])).code).toBe(2);
     expect((await runCli(['--set', `api.port=${port}`, 'logs'])).code).toBe(2);
   });
