@@ -79,9 +79,6 @@ export interface DaemonInfo {
 const DRAINABLE = new Set(['quoted', 'opened', 'pulling', 'running']);
 const DRAIN_POLL_MS = 500;
 
-/** Update transactions tried for one change (each start tries a failed one again, up to this). */
-const MAX_UPDATE_ATTEMPTS = 20;
-
 /** How long start-up waits for the provider's registration transaction. */
 const REGISTRATION_TIMEOUT_MS = 180_000;
 
@@ -235,7 +232,7 @@ export class Daemon {
       // ---- registration, then the API
       const apiUrl = config.api.publicUrl ?? `http://${config.api.host === '0.0.0.0' ? '127.0.0.1' : config.api.host}:${config.api.port}`;
       step('registering on-chain (waits for the transaction when something changed)');
-      await ensureRegistered({ chain, signer, apiUrl, metadata: metadataOf(config, report), log, signal: options.signal });
+      await ensureRegistered({ chain, outbox: new OutboxRepository(db), signer, apiUrl, metadata: metadataOf(config, report), log, signal: options.signal });
       step('serving the API');
       const service = new EngineProviderService({
         config,
@@ -311,7 +308,7 @@ export class Daemon {
     const { chain, signer, apiUrl, log } = this.parts;
     // One at a time, in order: the last reload's metadata is the one left on-chain.
     this.registrationUpdate = this.registrationUpdate
-      .then(() => ensureRegistered({ chain, signer, apiUrl, metadata, log }))
+      .then(() => ensureRegistered({ chain, outbox: this.outbox, signer, apiUrl, metadata, log }))
       .then(() => log.info('on-chain metadata updated with the new prices'))
       .catch((err: unknown) => log.warn({ err: describeError(err) }, 'updating the on-chain metadata failed; the next start tries again'));
   }
@@ -479,6 +476,7 @@ export function metadataOf(config: ProviderConfig, report: CapacityReport): stri
  */
 async function ensureRegistered(options: {
   chain: ChainClient;
+  outbox: OutboxRepository;
   signer: Wallet;
   apiUrl: string;
   metadata: string;
@@ -521,19 +519,18 @@ async function ensureRegistered(options: {
     });
   }
   if (info.apiUrl !== apiUrl || info.metadata !== metadata) {
-    // Named by what is on-chain now and what replaces it: going back to earlier prices is a new
-    // update, and one that failed is tried again under the next attempt number.
-    const base = `update:${keccak256(toUtf8Bytes(`${info.apiUrl}\n${info.metadata}\n${apiUrl}\n${metadata}`)).slice(2, 18)}`;
-    const data = chain.marketplace.encode('updateProvider', [apiUrl, metadata]);
-    for (let attempt = 0; attempt < MAX_UPDATE_ATTEMPTS; attempt += 1) {
-      const key = attempt === 0 ? base : `${base}:${attempt}`;
-      const outcome = outcomeOf(chain.sender.submit({ key, to: market, data }));
-      if (outcome?.state === 'confirmed') return;
-      if (outcome === undefined) return wait(key, 'updating the provider\'s API URL and metadata');
+    // An update still in flight (sent before a crash, or by the last reload) lands first; then the
+    // chain says whether another is needed. Updates are numbered, never named by content: the
+    // same prices may be set again later (A → B → A → B), and a failed one must not block a retry.
+    const earlier = options.outbox.openWithPrefix('update:');
+    if (earlier) {
+      await wait(earlier.key, 'an earlier update of the API URL and metadata').catch((err: unknown) => log.warn({ err: describeError(err) }, 'an earlier update failed'));
+      const now = (await chain.marketplace.read('getProvider', [signer.address])) as unknown as { apiUrl: string; metadata: string };
+      if (now.apiUrl === apiUrl && now.metadata === metadata) return;
     }
-    throw new ProviderError('TX_REJECTED', `updating the provider's API URL and metadata failed ${MAX_UPDATE_ATTEMPTS} times`, {
-      fix: 'see the earlier errors in the log (gas? a paused marketplace?)',
-    });
+    const key = `update:${options.outbox.countWithPrefix('update:') + 1}`;
+    chain.sender.submit({ key, to: market, data: chain.marketplace.encode('updateProvider', [apiUrl, metadata]) });
+    await wait(key, 'updating the provider\'s API URL and metadata');
   }
 }
 

@@ -85,6 +85,20 @@ describe('provider start: SIGHUP reloads pricing and policy', () => {
       expect((await client.offer()).rateCard.perCpuSecond).toBe('7777');
       await expect(client.quote({ ...LONG_WORKLOAD, image: 'docker.io/library/busybox:1.36' })).rejects.toMatchObject({ remoteCode: 'IMAGE_DENIED' });
       expect((await fetch(`${ready.apiUrl}/healthz`)).status).toBe(200);
+
+      // Back to the first prices, then to the new ones again: each a new update on-chain, never
+      // one found already done under the same content.
+      const onChainPrice = async (price: string) =>
+        until(`${price} on-chain`, async () => {
+          const info = (await market.read('getProvider', [ready.provider])) as unknown as { metadata: string };
+          return (JSON.parse(info.metadata) as { pricing: { perCpuSecond: string } }).pricing.perCpuSecond === price || undefined;
+        }, 30_000, 500);
+      writeFileSync(daemon.configPath, YAML.stringify(original));
+      daemon.signal('SIGHUP');
+      await onChainPrice(before.rateCard.perCpuSecond);
+      writeFileSync(daemon.configPath, YAML.stringify(changed));
+      daemon.signal('SIGHUP');
+      await onChainPrice('7777');
     } finally {
       rpc.destroy();
     }
