@@ -1,5 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { ConfigInvalidError, describeChange, formatConfigProblems } from '../config';
+import { ConfigInvalidError, describeChange, formatConfigProblems, type LoadedConfig } from '../config';
 import { Daemon } from '../daemon';
 import { describeError } from '../errors';
 import { commandContext, type CliIo, type CommandContext } from './context';
@@ -125,7 +125,7 @@ export function registerStartCommand(program: Command, io: CliIo, version: strin
 
 /** SIGHUP: read the config again; a broken one changes nothing and says why. */
 function reload(ctx: CommandContext, daemon: Daemon, show: (line: string) => void): void {
-  let next;
+  let next: LoadedConfig;
   try {
     next = ctx.reload();
   } catch (err) {
