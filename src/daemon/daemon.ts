@@ -342,7 +342,7 @@ export class Daemon {
       timeoutSeconds,
     });
     const deadline = clock.now() + timeoutSeconds * 1000;
-    let running = active();
+    let running = started;
     while (running.length > 0 && clock.now() < deadline && !signal?.aborted) {
       if (!(await pause())) break;
       running = active();
@@ -360,12 +360,13 @@ export class Daemon {
       if (!(await pause())) break;
       unbilled = unbilled.filter((id) => !this.billed(id));
     }
-    const endedSet = new Set(ended);
+    const notFinished = new Set([...ended, ...active()]);
+    const billed = new Set([...tracked].filter((id) => this.billed(id)));
     const result: DrainResult = {
-      finished: [...tracked].filter((id) => !endedSet.has(id) && !active().includes(id)),
+      finished: [...tracked].filter((id) => !notFinished.has(id)),
       ended,
-      billed: [...tracked].filter((id) => this.billed(id)),
-      left: [...tracked].filter((id) => !this.billed(id)),
+      billed: [...billed],
+      left: [...tracked].filter((id) => !billed.has(id)),
     };
     if (result.left.length > 0) {
       log.warn({ leases: result.left }, 'drain: some leases are not billed yet; the next start goes on with them');
