@@ -1,5 +1,5 @@
 import { JsonRpcProvider } from 'ethers';
-import type { ProviderConfig } from '../../../src/config';
+import { configSchema, type ProviderConfig } from '../../../src/config';
 import { sh } from './support';
 import { Daemon } from '../../../src/daemon';
 import { createLogger } from '../../../src/log';
@@ -173,5 +173,23 @@ describe('lease engine (in process: real Docker, real anvil)', () => {
     expect(usage.checkpoints.at(-1)!.checkpoint.periodEnd).toBe(lastSample);
     const onChain = (await second.tenant.market.getFunction('getLease')(leaseId)) as { paid: bigint };
     expect(onChain.paid).toBe(usage.records.reduce((s, r) => s + r.record.amount, 0n));
+  });
+
+  it('holds a quote signed before a reload to the minimum deposit it was quoted under; new quotes get the new one', async () => {
+    dataDir = tempDataDir('reload');
+    const config = await testConfig(dataDir, { pricing: { minimumPerLease: '1000' } });
+    const { daemon: d, tenant } = await startDaemon('reload', config);
+    const manifest = aManifest({ command: ['sh', '-c', 'sleep 30'] }) as never;
+
+    const before = await d.service.quote(tenant.wallet.address, manifest);
+    const outcome = d.reload(configSchema.parse({ ...config, pricing: { ...config.pricing, minimumPerLease: (10n * TOKEN).toString() } }));
+    expect(outcome.applied.map((c) => c.key)).toEqual(['pricing.minimumPerLease']);
+    const after = await d.service.quote(tenant.wallet.address, manifest);
+
+    const honoured = await tenant.open(before, TOKEN);
+    const refused = await tenant.open(after, TOKEN);
+    const state = (id: bigint) => d.service.lease(id.toString(), tenant.wallet.address).then((v) => v.state);
+    await until('the new-terms lease is refused', async () => (await state(refused)) === 'rejected', 30_000);
+    await until('the old-terms lease runs', async () => (await state(honoured)) === 'running', 30_000);
   });
 });
