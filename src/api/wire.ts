@@ -221,6 +221,18 @@ export const errorBodyWire = z.object({
   error: z.object({ code: z.string(), message: z.string(), fix: z.string().optional(), field: z.string().optional() }),
 });
 
+/** The error in a response body, when the body is one (a proxy's HTML page is not). */
+export function decodeErrorBody(text: string): z.output<typeof errorBodyWire>['error'] | undefined {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const parsed = errorBodyWire.safeParse(json);
+  return parsed.success ? parsed.data.error : undefined;
+}
+
 /** POST /v1/leases/:id/checkpoints/:seq/countersign */
 export const countersignBodyWire = z.strictObject({ signature: signatureWire });
 

@@ -158,15 +158,9 @@ function refused(err: unknown): boolean {
 
 async function daemonError(res: Response, path: string): Promise<ProviderError> {
   const text = await res.text().catch(() => '');
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  const parsed = wire.errorBodyWire.safeParse(json);
-  if (!parsed.success) return new ProviderError('PROVIDER_RESPONSE_INVALID', `${path.split('?')[0]}: HTTP ${res.status}: ${text.slice(0, 200)}`);
-  const { code, message, fix } = parsed.data.error;
+  const error = wire.decodeErrorBody(text);
+  if (!error) return new ProviderError('PROVIDER_RESPONSE_INVALID', `${path.split('?')[0]}: HTTP ${res.status}: ${text.slice(0, 200)}`);
+  const { code, message, fix } = error;
   // A code this CLI does not know (a newer daemon) keeps its text in the message.
   const known = knownCode(code);
   return new ProviderError(known ?? 'PROVIDER_REFUSED', known ? message : `${code}: ${message}`, fix ? { fix } : {});

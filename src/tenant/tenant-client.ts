@@ -341,15 +341,9 @@ export class TenantClient {
 }
 
 function refusal(status: number, raw: string): ProviderError {
-  let json: unknown;
-  try {
-    json = JSON.parse(raw);
-  } catch {
-    json = undefined;
-  }
-  const parsed = wire.errorBodyWire.safeParse(json);
-  if (!parsed.success) return new ProviderRefusedError(status, 'UNKNOWN', raw.slice(0, 200) || `HTTP ${status}`);
-  const { code, message, fix } = parsed.data.error;
+  const error = wire.decodeErrorBody(raw);
+  if (!error) return new ProviderRefusedError(status, 'UNKNOWN', raw.slice(0, 200) || `HTTP ${status}`);
+  const { code, message, fix } = error;
   return new ProviderRefusedError(status, code, message, fix ? { fix } : {});
 }
 
