@@ -33,5 +33,6 @@ export { providerRoutes, type ProviderRoutesDeps } from './routes';
 export { LogStreamServer, type LogStreamOptions } from './log-stream';
 export { ProviderMetrics, type CapacityFigures, type EarningsFigures } from './metrics';
 export { createProviderApi, type ProviderApiOptions } from './provider-api';
+export { localUrl, localApiUrl } from './local-url';
 export * as wire from './wire';
 export type { LogEnd, LogMessage } from './wire';

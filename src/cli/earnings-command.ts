@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { wire } from '../api';
 import { storeEarnings } from '../daemon';
 import { commandContext, type CliIo } from './context';
-import { OperatorClient, fromDaemonOrStore, localApiUrl, readDaemonStore } from './local-api';
+import { OperatorClient, fromDaemonOrStore, readDaemonStore } from './local-api';
 import { formatEarnings } from './operator-format';
 
 /** `provider earnings`: withdrawable, claimed, withdrawn, balance, and per lease earned and paid. */
@@ -15,7 +15,7 @@ export function registerEarningsCommand(program: Command, io: CliIo): void {
     .action(async (options: { json?: boolean }, command: Command) => {
       const ctx = commandContext(io, command);
       const { config } = ctx.loaded;
-      const client = new OperatorClient({ baseUrl: localApiUrl(config) });
+      const client = OperatorClient.forConfig(config);
       const { source, value } = await fromDaemonOrStore(
         () => client.earnings(),
         () => readDaemonStore(config, ctx.log, (opened) => storeEarnings(opened.store)),

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { wire } from '../api';
 import { leaseDetail, leaseSummaries } from '../daemon';
 import { commandContext, type CliIo } from './context';
-import { OperatorClient, fromDaemonOrStore, localApiUrl, readDaemonStore } from './local-api';
+import { OperatorClient, fromDaemonOrStore, readDaemonStore } from './local-api';
 import { formatLeaseDetail, formatLeases } from './operator-format';
 
 /** `provider leases [lease]`: every lease, or one with its transitions and checkpoints; from the store when the daemon is down. */
@@ -16,7 +16,7 @@ export function registerLeasesCommand(program: Command, io: CliIo): void {
     .action(async (leaseId: string | undefined, options: { json?: boolean }, command: Command) => {
       const ctx = commandContext(io, command);
       const { config } = ctx.loaded;
-      const client = new OperatorClient({ baseUrl: localApiUrl(config) });
+      const client = OperatorClient.forConfig(config);
       if (leaseId !== undefined) {
         const { source, value } = await fromDaemonOrStore(
           () => client.lease(leaseId),

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import {
   HTTP_STATUS,
+  localApiUrl,
   wire,
   type DaemonStatus,
   type EarningsView,
@@ -16,16 +17,6 @@ import { Devnet } from '../devnet';
 import { ProviderError, isProviderError, type ErrorCode } from '../errors';
 import type { Logger } from '../log';
 import { LeaseStore, openStoreReadOnly, storePathFor } from '../store';
-
-/**
- * Where commands on this machine reach the running daemon's API: loopback when it listens on
- * every address (operator routes answer only to the machine itself), else the address it binds.
- */
-export function localApiUrl(config: Pick<ProviderConfig, 'api'>): string {
-  const { host, port } = config.api;
-  const local = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-  return `http://${local.includes(':') ? `[${local}]` : local}:${port}`;
-}
 
 export interface OperatorClientOptions {
   /** localApiUrl(config). */
@@ -45,6 +36,11 @@ export class OperatorClient {
 
   constructor(private readonly options: OperatorClientOptions) {
     this.fetch = options.fetch ?? fetch;
+  }
+
+  /** The daemon this config runs, as commands on its machine reach it. */
+  static forConfig(config: Pick<ProviderConfig, 'api'>): OperatorClient {
+    return new OperatorClient({ baseUrl: localApiUrl(config) });
   }
 
   get baseUrl(): string {

@@ -6,7 +6,7 @@ import { leaseDetail } from '../daemon';
 import { ProviderError, isProviderError } from '../errors';
 import { Firewall, LeaseRuntime, createDockerClient } from '../runtime';
 import { CliExit, commandContext, type CliIo, type CommandContext } from './context';
-import { OperatorClient, localApiUrl, readDaemonStore } from './local-api';
+import { OperatorClient, readDaemonStore } from './local-api';
 import { formatLogLine } from './operator-format';
 
 interface LogsOptions {
@@ -38,7 +38,7 @@ export function registerLogsCommand(program: Command, io: CliIo): void {
         if (options.json) io.stdout.write(`${JSON.stringify(z.encode(wire.logEntryWire, entry))}\n`);
         else (entry.stream === 'stderr' ? io.stderr : io.stdout).write(formatLogLine(entry));
       };
-      const client = new OperatorClient({ baseUrl: localApiUrl(ctx.loaded.config) });
+      const client = OperatorClient.forConfig(ctx.loaded.config);
       let read: { lines: number; containerGone: boolean };
       try {
         // Asked first so an unknown lease is LEASE_NOT_FOUND, and so an empty log can be explained:

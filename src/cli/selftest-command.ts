@@ -12,7 +12,7 @@ import { manifestSchema } from '../runtime';
 import { Selftest, type SelftestReport } from '../selftest';
 import { TenantClient } from '../tenant';
 import { CliExit, commandContext, type CliIo } from './context';
-import { localApiUrl } from './local-api';
+import { localApiUrl } from '../api';
 
 const DEFAULT_IMAGE = 'busybox:1.36';
 // The NVIDIA hook puts nvidia-smi into the container; the image only needs a shell and glibc.

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { leaseCounts, storedProvider } from '../daemon';
 import { commandContext, type CliIo } from './context';
-import { OperatorClient, fromDaemonOrStore, localApiUrl, readDaemonStore } from './local-api';
+import { OperatorClient, fromDaemonOrStore, readDaemonStore } from './local-api';
 import { formatStatus, type StatusReport } from './operator-format';
 
 /** `provider status`: the running daemon's state; with the daemon down, what its store says (exit 0 either way; 1 when there is no store to read). */
@@ -13,7 +13,7 @@ export function registerStatusCommand(program: Command, io: CliIo): void {
     .action(async (options: { json?: boolean }, command: Command) => {
       const ctx = commandContext(io, command);
       const { config } = ctx.loaded;
-      const client = new OperatorClient({ baseUrl: localApiUrl(config) });
+      const client = OperatorClient.forConfig(config);
       const { value } = await fromDaemonOrStore<StatusReport>(
         async () => ({ daemon: 'running', apiUrl: client.baseUrl, ...(await client.status()) }),
         () =>

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { wire } from '../api';
 import { ProviderError, isProviderError } from '../errors';
 import { CliExit, commandContext, type CliIo } from './context';
-import { OperatorClient, localApiUrl } from './local-api';
+import { OperatorClient } from './local-api';
 import { formatWithdraw } from './operator-format';
 
 /** `provider withdraw`: the daemon sends the marketplace's withdraw() now and this waits for it. */
@@ -19,7 +19,7 @@ export function registerWithdrawCommand(program: Command, io: CliIo): void {
       if (!/^\d{1,3}$/.test(options.wait) || wait > 300) {
         throw new ProviderError('USAGE', `--wait ${options.wait}: expected whole seconds from 0 to 300`, { fix: 'for example --wait 60' });
       }
-      const client = new OperatorClient({ baseUrl: localApiUrl(ctx.loaded.config) });
+      const client = OperatorClient.forConfig(ctx.loaded.config);
       let result;
       try {
         result = await client.withdraw(wait);

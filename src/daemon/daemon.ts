@@ -27,6 +27,7 @@ import { sleep } from '../util/sleep';
 import type { Exec } from '../util/exec';
 import { EngineProviderService } from './provider-service';
 import { startApi, type RunningApi } from './api';
+import { localApiUrl, localUrl } from '../api';
 
 export interface DaemonOptions {
   config: ProviderConfig;
@@ -230,7 +231,7 @@ export class Daemon {
       chain.start();
 
       // ---- registration, then the API
-      const apiUrl = config.api.publicUrl ?? `http://${config.api.host === '0.0.0.0' ? '127.0.0.1' : config.api.host}:${config.api.port}`;
+      const apiUrl = config.api.publicUrl ?? localApiUrl(config);
       step('registering on-chain (waits for the transaction when something changed)');
       await ensureRegistered({ chain, outbox: new OutboxRepository(db), signer, apiUrl, metadata: metadataOf(config, report), log, signal: options.signal });
       step('serving the API');
@@ -254,7 +255,7 @@ export class Daemon {
       const api = await startApi({ config, service, store, ledger, chain, provider, clock, log });
       cleanups.push(() => api.close());
       const address = api.address as AddressInfo;
-      const listening = `http://${address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : address.address}:${address.port}`;
+      const listening = localUrl(address.address, address.port);
       const info: DaemonInfo = {
         apiUrl: config.api.publicUrl ?? listening,
         provider,
