@@ -1,0 +1,150 @@
+import type { PullProgress } from './images';
+import type { LogLine, LogOptions } from './logs';
+import type { Manifest, RegistryAuth } from './manifest';
+import type { LeaseAllocation } from './spec';
+
+/**
+ * The lease backend port: everything the lease engine (and the API) asks of whatever runs a
+ * lease's workload. Docker is one adapter (`DockerBackend`); `MemoryBackend` is another, for the
+ * engine's unit tests; one contract suite (test/contract/lease-backend.contract.ts) holds both to
+ * the same behaviour. Nothing here names an engine type: a lease is known by its `runtimeId`
+ * (unique per data dir), never by a container id or a host pid.
+ *
+ * Every call that waits takes an `AbortSignal` and is bounded by a timeout of its own as well, so
+ * a wedged engine fails the call (OPERATION_ABORTED / BACKEND_TIMEOUT) instead of holding a lease
+ * forever. A lease that has nothing under it fails with CONTAINER_NOT_FOUND.
+ */
+
+export type StopReason = 'requested' | 'max-duration' | 'disk-quota' | 'escrow-empty' | 'tenant-closed' | 'drain' | 'failed';
+
+/** Why a lease's workload is no longer running. */
+export type ExitReason = 'completed' | 'failed' | 'oom-killed' | StopReason;
+
+export interface PublishedPort {
+  containerPort: number;
+  protocol: 'tcp' | 'udp';
+  hostPort: number;
+}
+
+export interface PreparedWorkload {
+  /** What `start` runs (an image id: a retag between prepare and start must not swap it). */
+  imageId: string;
+  /** The content digest the tenant can check (repo@sha256:…, or the image id for a local image). */
+  digest: string;
+}
+
+export interface StartedWorkload {
+  runtimeId: string;
+  /** The backend's own handle for what runs (a container id); shown to people, never used as a key. */
+  handle: string;
+  ports: PublishedPort[];
+  /** ISO time the backend started it. */
+  startedAt: string;
+}
+
+export interface ExitReport {
+  runtimeId: string;
+  exitCode: number;
+  oomKilled: boolean;
+  /** The backend's error text when the workload could not run. */
+  error: string | undefined;
+  reason: ExitReason;
+  /** Times the pids limit refused a fork, as last sampled (fork bombs). */
+  pidsLimitHits: number;
+  /** ISO time it stopped, when known. */
+  finishedAt: string | undefined;
+}
+
+export interface WorkloadStatus {
+  running: boolean;
+  /** The backend's word for it (created, running, exited…), for people. */
+  state: string;
+  ports: PublishedPort[];
+  exit: ExitReport | undefined;
+  startedAt: string;
+}
+
+/** A running workload's cumulative counters since it started (what metering differences). */
+export interface WorkloadCounters {
+  cpuNanos: bigint;
+  memoryBytes: number;
+  rxBytes: bigint;
+  txBytes: bigint;
+}
+
+export interface ObservedWorkload {
+  runtimeId: string;
+  handle: string;
+  running: boolean;
+  state: string;
+}
+
+export interface ReconcileResult {
+  /** Known leases that have a workload (running or not). */
+  adopted: ObservedWorkload[];
+  /** Workloads of ours that no known lease owns. */
+  orphans: ObservedWorkload[];
+  /** Known leases with nothing under them. */
+  missing: string[];
+}
+
+export interface ExecResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export type BackendEvent =
+  | { kind: 'exited'; runtimeId: string; exitCode: number | undefined }
+  /** The backend stopped answering. */
+  | { kind: 'lost' }
+  /** It answers again: what ran may have changed underneath; reconcile now. */
+  | { kind: 'back' };
+
+export interface Signalled {
+  signal?: AbortSignal;
+}
+
+export interface PrepareInput extends Signalled {
+  runtimeId: string;
+  manifest: Manifest;
+  registryAuth?: RegistryAuth;
+  onProgress?: (progress: PullProgress) => void;
+}
+
+export interface StartInput extends Signalled {
+  manifest: Manifest;
+  allocation: LeaseAllocation;
+  /** From `prepare`. */
+  imageId: string;
+}
+
+export interface LeaseBackend {
+  /** Fetches what the workload needs (the image) and sets up its network; idempotent. */
+  prepare(input: PrepareInput): Promise<PreparedWorkload>;
+  /** Starts the workload; a second start of a running lease returns the first. */
+  start(input: StartInput): Promise<StartedWorkload>;
+  /** TERM, then KILL after the backend's stop timeout; stopping a stopped lease is fine. */
+  stop(runtimeId: string, reason: StopReason, options?: Signalled): Promise<void>;
+  /** Resolves when the workload is not running, with why; survives a backend restart. */
+  wait(runtimeId: string, options?: Signalled): Promise<ExitReport>;
+  /** How it stands now. */
+  status(runtimeId: string, options?: Signalled): Promise<WorkloadStatus>;
+  /** Its stdout and stderr lines, in order. */
+  logs(runtimeId: string, options?: LogOptions): AsyncGenerator<LogLine>;
+  /** Runs a command inside the running workload and collects its output. */
+  exec(runtimeId: string, command: string[], options?: Signalled): Promise<ExecResult>;
+  /** The running workload's counters, or undefined when it is not running. */
+  counters(runtimeId: string, options?: Signalled): Promise<WorkloadCounters | undefined>;
+  /** What runs against what the store knows; cleans up what no known lease owns. */
+  reconcile(knownRuntimeIds: readonly string[], options?: Signalled): Promise<ReconcileResult>;
+  /** Removes everything the lease had (killing it if needed); idempotent. */
+  remove(runtimeId: string, options?: Signalled): Promise<void>;
+  /**
+   * Enforces the backend's own limits (the disk quota) until the signal aborts; calls
+   * `onStopped` for each lease it stopped.
+   */
+  guardLimits(options: { signal: AbortSignal; onStopped: (runtimeId: string) => void }): Promise<void>;
+  /** Follows what happens to our workloads until the signal aborts. */
+  watch(onEvent: (event: BackendEvent) => void, options: { signal: AbortSignal }): Promise<void>;
+}
