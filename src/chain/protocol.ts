@@ -14,50 +14,8 @@ export function marketplaceDomain(chainId: number | bigint, marketplaceAddress: 
   return { name: EIP712_NAME, version: EIP712_VERSION, chainId, verifyingContract: marketplaceAddress };
 }
 
-export interface Rates {
-  /** Per second of lease, whatever it uses (memory reservation is priced in here). */
-  perSecond: bigint;
-  /** Per CPU-second used; records count CPU in milliseconds. */
-  perCpuSecond: bigint;
-  /** Per GPU-second allocated; records count GPU time in milliseconds. */
-  perGpuSecond: bigint;
-  /** Per GiB (2^30 bytes) sent out of the lease. */
-  perGiBEgress: bigint;
-}
-
-export interface Quote {
-  provider: string;
-  tenant: string;
-  manifestHash: string;
-  rates: Rates;
-  maxRatePerSecond: bigint;
-  maxDuration: bigint;
-  expiresAt: bigint;
-  nonce: bigint;
-}
-
-export interface Checkpoint {
-  leaseId: bigint;
-  seq: bigint;
-  usageRoot: string;
-  cumulativeAmount: bigint;
-  periodEnd: bigint;
-  /** Zero until the lease's final checkpoint. */
-  resultDigest: string;
-}
-
-export interface UsageRecord {
-  leaseId: bigint;
-  seq: bigint;
-  t0: bigint;
-  t1: bigint;
-  cpuMillis: bigint;
-  memoryByteSeconds: bigint;
-  gpuMillis: bigint;
-  rxBytes: bigint;
-  txBytes: bigint;
-  amount: bigint;
-}
+export type { Rates, Quote, Checkpoint, UsageRecord } from '../vocabulary';
+import type { Rates, Quote, Checkpoint, UsageRecord } from '../vocabulary';
 
 export const ZERO_BYTES32 = `0x${'0'.repeat(64)}`;
 

@@ -1,0 +1,92 @@
+/**
+ * The lease vocabulary: the words the store, the chain module and the lease engine share. It
+ * imports nothing, so every module can depend on it without depending on each other. The chain
+ * decides these shapes (the contract's EIP-712 types); the store persists them; the engine moves
+ * a lease through the states.
+ */
+
+/**
+ * Where a lease is. One enum: every fact the engine acts on after a restart is the state itself
+ * (no side booleans).
+ *
+ * quoted     opened on-chain with our quote, not yet admitted by the engine
+ * pulling    admitted: the image is fetched and the network prepared
+ * starting   the image is ready: the workload is being created and started
+ * running    the workload runs and is metered
+ * stopping   an end was asked: the workload is being stopped
+ * finishing  it ended: the final usage record and the result digest are taken, capacity freed
+ * settling   the final usage is stored: final checkpoint, payment, close and settle on-chain
+ * settled    terminal: it ran, and the chain settled it
+ * failed     terminal: it never ran (pull or start failed), and the chain settled it
+ * rejected   terminal: we refused it (not our quote, wrong manifest…), and the chain settled it
+ */
+export const LEASE_STATES = ['quoted', 'pulling', 'starting', 'running', 'stopping', 'finishing', 'settling', 'settled', 'failed', 'rejected'] as const;
+export type LeaseState = (typeof LEASE_STATES)[number];
+
+export const TERMINAL_STATES: ReadonlySet<LeaseState> = new Set<LeaseState>(['settled', 'failed', 'rejected']);
+
+/** States that hold capacity in the allocation ledger. */
+export const HOLDING_STATES: ReadonlySet<LeaseState> = new Set<LeaseState>(['pulling', 'starting', 'running', 'stopping']);
+
+/** Why a lease ended; recorded with the final usage record and shown to the tenant. */
+export const END_REASONS = [
+  'exited',
+  'max-duration',
+  'escrow-exhausted',
+  'tenant-closed',
+  'operator-drain',
+  'disk-quota',
+  'container-vanished',
+  'pull-failed',
+  'start-failed',
+  'refused',
+] as const;
+export type EndReason = (typeof END_REASONS)[number];
+
+/** The linear rate card a quote fixes on-chain. */
+export interface Rates {
+  /** Per second of lease, whatever it uses (memory reservation is priced in here). */
+  perSecond: bigint;
+  /** Per CPU-second used; records count CPU in milliseconds. */
+  perCpuSecond: bigint;
+  /** Per GPU-second allocated; records count GPU time in milliseconds. */
+  perGpuSecond: bigint;
+  /** Per GiB (2^30 bytes) sent out of the lease. */
+  perGiBEgress: bigint;
+}
+
+export interface Quote {
+  provider: string;
+  tenant: string;
+  manifestHash: string;
+  rates: Rates;
+  maxRatePerSecond: bigint;
+  maxDuration: bigint;
+  expiresAt: bigint;
+  nonce: bigint;
+}
+
+export interface Checkpoint {
+  leaseId: bigint;
+  seq: bigint;
+  usageRoot: string;
+  cumulativeAmount: bigint;
+  periodEnd: bigint;
+  /** Zero until the lease's final checkpoint. */
+  resultDigest: string;
+}
+
+export interface UsageRecord {
+  leaseId: bigint;
+  seq: bigint;
+  t0: bigint;
+  t1: bigint;
+  cpuMillis: bigint;
+  memoryByteSeconds: bigint;
+  gpuMillis: bigint;
+  rxBytes: bigint;
+  txBytes: bigint;
+  amount: bigint;
+}
+
+export type CheckpointStatus = 'signed' | 'redeemed' | 'claimed' | 'final';
