@@ -1,23 +1,28 @@
-import { next, type LeaseEffect, type LeaseEvent, type LeaseSnapshot, type LeaseState } from '../../../src/leases';
+import { next, terminalState, type LeaseEffect, type LeaseEvent, type LeaseSnapshot, type LeaseState } from '../../../src/leases';
 
 const at = (state: LeaseState, extra: Partial<LeaseSnapshot> = {}): LeaseSnapshot => ({ state, ...extra });
 const types = (effects: LeaseEffect[]) => effects.map((e) => e.type);
+const ENDED = ['release-allocation', 'final-usage'];
 
 describe('lease state machine', () => {
   const cases: [string, LeaseSnapshot, LeaseEvent, LeaseState, string[]][] = [
-    ['an unused quote expires and frees its reservation', at('quoted'), { type: 'quote-expired' }, 'expired', ['release-reservation']],
-    ['an opened quote starts the pull', at('quoted'), { type: 'opened' }, 'opened', ['pull-image']],
-    ['a lease we will not run is closed unrun', at('quoted'), { type: 'refused', detail: 'manifest hash differs' }, 'rejected', ['release-reservation', 'close-unrun']],
-    ['a pulled image is started', at('opened'), { type: 'image-ready', digest: 'sha256:ab' }, 'pulling', ['start-container']],
-    ['a started container is running', at('pulling'), { type: 'container-started', containerId: 'c1' }, 'running', []],
-    ['a failed pull fails the lease and settles it', at('opened'), { type: 'pull-failed', detail: 'denied' }, 'failed', ['final-usage', 'release-allocation', 'settle']],
-    ['a failed start fails the lease and settles it', at('pulling'), { type: 'start-failed', detail: 'no runtime' }, 'failed', ['final-usage', 'release-allocation', 'settle']],
-    ['a tenant close before start bills and settles without a stop', at('opened'), { type: 'end-requested', reason: 'tenant-closed' }, 'stopping', ['final-usage', 'release-allocation', 'settle']],
-    ['a workload exiting on its own is settled', at('running'), { type: 'container-exited', exitCode: 0, oomKilled: false }, 'stopping', ['final-usage', 'release-allocation', 'settle']],
+    ['an opened quote starts the pull', at('quoted'), { type: 'opened' }, 'pulling', ['pull-image']],
+    ['a lease we will not run frees its hold and is closed unrun', at('quoted'), { type: 'refused', detail: 'manifest hash differs' }, 'settling', ['release-allocation', 'settle']],
+    ['a pulled image is started', at('pulling'), { type: 'image-ready', digest: 'sha256:ab' }, 'starting', ['start-container']],
+    ['a started container is running and metered', at('starting'), { type: 'container-started', containerId: 'c1' }, 'running', ['watch']],
+    ['a failed pull ends the lease and bills it', at('pulling'), { type: 'pull-failed', detail: 'denied' }, 'finishing', ENDED],
+    ['a failed start ends the lease and bills it', at('starting'), { type: 'start-failed', detail: 'no runtime' }, 'finishing', ENDED],
+    ['a tenant close before the pull is done bills without a stop', at('pulling'), { type: 'end-requested', reason: 'tenant-closed' }, 'finishing', ENDED],
+    ['a tenant close while starting bills without a stop', at('starting'), { type: 'end-requested', reason: 'tenant-closed' }, 'finishing', ENDED],
+    ['a workload exiting on its own is billed', at('running'), { type: 'container-exited', exitCode: 0, oomKilled: false }, 'finishing', ENDED],
     ['max duration stops the container first', at('running'), { type: 'end-requested', reason: 'max-duration' }, 'stopping', ['stop-container']],
-    ['a container gone while we were down is billed to the last sample', at('running'), { type: 'container-vanished' }, 'stopping', ['final-usage', 'release-allocation', 'settle']],
-    ['the stopped container is then settled', at('stopping', { endReason: 'max-duration' }), { type: 'container-exited', exitCode: 143, oomKilled: false }, 'stopping', ['final-usage', 'release-allocation', 'settle']],
-    ['settlement completes the lease', at('stopping', { endReason: 'exited', finalised: true }), { type: 'settlement-done' }, 'settled', []],
+    ['a container gone while we were down is billed to the last sample', at('running'), { type: 'container-vanished' }, 'finishing', ENDED],
+    ['the stopped container is then billed', at('stopping', { endReason: 'max-duration' }), { type: 'container-exited', exitCode: 143, oomKilled: false }, 'finishing', ENDED],
+    ['a container that could not be stopped is billed to the last sample', at('stopping', { endReason: 'max-duration' }), { type: 'container-vanished' }, 'finishing', ENDED],
+    ['the final usage stored, settlement takes over', at('finishing', { endReason: 'exited' }), { type: 'usage-final' }, 'settling', ['settle']],
+    ['settlement completes a lease that ran', at('settling', { endReason: 'exited' }), { type: 'settlement-done' }, 'settled', []],
+    ['settlement completes a lease that never ran as failed', at('settling', { endReason: 'pull-failed' }), { type: 'settlement-done' }, 'failed', []],
+    ['settlement completes a refused lease as rejected', at('settling', { endReason: 'refused' }), { type: 'settlement-done' }, 'rejected', []],
   ];
 
   it.each(cases)('%s', (_name, lease, event, state, effects) => {
@@ -29,12 +34,17 @@ describe('lease state machine', () => {
 
   const ignored: [string, LeaseSnapshot, LeaseEvent][] = [
     ['a second end request while stopping', at('stopping', { endReason: 'max-duration' }), { type: 'end-requested', reason: 'tenant-closed' }],
-    ['an exit after the lease was finalised', at('stopping', { endReason: 'exited', finalised: true }), { type: 'container-exited', exitCode: 1, oomKilled: false }],
-    ['settlement before finalising', at('stopping', { endReason: 'max-duration' }), { type: 'settlement-done' }],
+    ['an exit after the lease was finished', at('finishing', { endReason: 'exited' }), { type: 'container-exited', exitCode: 1, oomKilled: false }],
+    ['an exit while settling', at('settling', { endReason: 'exited' }), { type: 'container-exited', exitCode: 1, oomKilled: false }],
+    ['settlement before the final usage', at('finishing', { endReason: 'max-duration' }), { type: 'settlement-done' }],
+    ['settlement of a lease still stopping', at('stopping', { endReason: 'max-duration' }), { type: 'settlement-done' }],
+    ['a final usage of a running lease', at('running'), { type: 'usage-final' }],
     ['anything once settled', at('settled'), { type: 'opened' }],
-    ['an opening after the quote expired', at('expired'), { type: 'opened' }],
-    ['a container start before the image is ready', at('opened'), { type: 'container-started', containerId: 'c1' }],
+    ['anything once failed', at('failed'), { type: 'settlement-done' }],
+    ['anything once rejected', at('rejected'), { type: 'opened' }],
+    ['a container start before the image is ready', at('pulling'), { type: 'container-started', containerId: 'c1' }],
     ['an exit of a container that was never started', at('quoted'), { type: 'container-exited', exitCode: 0, oomKilled: false }],
+    ['an end request before the lease was admitted', at('quoted'), { type: 'end-requested', reason: 'operator-drain' }],
   ];
 
   it.each(ignored)('ignores %s', (_name, lease, event) => {
@@ -45,12 +55,19 @@ describe('lease state machine', () => {
   it('keeps the reason that asked for the stop, and records the exit code it caused', () => {
     const stopping = next(at('running'), { type: 'end-requested', reason: 'escrow-exhausted' }).lease;
     const result = next(stopping, { type: 'container-exited', exitCode: 137, oomKilled: false });
-    expect(result.lease).toEqual({ state: 'stopping', endReason: 'escrow-exhausted', exitCode: 137, finalised: true });
-    expect(result.effects).toContainEqual({ type: 'settle', reason: 'escrow-exhausted', exitCode: 137 });
+    expect(result.lease).toEqual({ state: 'finishing', endReason: 'escrow-exhausted', exitCode: 137 });
+    expect(result.effects).toContainEqual({ type: 'final-usage', reason: 'escrow-exhausted' });
   });
 
-  it('settles a workload that exited with its exit code', () => {
+  it('bills a workload that exited with its exit code', () => {
     const result = next(at('running'), { type: 'container-exited', exitCode: 3, oomKilled: true });
-    expect(result.effects).toContainEqual({ type: 'settle', reason: 'exited', exitCode: 3 });
+    expect(result.lease).toEqual({ state: 'finishing', endReason: 'exited', exitCode: 3 });
+  });
+
+  it('names the terminal state by how the lease ended', () => {
+    expect(terminalState('exited')).toBe('settled');
+    expect(terminalState('tenant-closed')).toBe('settled');
+    expect(terminalState('start-failed')).toBe('failed');
+    expect(terminalState('refused')).toBe('rejected');
   });
 });

@@ -1,0 +1,215 @@
+import type { ProviderConfig } from '../config';
+import { describeError } from '../errors';
+import type { Logger } from '../log';
+import { usageAmount } from '../chain';
+import { UsageTimeline } from '../metering';
+import type { LeaseBackend } from '../runtime';
+import { EMPTY_LOGS_SHA256, LogDigest, resultDigest } from '../settlement';
+import type { LeaseStore, StoredLease, StoredUsageRecord } from '../store';
+import type { Clock } from '../util/clock';
+import type { EndReason } from '../vocabulary';
+import { limitBreach } from './limit-guards';
+import type { LeaseEvent } from './state-machine';
+import type { LeaseTasks } from './tasks';
+
+export interface MeterDeps {
+  config: Pick<ProviderConfig, 'metering'>;
+  store: LeaseStore;
+  backend: LeaseBackend;
+  tasks: LeaseTasks;
+  clock: Clock;
+  log: Logger;
+  dispatch: (leaseId: string, event: LeaseEvent, reason: string) => Promise<void>;
+  /** The settlement loop has work: final usage is stored. */
+  onFinal: () => void;
+  /**
+   * The timestamp of the last block the event follower has handled: every LeaseClosed up to it is
+   * known. Usage is billed only up to it, so no record ever ends after a close we have not seen
+   * yet (the contract refuses a claim, and a tenant a record, past the lease's end).
+   */
+  confirmedChainTime?: () => Promise<number | undefined>;
+  /** The longest one backend read may take (counters, status, logs): a wedged engine fails it. */
+  backendTimeoutMs?: number;
+  /** The longest the final record waits for the chain to be confirmed up to the lease's end. */
+  confirmWaitMs?: number;
+}
+
+/**
+ * Turns a running lease's counters into usage records: a sample every metering interval (with the
+ * limit guards after each), one more before a stop, and the final record with the result digest
+ * once it ended. Per lease, one metering step at a time; the store holds the timeline, so a
+ * restart resumes from the last record.
+ */
+export class LeaseMeter {
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly timelines = new Map<string, UsageTimeline>();
+  private readonly following = new Set<string>();
+
+  constructor(private readonly deps: MeterDeps) {}
+
+  /** The workload started now: its timeline begins (never before the chain's start of the lease). */
+  begin(leaseId: string, containerId: string): void {
+    const { store, clock } = this.deps;
+    const lease = store.lease(leaseId);
+    const quote = lease?.quoteNonce ? store.quote(lease.quoteNonce) : undefined;
+    if (!lease || !quote) return;
+    const startedAt = Math.max(Math.floor(clock.now() / 1000), lease.openedAt);
+    const timeline = UsageTimeline.start(startedAt, quote.allocation.gpuUuids.length);
+    this.timelines.set(leaseId, timeline);
+    store.updateLease(leaseId, { startedAt, containerId, timeline: timeline.state() });
+  }
+
+  /** Samples on the interval while the lease runs, and ends it when a limit is reached. */
+  follow(leaseId: string): void {
+    if (this.following.has(leaseId)) return;
+    this.following.add(leaseId);
+    const { tasks, clock, config, log } = this.deps;
+    const signal = tasks.leaseSignal(leaseId);
+    tasks.run(leaseId, async () => {
+      try {
+        while (!signal.aborted) {
+          await clock.sleep(config.metering.sampleIntervalSeconds * 1000, signal);
+          if (this.deps.store.lease(leaseId)?.state !== 'running') break;
+          await this.sample(leaseId).catch((err: unknown) => {
+            if (!signal.aborted) log.warn({ leaseId, err: describeError(err) }, 'usage sample failed');
+          });
+          await this.guard(leaseId);
+        }
+      } catch {
+        // aborted
+      } finally {
+        this.following.delete(leaseId);
+      }
+    });
+  }
+
+  private async guard(leaseId: string): Promise<void> {
+    const { store, clock } = this.deps;
+    const lease = store.lease(leaseId);
+    if (!lease || lease.state !== 'running') return;
+    const spent = store.usageRecords(leaseId).reduce((sum, r) => sum + r.amount, 0n);
+    const breach = limitBreach(lease, spent, Math.floor(clock.now() / 1000));
+    if (breach) await this.deps.dispatch(leaseId, { type: 'end-requested', reason: breach.reason }, breach.detail);
+  }
+
+  /** One usage sample of a running lease, stored with the timeline state after it. */
+  sample(leaseId: string): Promise<void> {
+    return this.withLock(leaseId, async () => {
+      const { store, backend, clock } = this.deps;
+      const lease = store.lease(leaseId);
+      if (!lease || !['running', 'stopping'].includes(lease.state)) return;
+      const timeline = this.timelineOf(lease);
+      if (!timeline) return;
+      const counters = await backend.counters(lease.runtimeId, { signal: this.callSignal() });
+      if (!counters) return;
+      const confirmed = (await this.deps.confirmedChainTime?.()) ?? Number.MAX_SAFE_INTEGER;
+      const current = store.lease(leaseId) ?? lease;
+      const at = Math.min(Math.floor(clock.now() / 1000), chainEnd(current), confirmed);
+      this.append(current, timeline, timeline.sample(at, counters));
+    });
+  }
+
+  /** The last usage record (to the exit, or none for a vanished workload), the result digest, then usage-final. */
+  finish(leaseId: string, reason: EndReason): void {
+    this.deps.tasks.run(leaseId, async () => {
+      await this.withLock(leaseId, () => this.recordFinal(leaseId, reason));
+      if (this.deps.store.lease(leaseId)?.state === 'finishing') {
+        await this.deps.dispatch(leaseId, { type: 'usage-final' }, 'final usage recorded');
+        this.deps.onFinal();
+      }
+    });
+  }
+
+  private async recordFinal(leaseId: string, reason: EndReason): Promise<void> {
+    const { store, backend, clock, log } = this.deps;
+    const lease = store.lease(leaseId);
+    if (!lease || lease.state !== 'finishing' || lease.resultDigest !== null) return;
+    let endedAt = Math.floor(clock.now() / 1000);
+    let logsSha256 = EMPTY_LOGS_SHA256;
+    if (reason !== 'container-vanished' && lease.containerId) {
+      try {
+        const { exit } = await backend.status(lease.runtimeId, { signal: this.callSignal() });
+        if (exit?.finishedAt) endedAt = Math.floor(Date.parse(exit.finishedAt) / 1000);
+        const digest = new LogDigest();
+        for await (const line of backend.logs(lease.runtimeId, { follow: false, signal: this.callSignal() })) digest.add(line.stream, line.text);
+        logsSha256 = digest.digest();
+      } catch (err) {
+        log.warn({ leaseId, err: describeError(err) }, 'could not read the exit or logs of the lease container');
+      }
+    }
+    const timeline = this.timelineOf(lease);
+    if (timeline && reason !== 'container-vanished') {
+      const target = Math.max(endedAt, timeline.state().boundary);
+      await this.awaitConfirmedTime(target);
+      const current = store.lease(leaseId) ?? lease;
+      let at = Math.min(target, chainEnd(current));
+      // Time is billed in whole seconds: a lease that ran and ended within its first second is
+      // billed that second (it gets a record, and so a final checkpoint with its result).
+      const state = timeline.state();
+      if (state.nextSeq === 0 && at <= state.boundary) at = Math.min(state.boundary + 1, chainEnd(current));
+      if (at > state.boundary) await this.awaitConfirmedTime(at);
+      this.append(current, timeline, timeline.finish(at));
+    }
+    store.updateLease(leaseId, { endedAt, logsSha256, resultDigest: resultDigest(lease.exitCode, logsSha256) });
+    this.timelines.delete(leaseId);
+  }
+
+  /** Waits (bounded) until the follower has handled the chain up to `at`, so a close before it is known. */
+  private async awaitConfirmedTime(at: number): Promise<void> {
+    const { clock, tasks } = this.deps;
+    const deadline = clock.now() + (this.deps.confirmWaitMs ?? 30_000);
+    while (clock.now() < deadline && !tasks.signal.aborted) {
+      const confirmed = await this.deps.confirmedChainTime?.().catch(() => undefined);
+      if (confirmed === undefined || confirmed >= at) return;
+      await clock.sleep(250, tasks.signal).catch(() => undefined);
+    }
+  }
+
+  private timelineOf(lease: StoredLease): UsageTimeline | undefined {
+    let timeline = this.timelines.get(lease.leaseId);
+    if (!timeline && lease.timeline) {
+      timeline = new UsageTimeline(lease.timeline);
+      this.timelines.set(lease.leaseId, timeline);
+    }
+    return timeline;
+  }
+
+  private append(lease: StoredLease, timeline: UsageTimeline, interval: ReturnType<UsageTimeline['sample']>): void {
+    if (!interval) return;
+    const base = {
+      leaseId: BigInt(lease.leaseId),
+      seq: BigInt(interval.seq),
+      t0: BigInt(interval.t0),
+      t1: BigInt(interval.t1),
+      cpuMillis: interval.cpuMillis,
+      memoryByteSeconds: interval.memoryByteSeconds,
+      gpuMillis: interval.gpuMillis,
+      rxBytes: interval.rxBytes,
+      txBytes: interval.txBytes,
+    };
+    const record: StoredUsageRecord = { ...base, amount: usageAmount(lease.rates, base) };
+    try {
+      this.deps.store.appendUsage(lease.leaseId, record, timeline.state());
+    } catch (err) {
+      // The in-memory timeline and the store disagree: the store wins.
+      this.timelines.delete(lease.leaseId);
+      throw err;
+    }
+  }
+
+  private withLock<T>(leaseId: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(leaseId) ?? Promise.resolve();
+    const run = previous.then(task, task);
+    this.locks.set(leaseId, run.catch(() => undefined));
+    return run;
+  }
+
+  private callSignal(): AbortSignal {
+    return AbortSignal.any([this.deps.tasks.signal, AbortSignal.timeout(this.deps.backendTimeoutMs ?? 30_000)]);
+  }
+}
+
+/** The end of billable time: the chain's end of the lease (closedAt, else startedAt + maxDuration). */
+function chainEnd(lease: StoredLease): number {
+  return lease.closedAt ?? lease.openedAt + lease.maxDuration;
+}
