@@ -40,18 +40,8 @@ export const signatureWire = z.string().regex(/^0x[0-9a-fA-F]{130}$/, 'expected 
 const count = z.number().int().nonnegative();
 const unixSeconds = z.number().int().nonnegative();
 
-export const LEASE_STATES = ['quoted', 'opened', 'pulling', 'running', 'stopping', 'settled', 'failed', 'rejected', 'expired'] as const satisfies readonly LeaseState[];
-export const END_REASONS = [
-  'exited',
-  'max-duration',
-  'escrow-exhausted',
-  'tenant-closed',
-  'operator-drain',
-  'disk-quota',
-  'container-vanished',
-  'pull-failed',
-  'start-failed',
-] as const satisfies readonly EndReason[];
+import { END_REASONS, LEASE_STATES } from '../vocabulary';
+export { END_REASONS, LEASE_STATES };
 
 export const ratesWire = z.object({ perSecond: uintWire, perCpuSecond: uintWire, perGpuSecond: uintWire, perGiBEgress: uintWire });
 
@@ -280,7 +270,5 @@ const sameShapes: [
   Same<z.output<typeof operatorLeaseDetailWire>, OperatorLeaseDetail>,
   Same<z.output<typeof earningsWire>, EarningsView>,
   Same<z.output<typeof withdrawResultWire>, WithdrawResult>,
-  Same<(typeof LEASE_STATES)[number], LeaseState>,
-  Same<(typeof END_REASONS)[number], EndReason>,
-] = [true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true];
+] = [true, true, true, true, true, true, true, true, true, true, true, true, true, true, true];
 void sameShapes;

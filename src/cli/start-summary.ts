@@ -6,7 +6,7 @@ import type { Clock } from '../util/clock';
 const HEARTBEAT_MS = 5 * 60_000;
 
 /** The lease states worth a glance, in lifecycle order; the rest are history. */
-const SHOWN_STATES = ['quoted', 'opened', 'pulling', 'running', 'stopping', 'settled', 'failed'] as const;
+const SHOWN_STATES = ['quoted', 'pulling', 'starting', 'running', 'stopping', 'finishing', 'settling', 'settled', 'failed'] as const;
 
 /** One line saying what the daemon is doing: leases by state, what is free, the chain, drain. */
 export function summaryLine(status: DaemonStatus, offer: Offer): string {

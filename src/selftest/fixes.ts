@@ -95,6 +95,8 @@ export function endReasonFix(reason: EndReason, facts: FixFacts): string {
       return 'the workload writes nothing: look at the daemon\'s disk check (runtime.diskCheckIntervalSeconds) in its log';
     case 'container-vanished':
       return 'something outside the daemon removed the lease\'s container (a docker prune?): stop it and run selftest again';
+    case 'refused':
+      return 'the daemon refused the lease it was opened with (its log says why): open it with a fresh quote from this daemon';
     case 'exited':
       return REPORT_BUG;
   }

@@ -1,7 +1,7 @@
 import type { CheckpointView, LeaseView, LogEntry, Offer, UsageView } from '../api';
 import { ZERO_BYTES32 } from '../chain';
 import { ProviderError, describeError, isProviderError } from '../errors';
-import type { LeaseState } from '../leases';
+import type { EndReason, LeaseState } from '../leases';
 import type { Logger } from '../log';
 import type { ManifestInput } from '../runtime';
 import { LogDigest, resultDigest } from '../settlement';
@@ -72,8 +72,9 @@ interface LeaseRun {
   final?: CheckpointView;
 }
 
-const STARTED_STATES: readonly LeaseState[] = ['running', 'stopping', 'settled'];
-const FAILED_STATES: readonly LeaseState[] = ['failed', 'rejected', 'expired'];
+const STARTED_STATES: readonly LeaseState[] = ['running', 'stopping', 'finishing', 'settling', 'settled'];
+/** How a lease that never ran ends: it shows while the lease still settles, before its terminal state. */
+const NEVER_RAN: readonly EndReason[] = ['pull-failed', 'start-failed', 'refused'];
 
 /** How long a close that reverted waits to see the daemon's own close of the lease mined. */
 const CLOSE_RACE_MS = 5_000;
@@ -211,10 +212,10 @@ export class Selftest {
     const view = await this.poll(ctx, async () => {
       const seen = await this.options.tenant.lease(leaseId, ctx.signal);
       ctx.note(`state ${seen.state}`);
-      if (FAILED_STATES.includes(seen.state)) {
-        const reason = seen.endReason;
+      const reason = seen.endReason;
+      if (seen.state === 'failed' || seen.state === 'rejected' || (reason !== null && NEVER_RAN.includes(reason))) {
         throw checkFailed(
-          `lease ${leaseId} ${seen.state === 'failed' ? 'failed' : `was ${seen.state}`} before it ran${reason ? `: ${reason}` : ''}`,
+          `lease ${leaseId} ${reason === 'refused' || seen.state === 'rejected' ? 'was rejected' : 'failed'} before it ran${reason ? `: ${reason}` : ''}`,
           reason ? endReasonFix(reason, this.facts(run)) : 'look at the daemon\'s log for why it rejected the lease',
         );
       }

@@ -36,7 +36,7 @@ export class FakeTenant implements SelftestTenant {
   /** Delay before open resolves: longer than the test's timeout makes the step time out. */
   openDelayMs = 0;
   /** Lease states reported by lease(), in turn; the last one repeats. */
-  states: LeaseView['state'][] = ['opened', 'running'];
+  states: LeaseView['state'][] = ['pulling', 'running'];
   exitCode = 0;
   endReason: LeaseView['endReason'] = 'exited';
   /** Replaces the log lines a lease prints. */
@@ -99,12 +99,12 @@ export class FakeTenant implements SelftestTenant {
     const lease = this.get(leaseId);
     const state = this.states[Math.min(lease.polls, this.states.length - 1)] ?? 'running';
     lease.polls += 1;
-    const ran = state === 'running' || state === 'stopping' || state === 'settled';
+    const ran = state === 'running' || state === 'stopping' || state === 'finishing' || state === 'settling' || state === 'settled';
     const ended = lease.polls > this.states.length;
     return Promise.resolve({
       leaseId: String(leaseId),
       tenant: TENANT,
-      state: ended && ran ? 'stopping' : state,
+      state: ended && ran ? 'settling' : state,
       endReason: ended && ran ? this.endReason : state === 'failed' ? 'pull-failed' : null,
       manifestHash: ZERO_BYTES32,
       openedAt: Number(STARTED_AT),

@@ -151,7 +151,7 @@ describe('Selftest', () => {
 
   it('does not close a lease the daemon has already closed on-chain', async () => {
     const tenant = new FakeTenant();
-    tenant.states = ['opened', 'failed'];
+    tenant.states = ['pulling', 'failed'];
     tenant.closedOnChain = true;
     const report = await selftest(tenant).run();
     expect(step(report, 'cpu.running')).toMatchObject({ status: 'fail', detail: 'lease 1 failed before it ran: pull-failed', fix: expect.stringContaining('docker pull busybox:1.36') });
@@ -199,11 +199,11 @@ describe('Selftest', () => {
 
   it('bounds every wait by the overall timeout, says what it saw last, and closes the lease', async () => {
     const tenant = new FakeTenant();
-    tenant.states = ['opened'];
+    tenant.states = ['pulling'];
     const report = await selftest(tenant, { timeoutMs: 300 }).run();
     expect(step(report, 'cpu.running')).toMatchObject({
       status: 'fail',
-      detail: expect.stringMatching(/^no result within 0 s \(the time --timeout left\); last seen: state opened$/),
+      detail: expect.stringMatching(/^no result within 0 s \(the time --timeout left\); last seen: state pulling$/),
       fix: expect.stringContaining('--timeout'),
     });
     expect(tenant.closed).toEqual([1n]);
@@ -221,7 +221,7 @@ describe('Selftest', () => {
 
   it('when interrupted, fails the step under way and still closes the lease', async () => {
     const tenant = new FakeTenant();
-    tenant.states = ['opened'];
+    tenant.states = ['pulling'];
     const controller = new AbortController();
     const running = selftest(tenant, { signal: controller.signal, pollIntervalMs: 20 }).run();
     setTimeout(() => controller.abort(new Error('stopped by SIGINT')), 100);
