@@ -8,6 +8,7 @@ import type { LeaseState } from '../leases';
 import type { Logger } from '../log';
 import { SqliteNonceLedger, type LeaseStore } from '../store';
 import type { Clock } from '../util/clock';
+import { storeEarnings } from './operator-views';
 
 export interface RunningApi {
   address: AddressInfo;
@@ -83,12 +84,9 @@ async function refreshMetrics(metrics: ProviderMetrics, options: StartApiOptions
     { cpuMillis: free.cpuMillis + allocated.cpuMillis, memoryBytes: free.memoryBytes + allocated.memoryBytes, gpus: free.gpus.length + allocated.gpus },
     allocated,
   );
-  // Claims submitted and not final; earnings finalised, not withdrawn; withdrawn so far (from the outbox).
-  let claimed = 0n;
   let lag = 0;
   const now = Math.floor(clock.now() / 1000);
   for (const lease of store.leases({ excludeStates: ['settled', 'expired', 'rejected'] })) {
-    for (const cp of store.checkpoints(lease.leaseId)) if (cp.status === 'claimed') claimed = cp.cumulativeAmount;
     if (lease.state === 'running' && lease.timeline) lag = Math.max(lag, now - lease.timeline.boundary);
   }
   metrics.setMeteringLag(lag);
@@ -97,7 +95,9 @@ async function refreshMetrics(metrics: ProviderMetrics, options: StartApiOptions
     .prepare("SELECT error_code FROM chain_outbox WHERE state IN ('failed', 'reverted') AND (intent_key LIKE 'claim:%' OR intent_key LIKE 'redeem:%' OR intent_key LIKE 'withdraw:%')")
     .all() as { error_code: string | null }[];
   reportedFailures(metrics, failures.length, failures.map((f) => f.error_code ?? 'TX_REVERTED'));
-  metrics.setEarnings({ claimed, finalised, withdrawn: withdrawnSoFar(store) });
+  // Claimed and withdrawn as the operator's earnings view counts them, so the two never disagree.
+  const { claimedPending, withdrawn } = storeEarnings(store);
+  metrics.setEarnings({ claimed: claimedPending, finalised, withdrawn });
 }
 
 const seenFailures = new WeakMap<ProviderMetrics, number>();
@@ -106,9 +106,4 @@ function reportedFailures(metrics: ProviderMetrics, total: number, codes: string
   const seen = seenFailures.get(metrics) ?? 0;
   for (const code of codes.slice(seen)) metrics.claimFailed(code);
   seenFailures.set(metrics, Math.max(seen, total));
-}
-
-function withdrawnSoFar(store: LeaseStore): bigint {
-  const value = store.meta('withdrawn-total');
-  return value ? BigInt(value) : 0n;
 }
