@@ -20,7 +20,7 @@ import type { Logger } from '../log';
 import { Admission, LeaseEngine, QUOTE_HOLD_GRACE_SECONDS, TERMINAL_STATES, type LeaseState } from '../leases';
 import { ContainerCounterReader, hostKernelFiles } from '../metering';
 import { Firewall, ImageService, LeaseRuntime, createDockerClient } from '../runtime';
-import { Settler } from '../settlement';
+import { claimKey, closeKey, redeemKey, Settler } from '../settlement';
 import { LeaseStore, OutboxRepository, openStore, storePathFor, type Db } from '../store';
 import type { Clock } from '../util/clock';
 import { sleep } from '../util/sleep';
@@ -389,7 +389,7 @@ export class Daemon {
     if (final.status === 'final' || final.cumulativeAmount === 0n) return true;
     // The settler closes the lease on-chain only once the final payment is done or not needed
     // (an earlier redeemed checkpoint already paid as much).
-    return [`redeem:${leaseId}:${final.seq}`, `claim:${leaseId}:${final.seq}`, `close:${leaseId}`].some((key) => {
+    return [redeemKey(leaseId, final.seq), claimKey(leaseId, final.seq), closeKey(leaseId)].some((key) => {
       const entry = this.outbox.byKey(key);
       return entry !== undefined && outcomeOf(entry)?.state === 'confirmed';
     });

@@ -3,6 +3,7 @@ import { wire, type EarningsView, type OperatorLeaseDetail, type OperatorLeaseSu
 import { ProviderError } from '../errors';
 import type { EndReason, LeaseState } from '../leases';
 import { containerName } from '../runtime';
+import { WITHDRAW_KEY_PREFIX } from '../settlement';
 import { OutboxRepository, type LeaseStore, type StoredCheckpoint, type StoredLease } from '../store';
 
 /**
@@ -60,7 +61,7 @@ export function storeEarnings(store: LeaseStore, chainPaid: ReadonlyMap<string, 
     if (claimed > paid) claimedPending += claimed - paid;
     leases.push({ leaseId: lease.leaseId, state: lease.state as LeaseState, earned: last.cumulativeAmount, checkpoint: last.status, paid });
   }
-  const open = new OutboxRepository(store.db).openWithPrefix('withdraw:');
+  const open = new OutboxRepository(store.db).openWithPrefix(WITHDRAW_KEY_PREFIX);
   return {
     provider: storedProvider(store),
     token: null,

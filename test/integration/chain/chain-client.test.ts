@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ChainClient, type ChainSettings, type MarketplaceEvent } from '../../../src/chain';
 import { openStore } from '../../../src/store';
+import { claimKey } from '../../../src/settlement';
 import { silentLogger } from '../../../src/log';
 import { systemClock } from '../../../src/util/clock';
 import { isProviderError } from '../../../src/errors';
@@ -69,7 +70,7 @@ describe('ChainClient', () => {
       await advance(fx, 60n);
       const cp = aCheckpoint(leaseId, { cumulativeAmount: 1_000n, periodEnd: await latestTimestamp(fx) });
       const data = client.marketplace.encode('claim', [cp, await sign(fx, fx.provider, cp)]);
-      const outcome = await client.sender.send({ key: `claim:${leaseId}:1`, to: client.marketplace.address, data }, { timeoutMs: 15_000 });
+      const outcome = await client.sender.send({ key: claimKey(leaseId, 1), to: client.marketplace.address, data }, { timeoutMs: 15_000 });
       expect(outcome.state).toBe('confirmed');
       const deadline = Date.now() + 10_000;
       while (!seen.some((e) => e.name === 'ClaimSubmitted') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));

@@ -6,6 +6,7 @@ import { TransactionSender, type SenderPolicy } from '../../../src/chain/transac
 import { marketplaceAt } from '../../../src/chain/marketplace';
 import { createRpcProvider } from '../../../src/chain/rpc';
 import { OutboxRepository, openStore, type Db } from '../../../src/store';
+import { claimKey } from '../../../src/settlement';
 import { silentLogger } from '../../../src/log';
 import { systemClock } from '../../../src/util/clock';
 import { aCheckpoint, advance, latestTimestamp, openLease, registerProvider, sign, startFixture, stopFixture, type Fixture } from './fixture';
@@ -98,7 +99,7 @@ async function aClaimIntent(cumulativeAmount = 50_000n) {
   const cp = aCheckpoint(leaseId, { cumulativeAmount, periodEnd: await latestTimestamp(fx) });
   const market = marketplaceAt(fx.market.target as string, null);
   const data = market.encode('claim', [cp, await sign(fx, fx.provider, cp)]);
-  return { leaseId, intent: { key: `claim:${leaseId}:1`, to: market.address, data } };
+  return { leaseId, intent: { key: claimKey(leaseId, 1), to: market.address, data } };
 }
 
 async function claimsSubmitted(leaseId: bigint): Promise<number> {
