@@ -7,8 +7,9 @@ import type { Logger } from '../log';
 import { UsageTimeline, type CumulativeCounters } from '../metering';
 import { parseManifest, type ImageService, type LeaseRuntime, type Manifest, type StopReason } from '../runtime';
 import { EMPTY_LOGS_SHA256, LogDigest, resultDigest, type Settler } from '../settlement';
-import type { LeaseStore, StoredLease, StoredQuote, StoredUsageRecord } from '../store';
+import type { Store, StoredLease, StoredQuote } from '../store';
 import type { Clock } from '../util/clock';
+import type { UsageRecord } from '../vocabulary';
 import { Admission, QUOTE_HOLD_GRACE_SECONDS, leaseHolder, quoteHolder } from './admission';
 import { TERMINAL_STATES, next, type EndReason, type LeaseEffect, type LeaseEvent, type LeaseSnapshot, type LeaseState } from './state-machine';
 
@@ -20,7 +21,7 @@ export interface CounterSource {
 
 export interface LeaseEngineDeps {
   config: Pick<ProviderConfig, 'metering' | 'settlement' | 'pricing' | 'runtime'>;
-  store: LeaseStore;
+  store: Store;
   ledger: AllocationLedger;
   admission: Admission;
   runtime: LeaseRuntime;
@@ -104,8 +105,8 @@ export class LeaseEngine {
         const args = event.args;
         if (getAddress(args.provider) !== getAddress(this.deps.provider)) continue;
         const leaseId = args.leaseId.toString();
-        const quote = store.quote(args.quoteNonce.toString());
-        store.insertLease(
+        const quote = store.quotes.get(args.quoteNonce.toString());
+        store.leases.insert(
           {
             leaseId,
             runtimeId: this.runtimeId(leaseId),
@@ -137,12 +138,12 @@ export class LeaseEngine {
           },
           { fromState: 'quoted', toState: 'quoted', event: 'lease-opened', reason: `LeaseOpened in block ${event.blockNumber}`, at: now },
         );
-        store.addInboxEvent({ name: event.name, leaseId, args: args as unknown as Record<string, unknown>, blockNumber: event.blockNumber, logIndex: event.logIndex });
+        store.inbox.add({ name: event.name, leaseId, args: args as unknown as Record<string, unknown>, blockNumber: event.blockNumber, logIndex: event.logIndex });
         any = true;
       } else if (event.name === 'Withdrawn') {
         if (getAddress(event.args.provider) !== getAddress(this.deps.provider)) continue;
         // Counted in the follower's transaction: exactly once, across restarts.
-        store.setMeta('withdrawn-total', (BigInt(store.meta('withdrawn-total') ?? '0') + event.args.amount).toString());
+        store.meta.set('withdrawn-total', (BigInt(store.meta.get('withdrawn-total') ?? '0') + event.args.amount).toString());
       } else if (
         event.name === 'LeaseClosed' ||
         event.name === 'CheckpointRedeemed' ||
@@ -151,10 +152,10 @@ export class LeaseEngine {
         event.name === 'LeaseSettled'
       ) {
         const leaseId = event.args.leaseId.toString();
-        if (!store.lease(leaseId)) continue;
+        if (!store.leases.get(leaseId)) continue;
         // The end of billable time is known from here on, before the inbox is worked through.
-        if (event.name === 'LeaseClosed') store.updateLease(leaseId, { closedAt: Number(event.args.closedAt) });
-        store.addInboxEvent({ name: event.name, leaseId, args: event.args as unknown as Record<string, unknown>, blockNumber: event.blockNumber, logIndex: event.logIndex });
+        if (event.name === 'LeaseClosed') store.leases.update(leaseId, { closedAt: Number(event.args.closedAt) });
+        store.inbox.add({ name: event.name, leaseId, args: event.args as unknown as Record<string, unknown>, blockNumber: event.blockNumber, logIndex: event.logIndex });
         any = true;
       }
     }
@@ -183,7 +184,7 @@ export class LeaseEngine {
   /** Operator drain: no new quotes, every lease ended with reason operator-drain. */
   async drain(): Promise<void> {
     this.accepting = false;
-    for (const lease of this.deps.store.leases({ excludeStates: [...TERMINAL_STATES] })) {
+    for (const lease of this.deps.store.leases.list({ excludeStates: [...TERMINAL_STATES] })) {
       if (['opened', 'pulling', 'running'].includes(lease.state)) {
         await this.dispatch(lease.leaseId, { type: 'end-requested', reason: 'operator-drain' }, 'the operator drains this provider');
       }
@@ -200,15 +201,15 @@ export class LeaseEngine {
     const { store, ledger, runtime, log, clock } = this.deps;
     const now = Math.floor(clock.now() / 1000);
     // Holds: open quotes until their expiry (plus grace), leases until their allocation is released.
-    for (const quote of store.openQuotes()) {
+    for (const quote of store.quotes.open()) {
       if (quote.expiresAt + QUOTE_HOLD_GRACE_SECONDS <= now) continue;
       ledger.restore([{ holder: quoteHolder(quote.nonce), kind: 'quote', ...holdOf(quote), expiresAt: quote.expiresAt * 1000 }]);
     }
-    const unsettled = store.leases().filter((l) => !l.chainSettled && l.state !== 'expired');
+    const unsettled = store.leases.list().filter((l) => !l.chainSettled && l.state !== 'expired');
     const active = unsettled.filter((l) => !TERMINAL_STATES.has(l.state as LeaseState));
     for (const lease of active) {
       if (lease.state === 'quoted' || lease.allocationReleased || !lease.quoteNonce) continue;
-      const quote = store.quote(lease.quoteNonce);
+      const quote = store.quotes.get(lease.quoteNonce);
       if (quote) ledger.restore([{ holder: leaseHolder(lease.leaseId), kind: 'lease', ...holdOf(quote), expiresAt: null }]);
     }
     const { adopted, missing } = await runtime.reconcile(unsettled.map((l) => l.runtimeId));
@@ -246,7 +247,7 @@ export class LeaseEngine {
       }
     }
     // Effects a crash may have cut short: final usage and release of what ended.
-    for (const lease of store.leases().filter((l) => l.finalised && !l.chainSettled)) {
+    for (const lease of store.leases.list().filter((l) => l.finalised && !l.chainSettled)) {
       if (!lease.finalUsageDone) await this.finalUsage(lease.leaseId, (lease.endReason ?? 'exited') as EndReason);
       if (!lease.allocationReleased) this.releaseAllocation(lease.leaseId);
     }
@@ -258,10 +259,10 @@ export class LeaseEngine {
   private async inboxLoop(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       try {
-        for (const event of this.deps.store.openInbox()) {
+        for (const event of this.deps.store.inbox.open()) {
           if (signal.aborted) break;
           await this.handleInbox(event.name, event.leaseId, event.args);
-          this.deps.store.markHandled(event.id);
+          this.deps.store.inbox.markHandled(event.id);
         }
       } catch (err) {
         if (!signal.aborted) this.deps.log.error({ err: describeError(err) }, 'handling a marketplace event failed; retrying');
@@ -273,7 +274,7 @@ export class LeaseEngine {
   private async handleInbox(name: string, leaseId: string | null, args: Record<string, unknown>): Promise<void> {
     if (!leaseId) return;
     const { store } = this.deps;
-    const lease = store.lease(leaseId);
+    const lease = store.leases.get(leaseId);
     if (!lease) return;
     switch (name) {
       case 'LeaseOpened':
@@ -281,7 +282,7 @@ export class LeaseEngine {
         return;
       case 'LeaseClosed': {
         const closedAt = Number(args.closedAt as bigint);
-        store.updateLease(leaseId, { closedAt });
+        store.leases.update(leaseId, { closedAt });
         const by = getAddress(String(args.by));
         if (by !== getAddress(this.deps.provider)) {
           await this.dispatch(leaseId, { type: 'end-requested', reason: 'tenant-closed' }, `the tenant closed the lease on-chain at ${closedAt}`);
@@ -290,13 +291,13 @@ export class LeaseEngine {
         return;
       }
       case 'CheckpointRedeemed':
-        store.setCheckpointStatus(leaseId, Number(args.seq as bigint), 'final');
+        store.checkpoints.setStatus(leaseId, Number(args.seq as bigint), 'final');
         return;
       case 'ClaimSubmitted':
-        store.setCheckpointStatus(leaseId, Number(args.seq as bigint), 'claimed');
+        store.checkpoints.setStatus(leaseId, Number(args.seq as bigint), 'claimed');
         return;
       case 'ClaimFinalized':
-        store.setCheckpointStatus(leaseId, Number(args.seq as bigint), 'final');
+        store.checkpoints.setStatus(leaseId, Number(args.seq as bigint), 'final');
         this.settleWakeup.wake();
         return;
       case 'LeaseSettled':
@@ -310,7 +311,7 @@ export class LeaseEngine {
   /** A LeaseOpened for us: run it only if it is our quote, for this tenant and manifest, with its capacity. */
   private async admitOpened(lease: StoredLease): Promise<void> {
     const { store, ledger, config } = this.deps;
-    const quote = lease.quoteNonce ? store.quote(lease.quoteNonce) : undefined;
+    const quote = lease.quoteNonce ? store.quotes.get(lease.quoteNonce) : undefined;
     const refuse = (detail: string) => this.dispatch(lease.leaseId, { type: 'refused', detail }, detail);
     if (!quote) return void (await refuse('opened with a quote this provider did not issue'));
     if (quote.manifestHash !== lease.manifestHash) return void (await refuse('manifest hash differs from the quoted manifest'));
@@ -336,7 +337,7 @@ export class LeaseEngine {
         return void (await refuse(`the quote's capacity is no longer held: ${describeError(err)}`));
       }
     }
-    store.setQuoteState(quote.nonce, 'used');
+    store.quotes.setState(quote.nonce, 'used');
     await this.dispatch(lease.leaseId, { type: 'opened' }, `tenant ${lease.tenant} opened the lease with quote ${quote.quoteHash.slice(0, 10)}`);
   }
 
@@ -357,7 +358,7 @@ export class LeaseEngine {
 
   private async apply(leaseId: string, event: LeaseEvent, reason: string): Promise<void> {
     const { store, clock, log } = this.deps;
-    const lease = store.lease(leaseId);
+    const lease = store.leases.get(leaseId);
     if (!lease) return;
     const snapshot: LeaseSnapshot = {
       state: lease.state as LeaseState,
@@ -372,7 +373,7 @@ export class LeaseEngine {
     }
     const now = Math.floor(clock.now() / 1000);
     const to = transition.lease;
-    store.updateLease(
+    store.leases.update(
       leaseId,
       {
         state: to.state,
@@ -392,18 +393,18 @@ export class LeaseEngine {
 
   private async runEffect(leaseId: string, effect: LeaseEffect): Promise<void> {
     const { store, ledger } = this.deps;
-    const lease = store.lease(leaseId);
+    const lease = store.leases.get(leaseId);
     if (!lease) return;
     switch (effect.type) {
       case 'release-reservation':
         if (lease.quoteNonce) {
           ledger.release(quoteHolder(lease.quoteNonce));
           ledger.release(leaseHolder(leaseId));
-          const quote = store.quote(lease.quoteNonce);
-          if (quote?.state === 'open') store.setQuoteState(lease.quoteNonce, 'released');
+          const quote = store.quotes.get(lease.quoteNonce);
+          if (quote?.state === 'open') store.quotes.setState(lease.quoteNonce, 'released');
           this.deps.admission.forgetCredentials(lease.quoteNonce);
         }
-        store.updateLease(leaseId, { allocationReleased: true });
+        store.leases.update(leaseId, { allocationReleased: true });
         return;
       case 'pull-image':
         this.background(leaseId, () => this.prepare(leaseId));
@@ -428,14 +429,14 @@ export class LeaseEngine {
   }
 
   private releaseAllocation(leaseId: string): void {
-    const lease = this.deps.store.lease(leaseId);
+    const lease = this.deps.store.leases.get(leaseId);
     if (!lease) return;
     this.deps.ledger.release(leaseHolder(leaseId));
     if (lease.quoteNonce) {
       this.deps.ledger.release(quoteHolder(lease.quoteNonce));
       this.deps.admission.forgetCredentials(lease.quoteNonce);
     }
-    this.deps.store.updateLease(leaseId, { allocationReleased: true });
+    this.deps.store.leases.update(leaseId, { allocationReleased: true });
   }
 
   /** Runs a long effect in the background; shutdown aborts and awaits it. */
@@ -457,7 +458,7 @@ export class LeaseEngine {
   }
 
   private manifestOf(lease: StoredLease): { quote: StoredQuote; manifest: Manifest } {
-    const quote = this.deps.store.quote(lease.quoteNonce ?? '');
+    const quote = this.deps.store.quotes.get(lease.quoteNonce ?? '');
     if (!quote) throw new ProviderError('LEASE_NOT_FOUND', `lease ${lease.leaseId} has no quote of ours`, { input: lease.leaseId });
     const registryAuth = this.deps.admission.registryAuth(quote.nonce);
     return { quote, manifest: parseManifest(registryAuth ? { ...quote.manifest, registryAuth } : quote.manifest) };
@@ -466,7 +467,7 @@ export class LeaseEngine {
   /** Pull (with the network prepared meanwhile), then image-ready or pull-failed. */
   private async prepare(leaseId: string): Promise<void> {
     const { store, images, runtime, log } = this.deps;
-    const lease = store.lease(leaseId);
+    const lease = store.leases.get(leaseId);
     if (!lease || lease.state !== 'opened') return;
     const signal = this.leaseSignal(leaseId);
     const { quote, manifest } = this.manifestOf(lease);
@@ -486,7 +487,7 @@ export class LeaseEngine {
         runtime.prepareNetwork(lease.runtimeId, manifest, signal),
       ]);
       this.imageIds.set(leaseId, prepared.id);
-      store.updateLease(leaseId, { imageDigest: prepared.digest });
+      store.leases.update(leaseId, { imageDigest: prepared.digest });
       await this.dispatch(leaseId, { type: 'image-ready', digest: prepared.digest }, `image ${prepared.digest} ready`);
     } catch (err) {
       if (this.controller.signal.aborted) return;
@@ -500,7 +501,7 @@ export class LeaseEngine {
 
   private async startContainer(leaseId: string): Promise<void> {
     const { store, images, runtime, clock } = this.deps;
-    const lease = store.lease(leaseId);
+    const lease = store.leases.get(leaseId);
     if (!lease || lease.state !== 'pulling') return;
     const signal = this.leaseSignal(leaseId);
     const { quote, manifest } = this.manifestOf(lease);
@@ -518,7 +519,7 @@ export class LeaseEngine {
           hostPorts: quote.allocation.hostPorts,
         },
       });
-      const current = store.lease(leaseId);
+      const current = store.leases.get(leaseId);
       if (current?.state !== 'pulling') {
         // Ended while it was starting: it must not run on.
         await runtime.stop(lease.runtimeId, 'requested').catch(() => undefined);
@@ -527,7 +528,7 @@ export class LeaseEngine {
       const startedAt = Math.max(Math.floor(clock.now() / 1000), lease.openedAt);
       const timeline = UsageTimeline.start(startedAt, quote.allocation.gpuUuids.length);
       this.timelines.set(leaseId, timeline);
-      store.updateLease(leaseId, { startedAt, containerId: started.containerId, timeline: timeline.state() });
+      store.leases.update(leaseId, { startedAt, containerId: started.containerId, timeline: timeline.state() });
       await this.dispatch(leaseId, { type: 'container-started', containerId: started.containerId }, `container ${started.containerId.slice(0, 12)} running`);
       this.watch(leaseId);
     } catch (err) {
@@ -539,7 +540,7 @@ export class LeaseEngine {
 
   private async stopContainer(leaseId: string, reason: EndReason): Promise<void> {
     const { store, runtime } = this.deps;
-    const lease = store.lease(leaseId);
+    const lease = store.leases.get(leaseId);
     if (!lease) return;
     // The last sample while the container's counters still exist.
     await this.sample(leaseId).catch((err: unknown) => this.deps.log.warn({ leaseId, err: describeError(err) }, 'final sample before stop failed'));
@@ -556,7 +557,7 @@ export class LeaseEngine {
   }
 
   private async reportExit(leaseId: string): Promise<void> {
-    const lease = this.deps.store.lease(leaseId);
+    const lease = this.deps.store.leases.get(leaseId);
     if (!lease) return;
     try {
       const exit = await this.deps.runtime.exitReport(lease.runtimeId);
@@ -578,7 +579,7 @@ export class LeaseEngine {
     if (this.watching.has(leaseId)) return;
     this.watching.add(leaseId);
     const signal = this.leaseSignal(leaseId);
-    const lease = this.deps.store.lease(leaseId);
+    const lease = this.deps.store.leases.get(leaseId);
     if (!lease) return;
     this.background(leaseId, async () => {
       try {
@@ -595,7 +596,7 @@ export class LeaseEngine {
       try {
         while (!signal.aborted) {
           await sleep(intervalMs, signal);
-          const current = this.deps.store.lease(leaseId);
+          const current = this.deps.store.leases.get(leaseId);
           if (!current || current.state !== 'running') break;
           await this.sample(leaseId).catch((err: unknown) => {
             if (!signal.aborted) this.deps.log.warn({ leaseId, err: describeError(err) }, 'usage sample failed');
@@ -611,14 +612,14 @@ export class LeaseEngine {
   }
 
   private async checkLimits(leaseId: string): Promise<void> {
-    const lease = this.deps.store.lease(leaseId);
+    const lease = this.deps.store.leases.get(leaseId);
     if (!lease || lease.state !== 'running') return;
     const now = Math.floor(this.deps.clock.now() / 1000);
     if (now >= lease.openedAt + lease.maxDuration) {
       await this.dispatch(leaseId, { type: 'end-requested', reason: 'max-duration' }, `maxDuration of ${lease.maxDuration}s reached`);
       return;
     }
-    const spent = this.deps.store.usageRecords(leaseId).reduce((sum, r) => sum + r.amount, 0n);
+    const spent = this.deps.store.usage.forLease(leaseId).reduce((sum, r) => sum + r.amount, 0n);
     if (spent >= lease.deposit) {
       await this.dispatch(leaseId, { type: 'end-requested', reason: 'escrow-exhausted' }, `usage ${spent} reached the deposit ${lease.deposit}`);
     }
@@ -642,7 +643,7 @@ export class LeaseEngine {
   sample(leaseId: string): Promise<void> {
     return this.withMeterLock(leaseId, async () => {
       const { store, runtime, counters, clock } = this.deps;
-      const lease = store.lease(leaseId);
+      const lease = store.leases.get(leaseId);
       if (!lease || lease.finalUsageDone) return;
       const timeline = this.timelineOf(lease);
       if (!timeline) return;
@@ -650,7 +651,7 @@ export class LeaseEngine {
       if (!info.State.Running || !info.State.Pid) return;
       const sample = await counters.read(info.State.Pid);
       const confirmed = (await this.deps.confirmedChainTime?.()) ?? Number.MAX_SAFE_INTEGER;
-      const current = store.lease(leaseId) ?? lease;
+      const current = store.leases.get(leaseId) ?? lease;
       const at = Math.min(Math.floor(clock.now() / 1000), this.chainEnd(current), confirmed);
       this.appendInterval(current, timeline, timeline.sample(at, sample));
     });
@@ -669,9 +670,9 @@ export class LeaseEngine {
       rxBytes: interval.rxBytes,
       txBytes: interval.txBytes,
     };
-    const record: StoredUsageRecord = { ...base, amount: usageAmount(lease.rates, base) };
+    const record: UsageRecord = { ...base, amount: usageAmount(lease.rates, base) };
     try {
-      this.deps.store.appendUsage(lease.leaseId, record, timeline.state());
+      this.deps.store.usage.append(lease.leaseId, record, timeline.state());
     } catch (err) {
       // The in-memory timeline and the store disagree: the store wins.
       this.timelines.delete(lease.leaseId);
@@ -690,7 +691,7 @@ export class LeaseEngine {
   private finalUsage(leaseId: string, reason: EndReason): Promise<void> {
     return this.withMeterLock(leaseId, async () => {
       const { store, runtime, clock } = this.deps;
-      const lease = store.lease(leaseId);
+      const lease = store.leases.get(leaseId);
       if (!lease || lease.finalUsageDone) return;
       let endedAt = Math.floor(clock.now() / 1000);
       let logsSha256 = EMPTY_LOGS_SHA256;
@@ -709,7 +710,7 @@ export class LeaseEngine {
       if (timeline && reason !== 'container-vanished') {
         const target = Math.max(endedAt, timeline.state().boundary);
         await this.awaitConfirmedTime(target);
-        const current = store.lease(leaseId) ?? lease;
+        const current = store.leases.get(leaseId) ?? lease;
         let at = Math.min(target, this.chainEnd(current));
         // Time is billed in whole seconds: a lease that ran and ended within its first second is
         // billed that second (it gets a record, and so a final checkpoint with its result).
@@ -719,7 +720,7 @@ export class LeaseEngine {
         this.appendInterval(current, timeline, timeline.finish(at));
       }
       const digest = resultDigest(lease.exitCode, logsSha256);
-      store.updateLease(leaseId, { finalUsageDone: true, endedAt, logsSha256, resultDigest: digest });
+      store.leases.update(leaseId, { finalUsageDone: true, endedAt, logsSha256, resultDigest: digest });
       this.timelines.delete(leaseId);
       this.settleWakeup.wake();
     });
@@ -742,11 +743,11 @@ export class LeaseEngine {
     while (!signal.aborted) {
       try {
         const now = Math.floor(clock.now() / 1000);
-        for (const nonce of store.expireQuotes(now - QUOTE_HOLD_GRACE_SECONDS)) this.deps.ledger.release(quoteHolder(nonce));
-        for (const lease of store.leases().filter((l) => !l.chainSettled && l.state !== 'expired' && l.state !== 'quoted')) {
+        for (const nonce of store.quotes.expire(now - QUOTE_HOLD_GRACE_SECONDS)) this.deps.ledger.release(quoteHolder(nonce));
+        for (const lease of store.leases.list().filter((l) => !l.chainSettled && l.state !== 'expired' && l.state !== 'quoted')) {
           if (signal.aborted) break;
           if (lease.state === 'running') {
-            const last = store.checkpoints(lease.leaseId).at(-1);
+            const last = store.checkpoints.forLease(lease.leaseId).at(-1);
             const since = last ? last.createdAt : (lease.startedAt ?? now);
             if (now - since >= config.settlement.checkpointIntervalSeconds) await settler.checkpoint(lease, { final: false });
             continue;
@@ -769,7 +770,7 @@ export class LeaseEngine {
 
   private async settled(lease: StoredLease): Promise<void> {
     const { store, runtime, log } = this.deps;
-    store.updateLease(lease.leaseId, { chainSettled: true });
+    store.leases.update(lease.leaseId, { chainSettled: true });
     if (lease.state === 'stopping') await this.dispatch(lease.leaseId, { type: 'settlement-done' }, 'paid and settled on-chain');
     await runtime.remove(lease.runtimeId).catch((err: unknown) => log.warn({ leaseId: lease.leaseId, err: describeError(err) }, 'could not remove the lease container'));
     log.info({ leaseId: lease.leaseId }, 'lease settled on-chain; container removed');
@@ -780,7 +781,7 @@ export class LeaseEngine {
       .watchDisk({
         signal,
         onStopped: (runtimeId) => {
-          const lease = this.deps.store.leaseByRuntimeId(runtimeId);
+          const lease = this.deps.store.leases.byRuntimeId(runtimeId);
           if (lease) void this.dispatch(lease.leaseId, { type: 'end-requested', reason: 'disk-quota' }, 'the container outgrew its disk quota');
         },
       })

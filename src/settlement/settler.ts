@@ -3,7 +3,7 @@ import { outcomeOf, type ChainClient, type Checkpoint, type TxOutcome } from '..
 import { describeError } from '../errors';
 import type { Logger } from '../log';
 import type { Clock } from '../util/clock';
-import { OutboxRepository, type LeaseStore, type StoredCheckpoint, type StoredLease } from '../store';
+import type { OutboxRepository, Store, StoredCheckpoint, StoredLease } from '../store';
 import { draftCheckpoint, signDraft } from './checkpoints';
 import { claimKey, closeKey, finalizeKey, redeemKey, settleKey, withdrawKey, WITHDRAW_KEY_PREFIX } from './outbox-keys';
 import { claimCap } from './pricing';
@@ -18,7 +18,7 @@ export interface SettlerSettings {
 
 export interface SettlerDeps {
   chain: ChainClient;
-  store: LeaseStore;
+  store: Store;
   signer: Signer;
   domain: TypedDataDomain;
   clock: Clock;
@@ -57,7 +57,7 @@ export class Settler {
   private readonly reported = new Set<string>();
 
   constructor(private readonly deps: SettlerDeps) {
-    this.outbox = new OutboxRepository(deps.store.db);
+    this.outbox = deps.store.outbox;
     this.lastWithdrawCheck = deps.clock.now();
   }
 
@@ -79,9 +79,9 @@ export class Settler {
    */
   async checkpoint(lease: StoredLease, options: { final: boolean; resultDigest?: string }): Promise<StoredCheckpoint | undefined> {
     const { store, clock } = this.deps;
-    const records = store.usageRecords(lease.leaseId);
+    const records = store.usage.forLease(lease.leaseId);
     if (records.length === 0) return undefined;
-    const existing = store.checkpoints(lease.leaseId);
+    const existing = store.checkpoints.forLease(lease.leaseId);
     const last = existing.at(-1);
     if (last?.final) return last;
     if (!options.final && last && last.recordCount === records.length) return undefined;
@@ -99,7 +99,7 @@ export class Settler {
       status: 'signed',
       createdAt: Math.floor(clock.now() / 1000),
     };
-    store.insertCheckpoint(stored);
+    store.checkpoints.insert(stored);
     if (draft.total > draft.checkpoint.cumulativeAmount) {
       this.deps.log.warn({ leaseId: lease.leaseId, seq: Number(seq), total: draft.total.toString(), cap: cap.toString() }, 'usage is above the claim cap; the checkpoint asks only the cap');
     }
@@ -142,7 +142,7 @@ export class Settler {
     const leaseId = BigInt(lease.leaseId);
     const on = await this.chainLease(lease.leaseId);
     if (on.settled) {
-      for (const cp of store.checkpoints(lease.leaseId)) if (cp.status !== 'final') store.setCheckpointStatus(lease.leaseId, Number(cp.seq), 'final');
+      for (const cp of store.checkpoints.forLease(lease.leaseId)) if (cp.status !== 'final') store.checkpoints.setStatus(lease.leaseId, Number(cp.seq), 'final');
       return true;
     }
     const final = await this.checkpoint(lease, { final: true, resultDigest });
@@ -162,7 +162,7 @@ export class Settler {
         return false;
       }
       if (final.tenantSig && redeem?.state === 'confirmed') {
-        store.setCheckpointStatus(lease.leaseId, Number(final.seq), 'final');
+        store.checkpoints.setStatus(lease.leaseId, Number(final.seq), 'final');
       } else {
         const claiming = claimKey(leaseId, final.seq);
         const claim = this.outcome(claiming);
@@ -171,7 +171,7 @@ export class Settler {
           if (!final.tenantSig && waited < this.deps.settings.countersignGraceSeconds) return false;
           if (pending.cumulativeAmount < final.cumulativeAmount && !on.disputed && BigInt(now) < end + window) {
             chain.sender.submit({ key: claiming, to: market, data: chain.marketplace.encode('claim', [toCheckpoint(final), final.providerSig]) });
-            store.setCheckpointStatus(lease.leaseId, Number(final.seq), 'claimed');
+            store.checkpoints.setStatus(lease.leaseId, Number(final.seq), 'claimed');
             log.info({ leaseId: lease.leaseId, seq: Number(final.seq), amount: final.cumulativeAmount.toString() }, 'claiming the final checkpoint (not countersigned)');
             return false;
           }
@@ -204,7 +204,7 @@ export class Settler {
         log.info({ leaseId: lease.leaseId, seq: Number(pending.seq) }, 'finalising the claim');
       }
       const done = this.outcome(key);
-      if (done?.state === 'confirmed') store.setCheckpointStatus(lease.leaseId, Number(pending.seq), 'final');
+      if (done?.state === 'confirmed') store.checkpoints.setStatus(lease.leaseId, Number(pending.seq), 'final');
       if (done === undefined) return false;
     }
 

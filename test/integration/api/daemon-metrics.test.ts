@@ -4,7 +4,7 @@ import { marketplaceDomain, type ChainClient } from '../../../src/chain';
 import { configSchema } from '../../../src/config';
 import { startApi, type RunningApi } from '../../../src/daemon/api';
 import { silentLogger } from '../../../src/log';
-import { LeaseStore, openStore, type StoredCheckpoint, type StoredLease } from '../../../src/store';
+import { openStore, type StoredCheckpoint, type StoredLease } from '../../../src/store';
 import { CHAIN_ID } from '../../support/api-harness';
 import { FakeProviderService } from '../../support/fake-provider-service';
 import { anAllocatable } from '../../unit/capacity/builders';
@@ -34,10 +34,10 @@ describe('the daemon API\'s metrics', () => {
   });
 
   it('reports as claimed the sum of every lease\'s claim still pending, not the last lease\'s', async () => {
-    const store = new LeaseStore(openStore(':memory:'));
+    const store = openStore(':memory:');
     for (const [leaseId, amount] of [['1', 300n], ['2', 500n]] as const) {
-      store.insertLease(aLease(leaseId), { fromState: 'quoted', toState: 'stopping', event: 'x', reason: null, at: 100 });
-      store.insertCheckpoint(aClaimedCheckpoint(leaseId, amount));
+      store.leases.insert(aLease(leaseId), { fromState: 'quoted', toState: 'stopping', event: 'x', reason: null, at: 100 });
+      store.checkpoints.insert(aClaimedCheckpoint(leaseId, amount));
     }
     const parsed = configSchema.parse({ dataDir: '/nonexistent' });
     const config = { ...parsed, api: { ...parsed.api, host: '127.0.0.1', port: 0 } };

@@ -5,7 +5,7 @@ import type { JsonRpcProvider } from 'ethers';
 import { TransactionSender, type SenderPolicy } from '../../../src/chain/transaction-sender';
 import { marketplaceAt } from '../../../src/chain/marketplace';
 import { createRpcProvider } from '../../../src/chain/rpc';
-import { OutboxRepository, openStore, type Db } from '../../../src/store';
+import { openStore, type OutboxRepository, type Store } from '../../../src/store';
 import { claimKey } from '../../../src/settlement';
 import { silentLogger } from '../../../src/log';
 import { systemClock } from '../../../src/util/clock';
@@ -57,7 +57,7 @@ function stopMining(): void {
 }
 
 interface Harness {
-  db: Db;
+  store: Store;
   rpc: JsonRpcProvider;
   outbox: OutboxRepository;
   sender: TransactionSender;
@@ -65,9 +65,9 @@ interface Harness {
 }
 
 function harness(file: string, policy: Partial<SenderPolicy> = FAST): Harness {
-  const db = openStore(join(dir, file));
+  const store = openStore(join(dir, file));
   const rpc = createRpcProvider(proxy.url, { chainId: fx.chainId });
-  const outbox = new OutboxRepository(db);
+  const outbox = store.outbox;
   const market = marketplaceAt(fx.market.target as string, rpc);
   const sender = new TransactionSender({
     rpc,
@@ -80,14 +80,14 @@ function harness(file: string, policy: Partial<SenderPolicy> = FAST): Harness {
     describeRevert: (data) => market.describeRevert(data),
   });
   return {
-    db,
+    store,
     rpc,
     outbox,
     sender,
     close: async () => {
       await sender.stop();
       rpc.destroy();
-      db.close();
+      store.close();
     },
   };
 }
