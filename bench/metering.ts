@@ -24,7 +24,7 @@ import { configSchema } from '../src/config';
 import { silentLogger } from '../src/log';
 import { ContainerCounterReader, UsageTimeline, hostKernelFiles } from '../src/metering';
 import { Firewall, ImageService, LeaseRuntime, parseManifest } from '../src/runtime';
-import { LeaseStore, openStore } from '../src/store';
+import { openStore } from '../src/store';
 import { systemClock } from '../src/util/clock';
 import { execFileAsync } from '../src/util/exec';
 
@@ -53,7 +53,7 @@ export async function run(args: string[]): Promise<void> {
   const runtime = new LeaseRuntime({ docker, firewall: new Firewall(execFileAsync, log), images, config, log, clock: systemClock });
   const reader = new ContainerCounterReader(hostKernelFiles());
   const dir = mkdtempSync(join(tmpdir(), 'provider-bench-metering-'));
-  const store = new LeaseStore(openStore(join(dir, 'store.sqlite')));
+  const store = openStore(join(dir, 'store.sqlite'));
   const imageId = (await docker.getImage(IMAGE).inspect()).Id;
   const prefix = `bm${Date.now().toString(36)}`;
   const ids: string[] = [];
@@ -64,7 +64,7 @@ export async function run(args: string[]): Promise<void> {
       ids.push(id);
       const manifest = parseManifest({ image: IMAGE, command: ['sleep', '600'], resources: { cpuMillis: 100, memoryBytes: 32 * 2 ** 20 }, maxDurationSeconds: 600 });
       await runtime.start({ manifest, imageId, allocation: { leaseId: id, cpuMillis: 100, memoryBytes: 32 * 2 ** 20, gpuUuids: [], hostPorts: [] } });
-      store.insertLease(
+      store.leases.insert(
         {
           leaseId: String(i + 1), runtimeId: id, quoteNonce: null, tenant: '0x0000000000000000000000000000000000000001', manifestHash: '0x00', deposit: 0n,
           rates: RATES, maxRatePerSecond: 1n, maxDuration: 600, openedAt: 0, state: 'running', endReason: null, exitCode: null, finalised: false,
@@ -85,7 +85,7 @@ export async function run(args: string[]): Promise<void> {
         const interval = timelines[i]!.sample(round, counters);
         if (!interval) continue;
         const base = { leaseId: BigInt(i + 1), seq: BigInt(interval.seq), t0: BigInt(interval.t0), t1: BigInt(interval.t1), cpuMillis: interval.cpuMillis, memoryByteSeconds: interval.memoryByteSeconds, gpuMillis: 0n, rxBytes: interval.rxBytes, txBytes: interval.txBytes };
-        store.appendUsage(String(i + 1), { ...base, amount: usageAmount(RATES, base) }, timelines[i]!.state());
+        store.usage.append(String(i + 1), { ...base, amount: usageAmount(RATES, base) }, timelines[i]!.state());
         samples += 1;
       }
     }
@@ -136,7 +136,7 @@ export async function run(args: string[]): Promise<void> {
     console.log(JSON.stringify({ cpu_error_pct: Number(errorPct.toFixed(3)), daemon_cpu_pct_per_lease: Number(pctPerLease.toFixed(5)) }));
   } finally {
     for (const id of ids) await runtime.remove(id).catch(() => sh('docker', ['rm', '-f', `provider-lease-${id}`]).catch(() => undefined));
-    store.db.close();
+    store.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

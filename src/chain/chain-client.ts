@@ -2,9 +2,9 @@ import type { JsonRpcProvider } from 'ethers';
 import { ProviderError } from '../errors';
 import type { Logger } from '../log';
 import type { Clock } from '../util/clock';
-import { CursorRepository, OutboxRepository, type Db } from '../store';
+import type { OutboxRepository } from '../store';
 import { Backoff, sleep } from './backoff';
-import { EventFollower, type EventHandler } from './event-follower';
+import { EventFollower, type EventHandler, type FollowerStore } from './event-follower';
 import { marketplaceAt, type MarketplaceContract } from './marketplace';
 import { createRpcProvider, describeRpcError } from './rpc';
 import { TransactionSender, type SenderPolicy, type TxSigner } from './transaction-sender';
@@ -21,9 +21,14 @@ export interface ChainSettings {
   startBlock: number;
 }
 
+/** What the chain client keeps in the store: its transaction outbox, and its followers' cursors. */
+export interface ChainStore extends FollowerStore {
+  readonly outbox: OutboxRepository;
+}
+
 export interface ChainClientDeps {
   signer: TxSigner;
-  db: Db;
+  store: ChainStore;
   clock: Clock;
   log: Logger;
   senderPolicy?: Partial<SenderPolicy>;
@@ -50,7 +55,7 @@ export class ChainClient {
       rpc: this.rpc,
       signer: deps.signer,
       chainId: settings.chainId,
-      outbox: new OutboxRepository(deps.db),
+      outbox: deps.store.outbox,
       clock: deps.clock,
       log: deps.log.child({ component: 'tx-sender' }),
       policy: { confirmations: settings.confirmations, receiptPollMs: Math.min(settings.pollIntervalMs, 2_000), ...deps.senderPolicy },
@@ -108,8 +113,7 @@ export class ChainClient {
       rpc: this.rpc,
       wsUrl: this.settings.wsUrl,
       contract: this.marketplace,
-      db: this.deps.db,
-      cursors: new CursorRepository(this.deps.db),
+      store: this.deps.store,
       handler,
       startBlock: this.settings.startBlock,
       confirmations: this.settings.confirmations,

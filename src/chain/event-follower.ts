@@ -3,7 +3,7 @@ import type { JsonRpcProvider, Log } from 'ethers';
 import { isProviderError } from '../errors';
 import type { Logger } from '../log';
 import type { Clock } from '../util/clock';
-import type { CursorRepository, Db } from '../store';
+import type { CursorRepository } from '../store';
 import { Backoff, Wakeup, sleep, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff';
 import { decodeMarketplaceLog, type MarketplaceEvent } from './events';
 import type { MarketplaceContract } from './marketplace';
@@ -18,6 +18,12 @@ import { describeRpcError } from './rpc';
  */
 export type EventHandler = (events: readonly MarketplaceEvent[], range: { fromBlock: number; toBlock: number }) => void;
 
+/** Where a follower keeps its cursor, and the transaction a batch of events commits in with it. */
+export interface FollowerStore {
+  readonly cursors: CursorRepository;
+  transaction<T>(fn: () => T): T;
+}
+
 export interface EventFollowerOptions {
   /** Cursor name in the store; one per follower. */
   name: string;
@@ -25,8 +31,7 @@ export interface EventFollowerOptions {
   /** WebSocket endpoint for new-head notifications; without it the follower only polls. */
   wsUrl?: string;
   contract: MarketplaceContract;
-  db: Db;
-  cursors: CursorRepository;
+  store: FollowerStore;
   handler: EventHandler;
   /** First block to read when the store has no cursor yet. */
   startBlock: number;
@@ -79,7 +84,7 @@ export class EventFollower {
 
   /** The last block fully handled, or undefined before the first batch. */
   cursor(): number | undefined {
-    return this.options.cursors.get(this.options.name)?.blockNumber;
+    return this.options.store.cursors.get(this.options.name)?.blockNumber;
   }
 
   /** Runs rounds until the follower has handled every block now `confirmations` deep. For tests and start-up. */
@@ -110,7 +115,8 @@ export class EventFollower {
 
   /** One batch: 'more' when it handled blocks and more are ready, 'idle' when caught up. */
   private async round(signal?: AbortSignal): Promise<'more' | 'idle'> {
-    const { rpc, contract, cursors, name, confirmations, log } = this.options;
+    const { rpc, contract, store, name, confirmations, log } = this.options;
+    const { cursors } = store;
     signal?.throwIfAborted();
     const stored = cursors.get(name);
     if (stored) await this.checkCursorBlock(stored.blockNumber, stored.blockHash);
@@ -131,10 +137,10 @@ export class EventFollower {
       const event = decodeMarketplaceLog(contract, entry);
       if (event) events.push(event);
     }
-    this.options.db.transaction(() => {
+    store.transaction(() => {
       this.options.handler(events, { fromBlock, toBlock });
       cursors.set(name, { blockNumber: toBlock, blockHash: block.hash! }, this.options.clock.now());
-    })();
+    });
     if (events.length > 0) log.debug({ follower: name, fromBlock, toBlock, events: events.length }, 'chain events handled');
     return toBlock < safe ? 'more' : 'idle';
   }

@@ -1,4 +1,4 @@
-export { ChainClient, type ChainSettings, type ChainClientDeps } from './chain-client';
+export { ChainClient, type ChainSettings, type ChainClientDeps, type ChainStore } from './chain-client';
 export {
   TransactionSender,
   DEFAULT_SENDER_POLICY,
@@ -8,7 +8,7 @@ export {
   type TxSigner,
   type SenderPolicy,
 } from './transaction-sender';
-export { EventFollower, type EventHandler, type EventFollowerOptions } from './event-follower';
+export { EventFollower, type EventHandler, type EventFollowerOptions, type FollowerStore } from './event-follower';
 export { EVENT_SCHEMAS, FAULTS, decodeMarketplaceLog, type MarketplaceEvent, type MarketplaceEventName, type EventPosition } from './events';
 export { marketplaceAt, tokenAt, type MarketplaceContract, type TokenContract, type MarketplaceAbi } from './marketplace';
 export { TypedContract, toPlain, type Abi, type ArgsOf, type ResultOf } from './typed-contract';

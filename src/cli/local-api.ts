@@ -16,7 +16,7 @@ import type { ProviderConfig } from '../config';
 import { Devnet } from '../devnet';
 import { ProviderError, isProviderError, type ErrorCode } from '../errors';
 import type { Logger } from '../log';
-import { LeaseStore, openStoreReadOnly, storePathFor } from '../store';
+import { openStoreReadOnly, storePathFor, type Store } from '../store';
 
 export interface OperatorClientOptions {
   /** localApiUrl(config). */
@@ -205,7 +205,7 @@ export interface DaemonStore {
   path: string;
   chainId: number;
   marketplace: string;
-  store: LeaseStore;
+  store: Store;
   close(): void;
 }
 
@@ -237,8 +237,8 @@ export function openDaemonStore(config: ProviderConfig, log: Logger): DaemonStor
   // openStore would create an empty one: a missing file means the daemon never ran here.
   if (!existsSync(path)) throw noStore(config.dataDir);
   // Read-only: "nothing answers" may also mean the daemon is still starting up and owns the file.
-  const db = openStoreReadOnly(path);
-  return { path, chainId, marketplace, store: new LeaseStore(db), close: () => db.close() };
+  const store = openStoreReadOnly(path);
+  return { path, chainId, marketplace, store, close: () => store.close() };
 }
 
 /** Runs `read` on the stopped daemon's store, closing it after. */

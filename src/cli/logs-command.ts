@@ -65,7 +65,7 @@ async function fromDocker(ctx: CommandContext, leaseId: string, query: LogQuery,
   const { config } = ctx.loaded;
   const { lease, runtimeId } = readDaemonStore(config, ctx.log, (opened) => {
     const detail = leaseDetail(opened.store, leaseId);
-    return { lease: detail, runtimeId: (opened.store.lease(detail.leaseId) as { runtimeId: string }).runtimeId };
+    return { lease: detail, runtimeId: (opened.store.leases.get(detail.leaseId) as { runtimeId: string }).runtimeId };
   });
   ctx.io.stderr.write(`(the daemon is not running: reading ${lease.container}'s logs from Docker)\n`);
   const runtime = dockerRuntime(config, ctx);

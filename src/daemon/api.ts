@@ -6,8 +6,10 @@ import type { ProviderConfig } from '../config';
 import { ProviderError, describeError } from '../errors';
 import type { LeaseState } from '../leases';
 import type { Logger } from '../log';
-import { SqliteNonceLedger, type LeaseStore } from '../store';
+import { isPaymentKey } from '../settlement';
+import type { Store } from '../store';
 import type { Clock } from '../util/clock';
+import { storeEarnings } from './operator-views';
 
 export interface RunningApi {
   address: AddressInfo;
@@ -18,7 +20,7 @@ export interface RunningApi {
 export interface StartApiOptions {
   config: ProviderConfig;
   service: ProviderService;
-  store: LeaseStore;
+  store: Store;
   ledger: AllocationLedger;
   chain: ChainClient;
   provider: string;
@@ -39,7 +41,7 @@ export async function startApi(options: StartApiOptions): Promise<RunningApi> {
     chainId: options.chain.settings.chainId,
     maxSignatureAgeSeconds: config.api.maxSignatureAgeSeconds,
     clock,
-    nonces: new SqliteNonceLedger(store.db, () => Math.floor(clock.now() / 1000)),
+    nonces: store.nonceLedger(() => Math.floor(clock.now() / 1000)),
   });
   const metrics = new ProviderMetrics();
   const server = createProviderApi({ service: options.service, metrics, authenticator, maxBodyBytes: config.api.maxBodyBytes, log });
@@ -71,7 +73,7 @@ export async function startApi(options: StartApiOptions): Promise<RunningApi> {
 
 async function refreshMetrics(metrics: ProviderMetrics, options: StartApiOptions): Promise<void> {
   const { store, ledger, chain, provider, clock } = options;
-  metrics.setLeases(store.countByState() as Partial<Record<LeaseState, number>>);
+  metrics.setLeases(store.leases.countByState() as Partial<Record<LeaseState, number>>);
   const free = ledger.free();
   const held = ledger.list();
   const allocated = {
@@ -83,21 +85,18 @@ async function refreshMetrics(metrics: ProviderMetrics, options: StartApiOptions
     { cpuMillis: free.cpuMillis + allocated.cpuMillis, memoryBytes: free.memoryBytes + allocated.memoryBytes, gpus: free.gpus.length + allocated.gpus },
     allocated,
   );
-  // Claims submitted and not final; earnings finalised, not withdrawn; withdrawn so far (from the outbox).
-  let claimed = 0n;
   let lag = 0;
   const now = Math.floor(clock.now() / 1000);
-  for (const lease of store.leases({ excludeStates: ['settled', 'expired', 'rejected'] })) {
-    for (const cp of store.checkpoints(lease.leaseId)) if (cp.status === 'claimed') claimed = cp.cumulativeAmount;
+  for (const lease of store.leases.list({ excludeStates: ['settled', 'expired', 'rejected'] })) {
     if (lease.state === 'running' && lease.timeline) lag = Math.max(lag, now - lease.timeline.boundary);
   }
   metrics.setMeteringLag(lag);
   const finalised = await chain.marketplace.read('earnings', [provider]);
-  const failures = store.db
-    .prepare("SELECT error_code FROM chain_outbox WHERE state IN ('failed', 'reverted') AND (intent_key LIKE 'claim:%' OR intent_key LIKE 'redeem:%' OR intent_key LIKE 'withdraw:%')")
-    .all() as { error_code: string | null }[];
-  reportedFailures(metrics, failures.length, failures.map((f) => f.error_code ?? 'TX_REVERTED'));
-  metrics.setEarnings({ claimed, finalised, withdrawn: withdrawnSoFar(store) });
+  const failures = store.outbox.failed().filter((entry) => isPaymentKey(entry.key));
+  reportedFailures(metrics, failures.length, failures.map((f) => f.errorCode ?? 'TX_REVERTED'));
+  // Claimed and withdrawn as the operator's earnings view counts them, so the two never disagree.
+  const { claimedPending, withdrawn } = storeEarnings(store);
+  metrics.setEarnings({ claimed: claimedPending, finalised, withdrawn });
 }
 
 const seenFailures = new WeakMap<ProviderMetrics, number>();
@@ -106,9 +105,4 @@ function reportedFailures(metrics: ProviderMetrics, total: number, codes: string
   const seen = seenFailures.get(metrics) ?? 0;
   for (const code of codes.slice(seen)) metrics.claimFailed(code);
   seenFailures.set(metrics, Math.max(seen, total));
-}
-
-function withdrawnSoFar(store: LeaseStore): bigint {
-  const value = store.meta('withdrawn-total');
-  return value ? BigInt(value) : 0n;
 }

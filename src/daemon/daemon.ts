@@ -20,8 +20,8 @@ import type { Logger } from '../log';
 import { Admission, LeaseEngine, QUOTE_HOLD_GRACE_SECONDS, TERMINAL_STATES, type LeaseState } from '../leases';
 import { ContainerCounterReader, hostKernelFiles } from '../metering';
 import { Firewall, ImageService, LeaseRuntime, createDockerClient } from '../runtime';
-import { Settler } from '../settlement';
-import { LeaseStore, OutboxRepository, openStore, storePathFor, type Db } from '../store';
+import { claimKey, closeKey, redeemKey, Settler } from '../settlement';
+import { openStore, storePathFor, type OutboxRepository, type Store } from '../store';
 import type { Clock } from '../util/clock';
 import { sleep } from '../util/sleep';
 import type { Exec } from '../util/exec';
@@ -94,8 +94,7 @@ export class Daemon {
     readonly service: EngineProviderService,
     private readonly parts: {
       devnet: Devnet | undefined;
-      db: Db;
-      store: LeaseStore;
+      store: Store;
       chain: ChainClient;
       engine: LeaseEngine;
       api: RunningApi;
@@ -144,18 +143,17 @@ export class Daemon {
       const provider = signer.address;
 
       // ---- the store
-      const db = openStore(storePathFor(config.dataDir, settings.chainId, settings.marketplaceAddress));
+      const store = openStore(storePathFor(config.dataDir, settings.chainId, settings.marketplaceAddress));
       cleanups.push(() => {
-        db.close();
+        store.close();
       });
-      const store = new LeaseStore(db);
-      let instanceId = store.meta('instance-id');
+      let instanceId = store.meta.get('instance-id');
       if (!instanceId) {
         instanceId = `p${randomBytes(4).toString('hex')}`;
-        store.setMeta('instance-id', instanceId);
+        store.meta.set('instance-id', instanceId);
       }
 
-      const chain = new ChainClient(settings, { signer, db, clock, log: log.child({ component: 'chain' }) });
+      const chain = new ChainClient(settings, { signer, store, clock, log: log.child({ component: 'chain' }) });
       cleanups.push(() => chain.stop());
       step('connecting to the chain');
       log.info({ rpcUrl: devnet ? settings.rpcUrl : '[configured]', chainId: settings.chainId }, 'connecting to the chain');
@@ -233,7 +231,7 @@ export class Daemon {
       // ---- registration, then the API
       const apiUrl = config.api.publicUrl ?? localApiUrl(config);
       step('registering on-chain (waits for the transaction when something changed)');
-      await ensureRegistered({ chain, outbox: new OutboxRepository(db), signer, apiUrl, metadata: metadataOf(config, report), log, signal: options.signal });
+      await ensureRegistered({ chain, outbox: store.outbox, signer, apiUrl, metadata: metadataOf(config, report), log, signal: options.signal });
       step('serving the API');
       const service = new EngineProviderService({
         config,
@@ -271,7 +269,7 @@ export class Daemon {
       // A drained lease is billed once its final checkpoint is paid or claimed: within the
       // tenant's countersign grace plus a few blocks.
       const settlementBound = (): number => (grace + 60) * 1000;
-      return new Daemon(info, service, { devnet, db, store, chain, engine, api, live, report, signer, apiUrl, settlementBound, clock, log });
+      return new Daemon(info, service, { devnet, store, chain, engine, api, live, report, signer, apiUrl, settlementBound, clock, log });
     } catch (err) {
       await cleanup();
       throw err;
@@ -298,18 +296,11 @@ export class Daemon {
 
   private registrationUpdate: Promise<void> = Promise.resolve();
 
-  private get outbox(): OutboxRepository {
-    this.outboxRepository ??= new OutboxRepository(this.parts.store.db);
-    return this.outboxRepository;
-  }
-
-  private outboxRepository: OutboxRepository | undefined;
-
   private updateRegistration(metadata: string): void {
     const { chain, signer, apiUrl, log } = this.parts;
     // One at a time, in order: the last reload's metadata is the one left on-chain.
     this.registrationUpdate = this.registrationUpdate
-      .then(() => ensureRegistered({ chain, outbox: this.outbox, signer, apiUrl, metadata, log }))
+      .then(() => ensureRegistered({ chain, outbox: this.parts.store.outbox, signer, apiUrl, metadata, log }))
       .then(() => log.info('on-chain metadata updated with the new prices'))
       .catch((err: unknown) => log.warn({ err: describeError(err) }, 'updating the on-chain metadata failed; the next start tries again'));
   }
@@ -327,7 +318,7 @@ export class Daemon {
       log.info(fields, message);
       onProgress?.(message);
     };
-    const active = (): string[] => store.leases({ excludeStates: [...TERMINAL_STATES] }).filter((l) => DRAINABLE.has(l.state)).map((l) => l.leaseId);
+    const active = (): string[] => store.leases.list({ excludeStates: [...TERMINAL_STATES] }).filter((l) => DRAINABLE.has(l.state)).map((l) => l.leaseId);
     const pause = async (): Promise<boolean> => {
       try {
         await sleep(DRAIN_POLL_MS, signal);
@@ -337,7 +328,7 @@ export class Daemon {
       }
     };
     const started = active();
-    const tracked = new Set([...started, ...store.leases({ excludeStates: [...TERMINAL_STATES] }).map((l) => l.leaseId)]);
+    const tracked = new Set([...started, ...store.leases.list({ excludeStates: [...TERMINAL_STATES] }).map((l) => l.leaseId)]);
     say(`draining: no new quotes; ${started.length} lease(s) running get ${timeoutSeconds} s to finish before they are ended and billed`, {
       leases: started.length,
       timeoutSeconds,
@@ -381,34 +372,30 @@ export class Daemon {
   /** True once an ended lease's final payment is on-chain, or it had nothing to bill. */
   private billed(leaseId: string): boolean {
     const { store } = this.parts;
-    const lease = store.lease(leaseId);
+    const lease = store.leases.get(leaseId);
     if (!lease || lease.chainSettled || lease.state === 'rejected' || lease.state === 'expired') return true;
-    const final = store.checkpoints(leaseId).at(-1);
-    if (!final) return TERMINAL_STATES.has(lease.state as LeaseState) && store.usageRecords(leaseId).length === 0;
+    const final = store.checkpoints.forLease(leaseId).at(-1);
+    if (!final) return TERMINAL_STATES.has(lease.state as LeaseState) && store.usage.forLease(leaseId).length === 0;
     if (!final.final) return false;
     if (final.status === 'final' || final.cumulativeAmount === 0n) return true;
     // The settler closes the lease on-chain only once the final payment is done or not needed
     // (an earlier redeemed checkpoint already paid as much).
-    return [`redeem:${leaseId}:${final.seq}`, `claim:${leaseId}:${final.seq}`, `close:${leaseId}`].some((key) => {
-      const entry = this.outbox.byKey(key);
+    return [redeemKey(leaseId, final.seq), claimKey(leaseId, final.seq), closeKey(leaseId)].some((key) => {
+      const entry = store.outbox.byKey(key);
       return entry !== undefined && outcomeOf(entry)?.state === 'confirmed';
     });
   }
 
   /** Graceful: stop taking quotes, close the API, stop the loops, flush the store, stop the devnet. */
   async stop(): Promise<void> {
-    const { engine, api, chain, db, devnet, log } = this.parts;
+    const { engine, api, chain, store, devnet, log } = this.parts;
     log.info('shutting down: no new quotes; running leases keep running and are adopted at the next start');
     engine.stopAccepting();
     await api.close().catch(() => undefined);
     await engine.stop();
     await chain.stop().catch(() => undefined);
-    try {
-      db.pragma('wal_checkpoint(TRUNCATE)');
-    } catch {
-      // a checkpoint is an optimisation; the WAL is durable as it is
-    }
-    db.close();
+    store.checkpointWal();
+    store.close();
     await devnet?.stop();
     log.info('stopped');
   }
@@ -438,11 +425,11 @@ function confirmedChainTime(chain: ChainClient, cursor: () => number | undefined
   };
 }
 
-function portsInUse(store: LeaseStore): number[] {
+function portsInUse(store: Store): number[] {
   const ports: number[] = [];
-  for (const quote of store.openQuotes()) ports.push(...quote.allocation.hostPorts);
-  for (const lease of store.leases({ excludeStates: [...TERMINAL_STATES] })) {
-    const quote = lease.quoteNonce ? store.quote(lease.quoteNonce) : undefined;
+  for (const quote of store.quotes.open()) ports.push(...quote.allocation.hostPorts);
+  for (const lease of store.leases.list({ excludeStates: [...TERMINAL_STATES] })) {
+    const quote = lease.quoteNonce ? store.quotes.get(lease.quoteNonce) : undefined;
     if (quote && quote.state !== 'open') ports.push(...quote.allocation.hostPorts);
   }
   return ports;

@@ -3,26 +3,27 @@ import { wire, type EarningsView, type OperatorLeaseDetail, type OperatorLeaseSu
 import { ProviderError } from '../errors';
 import type { EndReason, LeaseState } from '../leases';
 import { containerName } from '../runtime';
-import { OutboxRepository, type LeaseStore, type StoredCheckpoint, type StoredLease } from '../store';
+import { WITHDRAW_KEY_PREFIX } from '../settlement';
+import type { Store, StoredCheckpoint, StoredLease } from '../store';
 
 /**
  * The operator's views of the store, built the same way whether the daemon serves them or a
  * command reads the store of a stopped daemon: one source for both, so they cannot drift.
  */
 
-export function leaseCounts(store: LeaseStore): Record<LeaseState, number> {
-  const counts = store.countByState();
+export function leaseCounts(store: Store): Record<LeaseState, number> {
+  const counts = store.leases.countByState();
   return Object.fromEntries(wire.LEASE_STATES.map((s) => [s, counts[s] ?? 0])) as Record<LeaseState, number>;
 }
 
-export function leaseSummaries(store: LeaseStore): OperatorLeaseSummary[] {
-  return store.leases().map((lease) => summary(store, lease, store.checkpoints(lease.leaseId)));
+export function leaseSummaries(store: Store): OperatorLeaseSummary[] {
+  return store.leases.list().map((lease) => summary(store, lease, store.checkpoints.forLease(lease.leaseId)));
 }
 
-export function leaseDetail(store: LeaseStore, leaseId: string): OperatorLeaseDetail {
-  const lease = /^\d{1,78}$/.test(leaseId) ? store.lease(BigInt(leaseId).toString()) : undefined;
+export function leaseDetail(store: Store, leaseId: string): OperatorLeaseDetail {
+  const lease = /^\d{1,78}$/.test(leaseId) ? store.leases.get(BigInt(leaseId).toString()) : undefined;
   if (!lease) throw new ProviderError('LEASE_NOT_FOUND', `no lease ${leaseId.slice(0, 80)} with this provider`, { input: leaseId.slice(0, 80) });
-  const checkpoints = store.checkpoints(lease.leaseId);
+  const checkpoints = store.checkpoints.forLease(lease.leaseId);
   return {
     ...summary(store, lease, checkpoints),
     deposit: lease.deposit,
@@ -31,7 +32,7 @@ export function leaseDetail(store: LeaseStore, leaseId: string): OperatorLeaseDe
     exitCode: lease.exitCode,
     closedAt: lease.closedAt,
     chainSettled: lease.chainSettled,
-    transitions: store.transitions(lease.leaseId).map((t) => ({ from: t.fromState, to: t.toState, event: t.event, reason: t.reason, at: t.at })),
+    transitions: store.leases.transitions(lease.leaseId).map((t) => ({ from: t.fromState, to: t.toState, event: t.event, reason: t.reason, at: t.at })),
     checkpoints: checkpoints.map((cp) => ({
       seq: Number(cp.seq),
       cumulativeAmount: cp.cumulativeAmount,
@@ -48,11 +49,11 @@ export function leaseDetail(store: LeaseStore, leaseId: string): OperatorLeaseDe
  * paid (its latest checkpoint with status final); withdrawals from the Withdrawn events the
  * follower counted. `chainPaid` replaces the store's paid figure with the chain's own.
  */
-export function storeEarnings(store: LeaseStore, chainPaid: ReadonlyMap<string, bigint> = new Map()): EarningsView {
+export function storeEarnings(store: Store, chainPaid: ReadonlyMap<string, bigint> = new Map()): EarningsView {
   let claimedPending = 0n;
   const leases: EarningsView['leases'] = [];
-  for (const lease of store.leases()) {
-    const checkpoints = store.checkpoints(lease.leaseId);
+  for (const lease of store.leases.list()) {
+    const checkpoints = store.checkpoints.forLease(lease.leaseId);
     const last = checkpoints.at(-1);
     if (!last) continue;
     const paid = chainPaid.get(lease.leaseId) ?? maxAmount(checkpoints.filter((cp) => cp.status === 'final'));
@@ -60,13 +61,13 @@ export function storeEarnings(store: LeaseStore, chainPaid: ReadonlyMap<string, 
     if (claimed > paid) claimedPending += claimed - paid;
     leases.push({ leaseId: lease.leaseId, state: lease.state as LeaseState, earned: last.cumulativeAmount, checkpoint: last.status, paid });
   }
-  const open = new OutboxRepository(store.db).openWithPrefix('withdraw:');
+  const open = store.outbox.openWithPrefix(WITHDRAW_KEY_PREFIX);
   return {
     provider: storedProvider(store),
     token: null,
     withdrawable: null,
     claimedPending,
-    withdrawn: BigInt(store.meta('withdrawn-total') ?? '0'),
+    withdrawn: BigInt(store.meta.get('withdrawn-total') ?? '0'),
     balance: null,
     withdrawal: open ?? null,
     leases,
@@ -74,13 +75,13 @@ export function storeEarnings(store: LeaseStore, chainPaid: ReadonlyMap<string, 
 }
 
 /** The provider address of a store: the sender of its transactions (registration is the first). */
-export function storedProvider(store: LeaseStore): string | null {
-  const row = store.db.prepare('SELECT sender FROM chain_outbox ORDER BY id LIMIT 1').get() as { sender: string } | undefined;
-  return row ? getAddress(row.sender) : null;
+export function storedProvider(store: Store): string | null {
+  const sender = store.outbox.firstSender();
+  return sender ? getAddress(sender) : null;
 }
 
-function summary(store: LeaseStore, lease: StoredLease, checkpoints: StoredCheckpoint[]): OperatorLeaseSummary {
-  const quote = lease.quoteNonce ? store.quote(lease.quoteNonce) : undefined;
+function summary(store: Store, lease: StoredLease, checkpoints: StoredCheckpoint[]): OperatorLeaseSummary {
+  const quote = lease.quoteNonce ? store.quotes.get(lease.quoteNonce) : undefined;
   const image = quote && typeof quote.manifest.image === 'string' ? quote.manifest.image : null;
   const last = checkpoints.at(-1);
   return {

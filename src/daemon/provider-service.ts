@@ -22,13 +22,13 @@ import type { Admission, LeaseEngine, LeaseState, EndReason } from '../leases';
 
 import type { LeaseRuntime, Manifest } from '../runtime';
 import { toCheckpoint, usageProofs, type Settler } from '../settlement';
-import type { LeaseStore, StoredCheckpoint, StoredLease } from '../store';
+import type { Store, StoredCheckpoint, StoredLease } from '../store';
 import type { Clock } from '../util/clock';
 import { leaseCounts, leaseDetail, leaseSummaries, storeEarnings } from './operator-views';
 
 export interface ProviderServiceDeps {
   config: ProviderConfig;
-  store: LeaseStore;
+  store: Store;
   ledger: AllocationLedger;
   admission: Admission;
   engine: LeaseEngine;
@@ -95,7 +95,7 @@ export class EngineProviderService implements ProviderService {
   }
 
   private leaseFor(leaseId: string, tenant: string): StoredLease {
-    const lease = /^\d{1,78}$/.test(leaseId) ? this.deps.store.lease(BigInt(leaseId).toString()) : undefined;
+    const lease = /^\d{1,78}$/.test(leaseId) ? this.deps.store.leases.get(BigInt(leaseId).toString()) : undefined;
     if (!lease) throw new ProviderError('LEASE_NOT_FOUND', `no lease ${leaseId.slice(0, 80)} with this provider`, { input: leaseId.slice(0, 80) });
     if (getAddress(lease.tenant) !== getAddress(tenant)) {
       throw new ProviderError('AUTH_FORBIDDEN', `lease ${lease.leaseId} belongs to another tenant`, { input: lease.leaseId });
@@ -105,7 +105,7 @@ export class EngineProviderService implements ProviderService {
 
   async lease(leaseId: string, tenant: string): Promise<LeaseView> {
     const lease = this.leaseFor(leaseId, tenant);
-    const quote = lease.quoteNonce ? this.deps.store.quote(lease.quoteNonce) : undefined;
+    const quote = lease.quoteNonce ? this.deps.store.quotes.get(lease.quoteNonce) : undefined;
     let container: LeaseView['container'] = null;
     let ports: LeaseView['ports'] = [];
     if (lease.containerId) {
@@ -121,7 +121,7 @@ export class EngineProviderService implements ProviderService {
       const asked = (quote.manifest.ports as { containerPort: number; protocol: 'tcp' | 'udp' }[] | undefined) ?? [];
       ports = asked.map((p, i) => ({ containerPort: p.containerPort, protocol: p.protocol, hostPort: quote.allocation.hostPorts[i] as number }));
     }
-    const last = this.deps.store.checkpoints(lease.leaseId).at(-1);
+    const last = this.deps.store.checkpoints.forLease(lease.leaseId).at(-1);
     return {
       leaseId: lease.leaseId,
       tenant: lease.tenant,
@@ -139,17 +139,17 @@ export class EngineProviderService implements ProviderService {
 
   async usage(leaseId: string, tenant: string): Promise<UsageView> {
     const lease = this.leaseFor(leaseId, tenant);
-    const checkpoints = this.deps.store.checkpoints(lease.leaseId);
+    const checkpoints = this.deps.store.checkpoints.forLease(lease.leaseId);
     const latest = checkpoints.at(-1);
     // Records up to the latest checkpoint, each with its proof against that checkpoint's root;
     // newer records are shown once a checkpoint covers them.
-    const records = latest ? this.deps.store.usageRecords(lease.leaseId).slice(0, latest.recordCount) : [];
+    const records = latest ? this.deps.store.usage.forLease(lease.leaseId).slice(0, latest.recordCount) : [];
     return { leaseId: lease.leaseId, rates: lease.rates, records: usageProofs(records), checkpoints: checkpoints.map(checkpointView) };
   }
 
   async countersign(leaseId: string, seq: number, tenant: string, signature: string): Promise<CheckpointView> {
     const lease = this.leaseFor(leaseId, tenant);
-    const cp = this.deps.store.checkpoint(lease.leaseId, seq);
+    const cp = this.deps.store.checkpoints.get(lease.leaseId, seq);
     if (!cp) throw new ProviderError('CHECKPOINT_NOT_FOUND', `lease ${lease.leaseId} has no checkpoint ${seq}`, { input: seq });
     let signer: string | undefined;
     try {
@@ -164,16 +164,16 @@ export class EngineProviderService implements ProviderService {
       });
     }
     if (!cp.tenantSig) {
-      this.deps.store.setTenantSignature(lease.leaseId, seq, signature);
-      const stored = this.deps.store.checkpoint(lease.leaseId, seq) as StoredCheckpoint;
+      this.deps.store.checkpoints.setTenantSignature(lease.leaseId, seq, signature);
+      const stored = this.deps.store.checkpoints.get(lease.leaseId, seq) as StoredCheckpoint;
       // Redeem at once, unless a later checkpoint was already paid more (redeem would revert).
       const on = await this.deps.settler.chainLease(lease.leaseId).catch(() => undefined);
       if (!on || stored.cumulativeAmount > on.paid) {
         this.deps.settler.submitRedeem(stored);
-        this.deps.store.setCheckpointStatus(lease.leaseId, seq, 'redeemed');
+        this.deps.store.checkpoints.setStatus(lease.leaseId, seq, 'redeemed');
       }
     }
-    return checkpointView(this.deps.store.checkpoint(lease.leaseId, seq) as StoredCheckpoint);
+    return checkpointView(this.deps.store.checkpoints.get(lease.leaseId, seq) as StoredCheckpoint);
   }
 
   logs(leaseId: string, tenant: string, query: LogQuery, signal: AbortSignal): AsyncIterable<LogEntry> {
@@ -224,14 +224,14 @@ export class EngineProviderService implements ProviderService {
 
   operatorLogs(leaseId: string, query: LogQuery, signal: AbortSignal): AsyncIterable<LogEntry> {
     const detail = leaseDetail(this.deps.store, leaseId);
-    return this.containerLogs(this.deps.store.lease(detail.leaseId) as StoredLease, query, signal);
+    return this.containerLogs(this.deps.store.leases.get(detail.leaseId) as StoredLease, query, signal);
   }
 
   async earnings(): Promise<EarningsView> {
     const { store, settler, chain, provider } = this.deps;
     const paid = new Map<string, bigint>();
     // Settled leases are final in the store; ask the chain only about the ones still moving.
-    const withCheckpoints = store.leases().filter((l) => !l.chainSettled && store.checkpoints(l.leaseId).length > 0);
+    const withCheckpoints = store.leases.list().filter((l) => !l.chainSettled && store.checkpoints.forLease(l.leaseId).length > 0);
     await Promise.all(
       withCheckpoints.map(async (l) => {
         const on = await settler.chainLease(l.leaseId).catch(() => undefined);

@@ -7,13 +7,13 @@ import { ProviderError } from '../errors';
 import type { Logger } from '../log';
 import { imageMatches, parseImageRef, parseManifest, pickHostPorts, type Manifest, type RegistryAuth } from '../runtime';
 import { leaseRates, maxRatePerSecond } from '../settlement';
-import type { LeaseStore, StoredAllocation } from '../store';
+import type { Store, StoredAllocation } from '../store';
 import type { Clock } from '../util/clock';
 
 export interface AdmissionDeps {
   config: Pick<ProviderConfig, 'admission' | 'pricing' | 'runtime'>;
   ledger: AllocationLedger;
-  store: LeaseStore;
+  store: Store;
   signer: Signer;
   domain: TypedDataDomain;
   provider: string;
@@ -165,7 +165,7 @@ export class Admission {
       };
       const signature = await signQuote(this.deps.signer, this.deps.domain, quote);
       const quoteHash = hashQuote(this.deps.domain, quote);
-      store.insertQuote({
+      store.quotes.insert({
         nonce: nonceText,
         quoteHash,
         tenant,

@@ -3,8 +3,9 @@ import { outcomeOf, type ChainClient, type Checkpoint, type TxOutcome } from '..
 import { describeError } from '../errors';
 import type { Logger } from '../log';
 import type { Clock } from '../util/clock';
-import { OutboxRepository, type LeaseStore, type StoredCheckpoint, type StoredLease } from '../store';
+import type { OutboxRepository, Store, StoredCheckpoint, StoredLease } from '../store';
 import { draftCheckpoint, signDraft } from './checkpoints';
+import { claimKey, closeKey, finalizeKey, redeemKey, settleKey, withdrawKey, WITHDRAW_KEY_PREFIX } from './outbox-keys';
 import { claimCap } from './pricing';
 
 export interface SettlerSettings {
@@ -17,7 +18,7 @@ export interface SettlerSettings {
 
 export interface SettlerDeps {
   chain: ChainClient;
-  store: LeaseStore;
+  store: Store;
   signer: Signer;
   domain: TypedDataDomain;
   clock: Clock;
@@ -44,7 +45,7 @@ interface ChainPending {
 /**
  * Proofs and payment for leases: checkpoints over the stored usage records (EIP-712, provider
  * key), and the chain side of an ended lease, one idempotent step at a time. Every transaction is
- * an outbox intent with a key naming what it is (`claim:<lease>:<seq>`...), so a step repeated
+ * an outbox intent with a key naming what it is (./outbox-keys.ts), so a step repeated
  * after a crash finds the intent already recorded and never sends it twice; each step reads the
  * lease back from the chain before it decides.
  */
@@ -56,7 +57,7 @@ export class Settler {
   private readonly reported = new Set<string>();
 
   constructor(private readonly deps: SettlerDeps) {
-    this.outbox = new OutboxRepository(deps.store.db);
+    this.outbox = deps.store.outbox;
     this.lastWithdrawCheck = deps.clock.now();
   }
 
@@ -78,9 +79,9 @@ export class Settler {
    */
   async checkpoint(lease: StoredLease, options: { final: boolean; resultDigest?: string }): Promise<StoredCheckpoint | undefined> {
     const { store, clock } = this.deps;
-    const records = store.usageRecords(lease.leaseId);
+    const records = store.usage.forLease(lease.leaseId);
     if (records.length === 0) return undefined;
-    const existing = store.checkpoints(lease.leaseId);
+    const existing = store.checkpoints.forLease(lease.leaseId);
     const last = existing.at(-1);
     if (last?.final) return last;
     if (!options.final && last && last.recordCount === records.length) return undefined;
@@ -98,7 +99,7 @@ export class Settler {
       status: 'signed',
       createdAt: Math.floor(clock.now() / 1000),
     };
-    store.insertCheckpoint(stored);
+    store.checkpoints.insert(stored);
     if (draft.total > draft.checkpoint.cumulativeAmount) {
       this.deps.log.warn({ leaseId: lease.leaseId, seq: Number(seq), total: draft.total.toString(), cap: cap.toString() }, 'usage is above the claim cap; the checkpoint asks only the cap');
     }
@@ -115,7 +116,7 @@ export class Settler {
     const { chain } = this.deps;
     const checkpoint = toCheckpoint(cp);
     chain.sender.submit({
-      key: `redeem:${cp.leaseId}:${cp.seq}`,
+      key: redeemKey(cp.leaseId, cp.seq),
       to: chain.settings.marketplaceAddress,
       data: chain.marketplace.encode('redeem', [checkpoint, cp.providerSig, cp.tenantSig]),
     });
@@ -141,7 +142,7 @@ export class Settler {
     const leaseId = BigInt(lease.leaseId);
     const on = await this.chainLease(lease.leaseId);
     if (on.settled) {
-      for (const cp of store.checkpoints(lease.leaseId)) if (cp.status !== 'final') store.setCheckpointStatus(lease.leaseId, Number(cp.seq), 'final');
+      for (const cp of store.checkpoints.forLease(lease.leaseId)) if (cp.status !== 'final') store.checkpoints.setStatus(lease.leaseId, Number(cp.seq), 'final');
       return true;
     }
     const final = await this.checkpoint(lease, { final: true, resultDigest });
@@ -155,41 +156,41 @@ export class Settler {
     if (final && final.cumulativeAmount > on.paid) {
       // The chain must have reached the checkpoint's period before it can be claimed.
       if (BigInt(now) < final.periodEnd) return false;
-      const redeem = final.tenantSig ? this.outcome(`redeem:${leaseId}:${final.seq}`) : undefined;
+      const redeem = final.tenantSig ? this.outcome(redeemKey(leaseId, final.seq)) : undefined;
       if (final.tenantSig && redeem === undefined) {
         this.submitRedeem(final);
         return false;
       }
       if (final.tenantSig && redeem?.state === 'confirmed') {
-        store.setCheckpointStatus(lease.leaseId, Number(final.seq), 'final');
+        store.checkpoints.setStatus(lease.leaseId, Number(final.seq), 'final');
       } else {
-        const claimKey = `claim:${leaseId}:${final.seq}`;
-        const claim = this.outcome(claimKey);
+        const claiming = claimKey(leaseId, final.seq);
+        const claim = this.outcome(claiming);
         const waited = Math.floor(this.deps.clock.now() / 1000) - final.createdAt;
-        if (claim === undefined && !this.outbox.byKey(claimKey)) {
+        if (claim === undefined && !this.outbox.byKey(claiming)) {
           if (!final.tenantSig && waited < this.deps.settings.countersignGraceSeconds) return false;
           if (pending.cumulativeAmount < final.cumulativeAmount && !on.disputed && BigInt(now) < end + window) {
-            chain.sender.submit({ key: claimKey, to: market, data: chain.marketplace.encode('claim', [toCheckpoint(final), final.providerSig]) });
-            store.setCheckpointStatus(lease.leaseId, Number(final.seq), 'claimed');
+            chain.sender.submit({ key: claiming, to: market, data: chain.marketplace.encode('claim', [toCheckpoint(final), final.providerSig]) });
+            store.checkpoints.setStatus(lease.leaseId, Number(final.seq), 'claimed');
             log.info({ leaseId: lease.leaseId, seq: Number(final.seq), amount: final.cumulativeAmount.toString() }, 'claiming the final checkpoint (not countersigned)');
             return false;
           }
         } else if (claim === undefined) {
           return false; // claim in flight
         } else if (claim.state !== 'confirmed') {
-          this.reportOnce(claimKey, () => log.error({ leaseId: lease.leaseId, error: claim.error }, 'the claim failed; the lease settles without it'));
+          this.reportOnce(claiming, () => log.error({ leaseId: lease.leaseId, error: claim.error }, 'the claim failed; the lease settles without it'));
         }
       }
       if (redeem !== undefined && redeem.state !== 'confirmed') {
-        this.reportOnce(`redeem:${leaseId}`, () => log.warn({ leaseId: lease.leaseId, error: redeem.error }, 'redeem failed; claiming instead'));
+        this.reportOnce(redeemKey(leaseId, final.seq), () => log.warn({ leaseId: lease.leaseId, error: redeem.error }, 'redeem failed; claiming instead'));
       }
     }
 
     // 2. Close it, so it ends now rather than at its maxDuration.
     if (on.closedAt === 0n && BigInt(now) < on.startedAt + on.maxDuration) {
-      const close = this.outbox.byKey(`close:${leaseId}`);
+      const close = this.outbox.byKey(closeKey(leaseId));
       if (!close) {
-        chain.sender.submit({ key: `close:${leaseId}`, to: market, data: chain.marketplace.encode('closeLease', [leaseId]) });
+        chain.sender.submit({ key: closeKey(leaseId), to: market, data: chain.marketplace.encode('closeLease', [leaseId]) });
         log.info({ leaseId: lease.leaseId }, 'closing the lease on-chain');
       }
       if (!close || outcomeOf(close) === undefined) return false;
@@ -197,19 +198,19 @@ export class Settler {
 
     // 3. A pending claim becomes earnings after its window.
     if (pending.payableAt !== 0n && BigInt(now) >= pending.payableAt) {
-      const key = `finalize:${leaseId}:${pending.seq}`;
+      const key = finalizeKey(leaseId, pending.seq);
       if (!this.outbox.byKey(key)) {
         chain.sender.submit({ key, to: market, data: chain.marketplace.encode('finalizeClaim', [leaseId]) });
         log.info({ leaseId: lease.leaseId, seq: Number(pending.seq) }, 'finalising the claim');
       }
       const done = this.outcome(key);
-      if (done?.state === 'confirmed') store.setCheckpointStatus(lease.leaseId, Number(pending.seq), 'final');
+      if (done?.state === 'confirmed') store.checkpoints.setStatus(lease.leaseId, Number(pending.seq), 'final');
       if (done === undefined) return false;
     }
 
     // 4. Settle: the rest of the escrow back to the tenant, once no claim can still come.
     if (BigInt(now) >= end + window && (pending.payableAt === 0n || BigInt(now) >= pending.payableAt)) {
-      const key = `settle:${leaseId}`;
+      const key = settleKey(leaseId);
       if (!this.outbox.byKey(key)) {
         chain.sender.submit({ key, to: market, data: chain.marketplace.encode('settleLease', [leaseId]) });
         log.info({ leaseId: lease.leaseId }, 'settling the lease (refund to the tenant)');
@@ -259,12 +260,12 @@ export class Settler {
 
   /** The key of a withdraw transaction queued or pending, if any: there is never more than one. */
   withdrawInFlight(): string | undefined {
-    return this.outbox.openWithPrefix('withdraw:')?.key;
+    return this.outbox.openWithPrefix(WITHDRAW_KEY_PREFIX)?.key;
   }
 
   private submitWithdraw(): string {
     const { chain, clock } = this.deps;
-    const key = `withdraw:${this.outbox.countWithPrefix('withdraw:') + 1}`;
+    const key = withdrawKey(this.outbox.countWithPrefix(WITHDRAW_KEY_PREFIX) + 1);
     chain.sender.submit({ key, to: chain.settings.marketplaceAddress, data: chain.marketplace.encode('withdraw', []) });
     this.lastWithdrawCheck = clock.now();
     return key;

@@ -144,6 +144,16 @@ export class OutboxRepository {
     return row.n;
   }
 
+  /** Intents that failed or reverted, oldest first. */
+  failed(): OutboxEntry[] {
+    return (this.db.prepare("SELECT * FROM chain_outbox WHERE state IN ('failed', 'reverted') ORDER BY id").all() as EntryRow[]).map(toEntry);
+  }
+
+  /** The sender of the first intent ever recorded (lowercase), if any. */
+  firstSender(): string | undefined {
+    return (this.db.prepare('SELECT sender FROM chain_outbox ORDER BY id LIMIT 1').get() as { sender: string } | undefined)?.sender;
+  }
+
   byId(id: number): OutboxEntry | undefined {
     const row = this.db.prepare('SELECT * FROM chain_outbox WHERE id = ?').get(id) as EntryRow | undefined;
     return row && toEntry(row);

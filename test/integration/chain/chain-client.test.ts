@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ChainClient, type ChainSettings, type MarketplaceEvent } from '../../../src/chain';
 import { openStore } from '../../../src/store';
+import { claimKey } from '../../../src/settlement';
 import { silentLogger } from '../../../src/log';
 import { systemClock } from '../../../src/util/clock';
 import { isProviderError } from '../../../src/errors';
@@ -38,27 +39,27 @@ function settings(overrides: Partial<ChainSettings> = {}): ChainSettings {
 
 describe('ChainClient', () => {
   it('refuses an RPC that serves another chain', async () => {
-    const db = openStore(join(dir, 'wrong.sqlite'));
-    const client = new ChainClient(settings({ chainId: 1 }), { signer: fx.provider, db, clock: systemClock, log: silentLogger() });
+    const store = openStore(join(dir, 'wrong.sqlite'));
+    const client = new ChainClient(settings({ chainId: 1 }), { signer: fx.provider, store, clock: systemClock, log: silentLogger() });
     const err = await client.verify().catch((e: unknown) => e);
     expect(isProviderError(err, 'CHAIN_ID_MISMATCH')).toBe(true);
     await client.stop();
-    db.close();
+    store.close();
   });
 
   it('gives up with RPC_UNAVAILABLE only when told to wait no longer', async () => {
-    const db = openStore(join(dir, 'down.sqlite'));
+    const store = openStore(join(dir, 'down.sqlite'));
     const port = await freePort();
-    const client = new ChainClient(settings({ rpcUrl: `http://127.0.0.1:${port}` }), { signer: fx.provider, db, clock: systemClock, log: silentLogger() });
+    const client = new ChainClient(settings({ rpcUrl: `http://127.0.0.1:${port}` }), { signer: fx.provider, store, clock: systemClock, log: silentLogger() });
     const err = await client.verify({ timeoutMs: 300 }).catch((e: unknown) => e);
     expect(isProviderError(err, 'RPC_UNAVAILABLE')).toBe(true);
     await client.stop();
-    db.close();
+    store.close();
   });
 
   it('sends a claim through the sender and sees it come back through the follower', async () => {
-    const db = openStore(join(dir, 'client.sqlite'));
-    const client = new ChainClient(settings(), { signer: fx.provider, db, clock: systemClock, log: silentLogger() });
+    const store = openStore(join(dir, 'client.sqlite'));
+    const client = new ChainClient(settings(), { signer: fx.provider, store, clock: systemClock, log: silentLogger() });
     await client.verify();
     const seen: MarketplaceEvent[] = [];
     client.follow('marketplace', (events) => seen.push(...events));
@@ -69,7 +70,7 @@ describe('ChainClient', () => {
       await advance(fx, 60n);
       const cp = aCheckpoint(leaseId, { cumulativeAmount: 1_000n, periodEnd: await latestTimestamp(fx) });
       const data = client.marketplace.encode('claim', [cp, await sign(fx, fx.provider, cp)]);
-      const outcome = await client.sender.send({ key: `claim:${leaseId}:1`, to: client.marketplace.address, data }, { timeoutMs: 15_000 });
+      const outcome = await client.sender.send({ key: claimKey(leaseId, 1), to: client.marketplace.address, data }, { timeoutMs: 15_000 });
       expect(outcome.state).toBe('confirmed');
       const deadline = Date.now() + 10_000;
       while (!seen.some((e) => e.name === 'ClaimSubmitted') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
@@ -80,7 +81,7 @@ describe('ChainClient', () => {
     } finally {
       clearInterval(ticker);
       await client.stop();
-      db.close();
+      store.close();
     }
   });
 });

@@ -5,7 +5,9 @@ import { EventFollower, type EventHandler } from '../../../src/chain/event-follo
 import { marketplaceAt } from '../../../src/chain/marketplace';
 import { createRpcProvider } from '../../../src/chain/rpc';
 import type { MarketplaceEvent } from '../../../src/chain/events';
-import { CursorRepository, openStore, type Db } from '../../../src/store';
+import { Store } from '../../../src/store';
+import { migrate, openDatabase, type Db } from '../../../src/store/database';
+import { MIGRATIONS } from '../../../src/store/migrations';
 import { Writable } from 'node:stream';
 import { createLogger, silentLogger, type Logger } from '../../../src/log';
 import { systemClock } from '../../../src/util/clock';
@@ -33,9 +35,13 @@ async function mine(blocks: number): Promise<void> {
   for (let i = 0; i < blocks; i++) await fx.rpc.send('evm_mine', []);
 }
 
-/** A store whose handler records each event under a unique (blockHash, logIndex): a second delivery fails the test. */
+/**
+ * A store whose handler records each event under a unique (blockHash, logIndex): a second delivery
+ * fails the test. The table is in the store's own connection, so it commits with the cursor.
+ */
 function openSeenStore(file: string): Db {
-  const db = openStore(join(dir, file));
+  const db = openDatabase(join(dir, file));
+  migrate(db, MIGRATIONS);
   db.exec(`CREATE TABLE IF NOT EXISTS seen (
     block_hash TEXT NOT NULL, log_index INTEGER NOT NULL, block_number INTEGER NOT NULL, name TEXT NOT NULL,
     UNIQUE (block_hash, log_index))`);
@@ -72,8 +78,7 @@ function follower(
     rpc,
     wsUrl: options.wsUrl,
     contract: marketplaceAt(fx.market.target as string, rpc),
-    db,
-    cursors: new CursorRepository(db),
+    store: new Store(db),
     handler: options.handler ?? recordingHandler(db),
     startBlock: 0,
     confirmations: 2,

@@ -5,7 +5,8 @@ import type { JsonRpcProvider } from 'ethers';
 import { TransactionSender, type SenderPolicy } from '../../../src/chain/transaction-sender';
 import { marketplaceAt } from '../../../src/chain/marketplace';
 import { createRpcProvider } from '../../../src/chain/rpc';
-import { OutboxRepository, openStore, type Db } from '../../../src/store';
+import { openStore, type OutboxRepository, type Store } from '../../../src/store';
+import { claimKey } from '../../../src/settlement';
 import { silentLogger } from '../../../src/log';
 import { systemClock } from '../../../src/util/clock';
 import { aCheckpoint, advance, latestTimestamp, openLease, registerProvider, sign, startFixture, stopFixture, type Fixture } from './fixture';
@@ -56,7 +57,7 @@ function stopMining(): void {
 }
 
 interface Harness {
-  db: Db;
+  store: Store;
   rpc: JsonRpcProvider;
   outbox: OutboxRepository;
   sender: TransactionSender;
@@ -64,9 +65,9 @@ interface Harness {
 }
 
 function harness(file: string, policy: Partial<SenderPolicy> = FAST): Harness {
-  const db = openStore(join(dir, file));
+  const store = openStore(join(dir, file));
   const rpc = createRpcProvider(proxy.url, { chainId: fx.chainId });
-  const outbox = new OutboxRepository(db);
+  const outbox = store.outbox;
   const market = marketplaceAt(fx.market.target as string, rpc);
   const sender = new TransactionSender({
     rpc,
@@ -79,14 +80,14 @@ function harness(file: string, policy: Partial<SenderPolicy> = FAST): Harness {
     describeRevert: (data) => market.describeRevert(data),
   });
   return {
-    db,
+    store,
     rpc,
     outbox,
     sender,
     close: async () => {
       await sender.stop();
       rpc.destroy();
-      db.close();
+      store.close();
     },
   };
 }
@@ -98,7 +99,7 @@ async function aClaimIntent(cumulativeAmount = 50_000n) {
   const cp = aCheckpoint(leaseId, { cumulativeAmount, periodEnd: await latestTimestamp(fx) });
   const market = marketplaceAt(fx.market.target as string, null);
   const data = market.encode('claim', [cp, await sign(fx, fx.provider, cp)]);
-  return { leaseId, intent: { key: `claim:${leaseId}:1`, to: market.address, data } };
+  return { leaseId, intent: { key: claimKey(leaseId, 1), to: market.address, data } };
 }
 
 async function claimsSubmitted(leaseId: bigint): Promise<number> {

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { Wallet, getAddress, verifyTypedData } from 'ethers';
 import { AllocationLedger, CapacityDetector, HostProbe, NvidiaSmi, systemInformationSource, capacitySettings } from '../../../src/capacity';
 import { QUOTE_TYPES, manifestHash, marketplaceDomain } from '../../../src/chain';
@@ -6,7 +7,7 @@ import { configSchema, type ProviderConfig } from '../../../src/config';
 import { isProviderError, type ErrorCode } from '../../../src/errors';
 import { Admission } from '../../../src/leases';
 import { silentLogger } from '../../../src/log';
-import { LeaseStore, openStore, SqliteNonceLedger } from '../../../src/store';
+import { openStore, type Store } from '../../../src/store';
 import { systemClock } from '../../../src/util/clock';
 import { execFileAsync } from '../../../src/util/exec';
 import { aDockerInfo, aPassthrough } from '../../unit/capacity/builders';
@@ -19,14 +20,14 @@ const tenantB = Wallet.createRandom().address;
 const domain = marketplaceDomain(31337, '0x' + '11'.repeat(20));
 
 let dir: string;
-let store: LeaseStore;
+let store: Store;
 
 beforeEach(() => {
   dir = tempDataDir('admission');
-  store = new LeaseStore(openStore(join(dir, 'store.sqlite')));
+  store = openStore(join(dir, 'store.sqlite'));
 });
 afterEach(() => {
-  store.db.close();
+  store.close();
   removeDir(dir);
 });
 
@@ -59,7 +60,7 @@ async function admission(config: ProviderConfig): Promise<{ admission: Admission
       clock: systemClock,
       log: silentLogger(),
       accepting: () => true,
-      portsInUse: () => store.openQuotes().flatMap((q) => q.allocation.hostPorts),
+      portsInUse: () => store.quotes.open().flatMap((q) => q.allocation.hostPorts),
     }),
   };
 }
@@ -90,8 +91,8 @@ describe('admission and pricing (real SQLite, fake nvidia-smi)', () => {
     expect(lost).toHaveLength(1);
     expect(isProviderError(lost[0]!.reason, 'CAPACITY_EXHAUSTED')).toBe(true);
     expect((lost[0]!.reason as Error).message).toMatch(/gpus: asked 1/);
-    expect(store.openQuotes()).toHaveLength(1);
-    expect(store.openQuotes()[0]!.allocation.gpuModels).toEqual(['NVIDIA GeForce RTX 4090']);
+    expect(store.quotes.open()).toHaveLength(1);
+    expect(store.quotes.open()[0]!.allocation.gpuModels).toEqual(['NVIDIA GeForce RTX 4090']);
   });
 
   it('prices the allocated GPU model from the rate card and signs a quote the tenant can verify', async () => {
@@ -106,7 +107,7 @@ describe('admission and pricing (real SQLite, fake nvidia-smi)', () => {
     expect(getAddress(verifyTypedData(domain, QUOTE_TYPES, quoted.quote, quoted.signature))).toBe(provider.address);
     // Cap: lease second + memory + 5/4 of a core + the GPU + egress allowance.
     expect(quoted.quote.maxRatePerSecond).toBeGreaterThan(quoted.quote.rates.perSecond + 777n);
-    const stored = store.quote(quoted.quote.nonce.toString())!;
+    const stored = store.quotes.get(quoted.quote.nonce.toString())!;
     expect(stored.manifest).not.toHaveProperty('registryAuth');
   });
 
@@ -114,7 +115,10 @@ describe('admission and pricing (real SQLite, fake nvidia-smi)', () => {
     const { admission: a } = await admission(aConfig());
     const quoted = await a.quote(tenantA, aManifest({ registryAuth: { username: 'u', password: 'hunter2-secret' } }));
     const nonce = quoted.quote.nonce.toString();
-    const row = store.db.prepare('SELECT * FROM quotes WHERE nonce = ?').get(nonce);
+    // The row as SQLite holds it, every column, not as the store reads it back.
+    const file = new Database(join(dir, 'store.sqlite'), { readonly: true });
+    const row = file.prepare('SELECT * FROM quotes WHERE nonce = ?').get(nonce);
+    file.close();
     expect(JSON.stringify(row)).not.toContain('hunter2-secret');
     expect(a.registryAuth(nonce)?.password).toBe('hunter2-secret');
   });
@@ -137,17 +141,17 @@ describe('admission and pricing (real SQLite, fake nvidia-smi)', () => {
     expect(await refusal(a.quote(tenantA, aManifest({ resources: { cpuMillis: 100, memoryBytes: 2 ** 26, gpus: { count: 1 } } })))).toBe('POLICY_REFUSED');
     expect(await refusal(a.quote(tenantA, { ...aManifest(), privileged: true }))).toBe('MANIFEST_INVALID');
     expect(await refusal(a.quote(tenantA, aManifest({ resources: { cpuMillis: 1000, memoryBytes: 2 ** 44 } })))).toBe('CAPACITY_EXHAUSTED');
-    expect(store.openQuotes()).toHaveLength(0);
+    expect(store.quotes.open()).toHaveLength(0);
   });
 
   it('keeps API nonces across a reopen of the store (replay after restart refused)', () => {
-    const ledger = new SqliteNonceLedger(store.db, () => 1_000);
+    const ledger = store.nonceLedger(() => 1_000);
     expect(ledger.claim(tenantA, '0xaa', 2_000)).toBe(true);
     expect(ledger.claim(tenantA, '0xaa', 2_000)).toBe(false);
-    store.db.close();
-    store = new LeaseStore(openStore(join(dir, 'store.sqlite')));
-    const again = new SqliteNonceLedger(store.db, () => 1_500);
+    store.close();
+    store = openStore(join(dir, 'store.sqlite'));
+    const again = store.nonceLedger(() => 1_500);
     expect(again.claim(tenantA, '0xAA', 2_000)).toBe(false);
-    expect(new SqliteNonceLedger(store.db, () => 2_001).claim(tenantA, '0xaa', 3_000)).toBe(true);
+    expect(store.nonceLedger(() => 2_001).claim(tenantA, '0xaa', 3_000)).toBe(true);
   });
 });

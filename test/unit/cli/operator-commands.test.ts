@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { LeaseStore, openStore, storePathFor, type StoredLease } from '../../../src/store';
+import { openStore, storePathFor, type StoredLease } from '../../../src/store';
 import { runCli, tempDir } from '../../support/cli-io';
 
 const MARKET = '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512';
@@ -39,11 +39,10 @@ describe('operator commands with the daemon down (in-process CLI, a real store f
   it('answer status, leases and earnings from the store of a configured network', async () => {
     const dataDir = tempDir();
     const port = await deadPort();
-    const db = openStore(storePathFor(dataDir, 5, MARKET));
-    const store = new LeaseStore(db);
-    store.insertLease(aLease(), { fromState: 'quoted', toState: 'quoted', event: 'lease-opened', reason: 'LeaseOpened in block 3', at: 1_700_000_000 });
-    store.setMeta('withdrawn-total', '77');
-    db.close();
+    const store = openStore(storePathFor(dataDir, 5, MARKET));
+    store.leases.insert(aLease(), { fromState: 'quoted', toState: 'quoted', event: 'lease-opened', reason: 'LeaseOpened in block 3', at: 1_700_000_000 });
+    store.meta.set('withdrawn-total', '77');
+    store.close();
     const config = join(dataDir, 'provider.yaml');
     writeFileSync(config, `dataDir: ${dataDir}\napi:\n  port: ${port}\nnetwork:\n  rpcUrl: http://127.0.0.1:1\n  chainId: 5\n  marketplaceAddress: "${MARKET}"\n`);
 

@@ -1,7 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { migrate, openDatabase, openStore, MIGRATIONS, OutboxRepository, CursorRepository } from '../../../src/store';
+import { openStore } from '../../../src/store';
+import { migrate, openDatabase } from '../../../src/store/database';
+import { MIGRATIONS } from '../../../src/store/migrations';
 import { isProviderError } from '../../../src/errors';
 
 let dir: string;
@@ -41,17 +43,17 @@ describe('store', () => {
 
   it('keeps outbox intents by key and cursors across reopen', () => {
     const path = join(dir, 'c.sqlite');
-    let db = openStore(path);
-    const outbox = new OutboxRepository(db);
+    let store = openStore(path);
+    const outbox = store.outbox;
     const first = outbox.enqueue({ key: 'claim:1:1', sender: '0xAbC', chainId: 1, to: '0x1', data: '0x' }, 1);
     const again = outbox.enqueue({ key: 'claim:1:1', sender: '0xabc', chainId: 1, to: '0x1', data: '0x' }, 2);
     expect(again.id).toBe(first.id);
-    new CursorRepository(db).set('m', { blockNumber: 7, blockHash: '0xh' }, 3);
-    db.close();
-    db = openStore(path);
-    expect(new OutboxRepository(db).nextOpen('0xABC', 1)?.key).toBe('claim:1:1');
-    expect(new CursorRepository(db).get('m')).toEqual({ blockNumber: 7, blockHash: '0xh' });
+    store.cursors.set('m', { blockNumber: 7, blockHash: '0xh' }, 3);
+    store.close();
+    store = openStore(path);
+    expect(store.outbox.nextOpen('0xABC', 1)?.key).toBe('claim:1:1');
+    expect(store.cursors.get('m')).toEqual({ blockNumber: 7, blockHash: '0xh' });
     expect(MIGRATIONS.length).toBeGreaterThan(0);
-    db.close();
+    store.close();
   });
 });

@@ -1,0 +1,240 @@
+import type { EndReason, Rates } from '../vocabulary';
+import type { Db } from './database';
+import { fromJson, toJson } from './json';
+
+export interface StoredTimeline {
+  nextSeq: number;
+  boundary: number;
+  counters: { cpuNanos: bigint; memoryBytes: number; rxBytes: bigint; txBytes: bigint } | undefined;
+  gpuCount: number;
+}
+
+export interface StoredLease {
+  leaseId: string;
+  /** The lease's name towards Docker: unique per data dir, so two daemons on one engine never clash. */
+  runtimeId: string;
+  /** Null when the lease was opened with a quote this store never issued. */
+  quoteNonce: string | null;
+  tenant: string;
+  manifestHash: string;
+  deposit: bigint;
+  rates: Rates;
+  maxRatePerSecond: bigint;
+  maxDuration: number;
+  /** The chain's startedAt. */
+  openedAt: number;
+  /**
+   * A plain string, not the vocabulary's LeaseState, while the lease engine still stores the
+   * states of its own machine ('opened', 'expired'); it becomes LeaseState when the engine does.
+   */
+  state: string;
+  endReason: EndReason | null;
+  exitCode: number | null;
+  finalised: boolean;
+  /** The last transition's reason, for the tenant and the operator. */
+  detail: string | null;
+  /** closedAt from LeaseClosed, once seen. */
+  closedAt: number | null;
+  containerId: string | null;
+  startedAt: number | null;
+  endedAt: number | null;
+  imageDigest: string | null;
+  timeline: StoredTimeline | null;
+  allocationReleased: boolean;
+  finalUsageDone: boolean;
+  resultDigest: string | null;
+  logsSha256: string | null;
+  /** The chain says the lease is settled (escrow returned): nothing more to do on-chain. */
+  chainSettled: boolean;
+  updatedAt: number;
+}
+
+export type StoredLeasePatch = Partial<Omit<StoredLease, 'leaseId' | 'runtimeId'>>;
+
+export interface TransitionRow {
+  fromState: string;
+  toState: string;
+  event: string;
+  reason: string | null;
+  at: number;
+}
+
+interface LeaseRow {
+  lease_id: string;
+  runtime_id: string;
+  quote_nonce: string | null;
+  tenant: string;
+  manifest_hash: string;
+  deposit: string;
+  rates_json: string;
+  max_rate_per_second: string;
+  max_duration: number;
+  opened_at: number;
+  state: string;
+  end_reason: EndReason | null;
+  exit_code: number | null;
+  finalised: number;
+  detail: string | null;
+  closed_at: number | null;
+  container_id: string | null;
+  started_at: number | null;
+  ended_at: number | null;
+  image_digest: string | null;
+  timeline_json: string | null;
+  allocation_released: number;
+  final_usage_done: number;
+  result_digest: string | null;
+  logs_sha256: string | null;
+  chain_settled: number;
+  updated_at: number;
+}
+
+const LEASE_COLUMNS: Record<keyof StoredLeasePatch, [string, (v: never) => unknown]> = {
+  quoteNonce: ['quote_nonce', (v: string | null) => v],
+  tenant: ['tenant', (v: string) => v],
+  manifestHash: ['manifest_hash', (v: string) => v],
+  deposit: ['deposit', (v: bigint) => v.toString()],
+  rates: ['rates_json', (v: Rates) => toJson(v)],
+  maxRatePerSecond: ['max_rate_per_second', (v: bigint) => v.toString()],
+  maxDuration: ['max_duration', (v: number) => v],
+  openedAt: ['opened_at', (v: number) => v],
+  state: ['state', (v: string) => v],
+  endReason: ['end_reason', (v: EndReason | null) => v],
+  exitCode: ['exit_code', (v: number | null) => v],
+  finalised: ['finalised', (v: boolean) => (v ? 1 : 0)],
+  detail: ['detail', (v: string | null) => v],
+  closedAt: ['closed_at', (v: number | null) => v],
+  containerId: ['container_id', (v: string | null) => v],
+  startedAt: ['started_at', (v: number | null) => v],
+  endedAt: ['ended_at', (v: number | null) => v],
+  imageDigest: ['image_digest', (v: string | null) => v],
+  timeline: ['timeline_json', (v: StoredTimeline | null) => (v ? toJson(v) : null)],
+  allocationReleased: ['allocation_released', (v: boolean) => (v ? 1 : 0)],
+  finalUsageDone: ['final_usage_done', (v: boolean) => (v ? 1 : 0)],
+  resultDigest: ['result_digest', (v: string | null) => v],
+  logsSha256: ['logs_sha256', (v: string | null) => v],
+  chainSettled: ['chain_settled', (v: boolean) => (v ? 1 : 0)],
+  updatedAt: ['updated_at', (v: number) => v],
+};
+
+function leaseFromRow(row: LeaseRow): StoredLease {
+  return {
+    leaseId: row.lease_id,
+    runtimeId: row.runtime_id,
+    quoteNonce: row.quote_nonce,
+    tenant: row.tenant,
+    manifestHash: row.manifest_hash,
+    deposit: BigInt(row.deposit),
+    rates: fromJson<Rates>(row.rates_json),
+    maxRatePerSecond: BigInt(row.max_rate_per_second),
+    maxDuration: row.max_duration,
+    openedAt: row.opened_at,
+    state: row.state,
+    endReason: row.end_reason,
+    exitCode: row.exit_code,
+    finalised: row.finalised === 1,
+    detail: row.detail,
+    closedAt: row.closed_at,
+    containerId: row.container_id,
+    startedAt: row.started_at,
+    endedAt: row.ended_at,
+    imageDigest: row.image_digest,
+    timeline: row.timeline_json ? fromJson<StoredTimeline>(row.timeline_json) : null,
+    allocationReleased: row.allocation_released === 1,
+    finalUsageDone: row.final_usage_done === 1,
+    resultDigest: row.result_digest,
+    logsSha256: row.logs_sha256,
+    chainSettled: row.chain_settled === 1,
+    updatedAt: row.updated_at,
+  };
+}
+
+/**
+ * Leases and every transition they made. The store knows nothing of the lease state machine: it
+ * records the states and transitions the engine hands it.
+ */
+export class LeaseRepository {
+  constructor(private readonly db: Db) {}
+
+  /** Inserts the lease with its first transition; false when it already exists (a replayed event). */
+  insert(lease: StoredLease, transition: TransitionRow): boolean {
+    return this.db.transaction(() => {
+      const exists = this.db.prepare('SELECT 1 FROM leases WHERE lease_id = ?').get(lease.leaseId);
+      if (exists) return false;
+      this.db
+        .prepare(
+          `INSERT INTO leases (lease_id, runtime_id, quote_nonce, tenant, manifest_hash, deposit, rates_json, max_rate_per_second, max_duration,
+             opened_at, state, detail, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          lease.leaseId,
+          lease.runtimeId,
+          lease.quoteNonce,
+          lease.tenant,
+          lease.manifestHash,
+          lease.deposit.toString(),
+          toJson(lease.rates),
+          lease.maxRatePerSecond.toString(),
+          lease.maxDuration,
+          lease.openedAt,
+          lease.state,
+          lease.detail,
+          lease.updatedAt,
+        );
+      this.insertTransition(lease.leaseId, transition);
+      return true;
+    })();
+  }
+
+  get(leaseId: string): StoredLease | undefined {
+    const row = this.db.prepare('SELECT * FROM leases WHERE lease_id = ?').get(leaseId) as LeaseRow | undefined;
+    return row && leaseFromRow(row);
+  }
+
+  byRuntimeId(runtimeId: string): StoredLease | undefined {
+    const row = this.db.prepare('SELECT * FROM leases WHERE runtime_id = ?').get(runtimeId) as LeaseRow | undefined;
+    return row && leaseFromRow(row);
+  }
+
+  /** Every lease (but those in `excludeStates`), by lease id. */
+  list(options: { excludeStates?: readonly string[] } = {}): StoredLease[] {
+    const exclude = options.excludeStates ?? [];
+    const sql = exclude.length
+      ? `SELECT * FROM leases WHERE state NOT IN (${exclude.map(() => '?').join(',')}) ORDER BY CAST(lease_id AS INTEGER)`
+      : 'SELECT * FROM leases ORDER BY CAST(lease_id AS INTEGER)';
+    return (this.db.prepare(sql).all(...exclude) as LeaseRow[]).map(leaseFromRow);
+  }
+
+  countByState(): Record<string, number> {
+    const rows = this.db.prepare('SELECT state, COUNT(*) AS n FROM leases GROUP BY state').all() as { state: string; n: number }[];
+    return Object.fromEntries(rows.map((r) => [r.state, r.n]));
+  }
+
+  /** Updates columns of a lease; with `transition`, records it in the same SQLite transaction. */
+  update(leaseId: string, patch: StoredLeasePatch, transition?: TransitionRow): void {
+    this.db.transaction(() => {
+      const entries = Object.entries(patch).filter(([, v]) => v !== undefined) as [keyof StoredLeasePatch, unknown][];
+      if (entries.length > 0) {
+        const sets = entries.map(([key]) => `${LEASE_COLUMNS[key][0]} = ?`);
+        const values = entries.map(([key, value]) => (LEASE_COLUMNS[key][1] as (v: unknown) => unknown)(value));
+        this.db.prepare(`UPDATE leases SET ${sets.join(', ')} WHERE lease_id = ?`).run(...(values as never[]), leaseId);
+      }
+      if (transition) this.insertTransition(leaseId, transition);
+    })();
+  }
+
+  transitions(leaseId: string): TransitionRow[] {
+    return (
+      this.db
+        .prepare('SELECT from_state, to_state, event, reason, at FROM lease_transitions WHERE lease_id = ? ORDER BY id')
+        .all(leaseId) as { from_state: string; to_state: string; event: string; reason: string | null; at: number }[]
+    ).map((r) => ({ fromState: r.from_state, toState: r.to_state, event: r.event, reason: r.reason, at: r.at }));
+  }
+
+  private insertTransition(leaseId: string, t: TransitionRow): void {
+    this.db
+      .prepare('INSERT INTO lease_transitions (lease_id, from_state, to_state, event, reason, at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(leaseId, t.fromState, t.toState, t.event, t.reason, t.at);
+  }
+}

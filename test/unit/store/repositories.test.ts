@@ -1,0 +1,54 @@
+import { openStore, type StoredLease } from '../../../src/store';
+import type { UsageRecord } from '../../../src/vocabulary';
+
+function aLease(overrides: Partial<StoredLease> = {}): StoredLease {
+  return {
+    leaseId: '1', runtimeId: 'pabc-1', quoteNonce: null, tenant: '0x0000000000000000000000000000000000000001', manifestHash: '0x00',
+    deposit: 10n ** 30n, rates: { perSecond: 1n, perCpuSecond: 2n, perGpuSecond: 3n, perGiBEgress: 4n }, maxRatePerSecond: 5n, maxDuration: 60,
+    openedAt: 100, state: 'quoted', endReason: null, exitCode: null, finalised: false, detail: null, closedAt: null, containerId: null,
+    startedAt: null, endedAt: null, imageDigest: null, timeline: null, allocationReleased: false, finalUsageDone: false, resultDigest: null,
+    logsSha256: null, chainSettled: false, updatedAt: 100, ...overrides,
+  };
+}
+
+function aRecord(seq: number, t0: number, t1: number): UsageRecord {
+  return { leaseId: 1n, seq: BigInt(seq), t0: BigInt(t0), t1: BigInt(t1), cpuMillis: 1n, memoryByteSeconds: 2n ** 70n, gpuMillis: 0n, rxBytes: 0n, txBytes: 0n, amount: 10n ** 40n };
+}
+
+const timeline = { nextSeq: 1, boundary: 0, counters: { cpuNanos: 2n ** 64n, memoryBytes: 1, rxBytes: 0n, txBytes: 0n }, gpuCount: 0 };
+
+describe('store repositories', () => {
+  it('records a lease with its first transition once, and every transition after it', () => {
+    const store = openStore(':memory:');
+    const t = { fromState: 'quoted', toState: 'quoted', event: 'lease-opened', reason: 'block 3', at: 100 };
+    expect(store.leases.insert(aLease(), t)).toBe(true);
+    expect(store.leases.insert(aLease(), t)).toBe(false);
+    store.leases.update('1', { state: 'opened', detail: 'ok' }, { fromState: 'quoted', toState: 'opened', event: 'opened', reason: 'ok', at: 101 });
+    expect(store.leases.get('1')).toMatchObject({ state: 'opened', deposit: 10n ** 30n, rates: { perGiBEgress: 4n } });
+    expect(store.leases.transitions('1').map((r) => r.toState)).toEqual(['quoted', 'opened']);
+  });
+
+  it('keeps usage contiguous: refuses a hole, an overlap or a repeated seq, and stores the timeline with each record', () => {
+    const store = openStore(':memory:');
+    store.leases.insert(aLease(), { fromState: 'quoted', toState: 'quoted', event: 'x', reason: null, at: 1 });
+    store.usage.append('1', aRecord(0, 100, 110), { ...timeline, boundary: 110 });
+    expect(() => store.usage.append('1', aRecord(1, 111, 120), timeline)).toThrow(/does not follow/);
+    expect(() => store.usage.append('1', aRecord(1, 105, 120), timeline)).toThrow(/does not follow/);
+    expect(() => store.usage.append('1', aRecord(0, 110, 120), timeline)).toThrow(/does not follow/);
+    store.usage.append('1', aRecord(1, 110, 120), { ...timeline, nextSeq: 2, boundary: 120 });
+    expect(store.usage.forLease('1').map((r) => [r.t0, r.t1, r.amount])).toEqual([[100n, 110n, 10n ** 40n], [110n, 120n, 10n ** 40n]]);
+    expect(store.leases.get('1')!.timeline).toEqual({ ...timeline, nextSeq: 2, boundary: 120 });
+  });
+
+  it('ignores a replayed chain event and hands out the rest in chain order', () => {
+    const store = openStore(':memory:');
+    store.inbox.add({ name: 'LeaseClosed', leaseId: '1', args: { closedAt: 5n }, blockNumber: 9, logIndex: 1 });
+    store.inbox.add({ name: 'LeaseOpened', leaseId: '1', args: { deposit: 7n }, blockNumber: 8, logIndex: 0 });
+    store.inbox.add({ name: 'LeaseClosed', leaseId: '1', args: { closedAt: 5n }, blockNumber: 9, logIndex: 1 });
+    const open = store.inbox.open();
+    expect(open.map((e) => e.name)).toEqual(['LeaseOpened', 'LeaseClosed']);
+    expect(open[1]!.args).toEqual({ closedAt: 5n });
+    store.inbox.markHandled(open[0]!.id);
+    expect(store.inbox.open()).toHaveLength(1);
+  });
+});
