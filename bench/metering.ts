@@ -67,9 +67,9 @@ export async function run(args: string[]): Promise<void> {
       store.leases.insert(
         {
           leaseId: String(i + 1), runtimeId: id, quoteNonce: null, tenant: '0x0000000000000000000000000000000000000001', manifestHash: '0x00', deposit: 0n,
-          rates: RATES, maxRatePerSecond: 1n, maxDuration: 600, openedAt: 0, state: 'running', endReason: null, exitCode: null, finalised: false,
-          detail: null, closedAt: null, containerId: null, startedAt: 0, endedAt: null, imageDigest: null, timeline: null, allocationReleased: false,
-          finalUsageDone: false, resultDigest: null, logsSha256: null, chainSettled: false, updatedAt: 0,
+          rates: RATES, maxRatePerSecond: 1n, maxDuration: 600, openedAt: 0, state: 'running', endReason: null, exitCode: null,
+          detail: null, closedAt: null, containerId: null, startedAt: 0, endedAt: null, imageDigest: null, timeline: null,
+          resultDigest: null, logsSha256: null, updatedAt: 0,
         },
         { fromState: 'running', toState: 'running', event: 'bench', reason: null, at: 0 },
       );

@@ -87,8 +87,8 @@ async function refreshMetrics(metrics: ProviderMetrics, options: StartApiOptions
   );
   let lag = 0;
   const now = Math.floor(clock.now() / 1000);
-  for (const lease of store.leases.list({ excludeStates: ['settled', 'expired', 'rejected'] })) {
-    if (lease.state === 'running' && lease.timeline) lag = Math.max(lag, now - lease.timeline.boundary);
+  for (const lease of store.leases.list({ states: ['running'] })) {
+    if (lease.timeline) lag = Math.max(lag, now - lease.timeline.boundary);
   }
   metrics.setMeteringLag(lag);
   const finalised = await chain.marketplace.read('earnings', [provider]);

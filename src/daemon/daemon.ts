@@ -18,6 +18,7 @@ import { Devnet, devnetChainSettings } from '../devnet';
 import { ProviderError, describeError } from '../errors';
 import type { Logger } from '../log';
 import { Admission, LeaseEngine, QUOTE_HOLD_GRACE_SECONDS, TERMINAL_STATES, type LeaseState } from '../leases';
+import { LIVE_STATES } from '../vocabulary';
 import { ContainerCounterReader, hostKernelFiles } from '../metering';
 import { Firewall, ImageService, LeaseRuntime, createDockerClient } from '../runtime';
 import { claimKey, closeKey, redeemKey, Settler } from '../settlement';
@@ -77,7 +78,7 @@ export interface DaemonInfo {
 }
 
 /** States in which a lease still runs, or is about to: a drain waits for these to end. */
-const DRAINABLE = new Set(['quoted', 'opened', 'pulling', 'running']);
+const DRAINABLE: ReadonlySet<LeaseState> = new Set<LeaseState>(['quoted', 'pulling', 'starting', 'running']);
 const DRAIN_POLL_MS = 500;
 
 /** How long start-up waits for the provider's registration transaction. */
@@ -318,7 +319,7 @@ export class Daemon {
       log.info(fields, message);
       onProgress?.(message);
     };
-    const active = (): string[] => store.leases.list({ excludeStates: [...TERMINAL_STATES] }).filter((l) => DRAINABLE.has(l.state)).map((l) => l.leaseId);
+    const active = (): string[] => store.leases.list({ states: [...DRAINABLE] }).map((l) => l.leaseId);
     const pause = async (): Promise<boolean> => {
       try {
         await sleep(DRAIN_POLL_MS, signal);
@@ -328,7 +329,7 @@ export class Daemon {
       }
     };
     const started = active();
-    const tracked = new Set([...started, ...store.leases.list({ excludeStates: [...TERMINAL_STATES] }).map((l) => l.leaseId)]);
+    const tracked = new Set([...started, ...store.leases.list({ states: LIVE_STATES }).map((l) => l.leaseId)]);
     say(`draining: no new quotes; ${started.length} lease(s) running get ${timeoutSeconds} s to finish before they are ended and billed`, {
       leases: started.length,
       timeoutSeconds,
@@ -373,9 +374,9 @@ export class Daemon {
   private billed(leaseId: string): boolean {
     const { store } = this.parts;
     const lease = store.leases.get(leaseId);
-    if (!lease || lease.chainSettled || lease.state === 'rejected' || lease.state === 'expired') return true;
+    if (!lease || TERMINAL_STATES.has(lease.state) || lease.endReason === 'refused') return true;
     const final = store.checkpoints.forLease(leaseId).at(-1);
-    if (!final) return TERMINAL_STATES.has(lease.state as LeaseState) && store.usage.forLease(leaseId).length === 0;
+    if (!final) return lease.state === 'settling' && store.usage.forLease(leaseId).length === 0;
     if (!final.final) return false;
     if (final.status === 'final' || final.cumulativeAmount === 0n) return true;
     // The settler closes the lease on-chain only once the final payment is done or not needed
@@ -428,7 +429,7 @@ function confirmedChainTime(chain: ChainClient, cursor: () => number | undefined
 function portsInUse(store: Store): number[] {
   const ports: number[] = [];
   for (const quote of store.quotes.open()) ports.push(...quote.allocation.hostPorts);
-  for (const lease of store.leases.list({ excludeStates: [...TERMINAL_STATES] })) {
+  for (const lease of store.leases.list({ states: LIVE_STATES })) {
     const quote = lease.quoteNonce ? store.quotes.get(lease.quoteNonce) : undefined;
     if (quote && quote.state !== 'open') ports.push(...quote.allocation.hostPorts);
   }

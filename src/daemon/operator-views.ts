@@ -2,6 +2,7 @@ import { getAddress } from 'ethers';
 import { wire, type EarningsView, type OperatorLeaseDetail, type OperatorLeaseSummary } from '../api';
 import { ProviderError } from '../errors';
 import type { EndReason, LeaseState } from '../leases';
+import { TERMINAL_STATES } from '../vocabulary';
 import { containerName } from '../runtime';
 import { WITHDRAW_KEY_PREFIX } from '../settlement';
 import type { Store, StoredCheckpoint, StoredLease } from '../store';
@@ -31,7 +32,7 @@ export function leaseDetail(store: Store, leaseId: string): OperatorLeaseDetail 
     maxDurationSeconds: lease.maxDuration,
     exitCode: lease.exitCode,
     closedAt: lease.closedAt,
-    chainSettled: lease.chainSettled,
+    chainSettled: TERMINAL_STATES.has(lease.state),
     transitions: store.leases.transitions(lease.leaseId).map((t) => ({ from: t.fromState, to: t.toState, event: t.event, reason: t.reason, at: t.at })),
     checkpoints: checkpoints.map((cp) => ({
       seq: Number(cp.seq),

@@ -19,6 +19,7 @@ import { CHECKPOINT_TYPES, decodeMarketplaceLog, tokenAt, type ChainClient, type
 import type { ProviderConfig } from '../config';
 import { ProviderError, isProviderError } from '../errors';
 import type { Admission, LeaseEngine, LeaseState, EndReason } from '../leases';
+import { LIVE_STATES } from '../vocabulary';
 
 import type { LeaseRuntime, Manifest } from '../runtime';
 import { toCheckpoint, usageProofs, type Settler } from '../settlement';
@@ -231,7 +232,7 @@ export class EngineProviderService implements ProviderService {
     const { store, settler, chain, provider } = this.deps;
     const paid = new Map<string, bigint>();
     // Settled leases are final in the store; ask the chain only about the ones still moving.
-    const withCheckpoints = store.leases.list().filter((l) => !l.chainSettled && store.checkpoints.forLease(l.leaseId).length > 0);
+    const withCheckpoints = store.leases.list({ states: LIVE_STATES }).filter((l) => store.checkpoints.forLease(l.leaseId).length > 0);
     await Promise.all(
       withCheckpoints.map(async (l) => {
         const on = await settler.chainLease(l.leaseId).catch(() => undefined);

@@ -4,14 +4,14 @@ import { Wakeup, type MarketplaceEvent } from '../chain';
 import type { ProviderConfig } from '../config';
 import { describeError } from '../errors';
 import type { Logger } from '../log';
-import type { LeaseStore, StoredLease } from '../store';
+import type { Store, StoredLease } from '../store';
 import type { Clock } from '../util/clock';
 import { leaseHolder, quoteHolder } from './admission';
 import type { LeaseEvent } from './state-machine';
 
 export interface ChainInboxDeps {
   config: Pick<ProviderConfig, 'pricing'>;
-  store: LeaseStore;
+  store: Store;
   ledger: AllocationLedger;
   /** The provider's address: events for anyone else are not ours. */
   provider: string;
@@ -45,8 +45,8 @@ export class ChainInbox {
         const args = event.args;
         if (getAddress(args.provider) !== getAddress(provider)) continue;
         const leaseId = args.leaseId.toString();
-        const quote = store.quote(args.quoteNonce.toString());
-        store.insertLease(
+        const quote = store.quotes.get(args.quoteNonce.toString());
+        store.leases.insert(
           {
             leaseId,
             runtimeId: this.deps.runtimeId(leaseId),
@@ -74,19 +74,19 @@ export class ChainInbox {
           },
           { fromState: 'quoted', toState: 'quoted', event: 'lease-opened', reason: `LeaseOpened in block ${event.blockNumber}`, at: now },
         );
-        store.addInboxEvent({ name: event.name, leaseId, args: args as unknown as Record<string, unknown>, blockNumber: event.blockNumber, logIndex: event.logIndex });
+        store.inbox.add({ name: event.name, leaseId, args: args as unknown as Record<string, unknown>, blockNumber: event.blockNumber, logIndex: event.logIndex });
         any = true;
       } else if (event.name === 'Withdrawn') {
         if (getAddress(event.args.provider) !== getAddress(provider)) continue;
         // Counted in the follower's transaction: exactly once, across restarts.
-        store.setMeta('withdrawn-total', (BigInt(store.meta('withdrawn-total') ?? '0') + event.args.amount).toString());
+        store.meta.set('withdrawn-total', (BigInt(store.meta.get('withdrawn-total') ?? '0') + event.args.amount).toString());
       } else if (LEASE_EVENTS.has(event.name)) {
         const args = event.args as { leaseId: bigint; closedAt?: bigint };
         const leaseId = args.leaseId.toString();
-        if (!store.lease(leaseId)) continue;
+        if (!store.leases.get(leaseId)) continue;
         // The end of billable time is known from here on, before the inbox is worked through.
-        if (event.name === 'LeaseClosed') store.updateLease(leaseId, { closedAt: Number(args.closedAt) });
-        store.addInboxEvent({ name: event.name, leaseId, args: event.args as unknown as Record<string, unknown>, blockNumber: event.blockNumber, logIndex: event.logIndex });
+        if (event.name === 'LeaseClosed') store.leases.update(leaseId, { closedAt: Number(args.closedAt) });
+        store.inbox.add({ name: event.name, leaseId, args: event.args as unknown as Record<string, unknown>, blockNumber: event.blockNumber, logIndex: event.logIndex });
         any = true;
       }
     }
@@ -100,10 +100,10 @@ export class ChainInbox {
   async run(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       try {
-        for (const event of this.deps.store.openInbox()) {
+        for (const event of this.deps.store.inbox.open()) {
           if (signal.aborted) break;
           await this.handle(event.name, event.leaseId, event.args);
-          this.deps.store.markHandled(event.id);
+          this.deps.store.inbox.markHandled(event.id);
         }
       } catch (err) {
         if (!signal.aborted) this.deps.log.error({ err: describeError(err) }, 'handling a marketplace event failed; retrying');
@@ -115,7 +115,7 @@ export class ChainInbox {
   private async handle(name: string, leaseId: string | null, args: Record<string, unknown>): Promise<void> {
     if (!leaseId) return;
     const { store, dispatch, wakeSettlement } = this.deps;
-    const lease = store.lease(leaseId);
+    const lease = store.leases.get(leaseId);
     if (!lease) return;
     switch (name) {
       case 'LeaseOpened':
@@ -123,7 +123,7 @@ export class ChainInbox {
         return;
       case 'LeaseClosed': {
         const closedAt = Number(args.closedAt as bigint);
-        store.updateLease(leaseId, { closedAt });
+        store.leases.update(leaseId, { closedAt });
         if (getAddress(String(args.by)) !== getAddress(this.deps.provider)) {
           await dispatch(leaseId, { type: 'end-requested', reason: 'tenant-closed' }, `the tenant closed the lease on-chain at ${closedAt}`);
         }
@@ -131,13 +131,13 @@ export class ChainInbox {
         return;
       }
       case 'CheckpointRedeemed':
-        store.setCheckpointStatus(leaseId, Number(args.seq as bigint), 'final');
+        store.checkpoints.setStatus(leaseId, Number(args.seq as bigint), 'final');
         return;
       case 'ClaimSubmitted':
-        store.setCheckpointStatus(leaseId, Number(args.seq as bigint), 'claimed');
+        store.checkpoints.setStatus(leaseId, Number(args.seq as bigint), 'claimed');
         return;
       case 'ClaimFinalized':
-        store.setCheckpointStatus(leaseId, Number(args.seq as bigint), 'final');
+        store.checkpoints.setStatus(leaseId, Number(args.seq as bigint), 'final');
         wakeSettlement();
         return;
       case 'LeaseSettled':
@@ -151,7 +151,7 @@ export class ChainInbox {
   /** A LeaseOpened for us: run it only if it is our quote, for this tenant and manifest, with its capacity. */
   private async admit(lease: StoredLease): Promise<void> {
     const { store, ledger, config, dispatch } = this.deps;
-    const quote = lease.quoteNonce ? store.quote(lease.quoteNonce) : undefined;
+    const quote = lease.quoteNonce ? store.quotes.get(lease.quoteNonce) : undefined;
     const refuse = (detail: string) => dispatch(lease.leaseId, { type: 'refused', detail }, detail);
     if (!quote) return void (await refuse('opened with a quote this provider did not issue'));
     if (quote.manifestHash !== lease.manifestHash) return void (await refuse('manifest hash differs from the quoted manifest'));
@@ -177,7 +177,7 @@ export class ChainInbox {
         return void (await refuse(`the quote's capacity is no longer held: ${describeError(err)}`));
       }
     }
-    store.setQuoteState(quote.nonce, 'used');
+    store.quotes.setState(quote.nonce, 'used');
     await dispatch(lease.leaseId, { type: 'opened' }, `tenant ${lease.tenant} opened the lease with quote ${quote.quoteHash.slice(0, 10)}`);
   }
 }

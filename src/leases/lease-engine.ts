@@ -3,7 +3,7 @@ import type { ProviderConfig } from '../config';
 import { describeError } from '../errors';
 import type { Logger } from '../log';
 import type { LeaseBackend } from '../runtime';
-import type { LeaseStore, StoredLease, StoredQuote } from '../store';
+import type { Store, StoredLease, StoredQuote } from '../store';
 import type { Clock } from '../util/clock';
 import { HOLDING_STATES } from '../vocabulary';
 import { QUOTE_HOLD_GRACE_SECONDS, leaseHolder, quoteHolder, type Admission } from './admission';
@@ -18,7 +18,7 @@ import { WorkloadExecutor } from './workload';
 
 export interface LeaseEngineDeps {
   config: Pick<ProviderConfig, 'metering' | 'settlement' | 'pricing' | 'runtime'>;
-  store: LeaseStore;
+  store: Store;
   ledger: AllocationLedger;
   admission: Pick<Admission, 'registryAuth' | 'forgetCredentials'>;
   backend: LeaseBackend;
@@ -153,7 +153,7 @@ export class LeaseEngine {
   /** Operator drain: no new quotes, every lease ended with reason operator-drain. */
   async drain(): Promise<void> {
     this.accepting = false;
-    for (const lease of this.deps.store.leases({ states: ['pulling', 'starting', 'running'] })) {
+    for (const lease of this.deps.store.leases.list({ states: ['pulling', 'starting', 'running'] })) {
       await this.dispatch(lease.leaseId, { type: 'end-requested', reason: 'operator-drain' }, 'the operator drains this provider');
     }
   }
@@ -166,14 +166,14 @@ export class LeaseEngine {
     const { store, ledger, backend, log, clock } = this.deps;
     const now = Math.floor(clock.now() / 1000);
     // Holds: open quotes until their expiry (plus grace), leases while their state holds capacity.
-    for (const quote of store.openQuotes()) {
+    for (const quote of store.quotes.open()) {
       if (quote.expiresAt + QUOTE_HOLD_GRACE_SECONDS <= now) continue;
       ledger.restore([{ holder: quoteHolder(quote.nonce), kind: 'quote', ...holdOf(quote), expiresAt: quote.expiresAt * 1000 }]);
     }
-    const live = store.leases({ states: [...LIVE_STATES] });
+    const live = store.leases.list({ states: [...LIVE_STATES] });
     for (const lease of live) {
       if (!HOLDING_STATES.has(lease.state) || !lease.quoteNonce) continue;
-      const quote = store.quote(lease.quoteNonce);
+      const quote = store.quotes.get(lease.quoteNonce);
       if (quote) ledger.restore([{ holder: leaseHolder(lease.leaseId), kind: 'lease', ...holdOf(quote), expiresAt: null }]);
     }
     const { adopted, missing } = await backend.reconcile(
@@ -200,13 +200,13 @@ export class LeaseEngine {
 
   private releaseAllocation(leaseId: string): void {
     const { store, ledger, admission } = this.deps;
-    const lease = store.lease(leaseId);
+    const lease = store.leases.get(leaseId);
     if (!lease) return;
     ledger.release(leaseHolder(leaseId));
     if (lease.quoteNonce) {
       ledger.release(quoteHolder(lease.quoteNonce));
       // A refused lease's quote was never used: it is free again, not open.
-      if (store.quote(lease.quoteNonce)?.state === 'open') store.setQuoteState(lease.quoteNonce, 'released');
+      if (store.quotes.get(lease.quoteNonce)?.state === 'open') store.quotes.setState(lease.quoteNonce, 'released');
       admission.forgetCredentials(lease.quoteNonce);
     }
   }
@@ -226,7 +226,7 @@ export class LeaseEngine {
       .guardLimits({
         signal,
         onStopped: (runtimeId) => {
-          const lease = this.deps.store.leaseByRuntimeId(runtimeId);
+          const lease = this.deps.store.leases.byRuntimeId(runtimeId);
           if (lease) void this.dispatch(lease.leaseId, { type: 'end-requested', reason: 'disk-quota' }, 'the container outgrew its disk quota');
         },
       })
@@ -239,7 +239,7 @@ export class LeaseEngine {
       .watch(
         (event) => {
           if (event.kind !== 'back') return;
-          const live = this.deps.store.leases({ states: [...LIVE_STATES] });
+          const live = this.deps.store.leases.list({ states: [...LIVE_STATES] });
           void this.deps.backend
             .reconcile(
               live.map((l) => l.runtimeId),

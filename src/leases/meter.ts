@@ -5,16 +5,16 @@ import { usageAmount } from '../chain';
 import { UsageTimeline } from '../metering';
 import type { LeaseBackend } from '../runtime';
 import { EMPTY_LOGS_SHA256, LogDigest, resultDigest } from '../settlement';
-import type { LeaseStore, StoredLease, StoredUsageRecord } from '../store';
+import type { Store, StoredLease } from '../store';
 import type { Clock } from '../util/clock';
-import type { EndReason } from '../vocabulary';
+import type { EndReason, UsageRecord } from '../vocabulary';
 import { limitBreach } from './limit-guards';
 import type { LeaseEvent } from './state-machine';
 import type { LeaseTasks } from './tasks';
 
 export interface MeterDeps {
   config: Pick<ProviderConfig, 'metering'>;
-  store: LeaseStore;
+  store: Store;
   backend: LeaseBackend;
   tasks: LeaseTasks;
   clock: Clock;
@@ -50,13 +50,13 @@ export class LeaseMeter {
   /** The workload started now: its timeline begins (never before the chain's start of the lease). */
   begin(leaseId: string, containerId: string): void {
     const { store, clock } = this.deps;
-    const lease = store.lease(leaseId);
-    const quote = lease?.quoteNonce ? store.quote(lease.quoteNonce) : undefined;
+    const lease = store.leases.get(leaseId);
+    const quote = lease?.quoteNonce ? store.quotes.get(lease.quoteNonce) : undefined;
     if (!lease || !quote) return;
     const startedAt = Math.max(Math.floor(clock.now() / 1000), lease.openedAt);
     const timeline = UsageTimeline.start(startedAt, quote.allocation.gpuUuids.length);
     this.timelines.set(leaseId, timeline);
-    store.updateLease(leaseId, { startedAt, containerId, timeline: timeline.state() });
+    store.leases.update(leaseId, { startedAt, containerId, timeline: timeline.state() });
   }
 
   /** Samples on the interval while the lease runs, and ends it when a limit is reached. */
@@ -69,7 +69,7 @@ export class LeaseMeter {
       try {
         while (!signal.aborted) {
           await clock.sleep(config.metering.sampleIntervalSeconds * 1000, signal);
-          if (this.deps.store.lease(leaseId)?.state !== 'running') break;
+          if (this.deps.store.leases.get(leaseId)?.state !== 'running') break;
           await this.sample(leaseId).catch((err: unknown) => {
             if (!signal.aborted) log.warn({ leaseId, err: describeError(err) }, 'usage sample failed');
           });
@@ -85,9 +85,9 @@ export class LeaseMeter {
 
   private async guard(leaseId: string): Promise<void> {
     const { store, clock } = this.deps;
-    const lease = store.lease(leaseId);
+    const lease = store.leases.get(leaseId);
     if (!lease || lease.state !== 'running') return;
-    const spent = store.usageRecords(leaseId).reduce((sum, r) => sum + r.amount, 0n);
+    const spent = store.usage.forLease(leaseId).reduce((sum, r) => sum + r.amount, 0n);
     const breach = limitBreach(lease, spent, Math.floor(clock.now() / 1000));
     if (breach) await this.deps.dispatch(leaseId, { type: 'end-requested', reason: breach.reason }, breach.detail);
   }
@@ -96,14 +96,14 @@ export class LeaseMeter {
   sample(leaseId: string): Promise<void> {
     return this.withLock(leaseId, async () => {
       const { store, backend, clock } = this.deps;
-      const lease = store.lease(leaseId);
+      const lease = store.leases.get(leaseId);
       if (!lease || !['running', 'stopping'].includes(lease.state)) return;
       const timeline = this.timelineOf(lease);
       if (!timeline) return;
       const counters = await backend.counters(lease.runtimeId, { signal: this.callSignal() });
       if (!counters) return;
       const confirmed = (await this.deps.confirmedChainTime?.()) ?? Number.MAX_SAFE_INTEGER;
-      const current = store.lease(leaseId) ?? lease;
+      const current = store.leases.get(leaseId) ?? lease;
       const at = Math.min(Math.floor(clock.now() / 1000), chainEnd(current), confirmed);
       this.append(current, timeline, timeline.sample(at, counters));
     });
@@ -113,7 +113,7 @@ export class LeaseMeter {
   finish(leaseId: string, reason: EndReason): void {
     this.deps.tasks.run(leaseId, async () => {
       await this.withLock(leaseId, () => this.recordFinal(leaseId, reason));
-      if (this.deps.store.lease(leaseId)?.state === 'finishing') {
+      if (this.deps.store.leases.get(leaseId)?.state === 'finishing') {
         await this.deps.dispatch(leaseId, { type: 'usage-final' }, 'final usage recorded');
         this.deps.onFinal();
       }
@@ -122,7 +122,7 @@ export class LeaseMeter {
 
   private async recordFinal(leaseId: string, reason: EndReason): Promise<void> {
     const { store, backend, clock, log } = this.deps;
-    const lease = store.lease(leaseId);
+    const lease = store.leases.get(leaseId);
     if (!lease || lease.state !== 'finishing' || lease.resultDigest !== null) return;
     let endedAt = Math.floor(clock.now() / 1000);
     let logsSha256 = EMPTY_LOGS_SHA256;
@@ -141,7 +141,7 @@ export class LeaseMeter {
     if (timeline && reason !== 'container-vanished') {
       const target = Math.max(endedAt, timeline.state().boundary);
       await this.awaitConfirmedTime(target);
-      const current = store.lease(leaseId) ?? lease;
+      const current = store.leases.get(leaseId) ?? lease;
       let at = Math.min(target, chainEnd(current));
       // Time is billed in whole seconds: a lease that ran and ended within its first second is
       // billed that second (it gets a record, and so a final checkpoint with its result).
@@ -150,7 +150,7 @@ export class LeaseMeter {
       if (at > state.boundary) await this.awaitConfirmedTime(at);
       this.append(current, timeline, timeline.finish(at));
     }
-    store.updateLease(leaseId, { endedAt, logsSha256, resultDigest: resultDigest(lease.exitCode, logsSha256) });
+    store.leases.update(leaseId, { endedAt, logsSha256, resultDigest: resultDigest(lease.exitCode, logsSha256) });
     this.timelines.delete(leaseId);
   }
 
@@ -187,9 +187,9 @@ export class LeaseMeter {
       rxBytes: interval.rxBytes,
       txBytes: interval.txBytes,
     };
-    const record: StoredUsageRecord = { ...base, amount: usageAmount(lease.rates, base) };
+    const record: UsageRecord = { ...base, amount: usageAmount(lease.rates, base) };
     try {
-      this.deps.store.appendUsage(lease.leaseId, record, timeline.state());
+      this.deps.store.usage.append(lease.leaseId, record, timeline.state());
     } catch (err) {
       // The in-memory timeline and the store disagree: the store wins.
       this.timelines.delete(lease.leaseId);

@@ -1,6 +1,6 @@
 import { describeError } from '../errors';
 import type { Logger } from '../log';
-import type { LeaseStore } from '../store';
+import type { Store } from '../store';
 import type { Clock } from '../util/clock';
 import { next, type LeaseEffect, type LeaseEvent, type LeaseSnapshot } from './state-machine';
 
@@ -11,7 +11,7 @@ export type EffectExecutor<E extends LeaseEffect = LeaseEffect> = (leaseId: stri
 export type EffectExecutors = { [T in LeaseEffect['type']]: EffectExecutor<Extract<LeaseEffect, { type: T }>> };
 
 export interface OrchestratorDeps {
-  store: LeaseStore;
+  store: Store;
   clock: Clock;
   log: Logger;
   /** Called once a transition is stored, before its effects run (the engine ends a lease's tasks). */
@@ -59,7 +59,7 @@ export class LeaseOrchestrator {
 
   private async apply(leaseId: string, event: LeaseEvent, reason: string): Promise<void> {
     const { store, clock, log } = this.deps;
-    const lease = store.lease(leaseId);
+    const lease = store.leases.get(leaseId);
     if (!lease) return;
     const snapshot: LeaseSnapshot = { state: lease.state, endReason: lease.endReason ?? undefined, exitCode: lease.exitCode };
     const transition = next(snapshot, event);
@@ -69,7 +69,7 @@ export class LeaseOrchestrator {
     }
     const now = Math.floor(clock.now() / 1000);
     const to = transition.lease;
-    store.updateLease(
+    store.leases.update(
       leaseId,
       {
         state: to.state,

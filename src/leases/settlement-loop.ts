@@ -3,7 +3,7 @@ import { Wakeup, ZERO_BYTES32 } from '../chain';
 import type { ProviderConfig } from '../config';
 import { describeError } from '../errors';
 import type { Logger } from '../log';
-import type { LeaseStore, StoredLease } from '../store';
+import type { Store, StoredLease } from '../store';
 import type { Clock } from '../util/clock';
 import { QUOTE_HOLD_GRACE_SECONDS, quoteHolder } from './admission';
 
@@ -19,7 +19,7 @@ export interface LeaseSettlement {
 
 export interface SettlementLoopDeps {
   config: Pick<ProviderConfig, 'settlement'>;
-  store: LeaseStore;
+  store: Store;
   ledger: AllocationLedger;
   settlement: LeaseSettlement;
   clock: Clock;
@@ -49,11 +49,11 @@ export class SettlementLoop {
     while (!signal.aborted) {
       try {
         const now = Math.floor(clock.now() / 1000);
-        for (const nonce of store.expireQuotes(now - QUOTE_HOLD_GRACE_SECONDS)) this.deps.ledger.release(quoteHolder(nonce));
-        for (const lease of store.leases({ states: ['running', 'settling'] })) {
+        for (const nonce of store.quotes.expire(now - QUOTE_HOLD_GRACE_SECONDS)) this.deps.ledger.release(quoteHolder(nonce));
+        for (const lease of store.leases.list({ states: ['running', 'settling'] })) {
           if (signal.aborted) break;
           if (lease.state === 'running') {
-            const last = store.checkpoints(lease.leaseId).at(-1);
+            const last = store.checkpoints.forLease(lease.leaseId).at(-1);
             const since = last ? last.createdAt : (lease.startedAt ?? now);
             if (now - since >= config.settlement.checkpointIntervalSeconds) await settlement.checkpoint(lease, { final: false });
             continue;

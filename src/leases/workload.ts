@@ -2,7 +2,7 @@ import type { ProviderConfig } from '../config';
 import { ProviderError, describeError, isProviderError } from '../errors';
 import type { Logger } from '../log';
 import { parseManifest, type LeaseBackend, type Manifest, type StopReason } from '../runtime';
-import type { LeaseStore, StoredLease, StoredQuote } from '../store';
+import type { Store, StoredLease, StoredQuote } from '../store';
 import type { Clock } from '../util/clock';
 import type { EndReason } from '../vocabulary';
 import type { Admission } from './admission';
@@ -24,7 +24,7 @@ const STOP_REASONS: Record<EndReason, StopReason> = {
 
 export interface WorkloadDeps {
   config: Pick<ProviderConfig, 'runtime'>;
-  store: LeaseStore;
+  store: Store;
   admission: Pick<Admission, 'registryAuth'>;
   backend: LeaseBackend;
   tasks: LeaseTasks;
@@ -51,7 +51,7 @@ export class WorkloadExecutor {
   pull(leaseId: string): void {
     this.deps.tasks.run(leaseId, async () => {
       const { store, backend, log, tasks } = this.deps;
-      const lease = store.lease(leaseId);
+      const lease = store.leases.get(leaseId);
       if (!lease || lease.state !== 'pulling') return;
       const signal = tasks.leaseSignal(leaseId);
       const { quote, manifest } = this.manifestOf(lease);
@@ -70,7 +70,7 @@ export class WorkloadExecutor {
           },
         });
         this.imageIds.set(leaseId, prepared.imageId);
-        store.updateLease(leaseId, { imageDigest: prepared.digest });
+        store.leases.update(leaseId, { imageDigest: prepared.digest });
         await this.deps.dispatch(leaseId, { type: 'image-ready', digest: prepared.digest }, `image ${prepared.digest} ready`);
       } catch (err) {
         if (tasks.signal.aborted) return;
@@ -87,7 +87,7 @@ export class WorkloadExecutor {
   start(leaseId: string): void {
     this.deps.tasks.run(leaseId, async () => {
       const { store, backend, tasks } = this.deps;
-      const lease = store.lease(leaseId);
+      const lease = store.leases.get(leaseId);
       if (!lease || lease.state !== 'starting') return;
       const signal = tasks.leaseSignal(leaseId);
       const { quote, manifest } = this.manifestOf(lease);
@@ -107,7 +107,7 @@ export class WorkloadExecutor {
           },
         });
         this.imageIds.delete(leaseId);
-        if (store.lease(leaseId)?.state !== 'starting') {
+        if (store.leases.get(leaseId)?.state !== 'starting') {
           // Ended while it was starting: it must not run on.
           await backend.stop(lease.runtimeId, 'requested', { signal: tasks.signal }).catch(() => undefined);
           return;
@@ -130,7 +130,7 @@ export class WorkloadExecutor {
   stop(leaseId: string, reason: EndReason, beforeStop: () => Promise<void>): void {
     this.deps.tasks.run(leaseId, async () => {
       const { store, backend, config, tasks, log } = this.deps;
-      const lease = store.lease(leaseId);
+      const lease = store.leases.get(leaseId);
       if (!lease) return;
       await beforeStop().catch((err: unknown) => log.warn({ leaseId, err: describeError(err) }, 'final sample before stop failed'));
       const limit = config.runtime.stopTimeoutSeconds * 1000 + (this.deps.stopGraceMs ?? 30_000);
@@ -150,7 +150,7 @@ export class WorkloadExecutor {
   awaitExit(leaseId: string): void {
     if (this.waiting.has(leaseId)) return;
     this.waiting.add(leaseId);
-    const lease = this.deps.store.lease(leaseId);
+    const lease = this.deps.store.leases.get(leaseId);
     if (!lease) return;
     const signal = this.deps.tasks.leaseSignal(leaseId);
     this.deps.tasks.run(leaseId, async () => {
@@ -168,7 +168,7 @@ export class WorkloadExecutor {
   }
 
   private async reportExit(leaseId: string): Promise<void> {
-    const lease = this.deps.store.lease(leaseId);
+    const lease = this.deps.store.leases.get(leaseId);
     if (!lease) return;
     try {
       const { exit } = await this.deps.backend.status(lease.runtimeId, { signal: this.deps.tasks.signal });
@@ -185,7 +185,7 @@ export class WorkloadExecutor {
   }
 
   manifestOf(lease: StoredLease): { quote: StoredQuote; manifest: Manifest } {
-    const quote = this.deps.store.quote(lease.quoteNonce ?? '');
+    const quote = this.deps.store.quotes.get(lease.quoteNonce ?? '');
     if (!quote) throw new ProviderError('LEASE_NOT_FOUND', `lease ${lease.leaseId} has no quote of ours`, { input: lease.leaseId });
     const registryAuth = this.deps.admission.registryAuth(quote.nonce);
     return { quote, manifest: parseManifest(registryAuth ? { ...quote.manifest, registryAuth } : quote.manifest) };

@@ -1,4 +1,4 @@
-import type { EndReason, Rates } from '../vocabulary';
+import type { EndReason, LeaseState, Rates } from '../vocabulary';
 import type { Db } from './database';
 import { fromJson, toJson } from './json';
 
@@ -23,14 +23,10 @@ export interface StoredLease {
   maxDuration: number;
   /** The chain's startedAt. */
   openedAt: number;
-  /**
-   * A plain string, not the vocabulary's LeaseState, while the lease engine still stores the
-   * states of its own machine ('opened', 'expired'); it becomes LeaseState when the engine does.
-   */
-  state: string;
+  /** Everything recovery needs to know of how far the lease got (no side flags). */
+  state: LeaseState;
   endReason: EndReason | null;
   exitCode: number | null;
-  finalised: boolean;
   /** The last transition's reason, for the tenant and the operator. */
   detail: string | null;
   /** closedAt from LeaseClosed, once seen. */
@@ -40,12 +36,8 @@ export interface StoredLease {
   endedAt: number | null;
   imageDigest: string | null;
   timeline: StoredTimeline | null;
-  allocationReleased: boolean;
-  finalUsageDone: boolean;
   resultDigest: string | null;
   logsSha256: string | null;
-  /** The chain says the lease is settled (escrow returned): nothing more to do on-chain. */
-  chainSettled: boolean;
   updatedAt: number;
 }
 
@@ -70,10 +62,9 @@ interface LeaseRow {
   max_rate_per_second: string;
   max_duration: number;
   opened_at: number;
-  state: string;
+  state: LeaseState;
   end_reason: EndReason | null;
   exit_code: number | null;
-  finalised: number;
   detail: string | null;
   closed_at: number | null;
   container_id: string | null;
@@ -81,11 +72,8 @@ interface LeaseRow {
   ended_at: number | null;
   image_digest: string | null;
   timeline_json: string | null;
-  allocation_released: number;
-  final_usage_done: number;
   result_digest: string | null;
   logs_sha256: string | null;
-  chain_settled: number;
   updated_at: number;
 }
 
@@ -98,10 +86,9 @@ const LEASE_COLUMNS: Record<keyof StoredLeasePatch, [string, (v: never) => unkno
   maxRatePerSecond: ['max_rate_per_second', (v: bigint) => v.toString()],
   maxDuration: ['max_duration', (v: number) => v],
   openedAt: ['opened_at', (v: number) => v],
-  state: ['state', (v: string) => v],
+  state: ['state', (v: LeaseState) => v],
   endReason: ['end_reason', (v: EndReason | null) => v],
   exitCode: ['exit_code', (v: number | null) => v],
-  finalised: ['finalised', (v: boolean) => (v ? 1 : 0)],
   detail: ['detail', (v: string | null) => v],
   closedAt: ['closed_at', (v: number | null) => v],
   containerId: ['container_id', (v: string | null) => v],
@@ -109,11 +96,8 @@ const LEASE_COLUMNS: Record<keyof StoredLeasePatch, [string, (v: never) => unkno
   endedAt: ['ended_at', (v: number | null) => v],
   imageDigest: ['image_digest', (v: string | null) => v],
   timeline: ['timeline_json', (v: StoredTimeline | null) => (v ? toJson(v) : null)],
-  allocationReleased: ['allocation_released', (v: boolean) => (v ? 1 : 0)],
-  finalUsageDone: ['final_usage_done', (v: boolean) => (v ? 1 : 0)],
   resultDigest: ['result_digest', (v: string | null) => v],
   logsSha256: ['logs_sha256', (v: string | null) => v],
-  chainSettled: ['chain_settled', (v: boolean) => (v ? 1 : 0)],
   updatedAt: ['updated_at', (v: number) => v],
 };
 
@@ -132,7 +116,6 @@ function leaseFromRow(row: LeaseRow): StoredLease {
     state: row.state,
     endReason: row.end_reason,
     exitCode: row.exit_code,
-    finalised: row.finalised === 1,
     detail: row.detail,
     closedAt: row.closed_at,
     containerId: row.container_id,
@@ -140,11 +123,8 @@ function leaseFromRow(row: LeaseRow): StoredLease {
     endedAt: row.ended_at,
     imageDigest: row.image_digest,
     timeline: row.timeline_json ? fromJson<StoredTimeline>(row.timeline_json) : null,
-    allocationReleased: row.allocation_released === 1,
-    finalUsageDone: row.final_usage_done === 1,
     resultDigest: row.result_digest,
     logsSha256: row.logs_sha256,
-    chainSettled: row.chain_settled === 1,
     updatedAt: row.updated_at,
   };
 }
@@ -197,13 +177,13 @@ export class LeaseRepository {
     return row && leaseFromRow(row);
   }
 
-  /** Every lease (but those in `excludeStates`), by lease id. */
-  list(options: { excludeStates?: readonly string[] } = {}): StoredLease[] {
-    const exclude = options.excludeStates ?? [];
-    const sql = exclude.length
-      ? `SELECT * FROM leases WHERE state NOT IN (${exclude.map(() => '?').join(',')}) ORDER BY CAST(lease_id AS INTEGER)`
+  /** Every lease (only those in `states`, when given), by lease id. */
+  list(options: { states?: readonly LeaseState[] } = {}): StoredLease[] {
+    const states = options.states;
+    const sql = states
+      ? `SELECT * FROM leases WHERE state IN (${states.map(() => '?').join(',')}) ORDER BY CAST(lease_id AS INTEGER)`
       : 'SELECT * FROM leases ORDER BY CAST(lease_id AS INTEGER)';
-    return (this.db.prepare(sql).all(...exclude) as LeaseRow[]).map(leaseFromRow);
+    return (this.db.prepare(sql).all(...(states ?? [])) as LeaseRow[]).map(leaseFromRow);
   }
 
   countByState(): Record<string, number> {

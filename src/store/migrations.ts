@@ -167,4 +167,25 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX api_nonces_expiry ON api_nonces (expires_at);
     `,
   },
+  {
+    id: 3,
+    name: 'lease states fold the four completion flags (finalised, final usage done, allocation released, chain settled)',
+    // The old machine: opened = pulling the image, pulling = starting the container, and an ended
+    // lease stayed `stopping`/`failed`/`rejected` while four flags said how far its end had got.
+    // Each flag combination is one state of the new machine; the order of the updates matters.
+    up: `
+      UPDATE leases SET state = 'settled' WHERE chain_settled = 1 AND state IN ('stopping', 'settled');
+      UPDATE leases SET state = 'settling' WHERE chain_settled = 0 AND finalised = 1 AND final_usage_done = 1;
+      UPDATE leases SET state = 'finishing' WHERE chain_settled = 0 AND finalised = 1 AND final_usage_done = 0;
+      UPDATE leases SET state = 'settling', end_reason = 'refused' WHERE state = 'rejected' AND chain_settled = 0;
+      UPDATE leases SET end_reason = 'refused' WHERE state = 'rejected';
+      UPDATE leases SET state = 'starting' WHERE state = 'pulling';
+      UPDATE leases SET state = 'pulling' WHERE state = 'opened';
+      UPDATE leases SET state = 'rejected', end_reason = 'refused' WHERE state = 'expired';
+      ALTER TABLE leases DROP COLUMN finalised;
+      ALTER TABLE leases DROP COLUMN final_usage_done;
+      ALTER TABLE leases DROP COLUMN allocation_released;
+      ALTER TABLE leases DROP COLUMN chain_settled;
+    `,
+  },
 ];

@@ -25,6 +25,9 @@ export type LeaseState = (typeof LEASE_STATES)[number];
 
 export const TERMINAL_STATES: ReadonlySet<LeaseState> = new Set<LeaseState>(['settled', 'failed', 'rejected']);
 
+/** States with work left: everything not terminal. */
+export const LIVE_STATES: readonly LeaseState[] = LEASE_STATES.filter((s) => !TERMINAL_STATES.has(s));
+
 /** States that hold capacity in the allocation ledger. */
 export const HOLDING_STATES: ReadonlySet<LeaseState> = new Set<LeaseState>(['pulling', 'starting', 'running', 'stopping']);
 

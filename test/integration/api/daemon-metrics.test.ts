@@ -13,9 +13,9 @@ function aLease(leaseId: string): StoredLease {
   return {
     leaseId, runtimeId: `pabc-${leaseId}`, quoteNonce: null, tenant: '0x0000000000000000000000000000000000000001', manifestHash: '0x00',
     deposit: 10n ** 18n, rates: { perSecond: 1n, perCpuSecond: 2n, perGpuSecond: 3n, perGiBEgress: 4n }, maxRatePerSecond: 5n, maxDuration: 60,
-    openedAt: 100, state: 'stopping', endReason: 'exited', exitCode: 0, finalised: true, detail: null, closedAt: null, containerId: null,
-    startedAt: 100, endedAt: 160, imageDigest: null, timeline: null, allocationReleased: true, finalUsageDone: true, resultDigest: null,
-    logsSha256: null, chainSettled: false, updatedAt: 160,
+    openedAt: 100, state: 'settling', endReason: 'exited', exitCode: 0, detail: null, closedAt: null, containerId: null,
+    startedAt: 100, endedAt: 160, imageDigest: null, timeline: null, resultDigest: null,
+    logsSha256: null, updatedAt: 160,
   };
 }
 

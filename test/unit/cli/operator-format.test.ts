@@ -17,7 +17,7 @@ const aLease = (overrides: Partial<OperatorLeaseSummary> = {}): OperatorLeaseSum
   ...overrides,
 });
 
-const NONE = { quoted: 0, opened: 0, pulling: 0, running: 0, stopping: 0, settled: 0, failed: 0, rejected: 0, expired: 0 };
+const NONE = { quoted: 0, pulling: 0, starting: 0, running: 0, stopping: 0, finishing: 0, settling: 0, settled: 0, failed: 0, rejected: 0 };
 
 describe('operator output', () => {
   it('prints 18-decimal amounts as tokens and base units, anything else as base units', () => {

@@ -8,7 +8,7 @@ const STATUS: DaemonStatus = {
   devnet: true,
   accepting: true,
   startedAt: 0,
-  leases: { quoted: 0, opened: 0, pulling: 1, running: 2, stopping: 0, settled: 5, failed: 0, rejected: 0, expired: 3 },
+  leases: { quoted: 0, pulling: 1, starting: 0, running: 2, stopping: 0, finishing: 0, settling: 0, settled: 5, failed: 0, rejected: 3 },
   docker: { reachable: true },
   chain: { headBlock: 120, cursorBlock: 119 },
 };

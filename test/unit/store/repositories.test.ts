@@ -5,9 +5,9 @@ function aLease(overrides: Partial<StoredLease> = {}): StoredLease {
   return {
     leaseId: '1', runtimeId: 'pabc-1', quoteNonce: null, tenant: '0x0000000000000000000000000000000000000001', manifestHash: '0x00',
     deposit: 10n ** 30n, rates: { perSecond: 1n, perCpuSecond: 2n, perGpuSecond: 3n, perGiBEgress: 4n }, maxRatePerSecond: 5n, maxDuration: 60,
-    openedAt: 100, state: 'quoted', endReason: null, exitCode: null, finalised: false, detail: null, closedAt: null, containerId: null,
-    startedAt: null, endedAt: null, imageDigest: null, timeline: null, allocationReleased: false, finalUsageDone: false, resultDigest: null,
-    logsSha256: null, chainSettled: false, updatedAt: 100, ...overrides,
+    openedAt: 100, state: 'quoted', endReason: null, exitCode: null, detail: null, closedAt: null, containerId: null,
+    startedAt: null, endedAt: null, imageDigest: null, timeline: null, resultDigest: null,
+    logsSha256: null, updatedAt: 100, ...overrides,
   };
 }
 
@@ -23,9 +23,9 @@ describe('store repositories', () => {
     const t = { fromState: 'quoted', toState: 'quoted', event: 'lease-opened', reason: 'block 3', at: 100 };
     expect(store.leases.insert(aLease(), t)).toBe(true);
     expect(store.leases.insert(aLease(), t)).toBe(false);
-    store.leases.update('1', { state: 'opened', detail: 'ok' }, { fromState: 'quoted', toState: 'opened', event: 'opened', reason: 'ok', at: 101 });
-    expect(store.leases.get('1')).toMatchObject({ state: 'opened', deposit: 10n ** 30n, rates: { perGiBEgress: 4n } });
-    expect(store.leases.transitions('1').map((r) => r.toState)).toEqual(['quoted', 'opened']);
+    store.leases.update('1', { state: 'pulling', detail: 'ok' }, { fromState: 'quoted', toState: 'pulling', event: 'pulling', reason: 'ok', at: 101 });
+    expect(store.leases.get('1')).toMatchObject({ state: 'pulling', deposit: 10n ** 30n, rates: { perGiBEgress: 4n } });
+    expect(store.leases.transitions('1').map((r) => r.toState)).toEqual(['quoted', 'pulling']);
   });
 
   it('keeps usage contiguous: refuses a hole, an overlap or a repeated seq, and stores the timeline with each record', () => {
