@@ -1,4 +1,5 @@
 import { imageMatches, parseImageRef, ImageService, pickHostPorts } from '../../../src/runtime';
+import { manualClock } from '../../../src/util/clock';
 import { silentLogger } from '../../../src/log';
 import { isProviderError } from '../../../src/errors';
 import { aConfig } from '../../fixtures/runtime';
@@ -37,7 +38,7 @@ describe('image references', () => {
 
 describe('image admission', () => {
   const noDocker = new Proxy({}, { get: () => { throw new Error('docker must not be called'); } }) as unknown as Docker;
-  const service = (admission: object) => new ImageService(noDocker, aConfig({ admission: { images: admission } }), silentLogger(), { now: () => 0 });
+  const service = (admission: object) => new ImageService(noDocker, aConfig({ admission: { images: admission } }), silentLogger(), manualClock());
 
   test('refuses a denied image before anything reaches the engine', async () => {
     await expect(service({ deny: ['*/miner*'] }).prepare('evil/miner:1')).rejects.toMatchObject({ code: 'IMAGE_DENIED' });
@@ -105,7 +106,7 @@ describe('image cleanup', () => {
       ['sha256:busy'],
     );
     // Each removal frees 6% of the disk.
-    const s = new ImageService(docker, aConfig({ runtime: { images: { cleanupAtDiskPercent: 85 } } }), silentLogger(), { now: () => 1_000_000 }, async () => 95 - 6 * removed.length);
+    const s = new ImageService(docker, aConfig({ runtime: { images: { cleanupAtDiskPercent: 85 } } }), silentLogger(), manualClock(1_000_000), async () => 95 - 6 * removed.length);
     s.touch('sha256:old'); // used just now: goes last
     expect(await s.cleanup()).toEqual(['sha256:mid', 'sha256:new']);
     expect(removed).not.toContain('sha256:busy');
@@ -113,7 +114,7 @@ describe('image cleanup', () => {
 
   test('does nothing while the disk is under the threshold', async () => {
     const { docker, removed } = fakeDocker([{ Id: 'sha256:a', Created: 1 }], []);
-    const s = new ImageService(docker, aConfig(), silentLogger(), { now: () => 0 }, async () => 10);
+    const s = new ImageService(docker, aConfig(), silentLogger(), manualClock(0), async () => 10);
     expect(await s.cleanup()).toEqual([]);
     expect(removed).toEqual([]);
   });
