@@ -5,7 +5,8 @@ import { ProviderError, describeError } from '../errors';
 import type { Logger } from '../log';
 import type { Clock } from '../util/clock';
 import { engineMessage, isAbortError, isEngineNotFound } from './docker-errors';
-import { canonicalRef, imageMatches, isImageIdReference, parseImageRef, pullRef, type ImageRef } from './image-ref';
+import { canonicalRef, pullRef, type ImageRef } from './image-ref';
+import { checkImagePolicy } from './image-policy';
 import type { RegistryAuth } from './manifest';
 
 export interface PullProgress {
@@ -70,30 +71,9 @@ export class ImageService {
     private readonly diskUsage: (path: string) => Promise<number> = diskUsedPercent,
   ) {}
 
-  /** Throws IMAGE_DENIED when admission.images refuses the reference. Does nothing else. */
-  checkAllowed(reference: string): ImageRef {
-    if (isImageIdReference(reference)) {
-      // An id would run whatever local image has it, past the allow/deny patterns on names.
-      throw new ProviderError('IMAGE_DENIED', `image ${reference} is an image id; leases name images by repository`, {
-        input: reference,
-        fix: 'name the image as repository[:tag] or repository@sha256:digest',
-      });
-    }
-    const ref = parseImageRef(reference);
-    const { allow, deny } = this.settings.admission.images;
-    const denied = deny.find((pattern) => imageMatches(pattern, ref));
-    if (denied !== undefined) {
-      throw new ProviderError('IMAGE_DENIED', `image ${reference} is refused by this provider (matches deny pattern "${denied}")`, { input: reference });
-    }
-    if (allow.length > 0 && !allow.some((pattern) => imageMatches(pattern, ref))) {
-      throw new ProviderError('IMAGE_DENIED', `image ${reference} is not in this provider's allowed images`, { input: reference });
-    }
-    return ref;
-  }
-
   /** Admission, then a pull when needed, then the size check; returns what the lease will run. */
   async prepare(reference: string, options: PrepareOptions = {}): Promise<PreparedImage> {
-    const ref = this.checkAllowed(reference);
+    const ref = checkImagePolicy(reference, this.settings.admission.images);
     const local = await this.inspect(reference);
     let pulled = false;
     if (!local || (local.RepoDigests ?? []).length > 0 || options.registryAuth !== undefined) {

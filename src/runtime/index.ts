@@ -13,6 +13,8 @@ export type { LeaseFirewallSpec } from './firewall';
 export { ImageService, diskUsedPercent } from './images';
 export type { PullProgress, PreparedImage, PrepareOptions, ImageSettings } from './images';
 export { parseImageRef, imageMatches } from './image-ref';
+export { checkImagePolicy } from './image-policy';
+export type { ImagePolicy } from './image-policy';
 export { LeaseRuntime } from './lease-runtime';
 export { createDockerClient } from './docker-client';
 export type {
