@@ -65,6 +65,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   FIREWALL_FAILED: 503,
   PORT_UNAVAILABLE: 503,
   DOCKER_REQUEST_FAILED: 503,
+  BACKEND_TIMEOUT: 503,
   OPERATION_ABORTED: 503,
   // The chain and the provider's own keys and store: nothing a tenant did or can fix.
   RPC_UNAVAILABLE: 503,

@@ -17,18 +17,28 @@ export { checkImagePolicy } from './image-policy';
 export type { ImagePolicy } from './image-policy';
 export { LeaseRuntime } from './lease-runtime';
 export { createDockerClient } from './docker-client';
+export type { StartLeaseInput, StartedLease, LimitCounters, LeaseRuntimeDeps } from './lease-runtime';
+export type { LeaseContainer } from './lease-containers';
 export type {
-  StartLeaseInput,
-  StartedLease,
-  ExitReport,
-  ExitReason,
+  LeaseBackend,
   StopReason,
-  LeaseContainer,
-  LimitCounters,
+  ExitReason,
   PublishedPort,
-  LeaseRuntimeDeps,
-} from './lease-runtime';
-export type { LogLine, LogOptions } from './logs';
+  PreparedWorkload,
+  StartedWorkload,
+  ExitReport,
+  WorkloadStatus,
+  WorkloadCounters,
+  ObservedWorkload,
+  ReconcileResult,
+  ExecResult,
+  BackendEvent,
+  Signalled,
+  PrepareInput,
+  StartInput,
+} from './backend';
+export { streamLogs } from './logs';
+export type { LogLine, LogOptions, LogReaderContext } from './logs';
 export type { RuntimeEvent } from './events';
 export { pickHostPorts } from './ports';
 export { LABELS, containerName, networkName, bridgeName, leaseChains } from './names';

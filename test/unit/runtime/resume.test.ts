@@ -3,6 +3,7 @@ import type Docker from 'dockerode';
 import { followEvents, type RuntimeEvent } from '../../../src/runtime/events';
 import { streamLogs } from '../../../src/runtime/logs';
 import { silentLogger } from '../../../src/log';
+import { manualClock } from '../../../src/util/clock';
 
 function frame(time: string, text: string): Buffer {
   const payload = Buffer.from(`${time} ${text}\n`);
@@ -37,7 +38,7 @@ describe('log stream resume', () => {
       }),
     } as unknown as Docker;
     const lines: string[] = [];
-    for await (const line of streamLogs(docker, 'c1', { follow: true, tail: 2 }, silentLogger())) lines.push(line.text);
+    for await (const line of streamLogs(docker, 'c1', { follow: true, tail: 2 }, { log: silentLogger(), clock: manualClock(0, { autoAdvance: true }), requestTimeoutMs: 1_000 })) lines.push(line.text);
     expect(lines).toEqual(['a', 'b', 'c', 'd']);
     expect(queries[0]).toMatchObject({ follow: true, tail: 2, timestamps: true });
     expect(queries[1]?.since).toBe('1767225602.000000000');
@@ -68,7 +69,7 @@ describe('event follower', () => {
       },
     } as unknown as Docker;
     const events: RuntimeEvent[] = [];
-    await followEvents(docker, (e) => events.push(e), { signal: controller.signal, log: silentLogger(), retryMs: 1, now: () => 1_699_999_999_000 });
+    await followEvents(docker, (e) => events.push(e), { signal: controller.signal, log: silentLogger(), retryMs: 1, clock: manualClock(1_699_999_999_000, { autoAdvance: true }), requestTimeoutMs: 1_000 });
     expect(events.map((e) => (e.kind === 'container' ? `${e.action}:${e.leaseId}` : e.kind))).toEqual(['start:L1', 'engine-lost', 'engine-back', 'die:L1', 'engine-lost']);
     expect(calls[0]).not.toHaveProperty('since');
     expect(calls[0]?.filters).toBe(JSON.stringify({ type: ['container'], label: ['provider.managed=true'] }));

@@ -36,3 +36,11 @@ describe('system clock', () => {
     await expect(systemClock.sleep(10_000, AbortSignal.abort(new Error('stop')))).rejects.toThrow('stop');
   });
 });
+
+describe('auto-advancing manual clock', () => {
+  it('runs a loop through its sleeps at once, moving time by what each slept', async () => {
+    const clock = manualClock(0, { autoAdvance: true });
+    for (let i = 0; i < 3; i += 1) await clock.sleep(60_000);
+    expect(clock.now()).toBe(180_000);
+  });
+});
