@@ -263,6 +263,7 @@ export class LeaseRuntime {
    * leaves the reason its exit already had.
    */
   async stop(leaseId: string, reason: StopReason, options: { timeoutSeconds?: number; signal?: AbortSignal } = {}): Promise<void> {
+    if (options.signal?.aborted) throw aborted(`stop of lease ${leaseId}`, options.signal);
     const seconds = options.timeoutSeconds ?? this.deps.config.runtime.stopTimeoutSeconds;
     const recorded = !this.stopReasons.has(leaseId);
     if (recorded) this.stopReasons.set(leaseId, reason);
@@ -287,6 +288,7 @@ export class LeaseRuntime {
 
   /** Removes the container (killing it if needed), the network and the firewall rules. Idempotent. */
   async remove(leaseId: string, options: Signalled = {}): Promise<void> {
+    if (options.signal?.aborted) throw aborted(`remove of lease ${leaseId}`, options.signal);
     await this.teardown(assertLeaseId(leaseId), undefined, options.signal);
     this.stopReasons.delete(leaseId);
     this.pidsHits.delete(leaseId);

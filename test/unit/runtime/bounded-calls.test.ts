@@ -1,36 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import Docker from 'dockerode';
 import { Firewall, ImageService, LeaseRuntime, type RuntimeEvent } from '../../../src/runtime';
 import { followEvents } from '../../../src/runtime/events';
 import { silentLogger } from '../../../src/log';
 import { systemClock } from '../../../src/util/clock';
 import { aConfig } from '../../fixtures/runtime';
-
-/** A Docker socket that accepts connections and never answers: a wedged engine. */
-class SilentEngine {
-  readonly dir = mkdtempSync(join(tmpdir(), 'silent-engine-'));
-  readonly socketPath = join(this.dir, 'docker.sock');
-  readonly connections = new Set<Socket>();
-  private readonly server: Server = createServer((socket) => {
-    // Reads and drops the request, so it sees the client hang up.
-    socket.resume();
-    this.connections.add(socket);
-    socket.on('close', () => this.connections.delete(socket));
-  });
-
-  listen(): Promise<void> {
-    return new Promise((resolve) => this.server.listen(this.socketPath, resolve));
-  }
-
-  async close(): Promise<void> {
-    for (const socket of this.connections) socket.destroy();
-    await new Promise((resolve) => this.server.close(resolve));
-    rmSync(this.dir, { recursive: true, force: true });
-  }
-}
+import { SilentEngine } from '../../support/silent-engine';
 
 const TIMEOUT_MS = 150;
 const engine = new SilentEngine();
