@@ -1,5 +1,6 @@
 import type Docker from 'dockerode';
 import type { ProviderConfig } from '../config';
+import type { Logger } from '../log';
 import type { CounterSample } from '../metering';
 import type { Clock } from '../util/clock';
 import type {
@@ -23,7 +24,7 @@ import { execInLease } from './docker-exec';
 import type { ImageService } from './images';
 import type { LeaseContainer } from './lease-containers';
 import type { LeaseRuntime } from './lease-runtime';
-import type { LogLine, LogOptions } from './logs';
+import { leaseLogs, type LogLine, type LogOptions } from './logs';
 import { assertLeaseId } from './names';
 
 /** Reads a process's cumulative counters (ContainerCounterReader); keyed by pid, which only this adapter sees. */
@@ -39,6 +40,7 @@ export interface DockerBackendDeps {
   counters: PidCounterReader;
   config: Pick<ProviderConfig, 'docker'>;
   clock: Clock;
+  log: Logger;
   /** Longest an exec may run (default 60 s). */
   execTimeoutMs?: number;
 }
@@ -84,10 +86,9 @@ export class DockerBackend implements LeaseBackend {
     return this.deps.runtime.status(runtimeId, options);
   }
 
-  async *logs(runtimeId: string, options: LogOptions = {}): AsyncGenerator<LogLine> {
-    // The engine's log stream ends quietly for a container that is not there: ask first.
-    await this.deps.runtime.inspect(runtimeId, { signal: options.signal });
-    yield* this.deps.runtime.logs(runtimeId, options);
+  logs(runtimeId: string, options: LogOptions = {}): AsyncGenerator<LogLine> {
+    const { docker, clock, log, config } = this.deps;
+    return leaseLogs(docker, runtimeId, options, { log, clock, requestTimeoutMs: config.docker.requestTimeoutMs });
   }
 
   exec(runtimeId: string, command: string[], options: Signalled = {}): Promise<ExecResult> {

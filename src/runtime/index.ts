@@ -41,7 +41,7 @@ export type {
   PrepareInput,
   StartInput,
 } from './backend';
-export { streamLogs } from './logs';
+export { leaseLogs, streamLogs } from './logs';
 export type { LogLine, LogOptions, LogReaderContext } from './logs';
 export type { RuntimeEvent } from './events';
 export { pickHostPorts } from './ports';

@@ -3,6 +3,8 @@ import type { Logger } from '../log';
 import type { Clock } from '../util/clock';
 import { boundedCall, slowCallTimeout, type CallBounds } from './bounded-call';
 import { isEngineGone, isEngineNotFound } from './docker-errors';
+import { inspectLease } from './lease-containers';
+import { containerName } from './names';
 
 export interface LogLine {
   stream: 'stdout' | 'stderr';
@@ -148,4 +150,14 @@ async function inspectState(docker: Docker, containerId: string, bounds: CallBou
     if (isEngineNotFound(err)) return 'gone';
     return 'unknown';
   }
+}
+
+/**
+ * A lease's log lines, read from Docker: what a reader without a whole runtime (the `logs`
+ * command with the daemon down, the Docker backend) needs. Fails CONTAINER_NOT_FOUND for a lease
+ * without a container, where the engine's stream would just be empty.
+ */
+export async function* leaseLogs(docker: Docker, leaseId: string, options: LogOptions, context: LogReaderContext): AsyncGenerator<LogLine> {
+  await inspectLease(docker, leaseId, { signal: options.signal, timeoutMs: context.requestTimeoutMs });
+  yield* streamLogs(docker, containerName(leaseId), options, { ...context, log: context.log.child({ leaseId }) });
 }

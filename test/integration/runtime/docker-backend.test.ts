@@ -21,7 +21,7 @@ function workloadManifest(workload: ContractWorkload): Manifest {
 }
 
 function dockerBackend(h: { docker: Docker; runtime: LeaseRuntime; images: ImageService; config: RuntimeHarness['config'] }): DockerBackend {
-  return new DockerBackend({ ...h, counters: new ContainerCounterReader(hostKernelFiles()), clock: systemClock });
+  return new DockerBackend({ ...h, counters: new ContainerCounterReader(hostKernelFiles()), clock: systemClock, log: silentLogger() });
 }
 
 async function dockerFixture(): Promise<LeaseBackendFixture> {
