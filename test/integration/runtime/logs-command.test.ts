@@ -1,8 +1,7 @@
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { LeaseStore, openStore, storePathFor, type StoredLease } from '../../../src/store';
-import { runCli, tempDir } from '../../support/cli-io';
+import { deadPort, runCli, tempDir } from '../../support/cli-io';
 import { aManifest } from '../../fixtures/runtime';
 import { RuntimeHarness } from './harness';
 
@@ -11,15 +10,6 @@ jest.setTimeout(60_000);
 const MARKET = '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512';
 const h = new RuntimeHarness({ runtime: { nofileLimit: 4096 } });
 afterAll(() => h.cleanup());
-
-/** A port nothing listens on, so the CLI finds the daemon down. */
-async function deadPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** A config whose store knows lease 4 under `runtimeId`, and a daemon that is not running. */
 async function storeWithLease(runtimeId: string): Promise<string> {
