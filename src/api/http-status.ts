@@ -58,6 +58,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   NVIDIA_RUNTIME_MISSING: 503,
   CDI_DEVICE_MISSING: 503,
   CONTAINER_NOT_FOUND: 404,
+  CONTAINER_NOT_RUNNING: 409,
   CONTAINER_CREATE_FAILED: 503,
   CONTAINER_START_FAILED: 503,
   CONTAINER_STOP_FAILED: 503,
@@ -65,6 +66,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   FIREWALL_FAILED: 503,
   PORT_UNAVAILABLE: 503,
   DOCKER_REQUEST_FAILED: 503,
+  BACKEND_TIMEOUT: 503,
   OPERATION_ABORTED: 503,
   // The chain and the provider's own keys and store: nothing a tenant did or can fix.
   RPC_UNAVAILABLE: 503,

@@ -1,10 +1,9 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { wire, type LogEntry, type LogQuery } from '../api';
-import type { ProviderConfig } from '../config';
 import { leaseDetail } from '../daemon';
 import { ProviderError, isProviderError } from '../errors';
-import { Firewall, LeaseRuntime, createDockerClient } from '../runtime';
+import { createDockerClient, leaseLogs } from '../runtime';
 import { CliExit, commandContext, type CliIo, type CommandContext } from './context';
 import { OperatorClient, readDaemonStore } from './local-api';
 import { formatLogLine } from './operator-format';
@@ -68,12 +67,10 @@ async function fromDocker(ctx: CommandContext, leaseId: string, query: LogQuery,
     return { lease: detail, runtimeId: (opened.store.leases.get(detail.leaseId) as { runtimeId: string }).runtimeId };
   });
   ctx.io.stderr.write(`(the daemon is not running: reading ${lease.container}'s logs from Docker)\n`);
-  const runtime = dockerRuntime(config, ctx);
+  const reader = { log: ctx.log, clock: ctx.io.clock, requestTimeoutMs: config.docker.requestTimeoutMs };
   let lines = 0;
   try {
-    // streamLogs ends quietly for a container that is not there: ask first, to say so.
-    await runtime.status(runtimeId);
-    for await (const line of runtime.logs(runtimeId, { follow: query.follow, tail: query.tail })) {
+    for await (const line of leaseLogs(createDockerClient(config), runtimeId, { follow: query.follow, tail: query.tail }, reader)) {
       lines += 1;
       print({ stream: line.stream, time: line.time, line: line.text });
     }
@@ -85,9 +82,4 @@ async function fromDocker(ctx: CommandContext, leaseId: string, query: LogQuery,
     });
   }
   return { lines, containerGone: false };
-}
-
-/** The runtime for reading logs only: no images, and the firewall is never asked to do anything. */
-function dockerRuntime(config: ProviderConfig, ctx: CommandContext): LeaseRuntime {
-  return new LeaseRuntime({ docker: createDockerClient(config), firewall: new Firewall(ctx.io.exec, ctx.log), config, log: ctx.log, clock: ctx.io.clock });
 }

@@ -5,7 +5,7 @@ import { hashQuote, manifestHash, signQuote, type Quote } from '../chain';
 import type { ProviderConfig } from '../config';
 import { ProviderError } from '../errors';
 import type { Logger } from '../log';
-import { imageMatches, parseImageRef, parseManifest, pickHostPorts, type Manifest, type RegistryAuth } from '../runtime';
+import { checkImagePolicy, parseManifest, pickHostPorts, type Manifest, type RegistryAuth } from '../runtime';
 import { leaseRates, maxRatePerSecond } from '../settlement';
 import type { Store, StoredAllocation } from '../store';
 import type { Clock } from '../util/clock';
@@ -79,14 +79,7 @@ export class Admission {
     if (admission.tenants.allow.length > 0 && !admission.tenants.allow.some((a) => getAddress(a) === who)) {
       throw new ProviderError('TENANT_DENIED', `tenant ${who} is not among this provider's allowed tenants`, { input: who });
     }
-    const ref = parseImageRef(manifest.image);
-    const denied = admission.images.deny.find((pattern) => imageMatches(pattern, ref));
-    if (denied !== undefined) {
-      throw new ProviderError('IMAGE_DENIED', `image ${manifest.image} is refused by this provider (matches deny pattern "${denied}")`, { input: 'image' });
-    }
-    if (admission.images.allow.length > 0 && !admission.images.allow.some((pattern) => imageMatches(pattern, ref))) {
-      throw new ProviderError('IMAGE_DENIED', `image ${manifest.image} is not in this provider's allowed images`, { input: 'image' });
-    }
+    checkImagePolicy(manifest.image, admission.images);
     if (manifest.maxDurationSeconds > admission.maxLeaseDurationSeconds) {
       throw new ProviderError(
         'POLICY_REFUSED',

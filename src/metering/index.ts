@@ -3,6 +3,8 @@ export type { KernelFiles } from './proc-files';
 export { parseProcCgroup, locateCgroup, readCgroupCounters } from './cgroup';
 export type { CgroupLocation, CgroupCounters } from './cgroup';
 export { parseNetDev, readNetCounters } from './net-dev';
+export { readPidsCounters } from './pids';
+export type { PidsCounters } from './pids';
 export type { NetCounters } from './net-dev';
 export { ContainerCounterReader } from './container-counters';
 export type { CounterSample } from './container-counters';

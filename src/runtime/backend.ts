@@ -124,15 +124,15 @@ export interface LeaseBackend {
   prepare(input: PrepareInput): Promise<PreparedWorkload>;
   /** Starts the workload; a second start of a running lease returns the first. */
   start(input: StartInput): Promise<StartedWorkload>;
-  /** TERM, then KILL after the backend's stop timeout; stopping a stopped lease is fine. */
+  /** TERM, then KILL after the backend's stop timeout; stopping a stopped lease is fine and leaves the exit it had. */
   stop(runtimeId: string, reason: StopReason, options?: Signalled): Promise<void>;
   /** Resolves when the workload is not running, with why; survives a backend restart. */
   wait(runtimeId: string, options?: Signalled): Promise<ExitReport>;
   /** How it stands now. */
   status(runtimeId: string, options?: Signalled): Promise<WorkloadStatus>;
-  /** Its stdout and stderr lines, in order. */
+  /** Its stdout and stderr lines, in order within each stream; CONTAINER_NOT_FOUND (not an empty log) when there is nothing. */
   logs(runtimeId: string, options?: LogOptions): AsyncGenerator<LogLine>;
-  /** Runs a command inside the running workload and collects its output. */
+  /** Runs a command inside the running workload and collects its output; CONTAINER_NOT_RUNNING once it has stopped. */
   exec(runtimeId: string, command: string[], options?: Signalled): Promise<ExecResult>;
   /** The running workload's counters, or undefined when it is not running. */
   counters(runtimeId: string, options?: Signalled): Promise<WorkloadCounters | undefined>;

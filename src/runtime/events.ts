@@ -1,7 +1,8 @@
 import type Docker from 'dockerode';
 import type { Logger } from '../log';
+import type { Clock } from '../util/clock';
+import { boundedCall } from './bounded-call';
 import { LABELS } from './names';
-import { sleep } from '../util/sleep';
 
 export type RuntimeEvent =
   | {
@@ -37,23 +38,27 @@ interface EngineEvent {
 export async function followEvents(
   docker: Docker,
   onEvent: (event: RuntimeEvent) => void,
-  options: { signal: AbortSignal; log: Logger; retryMs?: number; onSubscribed?: () => void; now?: () => number },
+  options: { signal: AbortSignal; log: Logger; clock: Clock; requestTimeoutMs: number; retryMs?: number; onSubscribed?: () => void },
 ): Promise<void> {
-  const { signal, log } = options;
+  const { signal, log, clock } = options;
   let since: string | undefined;
   let lost = false;
   let backoff = options.retryMs ?? 250;
   while (!signal.aborted) {
     try {
       const filters = JSON.stringify({ type: ['container'], label: [`${LABELS.managed}=true`] });
-      const stream = (await docker.getEvents({ filters, ...(since ? { since } : {}), abortSignal: signal } as object)) as NodeJS.ReadableStream;
+      // Bounded until the engine answers; the stream itself lasts until the signal aborts.
+      const query = { filters, ...(since ? { since } : {}) };
+      const stream = (await boundedCall('subscribing to engine events', { signal, timeoutMs: options.requestTimeoutMs }, (abortSignal) =>
+        docker.getEvents({ ...query, abortSignal } as object),
+      )) as NodeJS.ReadableStream;
       if (lost) {
         lost = false;
         log.info('docker engine is back; following its events again');
         onEvent({ kind: 'engine-back' });
       }
       // Until an event arrives, a re-subscription replays from when this one began.
-      if (since === undefined) since = String(Math.floor((options.now ?? Date.now)() / 1000));
+      if (since === undefined) since = String(Math.floor(clock.now() / 1000));
       options.onSubscribed?.();
       backoff = options.retryMs ?? 250;
       let buffer = '';
@@ -98,7 +103,7 @@ export async function followEvents(
       log.warn('docker event stream closed; waiting for the engine');
       onEvent({ kind: 'engine-lost' });
     }
-    await sleep(backoff, signal).catch(() => undefined);
+    await clock.sleep(backoff, signal).catch(() => undefined);
     backoff = Math.min(backoff * 2, 5_000);
   }
 }

@@ -5,7 +5,9 @@ import { ProviderError, describeError } from '../errors';
 import type { Logger } from '../log';
 import type { Clock } from '../util/clock';
 import { engineMessage, isAbortError, isEngineNotFound } from './docker-errors';
-import { canonicalRef, imageMatches, isImageIdReference, parseImageRef, pullRef, type ImageRef } from './image-ref';
+import { canonicalRef, pullRef, type ImageRef } from './image-ref';
+import { checkImagePolicy } from './image-policy';
+import { boundedCall, slowCallTimeout, type CallBounds } from './bounded-call';
 import type { RegistryAuth } from './manifest';
 
 export interface PullProgress {
@@ -37,7 +39,7 @@ export interface PrepareOptions {
   onProgress?: (progress: PullProgress) => void;
 }
 
-export type ImageSettings = Pick<ProviderConfig, 'runtime' | 'admission'>;
+export type ImageSettings = Pick<ProviderConfig, 'runtime' | 'admission' | 'docker'>;
 
 interface EngineProgressEvent {
   id?: string;
@@ -70,31 +72,10 @@ export class ImageService {
     private readonly diskUsage: (path: string) => Promise<number> = diskUsedPercent,
   ) {}
 
-  /** Throws IMAGE_DENIED when admission.images refuses the reference. Does nothing else. */
-  checkAllowed(reference: string): ImageRef {
-    if (isImageIdReference(reference)) {
-      // An id would run whatever local image has it, past the allow/deny patterns on names.
-      throw new ProviderError('IMAGE_DENIED', `image ${reference} is an image id; leases name images by repository`, {
-        input: reference,
-        fix: 'name the image as repository[:tag] or repository@sha256:digest',
-      });
-    }
-    const ref = parseImageRef(reference);
-    const { allow, deny } = this.settings.admission.images;
-    const denied = deny.find((pattern) => imageMatches(pattern, ref));
-    if (denied !== undefined) {
-      throw new ProviderError('IMAGE_DENIED', `image ${reference} is refused by this provider (matches deny pattern "${denied}")`, { input: reference });
-    }
-    if (allow.length > 0 && !allow.some((pattern) => imageMatches(pattern, ref))) {
-      throw new ProviderError('IMAGE_DENIED', `image ${reference} is not in this provider's allowed images`, { input: reference });
-    }
-    return ref;
-  }
-
   /** Admission, then a pull when needed, then the size check; returns what the lease will run. */
   async prepare(reference: string, options: PrepareOptions = {}): Promise<PreparedImage> {
-    const ref = this.checkAllowed(reference);
-    const local = await this.inspect(reference);
+    const ref = checkImagePolicy(reference, this.settings.admission.images);
+    const local = await this.inspect(reference, options.signal);
     let pulled = false;
     if (!local || (local.RepoDigests ?? []).length > 0 || options.registryAuth !== undefined) {
       // A failed pull of a registry image fails the lease even when a copy is cached: using the
@@ -102,13 +83,13 @@ export class ImageService {
       await this.pull(ref, reference, options);
       pulled = true;
     }
-    const image = pulled ? await this.inspect(reference) : local;
+    const image = pulled ? await this.inspect(reference, options.signal) : local;
     if (!image) {
       throw new ProviderError('IMAGE_NOT_FOUND', `image ${reference} is not there after the pull`, { input: reference });
     }
     const max = this.settings.runtime.images.maxSizeBytes;
     if (image.Size > max) {
-      if (pulled) await this.removeQuietly(image.Id);
+      if (pulled) await this.removeQuietly(image.Id, options.signal);
       throw new ProviderError('IMAGE_TOO_LARGE', `image ${reference} is ${image.Size} bytes, over this provider's limit of ${max}`, { input: reference });
     }
     const { repository } = pullRef(ref);
@@ -127,11 +108,18 @@ export class ImageService {
     this.lastUsed.set(imageId, this.clock.now());
   }
 
-  private async inspect(reference: string): Promise<Docker.ImageInspectInfo | undefined> {
+  private bounds(signal: AbortSignal | undefined): CallBounds {
+    return { signal, timeoutMs: this.settings.docker.requestTimeoutMs };
+  }
+
+  private async inspect(reference: string, signal: AbortSignal | undefined): Promise<Docker.ImageInspectInfo | undefined> {
     try {
-      return await this.docker.getImage(reference).inspect();
+      // dockerode does not hand this call's signal to the request: on a timeout the request is left
+      // to the engine, but the caller is free.
+      return await boundedCall(`inspecting image ${reference}`, this.bounds(signal), () => this.docker.getImage(reference).inspect());
     } catch (err) {
       if (isEngineNotFound(err)) return undefined;
+      if (err instanceof ProviderError) throw err;
       throw new ProviderError('DOCKER_REQUEST_FAILED', `could not inspect image ${reference}: ${engineMessage(err)}`, { input: reference, cause: err });
     }
   }
@@ -202,15 +190,18 @@ export class ImageService {
    * data is above runtime.images.cleanupAtDiskPercent. Returns the ids removed.
    */
   async cleanup(options: { keep?: readonly string[]; signal?: AbortSignal } = {}): Promise<string[]> {
-    const info = (await this.docker.info()) as { DockerRootDir?: string };
+    const bounds = this.bounds(options.signal);
+    // @types/dockerode misses the options of info, which dockerode takes.
+    const engine = this.docker as unknown as { info(options: object): Promise<{ DockerRootDir?: string }> };
+    const info = await boundedCall('asking the engine for its data root', bounds, (abortSignal) => engine.info({ abortSignal }));
     const root = info.DockerRootDir ?? '/var/lib/docker';
     const threshold = this.settings.runtime.images.cleanupAtDiskPercent;
     const removed: string[] = [];
     if ((await this.diskUsage(root)) <= threshold) return removed;
-    const containers = await this.docker.listContainers({ all: true });
+    const containers = await boundedCall('listing containers', bounds, (abortSignal) => this.docker.listContainers({ all: true, abortSignal }));
     const inUse = new Set(containers.map((c) => c.ImageID));
     const keep = new Set(options.keep ?? []);
-    const images = await this.docker.listImages({ all: false });
+    const images = await boundedCall('listing images', bounds, (abortSignal) => this.docker.listImages({ all: false, abortSignal }));
     const candidates = images
       .filter((img) => !inUse.has(img.Id) && !keep.has(img.Id) && !(img.RepoTags ?? []).some((t) => keep.has(t)))
       .map((img) => ({ id: img.Id, used: this.lastUsed.get(img.Id) ?? img.Created * 1000 }))
@@ -218,7 +209,7 @@ export class ImageService {
     for (const candidate of candidates) {
       if (options.signal?.aborted) break;
       if ((await this.diskUsage(root)) <= threshold) break;
-      if (await this.removeQuietly(candidate.id)) {
+      if (await this.removeQuietly(candidate.id, options.signal)) {
         removed.push(candidate.id);
         this.lastUsed.delete(candidate.id);
       }
@@ -227,9 +218,10 @@ export class ImageService {
     return removed;
   }
 
-  private async removeQuietly(id: string): Promise<boolean> {
+  private async removeQuietly(id: string, signal: AbortSignal | undefined): Promise<boolean> {
     try {
-      await this.docker.getImage(id).remove({ force: false });
+      const bounds = { signal, timeoutMs: slowCallTimeout(this.settings.docker.requestTimeoutMs) };
+      await boundedCall(`removing image ${id}`, bounds, (abortSignal) => this.docker.getImage(id).remove({ force: false, abortSignal }));
       return true;
     } catch (err) {
       this.log.debug({ image: id, err: engineMessage(err) }, 'image not removed');

@@ -13,20 +13,36 @@ export type { LeaseFirewallSpec } from './firewall';
 export { ImageService, diskUsedPercent } from './images';
 export type { PullProgress, PreparedImage, PrepareOptions, ImageSettings } from './images';
 export { parseImageRef, imageMatches } from './image-ref';
+export { checkImagePolicy } from './image-policy';
+export type { ImagePolicy } from './image-policy';
 export { LeaseRuntime } from './lease-runtime';
+export { DockerBackend } from './docker-backend';
+export type { DockerBackendDeps, PidCounterReader } from './docker-backend';
+export { MemoryBackend } from './memory-backend';
+export type { MemoryBackendOptions, MemoryProgram } from './memory-backend';
 export { createDockerClient } from './docker-client';
+export type { StartLeaseInput, StartedLease, LimitCounters, LeaseRuntimeDeps } from './lease-runtime';
+export type { LeaseContainer } from './lease-containers';
 export type {
-  StartLeaseInput,
-  StartedLease,
-  ExitReport,
-  ExitReason,
+  LeaseBackend,
   StopReason,
-  LeaseContainer,
-  LimitCounters,
+  ExitReason,
   PublishedPort,
-  LeaseRuntimeDeps,
-} from './lease-runtime';
-export type { LogLine, LogOptions } from './logs';
+  PreparedWorkload,
+  StartedWorkload,
+  ExitReport,
+  WorkloadStatus,
+  WorkloadCounters,
+  ObservedWorkload,
+  ReconcileResult,
+  ExecResult,
+  BackendEvent,
+  Signalled,
+  PrepareInput,
+  StartInput,
+} from './backend';
+export { leaseLogs, streamLogs } from './logs';
+export type { LogLine, LogOptions, LogReaderContext } from './logs';
 export type { RuntimeEvent } from './events';
 export { pickHostPorts } from './ports';
 export { LABELS, containerName, networkName, bridgeName, leaseChains } from './names';

@@ -1,7 +1,10 @@
 import type Docker from 'dockerode';
 import type { Logger } from '../log';
+import type { Clock } from '../util/clock';
+import { boundedCall, slowCallTimeout, type CallBounds } from './bounded-call';
 import { isEngineGone, isEngineNotFound } from './docker-errors';
-import { sleep } from '../util/sleep';
+import { inspectLease } from './lease-containers';
+import { containerName } from './names';
 
 export interface LogLine {
   stream: 'stdout' | 'stderr';
@@ -19,6 +22,13 @@ export interface LogOptions {
   signal?: AbortSignal;
   /** Longest wait for the engine to come back before a follow gives up. */
   reconnectTimeoutMs?: number;
+}
+
+/** What a log reader needs besides the engine: engine requests are bounded by `requestTimeoutMs`. */
+export interface LogReaderContext {
+  log: Logger;
+  clock: Clock;
+  requestTimeoutMs: number;
 }
 
 /** A log record's time as [seconds, nanoseconds], for ordering and for `since=`. */
@@ -66,7 +76,10 @@ export class FrameDecoder {
  * restart, a dropped socket): it reconnects with `since` at the last line seen and skips the lines
  * it already gave, until the container stops or the signal aborts.
  */
-export async function* streamLogs(docker: Docker, containerId: string, options: LogOptions, log: Logger): AsyncGenerator<LogLine> {
+export async function* streamLogs(docker: Docker, containerId: string, options: LogOptions, context: LogReaderContext): AsyncGenerator<LogLine> {
+  const { log, clock, requestTimeoutMs } = context;
+  // A whole log (no follow) is read in one answer: up to runtime.logMaxSize × logMaxFiles.
+  const readBounds = { signal: options.signal, timeoutMs: slowCallTimeout(requestTimeoutMs) };
   const follow = options.follow === true;
   const signal = options.signal;
   let lastKey: bigint | undefined;
@@ -81,7 +94,9 @@ export async function* streamLogs(docker: Docker, containerId: string, options: 
     let skip = lastKey === undefined ? 0 : seenAtLast;
     try {
       const container = docker.getContainer(containerId);
-      const result = (await container.logs({ ...query, abortSignal: signal } as unknown as Docker.ContainerLogsOptions & { follow: true })) as unknown;
+      const result = (await boundedCall(`reading the logs of ${containerId}`, readBounds, (abortSignal) =>
+        container.logs({ ...query, abortSignal } as unknown as Docker.ContainerLogsOptions & { follow: true }),
+      )) as unknown;
       gaveUpAt = undefined;
       const decoder = new FrameDecoder();
       const chunks: Iterable<Buffer> | AsyncIterable<Buffer> = Buffer.isBuffer(result) ? [result] : (result as AsyncIterable<Buffer>);
@@ -108,7 +123,7 @@ export async function* streamLogs(docker: Docker, containerId: string, options: 
       first = false;
       if (!follow || signal?.aborted) return;
       // The stream ended: the container stopped (done), or the engine closed it (resume).
-      const state = await inspectState(docker, containerId);
+      const state = await inspectState(docker, containerId, { signal, timeoutMs: requestTimeoutMs });
       if (state === 'gone' || state === 'stopped') return;
     } catch (err) {
       if (signal?.aborted) return;
@@ -118,21 +133,31 @@ export async function* streamLogs(docker: Docker, containerId: string, options: 
       first = false;
     }
     // The engine is away or closed the stream: wait a little and resume from the last line.
-    gaveUpAt ??= Date.now() + (options.reconnectTimeoutMs ?? 120_000);
-    if (Date.now() > gaveUpAt) {
+    gaveUpAt ??= clock.now() + (options.reconnectTimeoutMs ?? 120_000);
+    if (clock.now() > gaveUpAt) {
       log.warn({ containerId }, 'log stream: engine did not come back; giving up');
       return;
     }
-    await sleep(250, signal).catch(() => undefined);
+    await clock.sleep(250, signal).catch(() => undefined);
   }
 }
 
-async function inspectState(docker: Docker, containerId: string): Promise<'running' | 'stopped' | 'gone' | 'unknown'> {
+async function inspectState(docker: Docker, containerId: string, bounds: CallBounds): Promise<'running' | 'stopped' | 'gone' | 'unknown'> {
   try {
-    const info = await docker.getContainer(containerId).inspect();
+    const info = await boundedCall(`inspecting ${containerId}`, bounds, (abortSignal) => docker.getContainer(containerId).inspect({ abortSignal }));
     return info.State.Running || info.State.Restarting ? 'running' : 'stopped';
   } catch (err) {
     if (isEngineNotFound(err)) return 'gone';
     return 'unknown';
   }
+}
+
+/**
+ * A lease's log lines, read from Docker: what a reader without a whole runtime (the `logs`
+ * command with the daemon down, the Docker backend) needs. Fails CONTAINER_NOT_FOUND for a lease
+ * without a container, where the engine's stream would just be empty.
+ */
+export async function* leaseLogs(docker: Docker, leaseId: string, options: LogOptions, context: LogReaderContext): AsyncGenerator<LogLine> {
+  await inspectLease(docker, leaseId, { signal: options.signal, timeoutMs: context.requestTimeoutMs });
+  yield* streamLogs(docker, containerName(leaseId), options, { ...context, log: context.log.child({ leaseId }) });
 }

@@ -1,6 +1,8 @@
+import { readFile } from 'node:fs/promises';
 import type { ContainerCreateOptions } from 'dockerode';
 import type { ProviderConfig } from '../config';
 import { ProviderError } from '../errors';
+import type { Logger } from '../log';
 import { buildDeviceRequests, gpuEnv } from './gpu';
 import type { Manifest } from './manifest';
 import { LABELS, bridgeName, containerName, networkName } from './names';
@@ -151,4 +153,22 @@ export function buildContainerSpec({ manifest, allocation, image, settings }: Sp
   if (manifest.command !== undefined) spec.Entrypoint = [...manifest.command];
   if (manifest.args !== undefined) spec.Cmd = [...manifest.args];
   return spec;
+}
+
+/**
+ * runtime.nofileLimit, lowered to this host's hard open-files limit: without CAP_SYS_RESOURCE
+ * (rootless, nested, some VPS kernels) runc cannot raise it above that and every start would fail
+ * with "error setting rlimit type 7". Our own hard limit stands in for dockerd's (same host).
+ */
+export async function nofileCeiling(wanted: number, procRoot: string, log: Logger): Promise<number> {
+  let ceiling = wanted;
+  try {
+    const limits = await readFile(`${procRoot}/self/limits`, 'utf8');
+    const hard = /^Max open files\s+\S+\s+(\d+|unlimited)/m.exec(limits)?.[1];
+    if (hard !== undefined && hard !== 'unlimited') ceiling = Math.min(wanted, Number(hard));
+  } catch {
+    // Not Linux /proc: keep the configured value.
+  }
+  if (ceiling < wanted) log.warn({ configured: wanted, used: ceiling }, 'runtime.nofileLimit is above this host\'s hard open-files limit; using the host limit');
+  return ceiling;
 }

@@ -1,6 +1,13 @@
 import Docker from 'dockerode';
+import { silentLogger } from '../../src/log';
 import { ContainerCounterReader, hostKernelFiles, UsageTimeline } from '../../src/metering';
+import { DockerBackend } from '../../src/runtime';
+import { systemClock } from '../../src/util/clock';
+import { aManifest } from '../fixtures/runtime';
 import { until } from '../support/until';
+import { RuntimeHarness } from './runtime/harness';
+
+jest.setTimeout(30_000);
 
 const IMAGE = 'provider-test/busybox:latest';
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
@@ -53,5 +60,30 @@ describe('metering a real container (this host: cgroup v1)', () => {
     const interval = timeline.sample(5, settled);
     expect(interval?.cpuMillis).toBe(settled.cpuNanos / 1_000_000n - first.cpuNanos / 1_000_000n);
     expect(interval?.txBytes).toBe(settled.txBytes - first.txBytes);
+  });
+});
+
+describe('metering a lease by its runtime id, through the Docker backend', () => {
+  const h = new RuntimeHarness({ runtime: { nofileLimit: 4096, stopTimeoutSeconds: 1 } });
+  const backend = new DockerBackend({ ...h, counters: new ContainerCounterReader(hostKernelFiles()), clock: systemClock, log: silentLogger() });
+  afterAll(() => h.cleanup());
+
+  it('reads counters that grow while the workload burns CPU, and none once it has stopped', async () => {
+    const runtimeId = h.leaseId('meter');
+    const manifest = aManifest({ command: ['sh', '-c'], args: ['end=$(( $(date +%s) + 2 )); while [ $(date +%s) -lt $end ]; do :; done; echo done; exec sleep 600'] });
+    const { imageId } = await backend.prepare({ runtimeId, manifest });
+    await backend.start({ manifest, allocation: h.allocation(runtimeId, manifest), imageId });
+    const first = await backend.counters(runtimeId);
+    await until('the workload to finish burning', async () => {
+      for await (const line of backend.logs(runtimeId)) if (line.text === 'done') return true;
+      return undefined;
+    }, 15_000, 100);
+    const burnt = await backend.counters(runtimeId);
+    expect(first).toBeDefined();
+    expect(burnt!.cpuNanos - first!.cpuNanos).toBeGreaterThan(500_000_000n);
+    expect(burnt!.memoryBytes).toBeGreaterThan(0);
+    await backend.stop(runtimeId, 'requested');
+    await backend.wait(runtimeId);
+    expect(await backend.counters(runtimeId)).toBeUndefined();
   });
 });

@@ -6,6 +6,7 @@ import { marketplaceDomain } from '../../src/chain';
 import { silentLogger } from '../../src/log';
 import { signRequest } from '../../src/tenant';
 import { FakeProviderService } from './fake-provider-service';
+import { systemClock } from '../../src/util/clock';
 
 export const CHAIN_ID = 31337;
 
@@ -57,7 +58,7 @@ export interface ApiHarness {
 export async function startApi(options: { providerKey?: BaseWallet; marketplace?: string; maxBodyBytes?: number; service?: FakeProviderService; highWaterMarkBytes?: number } = {}): Promise<ApiHarness> {
   const providerKey = options.providerKey ?? Wallet.createRandom();
   const marketplace = options.marketplace ?? Wallet.createRandom().address;
-  const clock = { now: () => Date.now() };
+  const clock = systemClock;
   const service =
     options.service ??
     new FakeProviderService({ providerKey, domain: marketplaceDomain(CHAIN_ID, marketplace), chainId: CHAIN_ID, marketplace });

@@ -1,4 +1,5 @@
 import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -16,6 +17,15 @@ export interface CliRun {
 /** A scratch directory under the OS temp dir; tests do not clean it so failures can be inspected. */
 export function tempDir(prefix = 'provider-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A port nothing listens on, so every command finds the daemon down. */
+export async function deadPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }
 
 function collector(): { stream: PassThrough; text: () => string } {

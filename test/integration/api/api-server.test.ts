@@ -5,7 +5,7 @@ import { signRequest } from '../../../src/tenant';
 import { send } from '../../support/api-harness';
 import { ProviderError } from '../../../src/errors';
 import { silentLogger } from '../../../src/log';
-import type { Clock } from '../../../src/util/clock';
+import { systemClock, type Clock } from '../../../src/util/clock';
 
 const CHAIN_ID = 31337;
 const tenant = Wallet.createRandom();
@@ -24,7 +24,7 @@ async function signedHeaders(
 }
 
 describe('ApiServer', () => {
-  const clock: Clock = { now: () => Date.now() };
+  const clock: Clock = systemClock;
   let server: ApiServer;
   let port: number;
 

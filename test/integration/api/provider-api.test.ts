@@ -7,6 +7,7 @@ import { networkInterfaces } from 'node:os';
 import { ApiServer, createProviderApi, InMemoryNonceLedger, ProviderMetrics, providerRoutes, TenantAuthenticator, wire } from '../../../src/api';
 import { silentLogger } from '../../../src/log';
 import { openLogs, send, signed, startApi, type ApiHarness } from '../../support/api-harness';
+import { systemClock } from '../../../src/util/clock';
 
 const tenant = Wallet.createRandom();
 const stranger = Wallet.createRandom();
@@ -140,7 +141,7 @@ describe('provider API', () => {
       const external = Object.values(networkInterfaces()).flat().find((i) => i && !i.internal && i.family === 'IPv4');
       if (!external) return; // no other interface on this machine: nothing to reach the API from
       // Listen on the external address itself, so the peer address is not loopback.
-      const authenticator = new TenantAuthenticator({ chainId: 31337, maxSignatureAgeSeconds: 300, clock: { now: () => Date.now() }, nonces: new InMemoryNonceLedger({ now: () => Date.now() }) });
+      const authenticator = new TenantAuthenticator({ chainId: 31337, maxSignatureAgeSeconds: 300, clock: systemClock, nonces: new InMemoryNonceLedger(systemClock) });
       const metrics = new ProviderMetrics({ processMetrics: false });
       const api = createProviderApi({ service: h.service, metrics, authenticator, maxBodyBytes: 1024, log: silentLogger() });
       // The same routes on a host that does not own the peer's address: a peer from elsewhere.

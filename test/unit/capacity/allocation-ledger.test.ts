@@ -1,12 +1,12 @@
 import { AllocationLedger, type AllocationRequest } from '../../../src/capacity';
 import { isProviderError } from '../../../src/errors';
 import { anAllocatable, anAllocatableGpu } from './builders';
+import { manualClock, type ManualClock } from '../../../src/util/clock';
 
 const GiB = 2 ** 30;
 
-function clockAt(start: number): { now: () => number; advance: (ms: number) => void } {
-  let now = start;
-  return { now: () => now, advance: (ms) => (now += ms) };
+function clockAt(start: number): ManualClock {
+  return manualClock(start);
 }
 
 function ask(holder: string, overrides: Partial<AllocationRequest> = {}): AllocationRequest {

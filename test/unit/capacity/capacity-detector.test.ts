@@ -2,13 +2,14 @@ import { CapacityDetector, nothingDetected, type DockerSource, type GpuSource, t
 import { ProviderError } from '../../../src/errors';
 import { aDockerInfo, aGpu, CPU_INFO, DISK_INFO, MEMORY_INFO, NO_NVIDIA_RUNTIME } from './builders';
 import { GiB } from './fixtures';
+import { manualClock } from '../../../src/util/clock';
 
 const workingHost: HostSource = { cpu: async () => CPU_INFO, memory: async () => MEMORY_INFO, disk: async () => DISK_INFO };
 const workingGpus: GpuSource = {
   query: async () => ({ inventory: { driverVersion: '535.129.03', cudaVersion: '12.2', devices: [aGpu()] }, warnings: ['MIG device UUIDs unknown'] }),
 };
 const workingDocker: DockerSource = { probe: async () => aDockerInfo(NO_NVIDIA_RUNTIME) };
-const clock = { now: () => Date.UTC(2026, 10, 24, 20, 30) };
+const clock = manualClock(Date.UTC(2026, 10, 24, 20, 30));
 const settings = { dataDir: '/var/lib/provider', reserve: { cpuMillis: 1000, memoryBytes: 2 * GiB, diskBytes: 10 * GiB }, gpuOffer: 'all' as const, gpuMode: 'runtime' as const };
 
 function detector(parts: { host?: HostSource; gpus?: GpuSource; docker?: DockerSource } = {}): CapacityDetector {

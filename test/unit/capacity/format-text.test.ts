@@ -2,6 +2,7 @@ import { CapacityDetector, formatCapacityText, parseNvidiaSmiList, parseNvidiaSm
 import { ProviderError } from '../../../src/errors';
 import { aDockerInfo, CPU_INFO, DISK_INFO, MEMORY_INFO, NO_NVIDIA_RUNTIME } from './builders';
 import { GiB, nvidiaSmiFixture } from './fixtures';
+import { manualClock } from '../../../src/util/clock';
 
 async function textFor(options: { machine?: string; dockerFails?: boolean; passthrough?: boolean }): Promise<string> {
   const gpus = options.machine
@@ -13,7 +14,7 @@ async function textFor(options: { machine?: string; dockerFails?: boolean; passt
       host: { cpu: async () => CPU_INFO, memory: async () => MEMORY_INFO, disk: async () => DISK_INFO },
       gpus,
       docker: { probe: async () => (options.dockerFails ? Promise.reject(new ProviderError('DOCKER_UNREACHABLE', 'no Docker socket at /var/run/docker.sock')) : docker) },
-      clock: { now: () => 0 },
+      clock: manualClock(0),
     },
     { dataDir: '/var/lib/provider', reserve: { cpuMillis: 1000, memoryBytes: 2 * GiB, diskBytes: 10 * GiB }, gpuOffer: 'all', gpuMode: 'runtime' },
   );

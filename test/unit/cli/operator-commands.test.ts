@@ -1,19 +1,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { openStore, storePathFor, type StoredLease } from '../../../src/store';
-import { runCli, tempDir } from '../../support/cli-io';
+import { deadPort, runCli, tempDir } from '../../support/cli-io';
 
 const MARKET = '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512';
-
-/** A port nothing listens on, so every command finds the daemon down. */
-async function deadPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 function aLease(overrides: Partial<StoredLease> = {}): StoredLease {
   return {

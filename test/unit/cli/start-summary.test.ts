@@ -1,5 +1,6 @@
 import type { DaemonStatus, Offer } from '../../../src/api';
 import { LiveSummary, summaryLine } from '../../../src/cli/start-summary';
+import { manualClock } from '../../../src/util/clock';
 
 const STATUS: DaemonStatus = {
   version: '0.1.0',
@@ -29,9 +30,9 @@ describe('the live summary of provider start', () => {
 
   it('prints when leases or capacity change, not for a new block, and as a heartbeat every five minutes', async () => {
     let status = STATUS;
-    let now = 0;
+    const clock = manualClock(0);
     const printed: string[] = [];
-    const summary = new LiveSummary({ status: async () => status, offer: async () => OFFER }, (line) => printed.push(line), { now: () => now });
+    const summary = new LiveSummary({ status: async () => status, offer: async () => OFFER }, (line) => printed.push(line), clock);
     await summary.refresh();
     status = { ...STATUS, chain: { headBlock: 121, cursorBlock: 120 } };
     await summary.refresh();
@@ -40,7 +41,7 @@ describe('the live summary of provider start', () => {
     await summary.refresh();
     expect(printed).toHaveLength(2);
     expect(printed[1]).toMatch(/3 running.*block 121$/);
-    now = 5 * 60_000;
+    clock.set(5 * 60_000);
     await summary.refresh();
     expect(printed).toHaveLength(3);
   });

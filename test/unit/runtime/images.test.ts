@@ -1,4 +1,5 @@
-import { imageMatches, parseImageRef, ImageService, pickHostPorts } from '../../../src/runtime';
+import { checkImagePolicy, imageMatches, parseImageRef, ImageService, pickHostPorts, type ImagePolicy } from '../../../src/runtime';
+import { manualClock } from '../../../src/util/clock';
 import { silentLogger } from '../../../src/log';
 import { isProviderError } from '../../../src/errors';
 import { aConfig } from '../../fixtures/runtime';
@@ -35,21 +36,22 @@ describe('image references', () => {
   });
 });
 
-describe('image admission', () => {
-  const noDocker = new Proxy({}, { get: () => { throw new Error('docker must not be called'); } }) as unknown as Docker;
-  const service = (admission: object) => new ImageService(noDocker, aConfig({ admission: { images: admission } }), silentLogger(), { now: () => 0 });
+describe('image policy', () => {
+  const policy = (images: Partial<ImagePolicy>): ImagePolicy => ({ allow: [], deny: [], ...images });
 
-  test('refuses a denied image before anything reaches the engine', async () => {
-    await expect(service({ deny: ['*/miner*'] }).prepare('evil/miner:1')).rejects.toMatchObject({ code: 'IMAGE_DENIED' });
+  test('ImageService refuses a denied image before anything reaches the engine', async () => {
+    const noDocker = new Proxy({}, { get: () => { throw new Error('docker must not be called'); } }) as unknown as Docker;
+    const service = new ImageService(noDocker, aConfig({ admission: { images: { deny: ['*/miner*'] } } }), silentLogger(), manualClock());
+    await expect(service.prepare('evil/miner:1')).rejects.toMatchObject({ code: 'IMAGE_DENIED' });
   });
 
   test('refuses an image outside a non-empty allow list', () => {
-    expect(() => service({ allow: ['ghcr.io/acme/**'] }).checkAllowed('ubuntu')).toThrow(/not in this provider's allowed images/);
+    expect(() => checkImagePolicy('ubuntu', policy({ allow: ['ghcr.io/acme/**'] }))).toThrow(/not in this provider's allowed images/);
   });
 
   test('deny wins over allow', () => {
     try {
-      service({ allow: ['ghcr.io/acme/**'], deny: ['ghcr.io/acme/bad'] }).checkAllowed('ghcr.io/acme/bad:1');
+      checkImagePolicy('ghcr.io/acme/bad:1', policy({ allow: ['ghcr.io/acme/**'], deny: ['ghcr.io/acme/bad'] }));
       throw new Error('allowed');
     } catch (err) {
       expect(isProviderError(err, 'IMAGE_DENIED')).toBe(true);
@@ -59,16 +61,16 @@ describe('image admission', () => {
   test.each(['index.docker.io/library/xmrig', 'registry-1.docker.io/library/xmrig:latest', 'registry.hub.docker.com/library/xmrig'])(
     'refuses %s, Docker Hub under another name, by a docker.io deny pattern',
     (reference) => {
-      expect(() => service({ deny: ['docker.io/library/xmrig'] }).checkAllowed(reference)).toThrow(/matches deny pattern/);
+      expect(() => checkImagePolicy(reference, policy({ deny: ['docker.io/library/xmrig'] }))).toThrow(/matches deny pattern/);
     },
   );
 
   test.each(['3f57d9401f8d', `sha256:${'b'.repeat(64)}`, 'A'.repeat(12)])('refuses the image id %s, which would bypass the patterns', (reference) => {
-    expect(() => service({}).checkAllowed(reference)).toThrow(/is an image id; leases name images by repository/);
+    expect(() => checkImagePolicy(reference, policy({}))).toThrow(/is an image id; leases name images by repository/);
   });
 
   test('allows anything with empty lists', () => {
-    expect(service({}).checkAllowed('anything/at:all').path).toBe('anything/at');
+    expect(checkImagePolicy('anything/at:all', policy({})).path).toBe('anything/at');
   });
 });
 
@@ -105,7 +107,7 @@ describe('image cleanup', () => {
       ['sha256:busy'],
     );
     // Each removal frees 6% of the disk.
-    const s = new ImageService(docker, aConfig({ runtime: { images: { cleanupAtDiskPercent: 85 } } }), silentLogger(), { now: () => 1_000_000 }, async () => 95 - 6 * removed.length);
+    const s = new ImageService(docker, aConfig({ runtime: { images: { cleanupAtDiskPercent: 85 } } }), silentLogger(), manualClock(1_000_000), async () => 95 - 6 * removed.length);
     s.touch('sha256:old'); // used just now: goes last
     expect(await s.cleanup()).toEqual(['sha256:mid', 'sha256:new']);
     expect(removed).not.toContain('sha256:busy');
@@ -113,7 +115,7 @@ describe('image cleanup', () => {
 
   test('does nothing while the disk is under the threshold', async () => {
     const { docker, removed } = fakeDocker([{ Id: 'sha256:a', Created: 1 }], []);
-    const s = new ImageService(docker, aConfig(), silentLogger(), { now: () => 0 }, async () => 10);
+    const s = new ImageService(docker, aConfig(), silentLogger(), manualClock(0), async () => 10);
     expect(await s.cleanup()).toEqual([]);
     expect(removed).toEqual([]);
   });

@@ -1,0 +1,150 @@
+import type Docker from 'dockerode';
+import type { ProviderConfig } from '../config';
+import type { Logger } from '../log';
+import type { CounterSample } from '../metering';
+import type { Clock } from '../util/clock';
+import type {
+  BackendEvent,
+  ExecResult,
+  ExitReport,
+  LeaseBackend,
+  ObservedWorkload,
+  PrepareInput,
+  PreparedWorkload,
+  ReconcileResult,
+  Signalled,
+  StartInput,
+  StartedWorkload,
+  StopReason,
+  WorkloadCounters,
+  WorkloadStatus,
+} from './backend';
+import { aborted } from './bounded-call';
+import { execInLease } from './docker-exec';
+import type { ImageService } from './images';
+import type { LeaseContainer } from './lease-containers';
+import type { LeaseRuntime } from './lease-runtime';
+import { leaseLogs, type LogLine, type LogOptions } from './logs';
+import { assertLeaseId } from './names';
+
+/** Reads a process's cumulative counters (ContainerCounterReader); keyed by pid, which only this adapter sees. */
+export interface PidCounterReader {
+  read(pid: number): Promise<CounterSample>;
+  forget(pid: number): void;
+}
+
+export interface DockerBackendDeps {
+  docker: Docker;
+  runtime: LeaseRuntime;
+  images: ImageService;
+  counters: PidCounterReader;
+  config: Pick<ProviderConfig, 'docker'>;
+  clock: Clock;
+  log: Logger;
+  /** Longest an exec may run (default 60 s). */
+  execTimeoutMs?: number;
+}
+
+/**
+ * The lease backend on a Docker engine: a lease's workload is a container named after its runtime
+ * id, on a bridge network of its own behind its own firewall chains (LeaseRuntime), from an image
+ * ImageService admitted and pulled. Counters come from the container's init process, found by an
+ * inspect here, so no pid leaves this adapter.
+ */
+export class DockerBackend implements LeaseBackend {
+  /** The init pid each lease's counters were last read from, to forget it when it changes. */
+  private readonly pids = new Map<string, number>();
+
+  constructor(private readonly deps: DockerBackendDeps) {}
+
+  async prepare({ runtimeId, manifest, registryAuth, onProgress, signal }: PrepareInput): Promise<PreparedWorkload> {
+    assertLeaseId(runtimeId);
+    if (signal?.aborted) throw aborted(`prepare of lease ${runtimeId}`, signal);
+    const { images, runtime } = this.deps;
+    // The pull and the network set-up are independent: the lease waits for the longer of the two.
+    const [image] = await Promise.all([
+      images.prepare(manifest.image, { registryAuth: registryAuth ?? manifest.registryAuth, signal, onProgress }),
+      runtime.prepareNetwork(runtimeId, manifest, signal),
+    ]);
+    return { imageId: image.id, digest: image.digest };
+  }
+
+  async start({ manifest, allocation, imageId, signal }: StartInput): Promise<StartedWorkload> {
+    const started = await this.deps.runtime.start({ manifest, allocation, imageId, signal });
+    return { runtimeId: started.leaseId, handle: started.containerId, ports: started.ports, startedAt: started.startedAt };
+  }
+
+  stop(runtimeId: string, reason: StopReason, options: Signalled = {}): Promise<void> {
+    return this.deps.runtime.stop(runtimeId, reason, { signal: options.signal });
+  }
+
+  wait(runtimeId: string, options: Signalled = {}): Promise<ExitReport> {
+    return this.deps.runtime.wait(runtimeId, options);
+  }
+
+  status(runtimeId: string, options: Signalled = {}): Promise<WorkloadStatus> {
+    return this.deps.runtime.status(runtimeId, options);
+  }
+
+  logs(runtimeId: string, options: LogOptions = {}): AsyncGenerator<LogLine> {
+    const { docker, clock, log, config } = this.deps;
+    return leaseLogs(docker, runtimeId, options, { log, clock, requestTimeoutMs: config.docker.requestTimeoutMs });
+  }
+
+  exec(runtimeId: string, command: string[], options: Signalled = {}): Promise<ExecResult> {
+    const bounds = { signal: options.signal, timeoutMs: this.deps.execTimeoutMs ?? 60_000 };
+    return execInLease(this.deps.docker, assertLeaseId(runtimeId), command, bounds, this.deps.clock);
+  }
+
+  async counters(runtimeId: string, options: Signalled = {}): Promise<WorkloadCounters | undefined> {
+    const pid = await this.runningPid(runtimeId, options);
+    if (pid === undefined) return undefined;
+    try {
+      const { cpuNanos, memoryBytes, rxBytes, txBytes } = await this.deps.counters.read(pid);
+      return { cpuNanos, memoryBytes, rxBytes, txBytes };
+    } catch (err) {
+      // Its files vanish with the process: a workload that ended since the inspect has no counters.
+      if ((await this.runningPid(runtimeId, options)) !== pid) return undefined;
+      throw err;
+    }
+  }
+
+  /** The container's init pid while it runs; forgets the counters of a pid that is gone. */
+  private async runningPid(runtimeId: string, options: Signalled): Promise<number | undefined> {
+    const info = await this.deps.runtime.inspect(runtimeId, options);
+    const pid = info.State.Running && info.State.Pid ? info.State.Pid : undefined;
+    const known = this.pids.get(runtimeId);
+    if (known !== undefined && known !== pid) this.deps.counters.forget(known);
+    if (pid === undefined) this.pids.delete(runtimeId);
+    else this.pids.set(runtimeId, pid);
+    return pid;
+  }
+
+  async reconcile(knownRuntimeIds: readonly string[], options: Signalled = {}): Promise<ReconcileResult> {
+    const { adopted, orphans, missing } = await this.deps.runtime.reconcile(knownRuntimeIds, options);
+    return { adopted: adopted.map(observed), orphans: orphans.map(observed), missing };
+  }
+
+  async remove(runtimeId: string, options: Signalled = {}): Promise<void> {
+    await this.deps.runtime.remove(runtimeId, options);
+    const pid = this.pids.get(runtimeId);
+    if (pid !== undefined) this.deps.counters.forget(pid);
+    this.pids.delete(runtimeId);
+  }
+
+  guardLimits(options: { signal: AbortSignal; onStopped: (runtimeId: string) => void }): Promise<void> {
+    return this.deps.runtime.watchDisk(options);
+  }
+
+  watch(onEvent: (event: BackendEvent) => void, options: { signal: AbortSignal }): Promise<void> {
+    return this.deps.runtime.followEvents((event) => {
+      if (event.kind === 'engine-lost') onEvent({ kind: 'lost' });
+      else if (event.kind === 'engine-back') onEvent({ kind: 'back' });
+      else if (event.action === 'die') onEvent({ kind: 'exited', runtimeId: event.leaseId, exitCode: event.exitCode });
+    }, options);
+  }
+}
+
+function observed(container: LeaseContainer): ObservedWorkload {
+  return { runtimeId: container.leaseId, handle: container.containerId, running: container.running, state: container.state };
+}
