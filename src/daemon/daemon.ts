@@ -20,7 +20,7 @@ import type { Logger } from '../log';
 import { Admission, LeaseEngine, QUOTE_HOLD_GRACE_SECONDS, TERMINAL_STATES, type LeaseState } from '../leases';
 import { LIVE_STATES } from '../vocabulary';
 import { ContainerCounterReader, hostKernelFiles } from '../metering';
-import { Firewall, ImageService, LeaseRuntime, createDockerClient } from '../runtime';
+import { DockerBackend, Firewall, ImageService, LeaseRuntime, createDockerClient } from '../runtime';
 import { claimKey, closeKey, redeemKey, Settler } from '../settlement';
 import { openStore, storePathFor, type OutboxRepository, type Store } from '../store';
 import type { Clock } from '../util/clock';
@@ -169,6 +169,7 @@ export class Daemon {
       const firewall = new Firewall(exec, log.child({ component: 'firewall' }));
       const images = new ImageService(docker, config, log.child({ component: 'images' }), clock);
       const runtime = new LeaseRuntime({ docker, firewall, images, config, log: log.child({ component: 'runtime' }), clock });
+      const backend = new DockerBackend({ docker, runtime, images, counters: new ContainerCounterReader(hostKernelFiles()), config, clock, log: log.child({ component: 'backend' }) });
 
       // ---- the engine
       const domain = marketplaceDomain(settings.chainId, settings.marketplaceAddress);
@@ -211,10 +212,8 @@ export class Daemon {
         store,
         ledger,
         admission,
-        runtime,
-        images,
-        counters: new ContainerCounterReader(hostKernelFiles()),
-        settler,
+        backend,
+        settlement: settler,
         provider,
         instanceId,
         clock,
@@ -240,7 +239,7 @@ export class Daemon {
         ledger,
         admission,
         engine,
-        runtime,
+        backend,
         settler,
         chain,
         domain,

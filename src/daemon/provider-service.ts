@@ -21,7 +21,7 @@ import { ProviderError, isProviderError } from '../errors';
 import type { Admission, LeaseEngine, LeaseState, EndReason } from '../leases';
 import { LIVE_STATES } from '../vocabulary';
 
-import type { LeaseRuntime, Manifest } from '../runtime';
+import type { LeaseBackend, Manifest } from '../runtime';
 import { toCheckpoint, usageProofs, type Settler } from '../settlement';
 import type { Store, StoredCheckpoint, StoredLease } from '../store';
 import type { Clock } from '../util/clock';
@@ -33,7 +33,7 @@ export interface ProviderServiceDeps {
   ledger: AllocationLedger;
   admission: Admission;
   engine: LeaseEngine;
-  runtime: LeaseRuntime;
+  backend: LeaseBackend;
   settler: Settler;
   chain: ChainClient;
   domain: TypedDataDomain;
@@ -45,6 +45,9 @@ export interface ProviderServiceDeps {
   /** The follower's stored cursor. */
   cursorBlock: () => number | undefined;
 }
+
+/** The longest a tenant's or operator's view waits on the backend before it answers without it. */
+const STATUS_TIMEOUT_MS = 10_000;
 
 /**
  * The lease engine as the provider API sees it (src/api/service.ts). It lives in the daemon layer
@@ -111,7 +114,7 @@ export class EngineProviderService implements ProviderService {
     let ports: LeaseView['ports'] = [];
     if (lease.containerId) {
       try {
-        const status = await this.deps.runtime.status(lease.runtimeId);
+        const status = await this.deps.backend.status(lease.runtimeId, { signal: AbortSignal.timeout(STATUS_TIMEOUT_MS) });
         container = { running: status.running, status: status.state, exitCode: status.exit?.exitCode ?? null, oomKilled: status.exit?.oomKilled ?? false };
         ports = status.ports;
       } catch (err) {
@@ -184,7 +187,7 @@ export class EngineProviderService implements ProviderService {
   private async *containerLogs(lease: StoredLease, query: LogQuery, signal: AbortSignal): AsyncIterable<LogEntry> {
     if (!lease.containerId) return;
     try {
-      for await (const line of this.deps.runtime.logs(lease.runtimeId, { follow: query.follow, tail: query.tail, since: query.since, signal })) {
+      for await (const line of this.deps.backend.logs(lease.runtimeId, { follow: query.follow, tail: query.tail, since: query.since, signal })) {
         yield { stream: line.stream, time: line.time, line: line.text };
       }
     } catch (err) {
@@ -197,7 +200,7 @@ export class EngineProviderService implements ProviderService {
     const leases = leaseCounts(this.deps.store);
     let reachable = true;
     try {
-      await this.deps.runtime.list();
+      await this.deps.backend.ping({ signal: AbortSignal.timeout(STATUS_TIMEOUT_MS) });
     } catch {
       reachable = false;
     }

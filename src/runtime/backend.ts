@@ -120,6 +120,8 @@ export interface StartInput extends Signalled {
 }
 
 export interface LeaseBackend {
+  /** Resolves when the backend answers (the operator's status shows it); BACKEND_TIMEOUT otherwise. */
+  ping(options?: Signalled): Promise<void>;
   /** Fetches what the workload needs (the image) and sets up its network; idempotent. */
   prepare(input: PrepareInput): Promise<PreparedWorkload>;
   /** Starts the workload; a second start of a running lease returns the first. */

@@ -19,7 +19,7 @@ import type {
   WorkloadCounters,
   WorkloadStatus,
 } from './backend';
-import { aborted } from './bounded-call';
+import { aborted, boundedCall } from './bounded-call';
 import { execInLease } from './docker-exec';
 import type { ImageService } from './images';
 import type { LeaseContainer } from './lease-containers';
@@ -56,6 +56,12 @@ export class DockerBackend implements LeaseBackend {
   private readonly pids = new Map<string, number>();
 
   constructor(private readonly deps: DockerBackendDeps) {}
+
+  async ping(options: Signalled = {}): Promise<void> {
+    await boundedCall('ping of the container engine', { signal: options.signal, timeoutMs: this.deps.config.docker.requestTimeoutMs }, (signal) =>
+      (this.deps.docker.ping as (options: object) => Promise<unknown>).call(this.deps.docker, { abortSignal: signal }),
+    );
+  }
 
   async prepare({ runtimeId, manifest, registryAuth, onProgress, signal }: PrepareInput): Promise<PreparedWorkload> {
     assertLeaseId(runtimeId);

@@ -89,6 +89,10 @@ export class MemoryBackend implements LeaseBackend {
 
   constructor(private readonly options: MemoryBackendOptions) {}
 
+  async ping(options: Signalled = {}): Promise<void> {
+    await this.gate('ping', undefined, options.signal);
+  }
+
   async prepare({ runtimeId, manifest, signal }: PrepareInput): Promise<PreparedWorkload> {
     await this.gate(`prepare of lease ${runtimeId}`, runtimeId, signal);
     assertLeaseId(runtimeId);

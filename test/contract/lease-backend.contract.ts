@@ -66,6 +66,10 @@ export function describeLeaseBackend(name: string, makeFixture: () => Promise<Le
       return out;
     }
 
+    test('answers a ping', async () => {
+      expect(await code(backend.ping())).toBe('resolved');
+    });
+
     test('prepares and starts a workload, which is then running', async () => {
       const runtimeId = fx.runtimeId('start');
       const manifest = fx.manifest({});
@@ -238,7 +242,7 @@ export function describeLeaseBackend(name: string, makeFixture: () => Promise<Le
       const wedged = await fx.unresponsive();
       try {
         const runtimeId = fx.runtimeId('wedged');
-        for (const call of [() => wedged.backend.status(runtimeId), () => wedged.backend.counters(runtimeId), () => wedged.backend.reconcile([runtimeId])]) {
+        for (const call of [() => wedged.backend.ping(), () => wedged.backend.status(runtimeId), () => wedged.backend.counters(runtimeId), () => wedged.backend.reconcile([runtimeId])]) {
           const started = Date.now();
           expect(await code(call())).toBe('BACKEND_TIMEOUT');
           expect(Date.now() - started).toBeLessThan(wedged.timeoutMs + 2_000);

@@ -8,6 +8,7 @@ import { openStore, type StoredCheckpoint, type StoredLease } from '../../../src
 import { CHAIN_ID } from '../../support/api-harness';
 import { FakeProviderService } from '../../support/fake-provider-service';
 import { anAllocatable } from '../../unit/capacity/builders';
+import { manualClock } from '../../../src/util/clock';
 
 function aLease(leaseId: string): StoredLease {
   return {
@@ -43,7 +44,7 @@ describe('the daemon API\'s metrics', () => {
     const config = { ...parsed, api: { ...parsed.api, host: '127.0.0.1', port: 0 } };
     const providerKey = Wallet.createRandom();
     const marketplace = Wallet.createRandom().address;
-    const clock = { now: () => 200_000 };
+    const clock = manualClock(200_000);
     const chain = { settings: { chainId: CHAIN_ID }, marketplace: { read: () => Promise.resolve(0n) } } as unknown as ChainClient;
     api = await startApi({
       config,

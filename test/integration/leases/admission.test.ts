@@ -147,7 +147,7 @@ describe('admission and pricing (real SQLite, fake nvidia-smi)', () => {
   it.each([`sha256:${'ab'.repeat(32)}`, '3f57d9401f8d'])('refuses the bare image id %s at quote time, before a quote is signed', async (image) => {
     const { admission: a } = await admission(aConfig());
     expect(await refusal(a.quote(tenantA, aManifest({ image })))).toBe('IMAGE_DENIED');
-    expect(store.openQuotes()).toHaveLength(0);
+    expect(store.quotes.open()).toHaveLength(0);
   });
 
   it('keeps API nonces across a reopen of the store (replay after restart refused)', () => {

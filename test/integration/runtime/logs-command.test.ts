@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LeaseStore, openStore, storePathFor, type StoredLease } from '../../../src/store';
+import { openStore, storePathFor, type StoredLease } from '../../../src/store';
 import { deadPort, runCli, tempDir } from '../../support/cli-io';
 import { aManifest } from '../../fixtures/runtime';
 import { RuntimeHarness } from './harness';
@@ -14,16 +14,16 @@ afterAll(() => h.cleanup());
 /** A config whose store knows lease 4 under `runtimeId`, and a daemon that is not running. */
 async function storeWithLease(runtimeId: string): Promise<string> {
   const dataDir = tempDir();
-  const store = new LeaseStore(openStore(storePathFor(dataDir, 5, MARKET)));
+  const store = openStore(storePathFor(dataDir, 5, MARKET));
   const lease: StoredLease = {
     leaseId: '4', runtimeId, quoteNonce: null, tenant: '0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC', manifestHash: `0x${'0'.repeat(64)}`,
     deposit: 10n ** 17n, rates: { perSecond: 1n, perCpuSecond: 2n, perGpuSecond: 3n, perGiBEgress: 4n }, maxRatePerSecond: 5n, maxDuration: 60,
-    openedAt: 1_700_000_000, state: 'running', endReason: null, exitCode: null, finalised: false, detail: '', closedAt: null,
-    containerId: null, startedAt: 1_700_000_001, endedAt: null, imageDigest: null, timeline: null, allocationReleased: false,
-    finalUsageDone: false, resultDigest: null, logsSha256: null, chainSettled: false, updatedAt: 1_700_000_010,
+    openedAt: 1_700_000_000, state: 'running', endReason: null, exitCode: null, detail: '', closedAt: null,
+    containerId: null, startedAt: 1_700_000_001, endedAt: null, imageDigest: null, timeline: null,
+    resultDigest: null, logsSha256: null, updatedAt: 1_700_000_010,
   };
-  store.insertLease(lease, { fromState: 'quoted', toState: 'running', event: 'lease-opened', reason: 'test', at: 1_700_000_000 });
-  store.db.close();
+  store.leases.insert(lease, { fromState: 'quoted', toState: 'running', event: 'lease-opened', reason: 'test', at: 1_700_000_000 });
+  store.close();
   const config = join(dataDir, 'provider.yaml');
   writeFileSync(config, `dataDir: ${dataDir}\napi:\n  port: ${await deadPort()}\nnetwork:\n  rpcUrl: http://127.0.0.1:1\n  chainId: 5\n  marketplaceAddress: "${MARKET}"\n`);
   return config;
