@@ -190,7 +190,7 @@ describe('lease engine recovery after a crash (in-memory backend)', () => {
   it.each([
     ['pulling', 'the pull is started again'],
     ['starting', 'the start is made again'],
-  ] as const)('takes a lease stored as %s on: %s, and it runs', async (state) => {
+  ] as const)('takes a lease stored as %s on: %s, and it runs', async (state, _why) => {
     h = new EngineHarness();
     h.quote('1');
     h.open('1', '1');
