@@ -211,12 +211,19 @@ export class LeaseEngine {
     }
   }
 
+  /**
+   * The chain settled the lease: its workload is removed, then it is terminal. A removal that
+   * fails leaves it settling, so the next round tries again (a shutdown mid-way, a wedged engine).
+   */
   private async settled(lease: StoredLease): Promise<void> {
     const { backend, log } = this.deps;
+    try {
+      await backend.remove(lease.runtimeId, { signal: AbortSignal.any([this.tasks.signal, AbortSignal.timeout(this.deps.timeouts?.backendMs ?? 60_000)]) });
+    } catch (err) {
+      if (!this.tasks.signal.aborted) log.warn({ leaseId: lease.leaseId, err: describeError(err) }, 'could not remove the lease container; trying again');
+      return;
+    }
     await this.dispatch(lease.leaseId, { type: 'settlement-done' }, 'paid and settled on-chain');
-    await backend
-      .remove(lease.runtimeId, { signal: AbortSignal.any([this.tasks.signal, AbortSignal.timeout(this.deps.timeouts?.backendMs ?? 60_000)]) })
-      .catch((err: unknown) => log.warn({ leaseId: lease.leaseId, err: describeError(err) }, 'could not remove the lease container'));
     log.info({ leaseId: lease.leaseId }, 'lease settled on-chain; container removed');
   }
 

@@ -171,7 +171,7 @@ export class EngineHarness {
 
   /** Waits (real time, bounded) until the lease is in `state`. */
   reach(leaseId: string, state: LeaseState, timeoutMs = 5_000): Promise<StoredLease> {
-    return until(`lease ${leaseId} ${state} (it is ${this.store.leases.get(leaseId)?.state})`, () => {
+    return until(`lease ${leaseId} ${state} (it was ${this.store.leases.get(leaseId)?.state} when the wait began)`, () => {
       const lease = this.store.leases.get(leaseId);
       return lease?.state === state ? lease : undefined;
     }, timeoutMs, 5);

@@ -140,10 +140,14 @@ describe('lease engine on the in-memory backend', () => {
       await h.reach('1', 'running');
       h.backend.hang(h.runtimeId('1'));
       await h.meterTick();
-      const lease = await h.reach('1', 'settled');
+      // Billed and on its way to payment while the backend still hangs; removed once it answers.
+      const lease = await h.reach('1', 'settling');
       expect(lease.endReason).toBe('max-duration');
       expect(h.store.leases.transitions('1').find((t) => t.toState === 'finishing')?.reason).toMatch(/could not stop it/);
       expect(h.held()).toEqual([]);
+      h.backend.unhang(h.runtimeId('1'));
+      await h.reach('1', 'settled');
+      expect(h.backend.has(h.runtimeId('1')).workload).toBe(false);
     });
 
     it('ends a lease the tenant closed while every backend call hangs', async () => {
@@ -152,7 +156,9 @@ describe('lease engine on the in-memory backend', () => {
       await running();
       h.backend.hang();
       h.close('1');
-      expect(await h.reach('1', 'settled')).toMatchObject({ endReason: 'tenant-closed' });
+      expect(await h.reach('1', 'settling')).toMatchObject({ endReason: 'tenant-closed' });
+      h.backend.unhang();
+      await h.reach('1', 'settled');
     });
   });
 
