@@ -77,6 +77,7 @@ export type ErrorCode =
   | 'SELFTEST_CHECK_FAILED'
   // chain
   | 'RPC_UNAVAILABLE'
+  | 'RPC_TIMEOUT'
   | 'CHAIN_ID_MISMATCH'
   | 'TX_REVERTED'
   | 'TX_REJECTED'

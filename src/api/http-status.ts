@@ -70,6 +70,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   OPERATION_ABORTED: 503,
   // The chain and the provider's own keys and store: nothing a tenant did or can fix.
   RPC_UNAVAILABLE: 503,
+  RPC_TIMEOUT: 503,
   CHAIN_ID_MISMATCH: 500,
   TX_REVERTED: 502,
   TX_REJECTED: 502,

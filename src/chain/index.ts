@@ -11,7 +11,7 @@ export {
 export { EventFollower, type EventHandler, type EventFollowerOptions, type FollowerStore } from './event-follower';
 export { EVENT_SCHEMAS, FAULTS, decodeMarketplaceLog, type MarketplaceEvent, type MarketplaceEventName, type EventPosition } from './events';
 export { marketplaceAt, tokenAt, type MarketplaceContract, type TokenContract, type MarketplaceAbi } from './marketplace';
-export { TypedContract, toPlain, type Abi, type ArgsOf, type ResultOf } from './typed-contract';
+export { TypedContract, boundedRpc, toPlain, type Abi, type ArgsOf, type ResultOf } from './typed-contract';
 export {
   EIP712_NAME,
   EIP712_VERSION,

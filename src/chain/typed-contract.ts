@@ -1,4 +1,6 @@
 import { Contract, Interface, type ContractRunner, type Log, type LogDescription } from 'ethers';
+import { ProviderError } from '../errors';
+import { ProbeTimeoutError, withTimeout } from '../util/with-timeout';
 
 /**
  * A thin typed face over ethers' Contract, driven by the `as const` ABI the compile script
@@ -64,7 +66,11 @@ export type ResultOf<A extends Abi, N> = FunctionNamed<A, N> extends { outputs: 
 export interface CallOptions {
   blockTag?: number | 'latest' | 'pending';
   signal?: AbortSignal;
+  /** The longest the node may take to answer (default 30 s): a wedged RPC fails the read, it never holds a loop. */
+  timeoutMs?: number;
 }
+
+const READ_TIMEOUT_MS = 30_000;
 
 export class TypedContract<A extends Abi> {
   readonly interface: Interface;
@@ -81,10 +87,9 @@ export class TypedContract<A extends Abi> {
 
   /** Calls a view or pure function; structs come back as plain named objects. */
   async read<N extends ViewName<A>>(name: N, args: ArgsOf<A, N>, options: CallOptions = {}): Promise<ResultOf<A, N>> {
-    options.signal?.throwIfAborted();
     const fn = this.contract.getFunction(name as string);
     const overrides = options.blockTag === undefined ? [] : [{ blockTag: options.blockTag }];
-    const result: unknown = await fn.staticCall(...(args as unknown[]), ...overrides);
+    const result: unknown = await boundedRpc(`${String(name)}()`, options, () => fn.staticCall(...(args as unknown[]), ...overrides));
     return toPlain(result) as ResultOf<A, N>;
   }
 
@@ -133,4 +138,24 @@ export function toPlain(value: unknown): unknown {
   }
   if (Array.isArray(value)) return value.map((v) => toPlain(v));
   return value;
+}
+
+/**
+ * One RPC request, bounded: RPC_TIMEOUT after `timeoutMs` (ethers' own request timeout is five
+ * minutes), at once when the caller's signal aborts. ethers cannot cancel the request itself, so a
+ * late answer is dropped.
+ */
+export async function boundedRpc<T>(what: string, options: Pick<CallOptions, 'signal' | 'timeoutMs'>, request: () => Promise<T>): Promise<T> {
+  const timeoutMs = options.timeoutMs ?? READ_TIMEOUT_MS;
+  try {
+    return await withTimeout(what, timeoutMs, () => request(), options.signal);
+  } catch (err) {
+    if (err instanceof ProbeTimeoutError) {
+      throw new ProviderError('RPC_TIMEOUT', `the chain node gave no answer to ${what} within ${timeoutMs} ms`, {
+        cause: err,
+        fix: 'check that the RPC endpoint (network.rpcUrl) answers; a slow public endpoint is better replaced than waited on',
+      });
+    }
+    throw err;
+  }
 }

@@ -1,5 +1,5 @@
 import type { Signer, TypedDataDomain } from 'ethers';
-import { outcomeOf, type ChainClient, type Checkpoint, type TxOutcome } from '../chain';
+import { boundedRpc, outcomeOf, type ChainClient, type Checkpoint, type TxOutcome } from '../chain';
 import { describeError } from '../errors';
 import type { Logger } from '../log';
 import type { Clock } from '../util/clock';
@@ -123,7 +123,7 @@ export class Settler {
   }
 
   async chainNow(): Promise<number> {
-    const block = await this.deps.chain.rpc.getBlock('latest');
+    const block = await boundedRpc('getBlock(latest)', {}, () => this.deps.chain.rpc.getBlock('latest'));
     return block ? block.timestamp : Math.floor(this.deps.clock.now() / 1000);
   }
 
