@@ -43,13 +43,15 @@ import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
  *  - disputeRecord, one record: of another lease; index >= recordCount; empty, reversed or outside
  *    [startedAt, periodEnd]; usage above the allocation; amount not following the rates; the first
  *    record's total not its amount; the last record's total not the cumulativeAmount or its t1 not
- *    the periodEnd.
+ *    the periodEnd (and bounds for the records before and after it, see `recordFault`).
  *  - disputeRecordPair, records i and i+1: a gap, an overlap or reversed order (t0 of i+1 is not
  *    t1 of i); a running total that does not add up (total of i+1 is not total of i + amount of
- *    i+1). Or two different records with one index.
- * Together they prove cumulativeAmount = the sum of records that follow the rates, stay inside the
- * allocation and tile [first t0, periodEnd] without overlap. A dispute upheld drops the claim and
- * slashes the provider.
+ *    i+1). Or two different records with one index; or records further apart that leave too little
+ *    time or too much money between them (see `pairFault`).
+ * Served every record, a tenant thus proves any cumulativeAmount that is not the sum of records that
+ * follow the rates, stay inside the allocation and tile [first t0, periodEnd] without overlap.
+ * Served only some, it still bounds the claim by their sum plus ceilingRate times the time they do
+ * not cover. A dispute upheld drops the claim and slashes the provider.
  *
  * Equivocation: two provider-signed checkpoints of one lease that cannot both be prefixes of one
  * valid record sequence (see `checkpointsConflict`), or two provider-signed roots holding different
@@ -65,11 +67,11 @@ import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
  * 100% - FINDER_REWARD_BPS - COMPENSATION_BPS.
  *
  * Timeline. A lease ends at closeLease or startedAt + maxDuration. Claims until end +
- * challengeWindow are on time. After that a claim is late: still accepted until the lease is
- * settled, with the same cap, but LATE_PENALTY_BPS of what it adds is left to the tenant.
- * settleLease returns the rest of the deposit to the tenant: the provider may settle from
- * end + challengeWindow (it waives late claims), anyone from end + challengeWindow + lateWindow
- * (or from end + challengeWindow once the provider is slashed).
+ * challengeWindow are on time. Until lateWindow after that a claim is late: still accepted (until
+ * the lease is settled), with the same cap, but LATE_PENALTY_BPS of what it adds is left to the
+ * tenant; later it is refused (ClaimTooLate). settleLease returns the rest of the deposit to the
+ * tenant: the provider may settle from end + challengeWindow (it waives late claims), anyone from
+ * end + challengeWindow + lateWindow (or from end + challengeWindow once the provider is slashed).
  *
  * Money out. Redeemed and finalised amounts are credited to the provider's earnings; `withdraw`
  * pays them, and `withdrawBond` the bond, to the provider's payout address only. The payout
@@ -273,7 +275,8 @@ contract MarketplaceV2 is EIP712, ReentrancyGuardTransient {
     event ClaimFinalized(uint256 indexed leaseId, uint256 credited);
     event ClaimDisputed(uint256 indexed leaseId, address indexed disputer, Fault fault);
     event LeaseSettled(uint256 indexed leaseId, uint256 paid, uint256 refund);
-    event Withdrawn(address indexed provider, address payout, uint256 amount);
+    /// To the provider's payout address at the time (ProviderRegistered / PayoutChanged).
+    event Withdrawn(address indexed provider, uint256 amount);
 
     // ---------------------------------------------------------------- errors
 
@@ -302,13 +305,13 @@ contract MarketplaceV2 is EIP712, ReentrancyGuardTransient {
     error EmptyCheckpoint();
     error BadPeriodEnd(uint64 periodEnd);
     error ClaimAboveCap(uint256 cumulativeAmount, uint256 cap);
+    error ClaimTooLate(uint256 leaseId);
     error Slashed(address provider);
     error NoPendingClaim(uint256 leaseId);
     error NotPendingClaim(uint256 leaseId);
     error ChallengeWindowOpen(uint32 payableAt);
     error ChallengeWindowOver(uint32 payableAt);
     error NotInUsageRoot();
-    error NotAdjacent(uint64 indexA, uint64 indexB);
     error DisputeRejected();
     error NotEquivocation();
     error AlreadySlashed(address provider);
@@ -523,7 +526,7 @@ contract MarketplaceV2 is EIP712, ReentrancyGuardTransient {
      * after the challenge window. It must claim more than what is paid or pending; a matured
      * pending claim is finalised first. Capped at ceilingRate * (periodEnd - startedAt) and by the
      * deposit; after end + challengeWindow it is late and LATE_PENALTY_BPS of what it adds stays
-     * with the tenant.
+     * with the tenant; after another lateWindow it is refused.
      */
     function claim(Terms calldata terms, Checkpoint calldata cp, bytes calldata providerSig) external {
         Lease storage lease = _live(cp.leaseId, terms);
@@ -538,6 +541,8 @@ contract MarketplaceV2 is EIP712, ReentrancyGuardTransient {
         }
         if (lease.payableAt != 0 && block.timestamp >= lease.payableAt) _finalize(cp.leaseId, lease, terms.provider);
         bool late = block.timestamp >= end + challengeWindow;
+        // Bounded lateness: past the late window the tenant may settle, and nothing is owed any more.
+        if (late && block.timestamp >= end + challengeWindow + lateWindow) revert ClaimTooLate(cp.leaseId);
         uint96 target = _claimTarget(terms, cp, lease, late);
         uint32 payableAt = uint32(block.timestamp + challengeWindow);
         lease.pending = target;
@@ -572,15 +577,14 @@ contract MarketplaceV2 is EIP712, ReentrancyGuardTransient {
         _finalize(leaseId, lease, providerOf(leaseId));
     }
 
-    /// Anyone may send a provider's earnings to its payout address: they can go nowhere else.
-    function withdraw(address provider) external nonReentrant {
-        ProviderInfo storage p = _providers[provider];
+    /// Pays the caller's earnings to its payout address: they can go nowhere else.
+    function withdraw() external nonReentrant {
+        ProviderInfo storage p = _providers[msg.sender];
         uint96 amount = p.earnings;
         if (amount == 0) revert NothingToWithdraw();
-        address payout = p.payout;
         p.earnings = 0;
-        emit Withdrawn(provider, payout, amount);
-        token.safeTransfer(payout, amount);
+        emit Withdrawn(msg.sender, amount);
+        token.safeTransfer(p.payout, amount);
     }
 
     // ---------------------------------------------------------------- disputes
@@ -607,7 +611,7 @@ contract MarketplaceV2 is EIP712, ReentrancyGuardTransient {
         Lease storage lease = _disputable(terms, cp);
         _requireInRoot(cp.usageRoot, a);
         _requireInRoot(cp.usageRoot, b);
-        (bool faulty, Fault fault) = pairFault(a.record, b.record);
+        (bool faulty, Fault fault) = pairFault(terms, a.record, b.record);
         if (!faulty) revert DisputeRejected();
         _uphold(lease, terms, cp.leaseId, fault);
     }
@@ -655,12 +659,21 @@ contract MarketplaceV2 is EIP712, ReentrancyGuardTransient {
     // ---------------------------------------------------------------- evidence rules (pure)
 
     /**
-     * What is wrong with one record of checkpoint `cp`, checked in this order: it belongs to
-     * another lease; its index is not below recordCount; it is empty or reversed (t1 <= t0) or
-     * outside [startedAt, periodEnd]; its usage exceeds the allocation over its interval; its
-     * amount does not follow the rates; it is the first record and its total is not its amount;
-     * it is the last record (index recordCount - 1) and its total is not the cumulativeAmount;
-     * it is the last record and its t1 is not the periodEnd.
+     * What is wrong with one record r of checkpoint `cp`, checked in this order:
+     *  - WrongLease: r.leaseId is not cp.leaseId;
+     *  - IndexOutOfRange: r.index >= recordCount;
+     *  - BadInterval: t1 <= t0, or there is no room for the records before and after it, each a
+     *    second at least: t0 < startedAt + index, or t1 + (recordCount - 1 - index) > periodEnd;
+     *  - OverAllocation: its usage is above the allocation over t1 - t0;
+     *  - AmountMismatch: its amount is not what the rates give;
+     *  - TotalMismatch: index 0 and total != amount; index > 0 and what the total puts before it,
+     *    total - amount, is negative or above ceilingRate * (t0 - startedAt); the last record
+     *    (index recordCount - 1) and total != cumulativeAmount; another record and what the
+     *    checkpoint puts after it, cumulativeAmount - total, is negative or above
+     *    ceilingRate * (periodEnd - t1);
+     *  - PeriodMismatch: the last record and t1 != periodEnd.
+     * The bounds on records not shown are what makes an unserved record cost at most what the
+     * allocation allows over its time.
      */
     function recordFault(Terms calldata terms, Checkpoint calldata cp, UsageRecord calldata r)
         public
@@ -669,39 +682,54 @@ contract MarketplaceV2 is EIP712, ReentrancyGuardTransient {
     {
         if (r.leaseId != cp.leaseId) return (true, Fault.WrongLease);
         if (r.index >= cp.recordCount) return (true, Fault.IndexOutOfRange);
-        if (r.t1 <= r.t0 || r.t0 < terms.startedAt || r.t1 > cp.periodEnd) return (true, Fault.BadInterval);
-        uint256 seconds_ = r.t1 - r.t0;
-        Allocation calldata alloc = terms.allocation;
-        if (
-            r.cpuMillis > uint256(alloc.cpuMillicores) * seconds_ || r.gpuMillis > uint256(alloc.gpuCount) * seconds_ * 1000
-                || r.txBytes > uint256(alloc.egressBytesPerSecond) * seconds_
-        ) return (true, Fault.OverAllocation);
+        uint256 after_ = cp.recordCount - 1 - r.index;
+        if (r.t1 <= r.t0 || r.t0 < uint256(terms.startedAt) + r.index || uint256(r.t1) + after_ > cp.periodEnd) {
+            return (true, Fault.BadInterval);
+        }
+        if (_overAllocation(terms.allocation, r)) return (true, Fault.OverAllocation);
         (bool ok, uint256 amount) = usageAmount(terms.rates, r);
         if (!ok || amount != r.amount) return (true, Fault.AmountMismatch);
-        if (r.index == 0 && r.total != r.amount) return (true, Fault.TotalMismatch);
-        if (r.index == cp.recordCount - 1) {
+        if (r.index == 0) {
+            if (r.total != r.amount) return (true, Fault.TotalMismatch);
+        } else if (r.total < r.amount || !_fits(terms, r.total - r.amount, r.t0 - terms.startedAt)) {
+            return (true, Fault.TotalMismatch);
+        }
+        if (after_ == 0) {
             if (r.total != cp.cumulativeAmount) return (true, Fault.TotalMismatch);
             if (r.t1 != cp.periodEnd) return (true, Fault.PeriodMismatch);
+        } else if (cp.cumulativeAmount < r.total || !_fits(terms, cp.cumulativeAmount - r.total, cp.periodEnd - r.t1)) {
+            return (true, Fault.TotalMismatch);
         }
         return (false, Fault.WrongLease);
     }
 
     /**
-     * What is wrong with two records of one root: with one index, being different
-     * (DuplicateIndex); with consecutive indexes i and i+1, record i+1 not starting where record i
-     * ends (NotContiguous: a gap, an overlap, or the two out of order) or its total not being
-     * record i's total plus its amount (TotalMismatch). Other pairs prove nothing (NotAdjacent).
+     * What is wrong with two records of one root. With one index: being different
+     * (DuplicateIndex). With indexes i < j, k = j - i - 1 records between them:
+     *  - NotContiguous: record j starts before record i ends plus a second for each record
+     *    between (t0_j < t1_i + k), or, with none between, not exactly where record i ends (a
+     *    gap, an overlap, or the two out of order);
+     *  - TotalMismatch: what lies between, total_j - total_i - amount_j, is negative, or is not
+     *    0 with none between, or is above ceilingRate * (t0_j - t1_i).
      */
-    function pairFault(UsageRecord calldata a, UsageRecord calldata b) public pure returns (bool faulty, Fault fault) {
+    function pairFault(Terms calldata terms, UsageRecord calldata a, UsageRecord calldata b)
+        public
+        pure
+        returns (bool faulty, Fault fault)
+    {
         if (a.index == b.index) {
             if (usageLeaf(a) != usageLeaf(b)) return (true, Fault.DuplicateIndex);
             return (false, Fault.WrongLease);
         }
         (UsageRecord calldata first, UsageRecord calldata next) = a.index < b.index ? (a, b) : (b, a);
-        if (next.index != first.index + 1) revert NotAdjacent(a.index, b.index);
-        if (next.t0 != first.t1) return (true, Fault.NotContiguous);
-        (bool ok, uint256 total) = Math.tryAdd(first.total, next.amount);
-        if (!ok || next.total != total) return (true, Fault.TotalMismatch);
+        uint256 between = next.index - first.index - 1;
+        if (next.t0 < uint256(first.t1) + between || (between == 0 && next.t0 != first.t1)) {
+            return (true, Fault.NotContiguous);
+        }
+        (bool ok, uint256 floor) = Math.tryAdd(first.total, next.amount);
+        if (!ok || next.total < floor) return (true, Fault.TotalMismatch);
+        uint256 charged = next.total - floor;
+        if (between == 0 ? charged != 0 : !_fits(terms, charged, next.t0 - first.t1)) return (true, Fault.TotalMismatch);
         return (false, Fault.WrongLease);
     }
 
@@ -921,6 +949,19 @@ contract MarketplaceV2 is EIP712, ReentrancyGuardTransient {
         if (reward > 0) token.safeTransfer(msg.sender, reward);
         if (compensation > 0) token.safeTransfer(terms.tenant, compensation);
         if (rest > 0) token.safeTransfer(treasury, rest);
+    }
+
+    function _overAllocation(Allocation calldata alloc, UsageRecord calldata r) private pure returns (bool) {
+        uint256 seconds_ = r.t1 - r.t0;
+        return r.cpuMillis > uint256(alloc.cpuMillicores) * seconds_ || r.gpuMillis > uint256(alloc.gpuCount) * seconds_ * 1000
+            || r.txBytes > uint256(alloc.egressBytesPerSecond) * seconds_;
+    }
+
+    /// Whether `amount` is at most what the allocation allows over `seconds` (ceilingRate * seconds).
+    function _fits(Terms calldata terms, uint256 amount, uint256 seconds_) private pure returns (bool) {
+        (bool ok, uint256 ceiling) = _ceilingRate(terms.rates, terms.allocation);
+        if (ok) (ok, ceiling) = Math.tryMul(ceiling, seconds_);
+        return !ok || amount <= ceiling;
     }
 
     /// perSecond + ceil(perCpuSecond * cpuMillicores / 1000) + perGpuSecond * gpuCount + ceil(perGiBEgress * egress / 2^30).

@@ -308,32 +308,42 @@ export const FAULTS_V2 = [
 ] as const;
 export type FaultV2 = (typeof FAULTS_V2)[number];
 
-/** What is wrong with one record of `cp` on its own (MarketplaceV2.recordFault), or null. */
+/** Whether `amount` is at most what the allocation allows over `seconds`. */
+function fitsCeiling(terms: LeaseTerms, amount: bigint, seconds: bigint): boolean {
+  return amount <= ceilingRate(terms.rates, terms.allocation) * seconds;
+}
+
+/** What is wrong with one record of `cp` on its own (MarketplaceV2.recordFault, same order), or null. */
 export function recordFault(terms: LeaseTerms, cp: CheckpointV2, r: UsageRecordV2): FaultV2 | null {
   if (r.leaseId !== cp.leaseId) return 'WrongLease';
   if (r.index >= cp.recordCount) return 'IndexOutOfRange';
-  if (r.t1 <= r.t0 || r.t0 < terms.startedAt || r.t1 > cp.periodEnd) return 'BadInterval';
+  const after = cp.recordCount - 1n - r.index;
+  if (r.t1 <= r.t0 || r.t0 < terms.startedAt + r.index || r.t1 + after > cp.periodEnd) return 'BadInterval';
   const limits = usageLimits(terms.allocation, r.t1 - r.t0);
   if (r.cpuMillis > limits.cpuMillis || r.gpuMillis > limits.gpuMillis || r.txBytes > limits.txBytes) return 'OverAllocation';
   if (r.amount !== recordAmount(terms.rates, r)) return 'AmountMismatch';
-  if (r.index === 0n && r.total !== r.amount) return 'TotalMismatch';
-  if (r.index === cp.recordCount - 1n) {
+  if (r.index === 0n) {
+    if (r.total !== r.amount) return 'TotalMismatch';
+  } else if (r.total < r.amount || !fitsCeiling(terms, r.total - r.amount, r.t0 - terms.startedAt)) {
+    return 'TotalMismatch';
+  }
+  if (after === 0n) {
     if (r.total !== cp.cumulativeAmount) return 'TotalMismatch';
     if (r.t1 !== cp.periodEnd) return 'PeriodMismatch';
+  } else if (cp.cumulativeAmount < r.total || !fitsCeiling(terms, cp.cumulativeAmount - r.total, cp.periodEnd - r.t1)) {
+    return 'TotalMismatch';
   }
   return null;
 }
 
-/**
- * What is wrong with two records of one root (MarketplaceV2.pairFault), or null; 'not-adjacent'
- * when their indexes are neither equal nor consecutive (the contract reverts NotAdjacent).
- */
-export function pairFault(a: UsageRecordV2, b: UsageRecordV2): FaultV2 | null | 'not-adjacent' {
+/** What is wrong with two records of one root (MarketplaceV2.pairFault), or null. */
+export function pairFault(terms: LeaseTerms, a: UsageRecordV2, b: UsageRecordV2): FaultV2 | null {
   if (a.index === b.index) return usageLeafV2(a) !== usageLeafV2(b) ? 'DuplicateIndex' : null;
   const [first, next] = a.index < b.index ? [a, b] : [b, a];
-  if (next.index !== first.index + 1n) return 'not-adjacent';
-  if (next.t0 !== first.t1) return 'NotContiguous';
-  if (next.total !== first.total + next.amount) return 'TotalMismatch';
+  const between = next.index - first.index - 1n;
+  if (next.t0 < first.t1 + between || (between === 0n && next.t0 !== first.t1)) return 'NotContiguous';
+  const charged = next.total - first.total - next.amount;
+  if (charged < 0n || (between === 0n ? charged !== 0n : !fitsCeiling(terms, charged, next.t0 - first.t1))) return 'TotalMismatch';
   return null;
 }
 
@@ -352,15 +362,19 @@ export function checkpointsConflict(terms: LeaseTerms, a: CheckpointV2, b: Check
 export type DisputeEvidence =
   | { kind: 'record'; fault: FaultV2; record: UsageRecordV2 }
   | { kind: 'pair'; fault: FaultV2; a: UsageRecordV2; b: UsageRecordV2 }
-  /** A record the checkpoint covers was not served: there is no on-chain evidence; do not countersign. */
+  /**
+   * Every record served is consistent, but index `index` was not served: there is no on-chain
+   * evidence, and the claim is bounded by the served records' total plus ceilingRate times the
+   * time they do not cover. A tenant does not countersign such a checkpoint.
+   */
   | { kind: 'missing'; index: bigint };
 
 /**
  * The tenant's check of a checkpoint against the records it was served (each already proven to
- * be in cp's root): the first evidence the contract would accept, or null when the checkpoint is
- * backed by records 0 .. recordCount-1 that are each valid and add up, in which case
+ * be in cp's root): the first evidence the contract would accept, or 'missing', or null when
+ * records 0 .. recordCount-1 were all served and are each valid and add up, in which case
  * cp.cumulativeAmount is their total. Order: each record alone, then two records with one index,
- * then a missing index, then each consecutive pair.
+ * then each two records next to each other in index order, then a missing index.
  */
 export function findDispute(terms: LeaseTerms, cp: CheckpointV2, served: readonly UsageRecordV2[]): DisputeEvidence | null {
   for (const record of served) {
@@ -373,14 +387,15 @@ export function findDispute(terms: LeaseTerms, cp: CheckpointV2, served: readonl
     if (seen && usageLeafV2(seen) !== usageLeafV2(record)) return { kind: 'pair', fault: 'DuplicateIndex', a: seen, b: record };
     byIndex.set(record.index, record);
   }
+  const ordered = [...byIndex.values()].sort((a, b) => (a.index < b.index ? -1 : 1));
+  for (let i = 1; i < ordered.length; i += 1) {
+    const a = ordered[i - 1] as UsageRecordV2;
+    const b = ordered[i] as UsageRecordV2;
+    const fault = pairFault(terms, a, b);
+    if (fault) return { kind: 'pair', fault, a, b };
+  }
   for (let i = 0n; i < cp.recordCount; i += 1n) {
     if (!byIndex.has(i)) return { kind: 'missing', index: i };
-  }
-  for (let i = 1n; i < cp.recordCount; i += 1n) {
-    const a = byIndex.get(i - 1n) as UsageRecordV2;
-    const b = byIndex.get(i) as UsageRecordV2;
-    const fault = pairFault(a, b);
-    if (fault && fault !== 'not-adjacent') return { kind: 'pair', fault, a, b };
   }
   return null;
 }

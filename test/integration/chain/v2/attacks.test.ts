@@ -136,7 +136,7 @@ describe('attack 1: a unilateral claim takes the whole cap', () => {
     return nextRecord(opened.leaseId, undefined, CARD_RATES, usage);
   }
 
-  it('MarketplaceV2 disproves the same claim with the tenant\'s records: the copies overlap, and their total is not the amount claimed', async () => {
+  it('MarketplaceV2 disproves the same claim with the tenant\'s records: the copies overlap, and leave no time for each other', async () => {
     const opened = await openOneCore();
     const copies = rechain([oneRecord(opened), oneRecord(opened), oneRecord(opened)]);
     const cap = claimCapV2(opened.terms, copies[2]!.t1);
@@ -147,7 +147,8 @@ describe('attack 1: a unilateral claim takes the whole cap', () => {
       expect(v2Events(fx, receipt)).toEqual(['ClaimDisputed', 'ProviderSlashed']);
       expect(faultOf(receipt)).toBe('NotContiguous');
     });
-    expect(faultOf(await send(tenant, 'disputeRecord', opened.terms, signed.checkpoint, proven(copies, 2)))).toBe('TotalMismatch');
+    // The third copy has no room for the two records before it: they last a second at least.
+    expect(faultOf(await send(tenant, 'disputeRecord', opened.terms, signed.checkpoint, proven(copies, 2)))).toBe('BadInterval');
     await advance(fx, CHALLENGE_WINDOW);
     expect(await revertOf(fx.v2.getFunction('finalizeClaim')(opened.leaseId))).toBe('NoPendingClaim');
     expect(await v2Provider()).toMatchObject({ status: SLASHED, bond: 0n, earnings: 0n });
