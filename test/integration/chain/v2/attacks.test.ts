@@ -10,7 +10,7 @@ import {
   nextRecord,
   type Allocation,
 } from '../../../../src/chain/protocol-v2';
-import { advance, aCheckpoint, aQuote, as, CHALLENGE_WINDOW, eventNames, latestTimestamp, MIN_BOND, openLease, RATES, send, sign, UNBONDING_DELAY } from '../fixture';
+import { advance, aCheckpoint, aQuote, as, CHALLENGE_WINDOW, eventNames, latestTimestamp, MIN_BOND, openLease, RATES, sign, UNBONDING_DELAY } from '../fixture';
 import {
   balanceOf,
   claimV2,
@@ -22,6 +22,7 @@ import {
   rechain,
   registerV2,
   revertOf,
+  send,
   signedCheckpoint,
   startDualFixture,
   stopDualFixture,
