@@ -7,7 +7,8 @@ import { Backoff, sleep } from './backoff';
 import { EventFollower, type EventHandler, type FollowerStore } from './event-follower';
 import { marketplaceAt, type MarketplaceContract } from './marketplace';
 import { createRpcProvider, describeRpcError } from './rpc';
-import { TransactionSender, type SenderPolicy, type TxSigner } from './transaction-sender';
+import type { SenderPolicy } from './sender-policy';
+import { TransactionSender, type TxSigner } from './transaction-sender';
 
 /** The `network` config section, or the devnet's equivalent. */
 export interface ChainSettings {

@@ -1,13 +1,7 @@
 export { ChainClient, type ChainSettings, type ChainClientDeps, type ChainStore } from './chain-client';
-export {
-  TransactionSender,
-  DEFAULT_SENDER_POLICY,
-  outcomeOf,
-  type TxIntent,
-  type TxOutcome,
-  type TxSigner,
-  type SenderPolicy,
-} from './transaction-sender';
+export { TransactionSender, type TxIntent, type TxSigner } from './transaction-sender';
+export { DEFAULT_SENDER_POLICY, type SenderPolicy } from './sender-policy';
+export { outcomeOf, type TxOutcome } from './tx-outcome';
 export { EventFollower, type EventHandler, type EventFollowerOptions, type FollowerStore } from './event-follower';
 export { EVENT_SCHEMAS, FAULTS, decodeMarketplaceLog, type MarketplaceEvent, type MarketplaceEventName, type EventPosition } from './events';
 export { marketplaceAt, tokenAt, type MarketplaceContract, type TokenContract, type MarketplaceAbi } from './marketplace';

@@ -42,3 +42,32 @@ export function describeRpcError(err: unknown): string {
   const withCode = code && short ? `${text} (${code})` : text;
   return withCode.replace(URL_IN_TEXT, (url) => redactUrl(url));
 }
+
+/** A node's answer when a call or estimate would revert: the contract refuses it. */
+export function isRevert(err: unknown): boolean {
+  return (err as { code?: string }).code === 'CALL_EXCEPTION';
+}
+
+/** What a node's refusal of a raw transaction says about the transaction. */
+export type BroadcastRefusal =
+  /** The node has it already, or something with its nonce is mined. */
+  | 'known'
+  /** Its fees are too low to enter the pool, or to replace the transaction there with its nonce. */
+  | 'underpriced'
+  /** The node will not take it as it is: it reverts, its gas is wrong, the sender cannot pay for it. */
+  | 'refused'
+  | 'other';
+
+export function classifyBroadcastError(err: unknown): BroadcastRefusal {
+  const text = errorText(err);
+  if (/already known|known transaction|already imported|nonce too low|NONCE_EXPIRED|already in (the )?mempool/i.test(text)) return 'known';
+  if (/underpriced|REPLACEMENT_UNDERPRICED|fee too low|less than (block )?base ?fee/i.test(text)) return 'underpriced';
+  if (isRevert(err) || /insufficient funds|INSUFFICIENT_FUNDS|exceeds block gas limit|intrinsic gas/i.test(text)) return 'refused';
+  return 'other';
+}
+
+/** Nodes and ethers word the same refusal differently and in different places: all of them, for matching. */
+function errorText(err: unknown): string {
+  const e = err as { code?: string; shortMessage?: string; message?: string; info?: { error?: { message?: string } }; error?: { message?: string } };
+  return [e.code, e.shortMessage, e.info?.error?.message, e.error?.message, e.message].filter(Boolean).join(' | ');
+}

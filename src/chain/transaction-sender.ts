@@ -3,8 +3,10 @@ import { ProviderError } from '../errors';
 import type { Logger } from '../log';
 import type { Clock } from '../util/clock';
 import type { OutboxAttempt, OutboxEntry, OutboxRepository } from '../store';
-import { Backoff, Wakeup, sleep, type BackoffPolicy, DEFAULT_BACKOFF } from './backoff';
-import { describeRpcError } from './rpc';
+import { Backoff, Wakeup, sleep } from './backoff';
+import { classifyBroadcastError, describeRpcError, isRevert } from './rpc';
+import { DEFAULT_SENDER_POLICY, currentFees, gasLimitFor, replacementFees, type Fees, type SenderPolicy } from './sender-policy';
+import { OutcomeWaiters, outcomeOf, type TxOutcome } from './tx-outcome';
 
 /** What signs for the sender: an ethers Wallet fits. The key itself never reaches this module. */
 export interface TxSigner {
@@ -19,41 +21,6 @@ export interface TxIntent {
   data: string;
   value?: bigint;
 }
-
-export type TxOutcome =
-  | { state: 'confirmed'; txHash: string; blockNumber: number }
-  | { state: 'reverted'; code: 'TX_REVERTED'; txHash: string; blockNumber: number; error: string }
-  /** TX_REJECTED: the contract would refuse it, so it was never sent; TX_NONCE_TAKEN: see the error. */
-  | { state: 'failed'; code: 'TX_REJECTED' | 'TX_NONCE_TAKEN'; error: string };
-
-export interface SenderPolicy {
-  /** Blocks a receipt must be buried under (head >= block + confirmations) before it is final. */
-  confirmations: number;
-  /** How often to look for a receipt while a transaction is out. */
-  receiptPollMs: number;
-  /** Re-send the same signed transaction this often while it is not mined (a node may have dropped it). */
-  rebroadcastMs: number;
-  /** Replace the transaction with higher fees when it has not been mined for this long. */
-  bumpAfterMs: number;
-  /** Fee increase per replacement, in percent; nodes require at least 10. */
-  bumpPercent: number;
-  /** Never offer more than this per gas (base units of the native coin). */
-  maxFeePerGasCap: bigint;
-  /** Gas limit headroom over the estimate, in percent. */
-  gasHeadroomPercent: number;
-  backoff: BackoffPolicy;
-}
-
-export const DEFAULT_SENDER_POLICY: SenderPolicy = {
-  confirmations: 2,
-  receiptPollMs: 1_000,
-  rebroadcastMs: 30_000,
-  bumpAfterMs: 60_000,
-  bumpPercent: 20,
-  maxFeePerGasCap: 500n * 10n ** 9n,
-  gasHeadroomPercent: 25,
-  backoff: DEFAULT_BACKOFF,
-};
 
 export interface TransactionSenderDeps {
   rpc: JsonRpcProvider;
@@ -79,7 +46,7 @@ type Step = 'again' | 'wait' | 'idle';
 export class TransactionSender {
   private readonly policy: SenderPolicy;
   private readonly wakeup = new Wakeup();
-  private readonly waiters = new Map<string, ((entry: OutboxEntry) => void)[]>();
+  private readonly waiters = new OutcomeWaiters();
   private readonly backoff: Backoff;
   private controller: AbortController | undefined;
   private loop: Promise<void> | undefined;
@@ -132,26 +99,7 @@ export class TransactionSender {
       if (!entry) throw new ProviderError('TX_REJECTED', `no transaction intent recorded under ${key}`, { input: key });
       const outcome = outcomeOf(entry);
       if (outcome) return outcome;
-      await new Promise<void>((resolve, reject) => {
-        const list = this.waiters.get(key) ?? [];
-        const done = (): void => {
-          clearTimeout(timer);
-          const left = (this.waiters.get(key) ?? []).filter((w) => w !== done);
-          if (left.length > 0) this.waiters.set(key, left);
-          else this.waiters.delete(key);
-          signal?.removeEventListener('abort', onAbort);
-          resolve();
-        };
-        const onAbort = (): void => {
-          clearTimeout(timer);
-          reject(signal?.reason);
-        };
-        // Also re-read now and then: another sender instance (a restarted one) may finish it.
-        const timer = setTimeout(done, 1_000);
-        list.push(done);
-        this.waiters.set(key, list);
-        signal?.addEventListener('abort', onAbort, { once: true });
-      });
+      await this.waiters.next(key, signal);
     }
   }
 
@@ -208,9 +156,9 @@ export class TransactionSender {
       }
       throw err;
     }
-    const gasLimit = (gasEstimate * BigInt(100 + this.policy.gasHeadroomPercent)) / 100n;
+    const gasLimit = gasLimitFor(gasEstimate, this.policy);
     const nonce = await this.nextNonce();
-    const fees = await this.currentFees();
+    const fees = await currentFees(this.deps.rpc, this.policy);
     const attempt = await this.sign(entry, nonce, gasLimit, fees);
     this.deps.outbox.assignNonce(entry.id, nonce, gasLimit, attempt);
     this.deps.log.info({ key: entry.key, nonce, txHash: attempt.txHash }, 'transaction signed and recorded; broadcasting');
@@ -274,21 +222,15 @@ export class TransactionSender {
   }
 
   private async bump(entry: OutboxEntry, previous: OutboxAttempt): Promise<void> {
-    const network = await this.currentFees();
-    const raise = (value: bigint): bigint => (value * BigInt(100 + this.policy.bumpPercent) + 99n) / 100n;
-    let maxPriorityFeePerGas = raise(previous.maxPriorityFeePerGas);
-    let maxFeePerGas = raise(previous.maxFeePerGas);
-    if (network.maxFeePerGas > maxFeePerGas) maxFeePerGas = network.maxFeePerGas;
-    if (network.maxPriorityFeePerGas > maxPriorityFeePerGas) maxPriorityFeePerGas = network.maxPriorityFeePerGas;
-    if (maxFeePerGas > this.policy.maxFeePerGasCap) maxFeePerGas = this.policy.maxFeePerGasCap;
-    if (maxPriorityFeePerGas > maxFeePerGas) maxPriorityFeePerGas = maxFeePerGas;
+    const fees = replacementFees(previous, await currentFees(this.deps.rpc, this.policy), this.policy);
+    const { maxFeePerGas } = fees;
     if (maxFeePerGas <= previous.maxFeePerGas) {
       // At the cap: keep the transaction we have out, just make sure nodes still hold it.
       this.deps.log.warn({ key: entry.key, maxFeePerGas: maxFeePerGas.toString() }, 'fee cap reached; not bumping further');
       await this.broadcast(entry, previous, false);
       return;
     }
-    const attempt = await this.sign(entry, entry.nonce!, entry.gasLimit!, { maxFeePerGas, maxPriorityFeePerGas });
+    const attempt = await this.sign(entry, entry.nonce!, entry.gasLimit!, fees);
     this.deps.outbox.addAttempt(entry.id, attempt);
     this.deps.log.info(
       { key: entry.key, nonce: entry.nonce, txHash: attempt.txHash, maxFeePerGas: maxFeePerGas.toString() },
@@ -301,15 +243,15 @@ export class TransactionSender {
     try {
       await this.deps.rpc.broadcastTransaction(attempt.rawTx);
     } catch (err) {
-      const text = errorText(err);
-      if (/already known|known transaction|already imported|nonce too low|NONCE_EXPIRED|already in (the )?mempool/i.test(text)) {
+      const refusal = classifyBroadcastError(err);
+      if (refusal === 'known') {
         // The node has it, or something with this nonce is mined: the receipt check decides.
-      } else if (/underpriced|REPLACEMENT_UNDERPRICED|fee too low|less than (block )?base ?fee/i.test(text)) {
+      } else if (refusal === 'underpriced') {
         if (!mayBump) throw err;
         this.deps.log.warn({ key: entry.key, err: describeRpcError(err) }, 'transaction underpriced; bumping fees');
         await this.bump(entry, attempt);
         return;
-      } else if (isRevert(err) || /insufficient funds|INSUFFICIENT_FUNDS|exceeds block gas limit|intrinsic gas/i.test(text)) {
+      } else if (refusal === 'refused') {
         // The node will never take it; keep it and retry later (funds may arrive) but say so.
         this.deps.log.error({ key: entry.key, err: describeRpcError(err) }, 'the node refused the transaction; will retry');
         throw err;
@@ -324,7 +266,7 @@ export class TransactionSender {
     entry: OutboxEntry,
     nonce: number,
     gasLimit: bigint,
-    fees: { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint },
+    fees: Fees,
   ): Promise<Omit<OutboxAttempt, 'id' | 'outboxId' | 'broadcastAt'>> {
     const rawTx = await this.deps.signer.signTransaction({
       type: 2,
@@ -356,22 +298,6 @@ export class TransactionSender {
     return used === undefined ? chain : Math.max(chain, used + 1);
   }
 
-  private async currentFees(): Promise<{ maxFeePerGas: bigint; maxPriorityFeePerGas: bigint }> {
-    const block = await this.deps.rpc.getBlock('latest');
-    const baseFee = block?.baseFeePerGas ?? 0n;
-    let priority = 10n ** 9n;
-    try {
-      const suggested = BigInt((await this.deps.rpc.send('eth_maxPriorityFeePerGas', [])) as string);
-      if (suggested > 0n) priority = suggested;
-    } catch {
-      // Not every node answers it; 1 gwei is a fair tip.
-    }
-    let maxFeePerGas = baseFee * 2n + priority;
-    if (maxFeePerGas > this.policy.maxFeePerGasCap) maxFeePerGas = this.policy.maxFeePerGasCap;
-    if (priority > maxFeePerGas) priority = maxFeePerGas;
-    return { maxFeePerGas, maxPriorityFeePerGas: priority };
-  }
-
   private async findReceipt(attempts: readonly OutboxAttempt[]): Promise<TransactionReceipt | null> {
     for (const attempt of [...attempts].reverse()) {
       const receipt = await this.deps.rpc.getTransactionReceipt(attempt.txHash);
@@ -397,30 +323,7 @@ export class TransactionSender {
 
   private finish(entry: OutboxEntry, outcome: TxOutcome): void {
     this.deps.outbox.finish(entry.id, outcome, this.deps.clock.now());
-    const waiters = this.waiters.get(entry.key) ?? [];
-    this.waiters.delete(entry.key);
-    for (const wake of waiters) wake(this.deps.outbox.byId(entry.id)!);
+    this.waiters.wake(entry.key);
   }
 }
 
-export function outcomeOf(entry: OutboxEntry): TxOutcome | undefined {
-  switch (entry.state) {
-    case 'confirmed':
-      return { state: 'confirmed', txHash: entry.txHash!, blockNumber: entry.blockNumber! };
-    case 'reverted':
-      return { state: 'reverted', code: 'TX_REVERTED', txHash: entry.txHash!, blockNumber: entry.blockNumber!, error: entry.error ?? 'reverted' };
-    case 'failed':
-      return { state: 'failed', code: entry.errorCode === 'TX_NONCE_TAKEN' ? 'TX_NONCE_TAKEN' : 'TX_REJECTED', error: entry.error ?? 'failed' };
-    default:
-      return undefined;
-  }
-}
-
-function isRevert(err: unknown): boolean {
-  return (err as { code?: string }).code === 'CALL_EXCEPTION';
-}
-
-function errorText(err: unknown): string {
-  const e = err as { code?: string; shortMessage?: string; message?: string; info?: { error?: { message?: string } }; error?: { message?: string } };
-  return [e.code, e.shortMessage, e.info?.error?.message, e.error?.message, e.message].filter(Boolean).join(' | ');
-}

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JsonRpcProvider } from 'ethers';
-import { TransactionSender, type SenderPolicy } from '../../../src/chain/transaction-sender';
+import { TransactionSender, type SenderPolicy } from '../../../src/chain';
 import { marketplaceAt } from '../../../src/chain/marketplace';
 import { createRpcProvider } from '../../../src/chain/rpc';
 import { openStore, type OutboxRepository, type Store } from '../../../src/store';

@@ -1,0 +1,98 @@
+import { keccak256, toUtf8Bytes, type Wallet } from 'ethers';
+import type { CapacityReport } from '../capacity';
+import { outcomeOf, tokenAt, type ChainClient } from '../chain';
+import type { ProviderConfig } from '../config';
+import { ProviderError, describeError } from '../errors';
+import type { Logger } from '../log';
+import type { OutboxRepository } from '../store';
+
+/** How long start-up waits for the provider's registration transaction. */
+const REGISTRATION_TIMEOUT_MS = 180_000;
+
+/** The on-chain metadata: what this provider sells and at what price (stable across restarts). */
+export function metadataOf(config: ProviderConfig, report: CapacityReport): string {
+  const gpus = new Map<string, number>();
+  for (const gpu of report.allocatable.gpus) {
+    const name = gpu.profile ? `${gpu.model} ${gpu.profile}` : gpu.model;
+    gpus.set(name, (gpus.get(name) ?? 0) + 1);
+  }
+  return JSON.stringify({
+    region: config.region,
+    cpuMillis: report.allocatable.cpuMillis,
+    memoryBytes: report.allocatable.memoryBytes,
+    gpus: Object.fromEntries(gpus),
+    pricing: {
+      perLeaseSecond: config.pricing.perLeaseSecond,
+      perCpuSecond: config.pricing.perCpuSecond,
+      perGiBMemorySecond: config.pricing.perGiBMemorySecond,
+      perGpuSecond: config.pricing.perGpuSecond,
+      perGpuSecondByModel: config.pricing.perGpuSecondByModel,
+      perGiBEgress: config.pricing.perGiBEgress,
+      minimumPerLease: config.pricing.minimumPerLease,
+    },
+  });
+}
+
+/**
+ * Registers the provider (approving and posting the minimum bond) when it is not registered, or
+ * updates its API URL and metadata when they changed. Waits for the transactions, saying so.
+ */
+export async function ensureRegistered(options: {
+  chain: ChainClient;
+  outbox: OutboxRepository;
+  signer: Wallet;
+  apiUrl: string;
+  metadata: string;
+  log: Logger;
+  signal?: AbortSignal;
+}): Promise<void> {
+  const { chain, signer, apiUrl, metadata, log } = options;
+  const market = chain.settings.marketplaceAddress;
+  const info = (await chain.marketplace.read('getProvider', [signer.address])) as unknown as { status: bigint; apiUrl: string; metadata: string };
+  const status = Number(info.status);
+  const wait = async (key: string, what: string): Promise<void> => {
+    log.info({ key }, `waiting for the chain: ${what}`);
+    const outcome = await chain.sender.waitFor(key, { signal: options.signal, timeoutMs: REGISTRATION_TIMEOUT_MS });
+    if (outcome.state !== 'confirmed') {
+      throw new ProviderError(outcome.code, `${what} failed: ${outcome.error}`, {
+        fix: 'check that the provider key holds enough of the payment token for the bond and gas for the transaction',
+      });
+    }
+  };
+  if (status === 0) {
+    const bond = await chain.marketplace.read('minBond', []);
+    const tokenAddress = await chain.marketplace.read('token', []);
+    const token = tokenAt(tokenAddress, chain.rpc);
+    const allowance = await token.read('allowance', [signer.address, market]);
+    const tag = keccak256(toUtf8Bytes(`${market}:${signer.address}`)).slice(2, 14);
+    if (allowance < bond) {
+      chain.sender.submit({ key: `approve-bond:${tag}`, to: tokenAddress, data: token.encode('approve', [market, bond]) });
+      await wait(`approve-bond:${tag}`, 'approving the bond');
+    }
+    const key = `register:${tag}`;
+    const existing = chain.sender.submit({ key, to: market, data: chain.marketplace.encode('registerProvider', [apiUrl, metadata, bond]) });
+    if (outcomeOf(existing)?.state === 'confirmed') return;
+    await wait(key, `registering the provider with a bond of ${bond} base units`);
+    log.info({ apiUrl }, 'provider registered on-chain');
+    return;
+  }
+  if (status !== 1) {
+    throw new ProviderError('TX_REJECTED', `this provider key is ${status === 2 ? 'unbonding' : 'slashed'} on the marketplace and cannot take leases`, {
+      fix: 'use another provider key',
+    });
+  }
+  if (info.apiUrl !== apiUrl || info.metadata !== metadata) {
+    // An update still in flight (sent before a crash, or by the last reload) lands first; then the
+    // chain says whether another is needed. Updates are numbered, never named by content: the
+    // same prices may be set again later (A → B → A → B), and a failed one must not block a retry.
+    const earlier = options.outbox.openWithPrefix('update:');
+    if (earlier) {
+      await wait(earlier.key, 'an earlier update of the API URL and metadata').catch((err: unknown) => log.warn({ err: describeError(err) }, 'an earlier update failed'));
+      const now = (await chain.marketplace.read('getProvider', [signer.address])) as unknown as { apiUrl: string; metadata: string };
+      if (now.apiUrl === apiUrl && now.metadata === metadata) return;
+    }
+    const key = `update:${options.outbox.countWithPrefix('update:') + 1}`;
+    chain.sender.submit({ key, to: market, data: chain.marketplace.encode('updateProvider', [apiUrl, metadata]) });
+    await wait(key, 'updating the provider\'s API URL and metadata');
+  }
+}
