@@ -14,18 +14,18 @@ import { startAnvil, devPrivateKey } from '../src/devnet';
 import { createRpcProvider, deployMockToken, ZERO_BYTES32, type Rates } from '../src/chain';
 import {
   checkpointOf,
-  deployMarketplaceV2,
-  marketplaceV2Domain,
+  deployMarketplace,
+  marketplaceDomain,
   nextRecord,
-  signCheckpointV2,
-  signQuoteV2,
-  usageTreeV2,
+  signCheckpoint,
+  signQuote,
+  usageTree,
   type Allocation,
-  type CheckpointV2,
+  type Checkpoint,
   type LeaseTerms,
-  type QuoteV2,
-  type UsageRecordV2,
-} from '../src/chain/protocol-v2';
+  type Quote,
+  type UsageRecord,
+} from '../src/chain';
 import { marketplaceV2Abi } from '../src/chain/artifacts/marketplace-v2';
 import { mockTokenAbi } from '../src/chain/artifacts/mock-token';
 
@@ -48,7 +48,7 @@ export async function run(_args: string[]): Promise<void> {
     const [deployer, provider, tenant, payout, finder] = [0, 1, 2, 5, 3].map((i) => new Wallet(devPrivateKey(i), rpc)) as [Wallet, Wallet, Wallet, Wallet, Wallet];
     const treasury = new Wallet(devPrivateKey(6)).address;
     const tokenAddress = await deployMockToken(deployer);
-    const marketAddress = await deployMarketplaceV2(deployer, {
+    const marketAddress = await deployMarketplace(deployer, {
       tokenAddress,
       treasury,
       minBond: 10n ** 20n,
@@ -58,7 +58,7 @@ export async function run(_args: string[]): Promise<void> {
     });
     const token = new Contract(tokenAddress, mockTokenAbi as unknown as InterfaceAbi, deployer);
     const market = new Contract(marketAddress, marketplaceV2Abi as unknown as InterfaceAbi, deployer);
-    const domain = marketplaceV2Domain(anvil.chainId, marketAddress);
+    const domain = marketplaceDomain(anvil.chainId, marketAddress);
     const gas: Record<string, bigint> = {};
 
     const send = async (label: string | undefined, contract: Contract, name: string, ...args: unknown[]): Promise<TransactionReceipt> => {
@@ -95,7 +95,7 @@ export async function run(_args: string[]): Promise<void> {
     const allocation: Allocation = { cpuMillicores: 1_000n, gpuCount: 1n, egressBytesPerSecond: 1_000_000n };
     let nonce = 1n;
     const open = async (label?: string): Promise<{ leaseId: bigint; terms: LeaseTerms }> => {
-      const quote: QuoteV2 = {
+      const quote: Quote = {
         provider: provider.address,
         tenant: tenant.address,
         manifestHash: id(`manifest-${nonce}`),
@@ -105,7 +105,7 @@ export async function run(_args: string[]): Promise<void> {
         expiresAt: (await now()) + 300n,
         nonce: nonce++,
       };
-      const receipt = await send(label, as(tenant), 'openLease', quote, await signQuoteV2(provider, domain, quote), 10n ** 21n);
+      const receipt = await send(label, as(tenant), 'openLease', quote, await signQuote(provider, domain, quote), 10n ** 21n);
       const log = receipt.logs.map((l) => market.interface.parseLog(l)).find((e) => e?.name === 'LeaseOpened')!;
       const t = log.args.getValue('terms');
       const terms: LeaseTerms = {
@@ -118,7 +118,7 @@ export async function run(_args: string[]): Promise<void> {
       };
       return { leaseId: log.args.getValue('leaseId') as bigint, terms };
     };
-    const checkpoint = (leaseId: bigint, recordCount: bigint, cumulativeAmount: bigint, periodEnd: bigint, usageRoot = id(`root-${recordCount}`)): CheckpointV2 => ({
+    const checkpoint = (leaseId: bigint, recordCount: bigint, cumulativeAmount: bigint, periodEnd: bigint, usageRoot = id(`root-${recordCount}`)): Checkpoint => ({
       leaseId,
       usageRoot,
       recordCount,
@@ -127,8 +127,8 @@ export async function run(_args: string[]): Promise<void> {
       resultDigest: ZERO_BYTES32,
     });
     /** bench/gas.ts's 8 records of 60 s, with index and running total; `usageAt` alters one's usage (repriced), `overcharge` one's amount. */
-    const records = (leaseId: bigint, startedAt: bigint, options: { overcharge?: number; usageAt?: [number, Partial<UsageRecordV2>] } = {}): UsageRecordV2[] => {
-      const out: UsageRecordV2[] = [];
+    const records = (leaseId: bigint, startedAt: bigint, options: { overcharge?: number; usageAt?: [number, Partial<UsageRecord>] } = {}): UsageRecord[] => {
+      const out: UsageRecord[] = [];
       for (let i = 0; i < 8; i += 1) {
         const base = { t0: startedAt + BigInt(i) * 60n, t1: startedAt + BigInt(i + 1) * 60n, cpuMillis: 45_000n, memoryByteSeconds: 60n * 2n ** 32n, gpuMillis: 60_000n, rxBytes: 10n ** 6n, txBytes: 10n ** 7n };
         const usage = options.usageAt?.[0] === i ? { ...base, ...options.usageAt[1] } : base;
@@ -138,17 +138,17 @@ export async function run(_args: string[]): Promise<void> {
       }
       return out;
     };
-    const proven = (list: UsageRecordV2[], i: number) => ({ record: list[i]!, proof: usageTreeV2(list).getProof(i) });
-    const signed = async (cp: CheckpointV2) => ({ checkpoint: cp, signature: await signCheckpointV2(provider, domain, cp) });
+    const proven = (list: UsageRecord[], i: number) => ({ record: list[i]!, proof: usageTree(list).getProof(i) });
+    const signed = async (cp: Checkpoint) => ({ checkpoint: cp, signature: await signCheckpoint(provider, domain, cp) });
 
     // Lease 1: redeem, then a unilateral claim, its finalisation, a withdrawal, close and settle.
     const first = await open('openLease');
     await advance(600);
     const redeemCp = checkpoint(first.leaseId, 10n, 10n ** 17n, await now());
-    await send('redeem', as(provider), 'redeem', first.terms, redeemCp, await signCheckpointV2(provider, domain, redeemCp), await signCheckpointV2(tenant, domain, redeemCp));
+    await send('redeem', as(provider), 'redeem', first.terms, redeemCp, await signCheckpoint(provider, domain, redeemCp), await signCheckpoint(tenant, domain, redeemCp));
     await advance(600);
     const claimCp = checkpoint(first.leaseId, 20n, 2n * 10n ** 17n, await now());
-    await send('claim', as(provider), 'claim', first.terms, claimCp, await signCheckpointV2(provider, domain, claimCp));
+    await send('claim', as(provider), 'claim', first.terms, claimCp, await signCheckpoint(provider, domain, claimCp));
     await advance(3_600);
     await send('finalizeClaim', market, 'finalizeClaim', first.leaseId);
     await send('withdraw', as(provider), 'withdraw');
@@ -159,9 +159,9 @@ export async function run(_args: string[]): Promise<void> {
     // Lease 2: a claim over 8 usage records, one overcharged, disputed with its Merkle proof; then
     // each other dispute path against a claim that gives it evidence.
     const second = await open();
-    const claimRecords = async (list: UsageRecordV2[], overrides: Partial<CheckpointV2> = {}, label?: string) => {
+    const claimRecords = async (list: UsageRecord[], overrides: Partial<Checkpoint> = {}, label?: string) => {
       const cp = { ...checkpointOf(second.leaseId, list), ...overrides };
-      await send(label, as(provider), 'claim', second.terms, cp, await signCheckpointV2(provider, domain, cp));
+      await send(label, as(provider), 'claim', second.terms, cp, await signCheckpoint(provider, domain, cp));
       return cp;
     };
     await advance(600);
@@ -208,7 +208,7 @@ export async function run(_args: string[]): Promise<void> {
     await aside(async () => {
       const fresh = Wallet.createRandom().address;
       const cp = checkpoint(second.leaseId, 1n, 10n ** 15n, await now());
-      await send(undefined, as(provider), 'redeem', second.terms, cp, await signCheckpointV2(provider, domain, cp), await signCheckpointV2(tenant, domain, cp));
+      await send(undefined, as(provider), 'redeem', second.terms, cp, await signCheckpoint(provider, domain, cp), await signCheckpoint(tenant, domain, cp));
       await send(undefined, as(payout), 'setPayout', provider.address, fresh);
       await send('withdraw (to an empty payout)', as(provider), 'withdraw');
     });

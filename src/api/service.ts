@@ -1,4 +1,4 @@
-import type { Checkpoint, Quote, Rates, UsageRecord } from '../chain';
+import type { Allocation, Checkpoint, Quote, Rates, UsageRecord } from '../chain';
 import type { LeaseState, EndReason } from '../leases';
 import type { Manifest } from '../runtime';
 
@@ -74,6 +74,8 @@ export interface QuoteResponse {
 }
 
 export interface CheckpointView {
+  /** The provider's numbering of the lease's checkpoints, from 1: the countersign route names it. The chain has none. */
+  seq: number;
   checkpoint: Checkpoint;
   providerSignature: string;
   tenantSignature: string | null;
@@ -156,7 +158,8 @@ export interface OperatorLeaseSummary {
 
 export interface OperatorLeaseDetail extends OperatorLeaseSummary {
   deposit: bigint;
-  maxRatePerSecond: bigint;
+  /** What the lease may use, as its quote committed it. */
+  allocation: Allocation;
   maxDurationSeconds: number;
   exitCode: number | null;
   closedAt: number | null;
@@ -173,8 +176,10 @@ export interface EarningsView {
   /** Null only from a store whose daemon never sent a transaction. */
   provider: string | null;
   token: { address: string; decimals: number | null; symbol: string | null } | null;
-  /** earnings(provider) on the marketplace: finalised claims, not yet withdrawn. */
+  /** The provider's earnings on the marketplace: redeemed and finalised, not yet withdrawn. */
   withdrawable: bigint | null;
+  /** Where withdraw() pays them (registered on-chain; config settlement.payoutAddress). */
+  payout: string | null;
   /** Unilateral claims submitted and waiting out the challenge window (less what is already paid). */
   claimedPending: bigint;
   /** Withdrawn so far, counted from the chain's Withdrawn events. */

@@ -45,12 +45,14 @@ export { END_REASONS, LEASE_STATES };
 
 export const ratesWire = z.object({ perSecond: uintWire, perCpuSecond: uintWire, perGpuSecond: uintWire, perGiBEgress: uintWire });
 
+export const allocationWire = z.object({ cpuMillicores: uintWire, gpuCount: uintWire, egressBytesPerSecond: uintWire });
+
 export const quoteWire = z.object({
   provider: addressWire,
   tenant: addressWire,
   manifestHash: bytes32Wire,
   rates: ratesWire,
-  maxRatePerSecond: uintWire,
+  allocation: allocationWire,
   maxDuration: uintWire,
   expiresAt: uintWire,
   nonce: uintWire,
@@ -58,8 +60,8 @@ export const quoteWire = z.object({
 
 export const checkpointWire = z.object({
   leaseId: uintWire,
-  seq: uintWire,
   usageRoot: bytes32Wire,
+  recordCount: uintWire,
   cumulativeAmount: uintWire,
   periodEnd: uintWire,
   resultDigest: bytes32Wire,
@@ -67,7 +69,7 @@ export const checkpointWire = z.object({
 
 export const usageRecordWire = z.object({
   leaseId: uintWire,
-  seq: uintWire,
+  index: uintWire,
   t0: uintWire,
   t1: uintWire,
   cpuMillis: uintWire,
@@ -76,6 +78,7 @@ export const usageRecordWire = z.object({
   rxBytes: uintWire,
   txBytes: uintWire,
   amount: uintWire,
+  total: uintWire,
 });
 
 export const offerWire = z.object({
@@ -110,6 +113,7 @@ export const quoteResponseWire = z.object({
 });
 
 export const checkpointViewWire = z.object({
+  seq: count,
   checkpoint: checkpointWire,
   providerSignature: signatureWire,
   tenantSignature: signatureWire.nullable(),
@@ -171,7 +175,7 @@ export const operatorLeasesWire = z.object({ leases: z.array(operatorLeaseSummar
 /** GET /v1/operator/leases/:id */
 export const operatorLeaseDetailWire = operatorLeaseSummaryWire.extend({
   deposit: uintWire,
-  maxRatePerSecond: uintWire,
+  allocation: allocationWire,
   maxDurationSeconds: count,
   exitCode: z.number().int().nullable(),
   closedAt: unixSeconds.nullable(),
@@ -187,6 +191,7 @@ export const earningsWire = z.object({
   provider: addressWire.nullable(),
   token: z.object({ address: addressWire, decimals: count.nullable(), symbol: z.string().nullable() }).nullable(),
   withdrawable: uintWire.nullable(),
+  payout: addressWire.nullable(),
   claimedPending: uintWire,
   withdrawn: uintWire,
   balance: uintWire.nullable(),

@@ -3,6 +3,7 @@ import type { Log } from 'ethers';
 import { ProviderError } from '../errors';
 import { toPlain, type TypedContract, type Abi } from './typed-contract';
 import { ethAddressSchema } from '../util/eth-address';
+import { FAULTS } from './evidence';
 
 /**
  * Marketplace events as the daemon sees them: decoded with the generated ABI, then validated with
@@ -13,44 +14,43 @@ const uint = z.bigint().nonnegative();
 const address = ethAddressSchema;
 const bytes32 = z.string().regex(/^0x[0-9a-fA-F]{64}$/);
 
-export const FAULTS = ['WrongLease', 'IntervalOutsideLease', 'AmountMismatch', 'Equivocation'] as const;
+const rates = z.object({ perSecond: uint, perCpuSecond: uint, perGpuSecond: uint, perGiBEgress: uint });
+const allocation = z.object({ cpuMillicores: uint, gpuCount: uint, egressBytesPerSecond: uint });
+/** The lease's terms as LeaseOpened announces them: every later call passes them back. */
+const terms = z.object({ provider: address, tenant: address, startedAt: uint, deposit: uint, rates, allocation });
+
+const fault = uint.transform((n, ctx) => {
+  const name = FAULTS[Number(n)];
+  if (!name) {
+    ctx.addIssue({ code: 'custom', message: `unknown fault ${n}` });
+    return z.NEVER;
+  }
+  return name;
+});
 
 export const EVENT_SCHEMAS = {
-  ProviderRegistered: z.object({ provider: address, apiUrl: z.string(), metadata: z.string(), bond: uint }),
+  ProviderRegistered: z.object({ provider: address, apiUrl: z.string(), metadata: z.string(), bond: uint, payout: address }),
   ProviderUpdated: z.object({ provider: address, apiUrl: z.string(), metadata: z.string() }),
+  PayoutChanged: z.object({ provider: address, payout: address }),
   ProviderUnbonding: z.object({ provider: address, unbondingEndsAt: uint }),
-  BondWithdrawn: z.object({ provider: address, amount: uint }),
-  ProviderSlashed: z.object({ provider: address, leaseId: uint, amount: uint, beneficiary: address }),
-  LeaseOpened: z.object({
-    leaseId: uint,
+  BondWithdrawn: z.object({ provider: address, payout: address, amount: uint }),
+  ProviderSlashed: z.object({
     provider: address,
-    tenant: address,
-    manifestHash: bytes32,
-    quoteNonce: uint,
-    deposit: uint,
-    startedAt: uint,
-    maxDuration: uint,
-    maxRatePerSecond: uint,
-    rates: z.object({ perSecond: uint, perCpuSecond: uint, perGpuSecond: uint, perGiBEgress: uint }),
-  }),
-  LeaseClosed: z.object({ leaseId: uint, by: address, closedAt: uint }),
-  CheckpointRedeemed: z.object({ leaseId: uint, seq: uint, cumulativeAmount: uint, payout: uint }),
-  ClaimSubmitted: z.object({ leaseId: uint, seq: uint, cumulativeAmount: uint, usageRoot: bytes32, payableAt: uint }),
-  ClaimFinalized: z.object({ leaseId: uint, seq: uint, payout: uint }),
-  ClaimDisputed: z.object({
     leaseId: uint,
-    seq: uint,
-    disputer: address,
-    fault: uint.transform((n, ctx) => {
-      const name = FAULTS[Number(n)];
-      if (!name) {
-        ctx.addIssue({ code: 'custom', message: `unknown fault ${n}` });
-        return z.NEVER;
-      }
-      return name;
-    }),
+    fault,
+    bond: uint,
+    finder: address,
+    reward: uint,
+    compensation: uint,
+    toTreasury: uint,
   }),
-  LeaseSettled: z.object({ leaseId: uint, refund: uint }),
+  LeaseOpened: z.object({ leaseId: uint, provider: address, tenant: address, manifestHash: bytes32, maxDuration: uint, terms }),
+  LeaseClosed: z.object({ leaseId: uint, by: address, end: uint }),
+  CheckpointRedeemed: z.object({ leaseId: uint, cumulativeAmount: uint, credited: uint }),
+  ClaimSubmitted: z.object({ leaseId: uint, checkpoint: bytes32, cumulativeAmount: uint, payableTo: uint, payableAt: uint, late: z.boolean() }),
+  ClaimFinalized: z.object({ leaseId: uint, credited: uint }),
+  ClaimDisputed: z.object({ leaseId: uint, disputer: address, fault }),
+  LeaseSettled: z.object({ leaseId: uint, paid: uint, refund: uint }),
   Withdrawn: z.object({ provider: address, amount: uint }),
 } as const;
 

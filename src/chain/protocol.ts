@@ -1,23 +1,46 @@
-import { keccak256, toUtf8Bytes, TypedDataEncoder, type TypedDataDomain, type Signer } from 'ethers';
-import { StandardMerkleTree } from '@openzeppelin/merkle-tree';
+import { AbiCoder, getAddress, keccak256, toUtf8Bytes, TypedDataEncoder, type Signer, type TypedDataDomain } from 'ethers';
 
 /**
- * The off-chain half of contracts/Marketplace.sol: EIP-712 types, the usage-record leaf encoding
- * and the pricing rule, written once here so the lease engine builds exactly what the contract
- * checks. Amounts are token base units (bigint); times are unix seconds.
+ * The off-chain half of contracts/MarketplaceV2.sol (docs/settlement-v2.md): the EIP-712 types,
+ * the lease's terms and id, and the amount rule, written once here so the provider builds exactly
+ * what the contract checks and the tenant checks exactly that. The usage records are in
+ * ./usage-leaf.ts, the contract's evidence rules in ./evidence.ts. Amounts are token base units
+ * (bigint); times are unix seconds.
  */
 
 export const EIP712_NAME = 'ProviderMarketplace';
-export const EIP712_VERSION = '1';
+export const EIP712_VERSION = '2';
 
 export function marketplaceDomain(chainId: number | bigint, marketplaceAddress: string): TypedDataDomain {
   return { name: EIP712_NAME, version: EIP712_VERSION, chainId, verifyingContract: marketplaceAddress };
 }
 
-export type { Rates, Quote, Checkpoint, UsageRecord } from '../vocabulary';
-import type { Rates, Quote, Checkpoint, UsageRecord } from '../vocabulary';
+export type { Rates, Allocation, Quote, LeaseTerms, Checkpoint } from '../vocabulary';
+import type { Quote, LeaseTerms, Checkpoint } from '../vocabulary';
 
 export const ZERO_BYTES32 = `0x${'0'.repeat(64)}`;
+
+export interface SignedCheckpoint {
+  checkpoint: Checkpoint;
+  signature: string;
+}
+
+export const LATE_PENALTY_BPS = 1_000n;
+export const FINDER_REWARD_BPS = 1_000n;
+export const COMPENSATION_BPS = 5_000n;
+const BPS = 10_000n;
+
+const RATES_TYPE = [
+  { name: 'perSecond', type: 'uint256' },
+  { name: 'perCpuSecond', type: 'uint256' },
+  { name: 'perGpuSecond', type: 'uint256' },
+  { name: 'perGiBEgress', type: 'uint256' },
+];
+const ALLOCATION_TYPE = [
+  { name: 'cpuMillicores', type: 'uint64' },
+  { name: 'gpuCount', type: 'uint64' },
+  { name: 'egressBytesPerSecond', type: 'uint64' },
+];
 
 export const QUOTE_TYPES = {
   Quote: [
@@ -25,67 +48,60 @@ export const QUOTE_TYPES = {
     { name: 'tenant', type: 'address' },
     { name: 'manifestHash', type: 'bytes32' },
     { name: 'rates', type: 'Rates' },
-    { name: 'maxRatePerSecond', type: 'uint256' },
+    { name: 'allocation', type: 'Allocation' },
     { name: 'maxDuration', type: 'uint64' },
     { name: 'expiresAt', type: 'uint64' },
-    { name: 'nonce', type: 'uint256' },
+    { name: 'nonce', type: 'uint96' },
   ],
-  Rates: [
-    { name: 'perSecond', type: 'uint256' },
-    { name: 'perCpuSecond', type: 'uint256' },
-    { name: 'perGpuSecond', type: 'uint256' },
-    { name: 'perGiBEgress', type: 'uint256' },
-  ],
+  Rates: RATES_TYPE,
+  Allocation: ALLOCATION_TYPE,
 };
 
 export const CHECKPOINT_TYPES = {
   Checkpoint: [
     { name: 'leaseId', type: 'uint256' },
-    { name: 'seq', type: 'uint64' },
     { name: 'usageRoot', type: 'bytes32' },
+    { name: 'recordCount', type: 'uint64' },
     { name: 'cumulativeAmount', type: 'uint256' },
     { name: 'periodEnd', type: 'uint64' },
     { name: 'resultDigest', type: 'bytes32' },
   ],
 };
 
-/** Field order and Solidity types of a usage-record leaf (StandardMerkleTree leaf encoding). */
-export const USAGE_RECORD_FIELDS = [
-  ['leaseId', 'uint256'],
-  ['seq', 'uint64'],
-  ['t0', 'uint64'],
-  ['t1', 'uint64'],
-  ['cpuMillis', 'uint64'],
-  ['memoryByteSeconds', 'uint256'],
-  ['gpuMillis', 'uint64'],
-  ['rxBytes', 'uint64'],
-  ['txBytes', 'uint64'],
-  ['amount', 'uint256'],
-] as const satisfies readonly (readonly [keyof UsageRecord, string])[];
+const abi = AbiCoder.defaultAbiCoder();
 
-/** The `leafEncoding` argument of StandardMerkleTree.of for usage records. */
-export const USAGE_LEAF_ENCODING: string[] = USAGE_RECORD_FIELDS.map(([, type]) => type);
+const TERMS_TUPLE =
+  'tuple(address provider,address tenant,uint64 startedAt,uint96 deposit,' +
+  'tuple(uint256 perSecond,uint256 perCpuSecond,uint256 perGpuSecond,uint256 perGiBEgress) rates,' +
+  'tuple(uint64 cpuMillicores,uint64 gpuCount,uint64 egressBytesPerSecond) allocation)';
 
-export function usageLeafValues(record: UsageRecord): bigint[] {
-  return USAGE_RECORD_FIELDS.map(([name]) => record[name]);
+/** keccak256(abi.encode(terms)): the hash a lease keeps. */
+export function hashTerms(terms: LeaseTerms): string {
+  return keccak256(abi.encode([TERMS_TUPLE], [terms]));
 }
 
-/** The tree the contract's `disputeUsage` verifies proofs against. */
-export function usageTree(records: readonly UsageRecord[]): StandardMerkleTree<bigint[]> {
-  return StandardMerkleTree.of(records.map(usageLeafValues), USAGE_LEAF_ENCODING);
+export function leaseIdOf(provider: string, nonce: bigint): bigint {
+  if (nonce < 0n || nonce >= 2n ** 96n) throw new RangeError('a quote nonce must fit in 96 bits');
+  return (BigInt(getAddress(provider)) << 96n) | nonce;
 }
 
-const GIB_SHIFT = 30n;
+/** The nonce of the quote a lease was opened with: the low 96 bits of its id. */
+export function quoteNonceOf(leaseId: bigint): bigint {
+  return leaseId & ((1n << 96n) - 1n);
+}
 
-/** What a record must charge under `rates`; each term rounds down, as the contract does. */
-export function usageAmount(rates: Rates, record: Omit<UsageRecord, 'amount'>): bigint {
-  if (record.t1 < record.t0) throw new RangeError('usage record ends before it starts');
-  return (
-    rates.perSecond * (record.t1 - record.t0) +
-    (rates.perCpuSecond * record.cpuMillis) / 1000n +
-    (rates.perGpuSecond * record.gpuMillis) / 1000n +
-    ((rates.perGiBEgress * record.txBytes) >> GIB_SHIFT)
-  );
+export function providerOfLease(leaseId: bigint): string {
+  return getAddress(`0x${(leaseId >> 96n).toString(16).padStart(40, '0')}`);
+}
+
+/** What `paid` becomes when a checkpoint of `cumulativeAmount` is redeemed or its claim is final (on time). */
+export function payableTo(cumulativeAmount: bigint, deposit: bigint): bigint {
+  return cumulativeAmount < deposit ? cumulativeAmount : deposit;
+}
+
+/** A late claim (after end + challengeWindow) keeps 90% of what it adds above `floor` (paid or pending). */
+export function latePayableTo(floor: bigint, target: bigint): bigint {
+  return target <= floor ? target : floor + ((target - floor) * (BPS - LATE_PENALTY_BPS)) / BPS;
 }
 
 export function hashQuote(domain: TypedDataDomain, quote: Quote): string {

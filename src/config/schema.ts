@@ -200,6 +200,12 @@ export const runtimeSchema = z
          * Empty: the host's own resolvers (/etc/resolv.conf, or systemd-resolved's upstreams).
          */
         dnsServers: z.array(z.string().regex(/^[0-9a-fA-F:.]+$/, 'expected an IP address such as 1.1.1.1')).default([]),
+        /**
+         * The egress a quote commits each lease to, in bytes per second (the allocation's
+         * egressBytesPerSecond): usage is billed up to it and never beyond, since a record above
+         * the allocation is disputable. Not a shaper. Leases with `egress: none` commit to 0.
+         */
+        bytesPerSecond: z.number().int().min(0).default(125_000_000),
       })
       .prefault({}),
     pidsLimit: z.number().int().min(16).default(1024),
@@ -244,6 +250,18 @@ export const settlementSchema = z
      * after the lease's end closes.
      */
     countersignGraceSeconds: z.number().int().min(0).max(86_400).default(30),
+    /**
+     * A lease's latest checkpoint is claimed on-chain once it holds usage neither countersigned nor
+     * claimed that is older than this fraction of the marketplace's challenge window, even while
+     * the lease runs: a tenant that stops countersigning cannot leave the provider to claim late.
+     */
+    claimAfterWindowFraction: z.number().gt(0).max(1).default(0.5),
+    /**
+     * The address every withdrawal pays (the marketplace's payout address), named at registration.
+     * Default: the provider key's own address. Keep it a cold address: the provider key is a hot
+     * one, and only the payout address itself can move the payout later (`setPayout`).
+     */
+    payoutAddress: ethAddress.optional(),
   })
   .prefault({});
 

@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { ProviderMetrics, TenantAuthenticator, createProviderApi, type ProviderService } from '../api';
 import type { AllocationLedger } from '../capacity';
-import type { ChainClient } from '../chain';
+import { providerAccount, type ChainClient } from '../chain';
 import type { ProviderConfig } from '../config';
 import { ProviderError, describeError } from '../errors';
 import type { LeaseState } from '../leases';
@@ -91,7 +91,7 @@ async function refreshMetrics(metrics: ProviderMetrics, options: StartApiOptions
     if (lease.timeline) lag = Math.max(lag, now - lease.timeline.boundary);
   }
   metrics.setMeteringLag(lag);
-  const finalised = await chain.marketplace.read('earnings', [provider]);
+  const finalised = (await providerAccount(chain.marketplace, provider)).earnings;
   const failures = store.outbox.failed().filter((entry) => isPaymentKey(entry.key));
   reportedFailures(metrics, failures.length, failures.map((f) => f.errorCode ?? 'TX_REVERTED'));
   // Claimed and withdrawn as the operator's earnings view counts them, so the two never disagree.

@@ -27,7 +27,7 @@ import { EngineProviderService } from './provider-service';
 import { startApi, type RunningApi } from './api';
 import { confirmedChainTime } from './chain-time';
 import { drainLeases, type DrainOptions, type DrainResult } from './drain';
-import { ensureRegistered, metadataOf } from './registration';
+import { ensureRegistered, metadataOf, payoutAddressOf } from './registration';
 import { localApiUrl, localUrl } from '../api';
 
 export interface DaemonOptions {
@@ -161,6 +161,7 @@ export class Daemon {
         log: log.child({ component: 'settlement' }),
         settings: {
           countersignGraceSeconds: grace,
+          claimAfterWindowFraction: config.settlement.claimAfterWindowFraction,
           withdrawIntervalSeconds: config.settlement.withdrawIntervalSeconds,
           withdrawThreshold: BigInt(config.settlement.withdrawThreshold),
         },
@@ -204,7 +205,16 @@ export class Daemon {
       // ---- registration, then the API
       const apiUrl = config.api.publicUrl ?? localApiUrl(config);
       step('registering on-chain (waits for the transaction when something changed)');
-      await ensureRegistered({ chain, outbox: store.outbox, signer, apiUrl, metadata: metadataOf(config, report), log, signal: options.signal });
+      await ensureRegistered({
+        chain,
+        outbox: store.outbox,
+        signer,
+        apiUrl,
+        metadata: metadataOf(config, report),
+        payout: payoutAddressOf(config, signer.address),
+        log,
+        signal: options.signal,
+      });
       step('serving the API');
       const service = new EngineProviderService({
         config,
@@ -273,7 +283,7 @@ export class Daemon {
     const { chain, signer, apiUrl, log } = this.parts;
     // One at a time, in order: the last reload's metadata is the one left on-chain.
     this.registrationUpdate = this.registrationUpdate
-      .then(() => ensureRegistered({ chain, outbox: this.parts.store.outbox, signer, apiUrl, metadata, log }))
+      .then(() => ensureRegistered({ chain, outbox: this.parts.store.outbox, signer, apiUrl, metadata, payout: payoutAddressOf(this.parts.live.view, signer.address), log }))
       .then(() => log.info('on-chain metadata updated with the new prices'))
       .catch((err: unknown) => log.warn({ err: describeError(err) }, 'updating the on-chain metadata failed; the next start tries again'));
   }

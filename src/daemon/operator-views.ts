@@ -28,7 +28,7 @@ export function leaseDetail(store: Store, leaseId: string): OperatorLeaseDetail 
   return {
     ...summary(store, lease, checkpoints),
     deposit: lease.deposit,
-    maxRatePerSecond: lease.maxRatePerSecond,
+    allocation: lease.allocation,
     maxDurationSeconds: lease.maxDuration,
     exitCode: lease.exitCode,
     closedAt: lease.closedAt,
@@ -67,6 +67,7 @@ export function storeEarnings(store: Store, chainPaid: ReadonlyMap<string, bigin
     provider: storedProvider(store),
     token: null,
     withdrawable: null,
+    payout: null,
     claimedPending,
     withdrawn: BigInt(store.meta.get('withdrawn-total') ?? '0'),
     balance: null,

@@ -147,7 +147,7 @@ export class EngineProviderService implements ProviderService {
     const latest = checkpoints.at(-1);
     // Records up to the latest checkpoint, each with its proof against that checkpoint's root;
     // newer records are shown once a checkpoint covers them.
-    const records = latest ? this.deps.store.usage.forLease(lease.leaseId).slice(0, latest.recordCount) : [];
+    const records = latest ? this.deps.store.usage.forLease(lease.leaseId).slice(0, Number(latest.recordCount)) : [];
     return { leaseId: lease.leaseId, rates: lease.rates, records: usageProofs(records), checkpoints: checkpoints.map(checkpointView) };
   }
 
@@ -173,7 +173,7 @@ export class EngineProviderService implements ProviderService {
       // Redeem at once, unless a later checkpoint was already paid more (redeem would revert).
       const on = await this.deps.settler.chainLease(lease.leaseId).catch(() => undefined);
       if (!on || stored.cumulativeAmount > on.paid) {
-        this.deps.settler.submitRedeem(stored);
+        this.deps.settler.submitRedeem(lease, stored);
         this.deps.store.checkpoints.setStatus(lease.leaseId, seq, 'redeemed');
       }
     }
@@ -244,7 +244,9 @@ export class EngineProviderService implements ProviderService {
     );
     const view = storeEarnings(store, paid);
     view.provider = provider;
-    view.withdrawable = await chain.marketplace.read('earnings', [provider]).catch(() => null);
+    const account = await settler.account().catch(() => undefined);
+    view.withdrawable = account?.earnings ?? null;
+    view.payout = account?.payout ?? null;
     const tokenAddress = chain.settings.tokenAddress ?? (await chain.marketplace.read('token', []).catch(() => undefined));
     if (tokenAddress) {
       const token = tokenAt(tokenAddress, chain.rpc);
@@ -290,6 +292,6 @@ export class EngineProviderService implements ProviderService {
 }
 
 export function checkpointView(cp: StoredCheckpoint): CheckpointView {
-  return { checkpoint: toCheckpoint(cp), providerSignature: cp.providerSig, tenantSignature: cp.tenantSig, status: cp.status };
+  return { seq: Number(cp.seq), checkpoint: toCheckpoint(cp), providerSignature: cp.providerSig, tenantSignature: cp.tenantSig, status: cp.status };
 }
 

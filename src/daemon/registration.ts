@@ -1,10 +1,15 @@
-import { keccak256, toUtf8Bytes, type Wallet } from 'ethers';
+import { getAddress, keccak256, toUtf8Bytes, type Wallet } from 'ethers';
 import type { CapacityReport } from '../capacity';
 import { outcomeOf, tokenAt, type ChainClient } from '../chain';
 import type { ProviderConfig } from '../config';
 import { ProviderError, describeError } from '../errors';
 import type { Logger } from '../log';
 import type { OutboxRepository } from '../store';
+
+/** Where withdrawals go: the configured payout address, else the provider key's own. */
+export function payoutAddressOf(config: Pick<ProviderConfig, 'settlement'>, provider: string): string {
+  return getAddress(config.settlement.payoutAddress ?? provider);
+}
 
 /** How long start-up waits for the provider's registration transaction. */
 const REGISTRATION_TIMEOUT_MS = 180_000;
@@ -43,12 +48,14 @@ export async function ensureRegistered(options: {
   signer: Wallet;
   apiUrl: string;
   metadata: string;
+  /** Receives every withdrawal (config settlement.payoutAddress; default the provider key's address). */
+  payout: string;
   log: Logger;
   signal?: AbortSignal;
 }): Promise<void> {
   const { chain, signer, apiUrl, metadata, log } = options;
   const market = chain.settings.marketplaceAddress;
-  const info = (await chain.marketplace.read('getProvider', [signer.address])) as unknown as { status: bigint; apiUrl: string; metadata: string };
+  const info = (await chain.marketplace.read('getProvider', [signer.address])) as unknown as { status: bigint; apiUrl: string; metadata: string; payout: string };
   const status = Number(info.status);
   const wait = async (key: string, what: string): Promise<void> => {
     log.info({ key }, `waiting for the chain: ${what}`);
@@ -70,16 +77,24 @@ export async function ensureRegistered(options: {
       await wait(`approve-bond:${tag}`, 'approving the bond');
     }
     const key = `register:${tag}`;
-    const existing = chain.sender.submit({ key, to: market, data: chain.marketplace.encode('registerProvider', [apiUrl, metadata, bond]) });
+    const existing = chain.sender.submit({ key, to: market, data: chain.marketplace.encode('registerProvider', [apiUrl, metadata, bond, options.payout]) });
     if (outcomeOf(existing)?.state === 'confirmed') return;
     await wait(key, `registering the provider with a bond of ${bond} base units`);
-    log.info({ apiUrl }, 'provider registered on-chain');
+    log.info({ apiUrl, payout: options.payout }, 'provider registered on-chain');
     return;
   }
   if (status !== 1) {
     throw new ProviderError('TX_REJECTED', `this provider key is ${status === 2 ? 'unbonding' : 'slashed'} on the marketplace and cannot take leases`, {
       fix: 'use another provider key',
     });
+  }
+  if (getAddress(info.payout) !== getAddress(options.payout)) {
+    // Only the payout address itself may move the payout (a stolen provider key cannot redirect
+    // money), so the daemon cannot follow a changed config: it says so and pays the registered one.
+    log.warn(
+      { registered: info.payout, configured: options.payout },
+      'the payout address on-chain is not the configured one; withdrawals pay the registered address. To change it, send setPayout(provider, newPayout) from the registered payout address',
+    );
   }
   if (info.apiUrl !== apiUrl || info.metadata !== metadata) {
     // An update still in flight (sent before a crash, or by the last reload) lands first; then the

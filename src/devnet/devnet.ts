@@ -5,9 +5,10 @@ import { ContractFactory, Interface, Wallet, getCreateAddress, type JsonRpcProvi
 import { z } from 'zod';
 import { ProviderError, describeError } from '../errors';
 import type { Logger } from '../log';
-import { marketplaceAbi, marketplaceBytecode } from '../chain/artifacts/marketplace';
+import { marketplaceV2Abi, marketplaceV2Bytecode } from '../chain/artifacts/marketplace-v2';
 import { mockTokenAbi, mockTokenBytecode } from '../chain/artifacts/mock-token';
 import { DEVNET_MARKETPLACE_PARAMS } from '../chain/deploy';
+import { EIP712_VERSION } from '../chain/protocol';
 import { createRpcProvider } from '../chain/rpc';
 import type { ChainSettings } from '../chain/chain-client';
 import { startAnvil, type AnvilInstance } from './anvil';
@@ -71,6 +72,11 @@ const deploymentSchema = z.object({
   marketplaceAddress: ethAddressSchema,
   /** Absent in deployments made before the window was configurable: those have the default. */
   challengeWindowSeconds: z.number().int().optional(),
+  /**
+   * The marketplace's EIP-712 version: absent in deployments of the v1 contract, which the daemon
+   * no longer speaks, so those are deployed afresh.
+   */
+  protocolVersion: z.literal(EIP712_VERSION).optional(),
   deployedAt: z.string(),
 });
 type Deployment = z.infer<typeof deploymentSchema>;
@@ -202,6 +208,10 @@ export class Devnet {
       this.options.log.warn({ recorded: deployment.chainId, configured: this.options.chainId }, 'devnet chain id changed; deploying afresh');
       return undefined;
     }
+    if (deployment.protocolVersion !== EIP712_VERSION) {
+      this.options.log.warn({ marketplace: deployment.marketplaceAddress }, 'devnet marketplace is the v1 contract; deploying the v2 one afresh');
+      return undefined;
+    }
     const recordedWindow = deployment.challengeWindowSeconds ?? Number(DEVNET_MARKETPLACE_PARAMS.challengeWindowSeconds);
     if (recordedWindow !== this.challengeWindow) {
       this.options.log.warn({ recorded: recordedWindow, configured: this.challengeWindow }, 'devnet challenge window changed; deploying afresh');
@@ -228,10 +238,12 @@ export class Devnet {
         'Devnet Compute Token',
         'DCT',
       );
-      const marketDeploy = await new ContractFactory(marketplaceAbi as unknown as FactoryAbi, marketplaceBytecode).getDeployTransaction(
+      const marketDeploy = await new ContractFactory(marketplaceV2Abi as unknown as FactoryAbi, marketplaceV2Bytecode).getDeployTransaction(
         tokenAddress,
+        DEVNET_MARKETPLACE_PARAMS.treasury,
         DEVNET_MARKETPLACE_PARAMS.minBond,
         BigInt(this.challengeWindow),
+        DEVNET_MARKETPLACE_PARAMS.lateWindowSeconds,
         DEVNET_MARKETPLACE_PARAMS.unbondingDelaySeconds,
       );
       const token = new Interface(mockTokenAbi as unknown as ConstructorParameters<typeof Interface>[0]);
@@ -251,6 +263,7 @@ export class Devnet {
         tokenAddress,
         marketplaceAddress,
         challengeWindowSeconds: this.challengeWindow,
+        protocolVersion: EIP712_VERSION,
         deployedAt: new Date().toISOString(),
       };
       const tmp = `${this.deploymentPath}.tmp`;

@@ -6,7 +6,7 @@ import type { ProviderConfig } from '../config';
 import { ProviderError } from '../errors';
 import type { Logger } from '../log';
 import { checkImagePolicy, parseManifest, pickHostPorts, type Manifest, type RegistryAuth } from '../runtime';
-import { leaseRates, maxRatePerSecond } from '../settlement';
+import { leaseAllocation, leaseRates } from '../settlement';
 import type { Store, StoredAllocation } from '../store';
 import type { Clock } from '../util/clock';
 
@@ -118,7 +118,8 @@ export class Admission {
     const tenant = getAddress(tenantAddress);
     this.checkPolicy(tenant, manifest);
 
-    const nonce = BigInt(`0x${randomBytes(32).toString('hex')}`);
+    // 96 bits: the lease id is (provider << 96) | nonce, so a used nonce is a lease that exists.
+    const nonce = BigInt(`0x${randomBytes(12).toString('hex')}`);
     const nonceText = nonce.toString();
     const nowSeconds = Math.floor(clock.now() / 1000);
     const expiresAt = nowSeconds + config.pricing.quoteTtlSeconds;
@@ -151,7 +152,11 @@ export class Admission {
         tenant,
         manifestHash: manifestHash(manifest),
         rates,
-        maxRatePerSecond: maxRatePerSecond(rates, { cpuMillis: allocation.cpuMillis, gpuCount: allocation.gpuUuids.length }),
+        allocation: leaseAllocation(config.runtime, {
+          cpuMillis: allocation.cpuMillis,
+          gpuCount: allocation.gpuUuids.length,
+          egress: manifest.egress ?? 'public',
+        }),
         maxDuration: BigInt(manifest.maxDurationSeconds),
         expiresAt: BigInt(expiresAt),
         nonce,
@@ -172,7 +177,7 @@ export class Admission {
         createdAt: nowSeconds,
       });
       if (registryAuth) this.credentials.set(nonceText, registryAuth);
-      log.info({ tenant, image: manifest.image, quoteHash, expiresAt, maxRatePerSecond: quote.maxRatePerSecond.toString() }, 'quote signed');
+      log.info({ tenant, image: manifest.image, quoteHash, expiresAt }, 'quote signed');
       return { quote, signature, quoteHash, allocation };
     } catch (err) {
       ledger.release(quoteHolder(nonceText));

@@ -1,6 +1,6 @@
 import { getAddress } from 'ethers';
 import type { AllocationLedger } from '../capacity';
-import { Wakeup, type MarketplaceEvent } from '../chain';
+import { canonicalJson, quoteNonceOf, Wakeup, type MarketplaceEvent } from '../chain';
 import type { ProviderConfig } from '../config';
 import { describeError } from '../errors';
 import type { Logger } from '../log';
@@ -45,7 +45,8 @@ export class ChainInbox {
         const args = event.args;
         if (getAddress(args.provider) !== getAddress(provider)) continue;
         const leaseId = args.leaseId.toString();
-        const quote = store.quotes.get(args.quoteNonce.toString());
+        // The lease id is (provider << 96) | the quote's nonce: the nonce names our quote.
+        const quote = store.quotes.get(quoteNonceOf(args.leaseId).toString());
         store.leases.insert(
           {
             leaseId,
@@ -53,11 +54,11 @@ export class ChainInbox {
             quoteNonce: quote ? quote.nonce : null,
             tenant: getAddress(args.tenant),
             manifestHash: args.manifestHash,
-            deposit: args.deposit,
-            rates: args.rates,
-            maxRatePerSecond: args.maxRatePerSecond,
+            deposit: args.terms.deposit,
+            rates: args.terms.rates,
+            allocation: args.terms.allocation,
             maxDuration: Number(args.maxDuration),
-            openedAt: Number(args.startedAt),
+            openedAt: Number(args.terms.startedAt),
             state: 'quoted',
             endReason: null,
             exitCode: null,
@@ -81,11 +82,11 @@ export class ChainInbox {
         // Counted in the follower's transaction: exactly once, across restarts.
         store.meta.set('withdrawn-total', (BigInt(store.meta.get('withdrawn-total') ?? '0') + event.args.amount).toString());
       } else if (LEASE_EVENTS.has(event.name)) {
-        const args = event.args as { leaseId: bigint; closedAt?: bigint };
+        const args = event.args as { leaseId: bigint; end?: bigint };
         const leaseId = args.leaseId.toString();
         if (!store.leases.get(leaseId)) continue;
         // The end of billable time is known from here on, before the inbox is worked through.
-        if (event.name === 'LeaseClosed') store.leases.update(leaseId, { closedAt: Number(args.closedAt) });
+        if (event.name === 'LeaseClosed') store.leases.update(leaseId, { closedAt: Number(args.end) });
         store.inbox.add({ name: event.name, leaseId, args: event.args as unknown as Record<string, unknown>, blockNumber: event.blockNumber, logIndex: event.logIndex });
         any = true;
       }
@@ -122,7 +123,7 @@ export class ChainInbox {
         if (lease.state === 'quoted') await this.admit(lease);
         return;
       case 'LeaseClosed': {
-        const closedAt = Number(args.closedAt as bigint);
+        const closedAt = Number(args.end as bigint);
         store.leases.update(leaseId, { closedAt });
         if (getAddress(String(args.by)) !== getAddress(this.deps.provider)) {
           await dispatch(leaseId, { type: 'end-requested', reason: 'tenant-closed' }, `the tenant closed the lease on-chain at ${closedAt}`);
@@ -156,6 +157,7 @@ export class ChainInbox {
     if (!quote) return void (await refuse('opened with a quote this provider did not issue'));
     if (quote.manifestHash !== lease.manifestHash) return void (await refuse('manifest hash differs from the quoted manifest'));
     if (getAddress(quote.tenant) !== getAddress(lease.tenant)) return void (await refuse('opened by another tenant than the quote names'));
+    if (canonicalJson(quote.quote.allocation) !== canonicalJson(lease.allocation)) return void (await refuse('the allocation differs from the quoted one'));
     const minimum = BigInt(quote.allocation.minimumDeposit ?? config.pricing.minimumPerLease);
     if (lease.deposit < minimum) return void (await refuse(`deposit ${lease.deposit} is below this provider's minimum per lease (${minimum})`));
     try {

@@ -1,13 +1,13 @@
 import type { ProviderConfig } from '../config';
 import { describeError } from '../errors';
 import type { Logger } from '../log';
-import { usageAmount } from '../chain';
+import { clampToAllocation, nextRecord } from '../chain';
 import { UsageTimeline } from '../metering';
 import type { LeaseBackend } from '../runtime';
 import { EMPTY_LOGS_SHA256, LogDigest, resultDigest } from '../settlement';
 import type { Store, StoredLease } from '../store';
 import type { Clock } from '../util/clock';
-import type { EndReason, UsageRecord } from '../vocabulary';
+import type { EndReason } from '../vocabulary';
 import { limitBreach } from './limit-guards';
 import type { LeaseEvent } from './state-machine';
 import type { LeaseTasks } from './tasks';
@@ -87,7 +87,7 @@ export class LeaseMeter {
     const { store, clock } = this.deps;
     const lease = store.leases.get(leaseId);
     if (!lease || lease.state !== 'running') return;
-    const spent = store.usage.forLease(leaseId).reduce((sum, r) => sum + r.amount, 0n);
+    const spent = store.usage.last(leaseId)?.total ?? 0n;
     const breach = limitBreach(lease, spent, Math.floor(clock.now() / 1000));
     if (breach) await this.deps.dispatch(leaseId, { type: 'end-requested', reason: breach.reason }, breach.detail);
   }
@@ -176,9 +176,9 @@ export class LeaseMeter {
 
   private append(lease: StoredLease, timeline: UsageTimeline, interval: ReturnType<UsageTimeline['sample']>): void {
     if (!interval) return;
-    const base = {
-      leaseId: BigInt(lease.leaseId),
-      seq: BigInt(interval.seq),
+    // Billed as measured, but never above the allocation the quote committed: the kernel's
+    // accounting can overshoot a CPU limit by a CFS period, and a record above it is disputable.
+    const usage = clampToAllocation(lease.allocation, {
       t0: BigInt(interval.t0),
       t1: BigInt(interval.t1),
       cpuMillis: interval.cpuMillis,
@@ -186,8 +186,8 @@ export class LeaseMeter {
       gpuMillis: interval.gpuMillis,
       rxBytes: interval.rxBytes,
       txBytes: interval.txBytes,
-    };
-    const record: UsageRecord = { ...base, amount: usageAmount(lease.rates, base) };
+    });
+    const record = nextRecord(BigInt(lease.leaseId), this.deps.store.usage.last(lease.leaseId), lease.rates, usage);
     try {
       this.deps.store.usage.append(lease.leaseId, record, timeline.state());
     } catch (err) {

@@ -9,11 +9,12 @@ import { QUOTE_HOLD_GRACE_SECONDS, quoteHolder } from './admission';
 
 /**
  * What the engine asks of settlement (the Settler is one): a checkpoint of a running lease, one
- * step towards settling an ended one (true once the chain says it is settled), and withdrawals.
+ * step of a lease's payment (a running lease's due redeems and in-time claims; an ended lease's
+ * way to settled, true once the chain says it is settled), and withdrawals.
  */
 export interface LeaseSettlement {
   checkpoint(lease: StoredLease, options: { final: boolean }): Promise<unknown>;
-  step(lease: StoredLease, resultDigest: string): Promise<boolean>;
+  step(lease: StoredLease, resultDigest?: string): Promise<boolean>;
   withdrawIfDue(): Promise<void>;
 }
 
@@ -56,6 +57,7 @@ export class SettlementLoop {
             const last = store.checkpoints.forLease(lease.leaseId).at(-1);
             const since = last ? last.createdAt : (lease.startedAt ?? now);
             if (now - since >= config.settlement.checkpointIntervalSeconds) await settlement.checkpoint(lease, { final: false });
+            await settlement.step(lease).catch((err: unknown) => log.warn({ leaseId: lease.leaseId, err: describeError(err) }, 'payment step of a running lease failed; retrying'));
             continue;
           }
           const done = await settlement.step(lease, lease.resultDigest ?? ZERO_BYTES32).catch((err: unknown) => {

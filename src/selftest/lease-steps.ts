@@ -1,5 +1,5 @@
 import type { CheckpointView, LeaseView, LogEntry, UsageView } from '../api';
-import { ZERO_BYTES32 } from '../chain';
+import { ceilingRate, ZERO_BYTES32 } from '../chain';
 import { ProviderError, describeError, isProviderError } from '../errors';
 import type { EndReason, LeaseState } from '../leases';
 import type { ManifestInput } from '../runtime';
@@ -77,14 +77,14 @@ export class LeaseSteps {
 
   async quote(run: LeaseRun, { signal }: StepContext): Promise<StepOutcome<VerifiedQuote>> {
     const quote = await this.deps.tenant.quote(run.manifest, signal);
-    const { maxRatePerSecond, maxDuration } = quote.quote;
-    // Enough for the most a unilateral claim could take: the lease cannot run dry, and what is not
-    // used returns to the tenant when it settles.
-    run.deposit = maxRatePerSecond * maxDuration;
+    const { rates, allocation, maxDuration } = quote.quote;
+    // Enough for the most a unilateral claim could take (rates × allocation over the whole lease):
+    // the lease cannot run dry, and what is not used returns to the tenant when it settles.
+    run.deposit = ceilingRate(rates, allocation) * maxDuration;
     run.quote = quote;
     return {
       value: quote,
-      detail: `signed quote verified: at most ${maxRatePerSecond} units/s for ${maxDuration} s; deposit ${run.deposit} units`,
+      detail: `signed quote verified: at most ${ceilingRate(rates, allocation)} units/s for ${maxDuration} s; deposit ${run.deposit} units`,
     };
   }
 
@@ -212,10 +212,10 @@ export class LeaseSteps {
         'the daemon\'s result digest disagrees with its own log stream: keep its log and report it',
       );
     }
-    await this.deps.tenant.countersign(leaseId, final.checkpoint.seq, signal);
+    await this.deps.tenant.countersign(leaseId, final.seq, signal);
     return {
       value: true,
-      detail: `final checkpoint #${final.checkpoint.seq} (${final.checkpoint.cumulativeAmount} units) signed by the provider, commits to exit ${run.exitCode ?? 0} and the logs; countersigned`,
+      detail: `final checkpoint #${final.seq} (${final.checkpoint.cumulativeAmount} units) signed by the provider, commits to exit ${run.exitCode ?? 0} and the logs; countersigned`,
     };
   }
 
@@ -224,7 +224,7 @@ export class LeaseSteps {
     const owed = (run.final as CheckpointView).checkpoint.cumulativeAmount;
     const chain = await this.poll(ctx, async () => {
       const seen = await this.deps.tenant.leaseOnChain(leaseId);
-      ctx.note(`paid ${seen.paid} of ${owed}${seen.pending ? `; a unilateral claim is pending until ${seen.pending.payableAt}` : ''}`);
+      ctx.note(`paid ${seen.paid} of ${owed}${seen.payableAt !== 0n ? `; a unilateral claim is pending until ${seen.payableAt}` : ''}`);
       return seen.paid >= owed ? seen : undefined;
     });
     if (chain.paid !== owed) {
@@ -245,10 +245,10 @@ export class LeaseSteps {
     if (!opened) return { value: true, detail: 'no lease was opened' };
     const leaseId = opened.leaseId;
     const maxDuration = (run.quote as VerifiedQuote).quote.maxDuration;
-    // leaseEnd is closedAt once closed, else startedAt + maxDuration.
+    // end is when it was closed, else startedAt + maxDuration (0 once settled: closed too).
     const closedOnChain = async (): Promise<boolean> => {
       const chain = await this.deps.tenant.leaseOnChain(leaseId);
-      return chain.end < chain.startedAt + maxDuration;
+      return chain.end < chain.terms.startedAt + maxDuration;
     };
     const already: StepOutcome<true> = { value: true, detail: `lease ${leaseId} is closed on-chain already (the daemon closes a lease that failed)` };
     if (await closedOnChain()) return already;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { AbiCoder, keccak256, type Signer, type TypedDataDomain } from 'ethers';
-import { signCheckpoint, usageTree, ZERO_BYTES32, type Checkpoint, type UsageRecord } from '../chain';
+import { AbiCoder, keccak256 } from 'ethers';
+import { usageTree, type UsageRecord } from '../chain';
 
 /**
  * The final checkpoint's resultDigest commits to how the workload ended and what it printed:
@@ -31,38 +31,6 @@ export class LogDigest {
 }
 
 export const EMPTY_LOGS_SHA256 = `0x${createHash('sha256').digest('hex')}`;
-
-export interface CheckpointDraft {
-  checkpoint: Checkpoint;
-  /** Sum of the records' amounts, before any cap. */
-  total: bigint;
-}
-
-/**
- * A checkpoint over every record so far: the root of their StandardMerkleTree, the cumulative
- * amount (their sum, cut to `cap` so a claim never asks beyond what the contract allows), and
- * periodEnd = the last record's t1.
- */
-export function draftCheckpoint(
-  leaseId: bigint,
-  seq: bigint,
-  records: readonly UsageRecord[],
-  cap: bigint,
-  digest: string = ZERO_BYTES32,
-): CheckpointDraft {
-  if (records.length === 0) throw new RangeError('a checkpoint needs at least one usage record');
-  const tree = usageTree(records);
-  const total = records.reduce((sum, r) => sum + r.amount, 0n);
-  const last = records[records.length - 1] as UsageRecord;
-  return {
-    checkpoint: { leaseId, seq, usageRoot: tree.root, cumulativeAmount: total < cap ? total : cap, periodEnd: last.t1, resultDigest: digest },
-    total,
-  };
-}
-
-export function signDraft(signer: Signer, domain: TypedDataDomain, draft: CheckpointDraft): Promise<string> {
-  return signCheckpoint(signer, domain, draft.checkpoint);
-}
 
 /** Each record with its proof against the tree over `records` (what the tenant verifies). */
 export function usageProofs(records: readonly UsageRecord[]): { record: UsageRecord; proof: string[] }[] {

@@ -1,5 +1,6 @@
-export { leaseRates, maxRatePerSecond, claimCap, gpuRate, EGRESS_ALLOWANCE_BYTES_PER_SECOND, type RateCard } from './pricing';
-export { resultDigest, LogDigest, EMPTY_LOGS_SHA256, draftCheckpoint, signDraft, usageProofs, type CheckpointDraft } from './checkpoints';
+export { leaseRates, leaseAllocation, gpuRate, type RateCard } from './pricing';
+export { resultDigest, LogDigest, EMPTY_LOGS_SHA256, usageProofs } from './checkpoints';
+export { planSettlement, type LeaseFacts, type SettlementAction, type SettlementPlan, type ChainLeaseState, type IntentState, type PlannedCheckpoint } from './planner';
 export { Settler, toCheckpoint, type SettlerDeps, type SettlerSettings } from './settler';
 export {
   redeemKey,

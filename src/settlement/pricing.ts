@@ -1,5 +1,5 @@
 import type { ProviderConfig } from '../config';
-import type { Rates } from '../chain';
+import type { Allocation, Rates } from '../chain';
 
 /**
  * The rate card (config `pricing`) turned into one lease's on-chain rates. The contract prices a
@@ -12,23 +12,16 @@ import type { Rates } from '../chain';
  *   perGpuSecond = perGpuSecondByModel[model] ?? perGpuSecond      (the model of the allocated GPUs)
  *   perGiBEgress = perGiBEgress
  *
- * maxRatePerSecond is what the lease can at most cost per second, the cap of a unilateral claim:
- *
- *   perSecond + ceil(perCpuSecond × cpuMillis × 5/4 / 1000) + perGpuSecond × gpus
- *             + ceil(perGiBEgress × EGRESS_ALLOWANCE / 2^30)
- *
- * The 5/4 on CPU is headroom for the kernel's accounting (CFS periods straddle our sample
- * boundaries); egress has no hard limit, so the cap assumes at most 1 Gbit/s on average. What goes
- * beyond the cap is never claimed (the checkpoint's cumulativeAmount is cut to it).
+ * The quote also commits the lease's allocation (what it may physically use): its CPU in
+ * millicores, its GPUs, and its egress per second (config runtime.egress.bytesPerSecond; 0 for a
+ * lease without egress). The contract's cap on a unilateral claim follows from rates × allocation
+ * (ceilingRate in src/chain), and the meter bills no record above the allocation.
  *
  * `minimumPerLease` cannot be a record amount (each record must follow the formula, or it is
  * disputable), so it is the least deposit a lease must escrow: a lease opened with less is not run.
  */
 
 export type RateCard = ProviderConfig['pricing'];
-
-/** Average egress a lease is assumed to sustain at most, for the cap: 1 Gbit/s. */
-export const EGRESS_ALLOWANCE_BYTES_PER_SECOND = 125_000_000n;
 
 const GIB = 2n ** 30n;
 
@@ -54,18 +47,14 @@ export function leaseRates(card: RateCard, allocation: { memoryBytes: number; gp
   };
 }
 
-export function maxRatePerSecond(rates: Rates, allocation: { cpuMillis: number; gpuCount: number }): bigint {
-  const cpu = ceilDiv(rates.perCpuSecond * BigInt(allocation.cpuMillis) * 5n, 4n * 1000n);
-  const gpu = rates.perGpuSecond * BigInt(allocation.gpuCount);
-  const egress = ceilDiv(rates.perGiBEgress * EGRESS_ALLOWANCE_BYTES_PER_SECOND, GIB);
-  const max = rates.perSecond + cpu + gpu + egress;
-  // The contract refuses a zero cap: a free lease still needs a positive one.
-  return max > 0n ? max : 1n;
-}
-
-/** The most a unilateral claim may ask at `periodEnd` (contract: maxRatePerSecond × elapsed, and the escrow). */
-export function claimCap(maxRate: bigint, openedAt: number, periodEnd: number, deposit: bigint): bigint {
-  const elapsed = BigInt(Math.max(0, periodEnd - openedAt));
-  const byRate = maxRate * elapsed;
-  return byRate < deposit ? byRate : deposit;
+/** What a lease may use, as its quote commits it. */
+export function leaseAllocation(
+  runtime: Pick<ProviderConfig['runtime'], 'egress'>,
+  lease: { cpuMillis: number; gpuCount: number; egress: 'public' | 'none' },
+): Allocation {
+  return {
+    cpuMillicores: BigInt(lease.cpuMillis),
+    gpuCount: BigInt(lease.gpuCount),
+    egressBytesPerSecond: lease.egress === 'none' || !runtime.egress.public ? 0n : BigInt(runtime.egress.bytesPerSecond),
+  };
 }

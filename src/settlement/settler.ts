@@ -1,16 +1,17 @@
 import type { Signer, TypedDataDomain } from 'ethers';
-import { boundedRpc, outcomeOf, type ChainClient, type Checkpoint, type TxOutcome } from '../chain';
+import { boundedRpc, checkpointOf, outcomeOf, providerAccount, signCheckpoint, type ChainClient, type Checkpoint, type LeaseTerms, type TxOutcome } from '../chain';
 import { describeError } from '../errors';
 import type { Logger } from '../log';
 import type { Clock } from '../util/clock';
 import type { OutboxRepository, Store, StoredCheckpoint, StoredLease } from '../store';
-import { draftCheckpoint, signDraft } from './checkpoints';
 import { claimKey, closeKey, finalizeKey, redeemKey, settleKey, withdrawKey, WITHDRAW_KEY_PREFIX } from './outbox-keys';
-import { claimCap } from './pricing';
+import { planSettlement, type ChainLeaseState, type IntentState, type SettlementAction } from './planner';
 
 export interface SettlerSettings {
   /** How long an ended lease's final checkpoint waits for the tenant's countersignature before a unilateral claim. */
   countersignGraceSeconds: number;
+  /** A running lease's usage neither countersigned nor claimed is claimed once older than this fraction of the challenge window. */
+  claimAfterWindowFraction: number;
   withdrawIntervalSeconds: number;
   /** Withdraw as soon as earnings pass this (base units). */
   withdrawThreshold: bigint;
@@ -26,22 +27,6 @@ export interface SettlerDeps {
   settings: SettlerSettings;
 }
 
-interface ChainLease {
-  startedAt: bigint;
-  closedAt: bigint;
-  maxDuration: bigint;
-  paid: bigint;
-  escrow: bigint;
-  settled: boolean;
-  disputed: boolean;
-}
-
-interface ChainPending {
-  cumulativeAmount: bigint;
-  seq: bigint;
-  payableAt: bigint;
-}
-
 /**
  * Proofs and payment for leases: checkpoints over the stored usage records (EIP-712, provider
  * key), and the chain side of an ended lease, one idempotent step at a time. Every transaction is
@@ -51,7 +36,7 @@ interface ChainPending {
  */
 export class Settler {
   private readonly outbox: OutboxRepository;
-  private challengeWindow: bigint | undefined;
+  private windows: { challengeWindow: bigint; lateWindow: bigint } | undefined;
   /** The interval counts from the start: a restart must not withdraw below the threshold at once. */
   private lastWithdrawCheck: number;
   private readonly reported = new Set<string>();
@@ -65,17 +50,27 @@ export class Settler {
     return this.deps.chain.sender.address;
   }
 
-  async window(): Promise<bigint> {
-    if (this.challengeWindow === undefined) {
-      this.challengeWindow = await this.deps.chain.marketplace.read('challengeWindow', []);
+  /** The marketplace's challenge and late windows (immutable: read once). */
+  async marketWindows(): Promise<{ challengeWindow: bigint; lateWindow: bigint }> {
+    if (this.windows === undefined) {
+      const [challengeWindow, lateWindow] = await Promise.all([
+        this.deps.chain.marketplace.read('challengeWindow', []),
+        this.deps.chain.marketplace.read('lateWindow', []),
+      ]);
+      this.windows = { challengeWindow: BigInt(challengeWindow), lateWindow: BigInt(lateWindow) };
     }
-    return this.challengeWindow;
+    return this.windows;
+  }
+
+  async window(): Promise<bigint> {
+    return (await this.marketWindows()).challengeWindow;
   }
 
   /**
    * Signs and stores a checkpoint over every record so far when there are records it does not
-   * cover yet (or `final` and no final one exists). Stored before it is served or sent: a seq is
-   * never signed over two different roots.
+   * cover yet (or `final` and no final one exists). It carries the records' exact total
+   * (checkpointOf, the one rule both sides sign by); the contract cuts the payout to the deposit.
+   * Stored before it is served or sent.
    */
   async checkpoint(lease: StoredLease, options: { final: boolean; resultDigest?: string }): Promise<StoredCheckpoint | undefined> {
     const { store, clock } = this.deps;
@@ -84,15 +79,13 @@ export class Settler {
     const existing = store.checkpoints.forLease(lease.leaseId);
     const last = existing.at(-1);
     if (last?.final) return last;
-    if (!options.final && last && last.recordCount === records.length) return undefined;
+    if (!options.final && last && last.recordCount === BigInt(records.length)) return undefined;
     const seq = (last?.seq ?? 0n) + 1n;
-    const periodEnd = Number(records.at(-1)!.t1);
-    const cap = claimCap(lease.maxRatePerSecond, lease.openedAt, periodEnd, lease.deposit);
-    const draft = draftCheckpoint(BigInt(lease.leaseId), seq, records, cap, options.final ? options.resultDigest : undefined);
-    const providerSig = await signDraft(this.deps.signer, this.deps.domain, draft);
+    const checkpoint = checkpointOf(BigInt(lease.leaseId), records, options.final ? options.resultDigest : undefined);
+    const providerSig = await signCheckpoint(this.deps.signer, this.deps.domain, checkpoint);
     const stored: StoredCheckpoint = {
-      ...draft.checkpoint,
-      recordCount: records.length,
+      ...checkpoint,
+      seq,
       final: options.final,
       providerSig,
       tenantSig: null,
@@ -100,9 +93,6 @@ export class Settler {
       createdAt: Math.floor(clock.now() / 1000),
     };
     store.checkpoints.insert(stored);
-    if (draft.total > draft.checkpoint.cumulativeAmount) {
-      this.deps.log.warn({ leaseId: lease.leaseId, seq: Number(seq), total: draft.total.toString(), cap: cap.toString() }, 'usage is above the claim cap; the checkpoint asks only the cap');
-    }
     this.deps.log.info(
       { leaseId: lease.leaseId, seq: Number(seq), records: records.length, cumulativeAmount: stored.cumulativeAmount.toString(), final: options.final },
       'checkpoint signed',
@@ -110,15 +100,19 @@ export class Settler {
     return stored;
   }
 
-  /** The tenant countersigned: redeem it now, when it pays more than is already paid. */
-  submitRedeem(cp: StoredCheckpoint): void {
+  /** The lease's terms as the chain fixed them at openLease: every call about the lease passes them. */
+  termsOf(lease: StoredLease): LeaseTerms {
+    return { provider: this.provider, tenant: lease.tenant, startedAt: BigInt(lease.openedAt), deposit: lease.deposit, rates: lease.rates, allocation: lease.allocation };
+  }
+
+  /** The tenant countersigned: redeem it now (the planner decides whether it pays more than is paid). */
+  submitRedeem(lease: StoredLease, cp: StoredCheckpoint): void {
     if (!cp.tenantSig) return;
     const { chain } = this.deps;
-    const checkpoint = toCheckpoint(cp);
     chain.sender.submit({
       key: redeemKey(cp.leaseId, cp.seq),
       to: chain.settings.marketplaceAddress,
-      data: chain.marketplace.encode('redeem', [checkpoint, cp.providerSig, cp.tenantSig]),
+      data: chain.marketplace.encode('redeem', [this.termsOf(lease), toCheckpoint(cp), cp.providerSig, cp.tenantSig]),
     });
   }
 
@@ -127,110 +121,108 @@ export class Settler {
     return block ? block.timestamp : Math.floor(this.deps.clock.now() / 1000);
   }
 
-  async chainLease(leaseId: string): Promise<ChainLease> {
-    return (await this.deps.chain.marketplace.read('getLease', [BigInt(leaseId)])) as unknown as ChainLease;
+  async chainLease(leaseId: string): Promise<ChainLeaseState & { paid: bigint }> {
+    const on = (await this.deps.chain.marketplace.read('getLease', [BigInt(leaseId)])) as unknown as ChainLeaseState;
+    return { paid: BigInt(on.paid), pending: BigInt(on.pending), payableAt: BigInt(on.payableAt), end: BigInt(on.end) };
   }
 
   /**
-   * One step of settling an ended lease whose final usage is stored: final checkpoint; redeem
-   * it if countersigned, else claim it after the grace; close the lease on-chain; finalise the
-   * claim after the challenge window; settle (the tenant's refund). True once the chain says the
-   * lease is settled.
+   * One step of a lease's settlement: a running lease's due payments (redeem a countersigned
+   * checkpoint, claim in time), or an ended one's whole way (final checkpoint, payment, close,
+   * finalise, settle). The planner decides from the facts; this runs its actions through the
+   * outbox. True once the chain says the lease is settled.
    */
-  async step(lease: StoredLease, resultDigest: string): Promise<boolean> {
-    const { chain, store, log } = this.deps;
+  async step(lease: StoredLease, resultDigest?: string): Promise<boolean> {
+    const { chain, store, log, settings, clock } = this.deps;
     const leaseId = BigInt(lease.leaseId);
-    const on = await this.chainLease(lease.leaseId);
-    if (on.settled) {
-      for (const cp of store.checkpoints.forLease(lease.leaseId)) if (cp.status !== 'final') store.checkpoints.setStatus(lease.leaseId, Number(cp.seq), 'final');
+    const phase = lease.state === 'settling' ? 'settling' : 'running';
+    if (phase === 'settling') await this.checkpoint(lease, { final: true, resultDigest });
+    const [on, now, windows] = await Promise.all([this.chainLease(lease.leaseId), this.chainNow(), this.marketWindows()]);
+    const checkpoints = store.checkpoints.forLease(lease.leaseId);
+    const plan = planSettlement({
+      phase,
+      deposit: lease.deposit,
+      checkpoints,
+      chain: on,
+      now: BigInt(now),
+      wallNow: Math.floor(clock.now() / 1000),
+      challengeWindow: windows.challengeWindow,
+      lateWindow: windows.lateWindow,
+      claimAfterWindowFraction: settings.claimAfterWindowFraction,
+      countersignGraceSeconds: settings.countersignGraceSeconds,
+      intent: (kind, seq) => this.intentState(kind, leaseId, seq),
+    });
+    if (plan.settled) {
+      for (const cp of checkpoints) if (cp.status !== 'final') store.checkpoints.setStatus(lease.leaseId, Number(cp.seq), 'final');
       return true;
     }
-    const final = await this.checkpoint(lease, { final: true, resultDigest });
-    const now = await this.chainNow();
-    const window = await this.window();
-    const end = on.closedAt !== 0n ? on.closedAt : on.startedAt + on.maxDuration;
-    const pending = (await chain.marketplace.read('getPendingClaim', [leaseId])) as unknown as ChainPending;
-    const market = chain.settings.marketplaceAddress;
-
-    // 1. Payment for the final checkpoint.
-    if (final && final.cumulativeAmount > on.paid) {
-      // The chain must have reached the checkpoint's period before it can be claimed.
-      if (BigInt(now) < final.periodEnd) return false;
-      const redeem = final.tenantSig ? this.outcome(redeemKey(leaseId, final.seq)) : undefined;
-      if (final.tenantSig && redeem === undefined) {
-        this.submitRedeem(final);
-        return false;
-      }
-      if (final.tenantSig && redeem?.state === 'confirmed') {
-        store.checkpoints.setStatus(lease.leaseId, Number(final.seq), 'final');
-      } else {
-        const claiming = claimKey(leaseId, final.seq);
-        const claim = this.outcome(claiming);
-        const waited = Math.floor(this.deps.clock.now() / 1000) - final.createdAt;
-        if (claim === undefined && !this.outbox.byKey(claiming)) {
-          if (!final.tenantSig && waited < this.deps.settings.countersignGraceSeconds) return false;
-          if (pending.cumulativeAmount < final.cumulativeAmount && !on.disputed && BigInt(now) < end + window) {
-            chain.sender.submit({ key: claiming, to: market, data: chain.marketplace.encode('claim', [toCheckpoint(final), final.providerSig]) });
-            store.checkpoints.setStatus(lease.leaseId, Number(final.seq), 'claimed');
-            log.info({ leaseId: lease.leaseId, seq: Number(final.seq), amount: final.cumulativeAmount.toString() }, 'claiming the final checkpoint (not countersigned)');
-            return false;
-          }
-        } else if (claim === undefined) {
-          return false; // claim in flight
-        } else if (claim.state !== 'confirmed') {
-          this.reportOnce(claiming, () => log.error({ leaseId: lease.leaseId, error: claim.error }, 'the claim failed; the lease settles without it'));
-        }
-      }
-      if (redeem !== undefined && redeem.state !== 'confirmed') {
-        this.reportOnce(redeemKey(leaseId, final.seq), () => log.warn({ leaseId: lease.leaseId, error: redeem.error }, 'redeem failed; claiming instead'));
+    for (const cp of checkpoints) {
+      if (cp.tenantSig && this.intentState('redeem', leaseId, cp.seq) === 'confirmed' && cp.status !== 'final') store.checkpoints.setStatus(lease.leaseId, Number(cp.seq), 'final');
+      const failed = this.outcome(redeemKey(leaseId, cp.seq)) ?? this.outcome(claimKey(leaseId, cp.seq));
+      if (failed && failed.state !== 'confirmed') {
+        this.reportOnce(`${lease.leaseId}:${cp.seq}`, () => log.warn({ leaseId: lease.leaseId, seq: Number(cp.seq), error: failed.error }, 'a payment transaction failed'));
       }
     }
-
-    // 2. Close it, so it ends now rather than at its maxDuration.
-    if (on.closedAt === 0n && BigInt(now) < on.startedAt + on.maxDuration) {
-      const close = this.outbox.byKey(closeKey(leaseId));
-      if (!close) {
-        chain.sender.submit({ key: closeKey(leaseId), to: market, data: chain.marketplace.encode('closeLease', [leaseId]) });
-        log.info({ leaseId: lease.leaseId }, 'closing the lease on-chain');
-      }
-      if (!close || outcomeOf(close) === undefined) return false;
-    }
-
-    // 3. A pending claim becomes earnings after its window.
-    if (pending.payableAt !== 0n && BigInt(now) >= pending.payableAt) {
-      const key = finalizeKey(leaseId, pending.seq);
-      if (!this.outbox.byKey(key)) {
-        chain.sender.submit({ key, to: market, data: chain.marketplace.encode('finalizeClaim', [leaseId]) });
-        log.info({ leaseId: lease.leaseId, seq: Number(pending.seq) }, 'finalising the claim');
-      }
-      const done = this.outcome(key);
-      if (done?.state === 'confirmed') store.checkpoints.setStatus(lease.leaseId, Number(pending.seq), 'final');
-      if (done === undefined) return false;
-    }
-
-    // 4. Settle: the rest of the escrow back to the tenant, once no claim can still come.
-    if (BigInt(now) >= end + window && (pending.payableAt === 0n || BigInt(now) >= pending.payableAt)) {
-      const key = settleKey(leaseId);
-      if (!this.outbox.byKey(key)) {
-        chain.sender.submit({ key, to: market, data: chain.marketplace.encode('settleLease', [leaseId]) });
-        log.info({ leaseId: lease.leaseId }, 'settling the lease (refund to the tenant)');
-      }
-      const done = this.outcome(key);
-      if (done && done.state !== 'confirmed') {
-        // Someone else (the tenant) may have settled it first: the next read of the lease says so.
-        this.reportOnce(key, () => log.warn({ leaseId: lease.leaseId, error: done.error }, 'settleLease did not go through'));
-        const again = await this.chainLease(lease.leaseId);
-        return again.settled;
-      }
-    }
+    for (const action of plan.actions) this.run(lease, action, checkpoints);
     return false;
+  }
+
+  private run(lease: StoredLease, action: SettlementAction, checkpoints: readonly StoredCheckpoint[]): void {
+    const { chain, store, log } = this.deps;
+    const leaseId = BigInt(lease.leaseId);
+    const market = chain.settings.marketplaceAddress;
+    const terms = this.termsOf(lease);
+    const cpOf = (seq: bigint): StoredCheckpoint | undefined => checkpoints.find((cp) => cp.seq === seq);
+    switch (action.kind) {
+      case 'redeem': {
+        const cp = cpOf(action.seq);
+        if (cp) this.submitRedeem(lease, cp);
+        log.info({ leaseId: lease.leaseId, seq: Number(action.seq) }, 'redeeming the countersigned checkpoint');
+        return;
+      }
+      case 'claim': {
+        const cp = cpOf(action.seq);
+        if (!cp) return;
+        chain.sender.submit({ key: claimKey(leaseId, cp.seq), to: market, data: chain.marketplace.encode('claim', [terms, toCheckpoint(cp), cp.providerSig]) });
+        store.checkpoints.setStatus(lease.leaseId, Number(cp.seq), 'claimed');
+        log.info({ leaseId: lease.leaseId, seq: Number(cp.seq), amount: cp.cumulativeAmount.toString(), late: action.late }, 'claiming the checkpoint (not countersigned)');
+        return;
+      }
+      case 'finalize':
+        chain.sender.submit({ key: finalizeKey(leaseId, action.seq), to: market, data: chain.marketplace.encode('finalizeClaim', [leaseId]) });
+        store.checkpoints.setStatus(lease.leaseId, Number(action.seq), 'final');
+        log.info({ leaseId: lease.leaseId, seq: Number(action.seq) }, 'finalising the claim');
+        return;
+      case 'close':
+        chain.sender.submit({ key: closeKey(leaseId), to: market, data: chain.marketplace.encode('closeLease', [leaseId, terms]) });
+        log.info({ leaseId: lease.leaseId }, 'closing the lease on-chain');
+        return;
+      case 'settle':
+        chain.sender.submit({ key: settleKey(leaseId), to: market, data: chain.marketplace.encode('settleLease', [leaseId, terms]) });
+        log.info({ leaseId: lease.leaseId }, 'settling the lease (refund to the tenant)');
+        return;
+    }
+  }
+
+  private intentState(kind: 'redeem' | 'claim' | 'finalize' | 'close' | 'settle', leaseId: bigint, seq = 0n): IntentState {
+    const key =
+      kind === 'redeem' ? redeemKey(leaseId, seq) : kind === 'claim' ? claimKey(leaseId, seq) : kind === 'finalize' ? finalizeKey(leaseId, seq) : kind === 'close' ? closeKey(leaseId) : settleKey(leaseId);
+    const entry = this.outbox.byKey(key);
+    if (!entry) return 'none';
+    const outcome = outcomeOf(entry);
+    return outcome === undefined ? 'pending' : outcome.state === 'confirmed' ? 'confirmed' : 'failed';
+  }
+
+  /** The provider's finalised earnings on the marketplace, and the payout address withdraw() pays. */
+  account(): ReturnType<typeof providerAccount> {
+    return providerAccount(this.deps.chain.marketplace, this.provider);
   }
 
   /** Withdraws earnings when they pass the threshold, or on the interval when there are any. */
   async withdrawIfDue(): Promise<void> {
     const { chain, clock, settings } = this.deps;
     if (this.withdrawInFlight()) return;
-    const earnings = await chain.marketplace.read('earnings', [this.provider]);
+    const { earnings } = await this.account();
     if (earnings === 0n) return;
     const nowMs = clock.now();
     const intervalDue = nowMs - this.lastWithdrawCheck >= settings.withdrawIntervalSeconds * 1000;
@@ -248,7 +240,7 @@ export class Settler {
    */
   async withdrawNow(): Promise<{ key: string; earnings: bigint } | undefined> {
     const before = this.withdrawInFlight();
-    const earnings = await this.deps.chain.marketplace.read('earnings', [this.provider]);
+    const { earnings } = await this.account();
     // Looked at again after the read: the settlement loop may have sent one meanwhile.
     const open = before ?? this.withdrawInFlight();
     if (open) return { key: open, earnings };
@@ -287,6 +279,7 @@ export class Settler {
   }
 }
 
+/** The chain's shape of a stored checkpoint (without the store's seq and bookkeeping). */
 export function toCheckpoint(cp: StoredCheckpoint): Checkpoint {
-  return { leaseId: cp.leaseId, seq: cp.seq, usageRoot: cp.usageRoot, cumulativeAmount: cp.cumulativeAmount, periodEnd: cp.periodEnd, resultDigest: cp.resultDigest };
+  return { leaseId: cp.leaseId, usageRoot: cp.usageRoot, recordCount: cp.recordCount, cumulativeAmount: cp.cumulativeAmount, periodEnd: cp.periodEnd, resultDigest: cp.resultDigest };
 }

@@ -3,8 +3,11 @@ import type { Db } from './database';
 
 /** A checkpoint as signed (the chain's shape), with what the provider keeps beside it. */
 export interface StoredCheckpoint extends Checkpoint {
-  /** How many usage records (seq 0..n-1) the root is over. */
-  recordCount: number;
+  /**
+   * The store's own numbering of a lease's checkpoints, from 1: the API's countersign route and
+   * the outbox keys name a checkpoint by it. The chain knows none (v2 checkpoints have no seq).
+   */
+  seq: bigint;
   final: boolean;
   providerSig: string;
   tenantSig: string | null;
@@ -35,7 +38,7 @@ function checkpointFromRow(row: CheckpointRow): StoredCheckpoint {
     cumulativeAmount: BigInt(row.cumulative_amount),
     periodEnd: BigInt(row.period_end),
     resultDigest: row.result_digest,
-    recordCount: row.record_count,
+    recordCount: BigInt(row.record_count),
     final: row.final === 1,
     providerSig: row.provider_sig,
     tenantSig: row.tenant_sig,
@@ -61,7 +64,7 @@ export class CheckpointRepository {
         cp.cumulativeAmount.toString(),
         Number(cp.periodEnd),
         cp.resultDigest,
-        cp.recordCount,
+        Number(cp.recordCount),
         cp.final ? 1 : 0,
         cp.providerSig,
         cp.tenantSig,

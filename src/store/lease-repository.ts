@@ -1,4 +1,4 @@
-import type { EndReason, LeaseState, Rates } from '../vocabulary';
+import type { Allocation, EndReason, LeaseState, Rates } from '../vocabulary';
 import type { Db } from './database';
 import { fromJson, toJson } from './json';
 
@@ -19,7 +19,8 @@ export interface StoredLease {
   manifestHash: string;
   deposit: bigint;
   rates: Rates;
-  maxRatePerSecond: bigint;
+  /** The allocation the quote committed (LeaseOpened's terms): with tenant, deposit, rates and openedAt, the lease's terms. */
+  allocation: Allocation;
   maxDuration: number;
   /** The chain's startedAt. */
   openedAt: number;
@@ -59,7 +60,7 @@ interface LeaseRow {
   manifest_hash: string;
   deposit: string;
   rates_json: string;
-  max_rate_per_second: string;
+  allocation_json: string;
   max_duration: number;
   opened_at: number;
   state: LeaseState;
@@ -83,7 +84,7 @@ const LEASE_COLUMNS: Record<keyof StoredLeasePatch, [string, (v: never) => unkno
   manifestHash: ['manifest_hash', (v: string) => v],
   deposit: ['deposit', (v: bigint) => v.toString()],
   rates: ['rates_json', (v: Rates) => toJson(v)],
-  maxRatePerSecond: ['max_rate_per_second', (v: bigint) => v.toString()],
+  allocation: ['allocation_json', (v: Allocation) => toJson(v)],
   maxDuration: ['max_duration', (v: number) => v],
   openedAt: ['opened_at', (v: number) => v],
   state: ['state', (v: LeaseState) => v],
@@ -110,7 +111,7 @@ function leaseFromRow(row: LeaseRow): StoredLease {
     manifestHash: row.manifest_hash,
     deposit: BigInt(row.deposit),
     rates: fromJson<Rates>(row.rates_json),
-    maxRatePerSecond: BigInt(row.max_rate_per_second),
+    allocation: fromJson<Allocation>(row.allocation_json),
     maxDuration: row.max_duration,
     openedAt: row.opened_at,
     state: row.state,
@@ -143,7 +144,7 @@ export class LeaseRepository {
       if (exists) return false;
       this.db
         .prepare(
-          `INSERT INTO leases (lease_id, runtime_id, quote_nonce, tenant, manifest_hash, deposit, rates_json, max_rate_per_second, max_duration,
+          `INSERT INTO leases (lease_id, runtime_id, quote_nonce, tenant, manifest_hash, deposit, rates_json, allocation_json, max_duration,
              opened_at, state, detail, updated_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
@@ -155,7 +156,7 @@ export class LeaseRepository {
           lease.manifestHash,
           lease.deposit.toString(),
           toJson(lease.rates),
-          lease.maxRatePerSecond.toString(),
+          toJson(lease.allocation),
           lease.maxDuration,
           lease.openedAt,
           lease.state,

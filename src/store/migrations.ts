@@ -188,4 +188,21 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE leases DROP COLUMN chain_settled;
     `,
   },
+  {
+    id: 4,
+    name: 'settlement v2: usage records keep their running total, a lease keeps its allocation (its terms as LeaseOpened announced them)',
+    // Every v2 call passes the lease's terms back and every record carries the sum of the amounts
+    // up to it. The rate cap is gone (the cap follows from rates x allocation). Leases from before
+    // were opened on the v1 contract, which a v2 daemon does not settle: they keep a zero
+    // allocation, and their records the totals their amounts add up to.
+    up: `
+      ALTER TABLE usage_records ADD COLUMN total TEXT NOT NULL DEFAULT '0';
+      UPDATE usage_records SET total = (
+        SELECT CAST(SUM(CAST(u.amount AS INTEGER)) AS TEXT) FROM usage_records u
+        WHERE u.lease_id = usage_records.lease_id AND u.seq <= usage_records.seq
+      );
+      ALTER TABLE leases ADD COLUMN allocation_json TEXT NOT NULL DEFAULT '{"cpuMillicores":"$big:0","gpuCount":"$big:0","egressBytesPerSecond":"$big:0"}';
+      ALTER TABLE leases DROP COLUMN max_rate_per_second;
+    `,
+  },
 ];

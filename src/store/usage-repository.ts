@@ -14,6 +14,7 @@ interface UsageRow {
   rx_bytes: string;
   tx_bytes: string;
   amount: string;
+  total: string;
 }
 
 /** Each lease's usage records: contiguous, never rewritten, what its checkpoints are signed over. */
@@ -22,26 +23,29 @@ export class UsageRepository {
 
   /**
    * Stores a usage record and the lease's timeline state after it, together: a restart resumes
-   * exactly where the stored records end. The record's seq must be the next one (no hole, no
-   * overlap).
+   * exactly where the stored records end. The record's index must be the next one and its total
+   * the last total plus its amount (no hole, no overlap, one running sum).
    */
   append(leaseId: string, record: UsageRecord, timeline: StoredTimeline): void {
     this.db.transaction(() => {
-      const last = this.db.prepare('SELECT seq, t1 FROM usage_records WHERE lease_id = ? ORDER BY seq DESC LIMIT 1').get(leaseId) as
-        | { seq: number; t1: number }
+      const last = this.db.prepare('SELECT seq, t1, total FROM usage_records WHERE lease_id = ? ORDER BY seq DESC LIMIT 1').get(leaseId) as
+        | { seq: number; t1: number; total: string }
         | undefined;
-      const expectedSeq = last ? last.seq + 1 : 0;
-      if (Number(record.seq) !== expectedSeq || (last && Number(record.t0) !== last.t1)) {
-        throw new Error(`usage record ${record.seq} of lease ${leaseId} does not follow record ${last?.seq ?? 'none'} (t1 ${last?.t1 ?? '-'}, t0 ${record.t0})`);
+      const expectedIndex = last ? last.seq + 1 : 0;
+      const expectedTotal = (last ? BigInt(last.total) : 0n) + record.amount;
+      if (Number(record.index) !== expectedIndex || (last && Number(record.t0) !== last.t1) || record.total !== expectedTotal) {
+        throw new Error(
+          `usage record ${record.index} of lease ${leaseId} does not follow record ${last?.seq ?? 'none'} (t1 ${last?.t1 ?? '-'}, t0 ${record.t0}, total ${record.total})`,
+        );
       }
       this.db
         .prepare(
-          `INSERT INTO usage_records (lease_id, seq, t0, t1, cpu_millis, memory_byte_seconds, gpu_millis, rx_bytes, tx_bytes, amount)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO usage_records (lease_id, seq, t0, t1, cpu_millis, memory_byte_seconds, gpu_millis, rx_bytes, tx_bytes, amount, total)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
         .run(
           leaseId,
-          Number(record.seq),
+          Number(record.index),
           Number(record.t0),
           Number(record.t1),
           record.cpuMillis.toString(),
@@ -50,24 +54,36 @@ export class UsageRepository {
           record.rxBytes.toString(),
           record.txBytes.toString(),
           record.amount.toString(),
+          record.total.toString(),
         );
       this.db.prepare('UPDATE leases SET timeline_json = ? WHERE lease_id = ?').run(toJson(timeline), leaseId);
     })();
   }
 
-  /** A lease's usage records by seq. */
+  /** A lease's usage records by index (the `seq` column). */
   forLease(leaseId: string): UsageRecord[] {
-    return (this.db.prepare('SELECT * FROM usage_records WHERE lease_id = ? ORDER BY seq').all(leaseId) as UsageRow[]).map((r) => ({
-      leaseId: BigInt(r.lease_id),
-      seq: BigInt(r.seq),
-      t0: BigInt(r.t0),
-      t1: BigInt(r.t1),
-      cpuMillis: BigInt(r.cpu_millis),
-      memoryByteSeconds: BigInt(r.memory_byte_seconds),
-      gpuMillis: BigInt(r.gpu_millis),
-      rxBytes: BigInt(r.rx_bytes),
-      txBytes: BigInt(r.tx_bytes),
-      amount: BigInt(r.amount),
-    }));
+    return (this.db.prepare('SELECT * FROM usage_records WHERE lease_id = ? ORDER BY seq').all(leaseId) as UsageRow[]).map(recordFromRow);
   }
+
+  /** A lease's last usage record: its index and running total are what the next one follows. */
+  last(leaseId: string): UsageRecord | undefined {
+    const row = this.db.prepare('SELECT * FROM usage_records WHERE lease_id = ? ORDER BY seq DESC LIMIT 1').get(leaseId) as UsageRow | undefined;
+    return row && recordFromRow(row);
+  }
+}
+
+function recordFromRow(r: UsageRow): UsageRecord {
+  return {
+    leaseId: BigInt(r.lease_id),
+    index: BigInt(r.seq),
+    t0: BigInt(r.t0),
+    t1: BigInt(r.t1),
+    cpuMillis: BigInt(r.cpu_millis),
+    memoryByteSeconds: BigInt(r.memory_byte_seconds),
+    gpuMillis: BigInt(r.gpu_millis),
+    rxBytes: BigInt(r.rx_bytes),
+    txBytes: BigInt(r.tx_bytes),
+    amount: BigInt(r.amount),
+    total: BigInt(r.total),
+  };
 }

@@ -1,3 +1,4 @@
+import type { UsageEvidence } from './verify';
 import { ProviderError, type ProviderErrorOptions } from '../errors';
 
 /** The provider answered with an error body: `remoteCode` is its code (AUTH_FORBIDDEN...). */
@@ -27,7 +28,8 @@ export type QuoteFault =
   | 'other-tenant'
   | 'expired'
   | 'duration'
-  | 'rates';
+  | 'rates'
+  | 'allocation';
 
 /** Why the client will not trust a usage view. */
 export type UsageFault =
@@ -42,7 +44,13 @@ export type UsageFault =
   | 'checkpoint-signature'
   | 'checkpoint-order'
   | 'no-checkpoint'
-  | 'chain-mismatch';
+  | 'chain-mismatch'
+  /** A record or two disprove the checkpoint: the contract upholds a dispute. */
+  | 'disputable'
+  /** Two signed checkpoints conflict: the contract upholds an equivocation dispute. */
+  | 'equivocation'
+  /** A record the checkpoint covers was not served: nothing to dispute, nothing to countersign. */
+  | 'missing-record';
 
 export class QuoteUntrustedError extends ProviderError {
   constructor(
@@ -59,8 +67,13 @@ export class UsageUnverifiedError extends ProviderError {
     readonly fault: UsageFault,
     message: string,
     readonly seq?: bigint,
+    /** The evidence a dispute files (TenantClient.dispute), when the contract would uphold one. */
+    readonly evidence?: UsageEvidence,
   ) {
-    super('USAGE_UNVERIFIED', `usage refused: ${message}`, { input: { fault, seq }, fix: 'do not countersign; keep the view as evidence for a dispute' });
+    super('USAGE_UNVERIFIED', `usage refused: ${message}`, {
+      input: { fault, seq },
+      fix: evidence ? 'do not countersign; file the dispute (`provider dispute <leaseId>`) before the claim is payable' : 'do not countersign; keep the view as evidence for a dispute',
+    });
     this.name = 'UsageUnverifiedError';
   }
 }

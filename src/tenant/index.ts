@@ -1,7 +1,8 @@
 export { signRequest } from './request-signer';
 export type { SignOptions } from './request-signer';
 export { TenantClient, type TenantClientOptions, type OpenedLease, type LogsOptions, type VerifiedQuote } from './tenant-client';
-export { verifyQuote, verifyUsage, ratesHash, type QuoteExpectations, type UsageExpectations, type VerifiedUsage, type LeaseOnChain } from './verify';
+export { verifyQuote, verifyUsage, type QuoteExpectations, type UsageExpectations, type VerifiedUsage, type LeaseOnChain, type UsageEvidence } from './verify';
+export { disputeCalldata } from './dispute';
 export {
   ProviderRefusedError,
   QuoteUntrustedError,

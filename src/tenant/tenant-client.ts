@@ -2,7 +2,8 @@ import { getAddress, type Provider, type Signer, type TransactionReceipt, type T
 import WebSocket from 'ws';
 import { z } from 'zod';
 import { wire, type CheckpointView, type LeaseView, type LogEntry, type Offer, type QuoteResponse, type UsageView } from '../api';
-import { marketplaceAt, marketplaceDomain, signCheckpoint, tokenAt, type MarketplaceContract, type TokenContract } from '../chain';
+import { boundedRpc, decodeMarketplaceLog, marketplaceAt, marketplaceDomain, signCheckpoint, tokenAt, type LeaseTerms, type MarketplaceContract, type TokenContract } from '../chain';
+import { disputeCalldata } from './dispute';
 import { ProviderError } from '../errors';
 import { manifestSchema, type Manifest, type ManifestInput } from '../runtime';
 import { systemClock, type Clock } from '../util/clock';
@@ -59,6 +60,8 @@ export interface VerifiedQuote extends QuoteResponse {
  */
 export class TenantClient {
   private readonly clock: Clock;
+  /** Each lease's terms as LeaseOpened announced them. */
+  private readonly terms = new Map<string, LeaseTerms>();
   private readonly apiUrl: string;
   private settled: { provider: string; marketplace: MarketplaceContract; token: TokenContract; domain: TypedDataDomain; offer: Offer } | undefined;
 
@@ -114,7 +117,11 @@ export class TenantClient {
       if (getAddress(log.address) !== getAddress(ctx.marketplace.address)) continue;
       const event = ctx.marketplace.parseLog(log);
       if (event?.name !== 'LeaseOpened') continue;
-      return { leaseId: event.args.getValue('leaseId') as bigint, txHash: receipt.hash, startedAt: event.args.getValue('startedAt') as bigint };
+      const opened = decodeMarketplaceLog(ctx.marketplace, log);
+      if (opened?.name !== 'LeaseOpened') continue;
+      // Every later call about the lease passes its terms back: kept as the chain announced them.
+      this.terms.set(opened.args.leaseId.toString(), opened.args.terms);
+      return { leaseId: opened.args.leaseId, txHash: receipt.hash, startedAt: opened.args.terms.startedAt };
     }
     throw new ProviderError('EVENT_INVALID', `openLease ${receipt.hash} emitted no LeaseOpened`);
   }
@@ -131,10 +138,10 @@ export class TenantClient {
   async verifyUsage(view: UsageView, leaseId: bigint | string = view.leaseId): Promise<VerifiedUsage> {
     const ctx = await this.context();
     const chain = await this.leaseOnChain(BigInt(leaseId));
-    if (getAddress(chain.tenant) !== (await this.address())) {
-      throw new UsageUnverifiedError('chain-mismatch', `lease ${leaseId} belongs to ${chain.tenant} on-chain`);
+    if (getAddress(chain.terms.tenant) !== (await this.address())) {
+      throw new UsageUnverifiedError('chain-mismatch', `lease ${leaseId} belongs to ${chain.terms.tenant} on-chain`);
     }
-    return verifyUsage(view, { domain: ctx.domain, provider: ctx.provider, leaseId: BigInt(leaseId), chain });
+    return verifyUsage(view, { domain: ctx.domain, provider: ctx.provider, leaseId: BigInt(leaseId), terms: chain.terms, chain });
   }
 
   /** Fetches and verifies the usage, then countersigns checkpoint `seq` (for `redeem`). */
@@ -142,7 +149,7 @@ export class TenantClient {
     const ctx = await this.context(signal);
     const view = await this.usage(leaseId, signal);
     await this.verifyUsage(view, leaseId);
-    const target = view.checkpoints.find((c) => c.checkpoint.seq === BigInt(seq));
+    const target = view.checkpoints.find((c) => c.seq === Number(seq));
     if (!target) throw new UsageUnverifiedError('no-checkpoint', `no checkpoint ${seq} in the usage view`, BigInt(seq));
     const signature = await signCheckpoint(this.options.signer, ctx.domain, target.checkpoint);
     const stored = await this.call('POST', `/v1/leases/${leaseId}/checkpoints/${seq}/countersign`, { signature }, wire.checkpointViewWire, { signal });
@@ -155,9 +162,30 @@ export class TenantClient {
   /** Closes the lease on-chain (`closeLease`); the provider stops it within one follower poll. */
   async close(leaseId: bigint | string): Promise<{ txHash: string; closedAt: bigint }> {
     const ctx = await this.context();
-    const receipt = await this.transact(ctx.marketplace, ctx.marketplace.encode('closeLease', [BigInt(leaseId)]), 'closeLease');
+    const { terms } = await this.leaseOnChain(BigInt(leaseId));
+    const receipt = await this.transact(ctx.marketplace, ctx.marketplace.encode('closeLease', [BigInt(leaseId), terms]), 'closeLease');
     const event = receipt.logs.map((log) => ctx.marketplace.parseLog(log)).find((e) => e?.name === 'LeaseClosed');
-    return { txHash: receipt.hash, closedAt: (event?.args.getValue('closedAt') as bigint | undefined) ?? 0n };
+    return { txHash: receipt.hash, closedAt: (event?.args.getValue('end') as bigint | undefined) ?? 0n };
+  }
+
+  /**
+   * Checks the lease's usage view and files the dispute its evidence supports (the contract
+   * upholds it: the claim is dropped and the provider slashed). Undefined when there is nothing to
+   * dispute: the view verifies, or the only fault is a record not served.
+   */
+  async dispute(leaseId: bigint | string, signal?: AbortSignal): Promise<{ fault: string; txHash: string } | undefined> {
+    const ctx = await this.context(signal);
+    const view = await this.usage(leaseId, signal);
+    const evidence = await this.verifyUsage(view, leaseId).then(
+      () => undefined,
+      (err: unknown) => (err instanceof UsageUnverifiedError ? err.evidence : Promise.reject(err)),
+    );
+    if (!evidence) return undefined;
+    const { terms } = await this.leaseOnChain(BigInt(leaseId));
+    const call = disputeCalldata(ctx.marketplace, terms, evidence, view.records);
+    if (!call) return undefined;
+    const receipt = await this.transact(ctx.marketplace, call.data, `dispute (${call.what})`);
+    return { fault: call.what, txHash: receipt.hash };
   }
 
   /** WS /v1/leases/:id/logs: the lease's lines until the stream's end message. */
@@ -245,22 +273,28 @@ export class TenantClient {
     }
   }
 
-  /** What the chain holds for the lease. */
+  /** What the chain holds for the lease, with its terms (kept from LeaseOpened, else looked up in the chain's logs). */
   async leaseOnChain(leaseId: bigint): Promise<LeaseOnChain> {
     const ctx = await this.context();
     const lease = await ctx.marketplace.read('getLease', [leaseId]);
-    if (BigInt(lease.provider) === 0n) throw new ProviderError('LEASE_NOT_FOUND', `lease ${leaseId} does not exist on-chain`);
-    const end = await ctx.marketplace.read('leaseEnd', [leaseId]);
-    const pending = await ctx.marketplace.read('getPendingClaim', [leaseId]);
-    return {
-      provider: lease.provider,
-      tenant: lease.tenant,
-      startedAt: lease.startedAt,
-      end,
-      paid: lease.paid,
-      ratesHash: lease.ratesHash,
-      pending: pending.payableAt === 0n ? null : { ...pending },
-    };
+    if (BigInt(lease.termsHash) === 0n) throw new ProviderError('LEASE_NOT_FOUND', `lease ${leaseId} does not exist on-chain`);
+    const terms = this.terms.get(leaseId.toString()) ?? (await this.openedTerms(ctx.marketplace, leaseId));
+    return { terms, end: BigInt(lease.end), paid: BigInt(lease.paid), pending: BigInt(lease.pending), payableAt: BigInt(lease.payableAt), claimDigest: lease.claimDigest };
+  }
+
+  private async openedTerms(marketplace: MarketplaceContract, leaseId: bigint): Promise<LeaseTerms> {
+    const topic = marketplace.interface.getEvent('LeaseOpened')?.topicHash;
+    const logs = await boundedRpc('getLogs(LeaseOpened)', {}, () =>
+      this.options.chain.getLogs({ address: marketplace.address, topics: [topic ?? null, `0x${leaseId.toString(16).padStart(64, '0')}`], fromBlock: 0 }),
+    );
+    for (const log of logs) {
+      const event = decodeMarketplaceLog(marketplace, log);
+      if (event?.name === 'LeaseOpened') {
+        this.terms.set(leaseId.toString(), event.args.terms);
+        return event.args.terms;
+      }
+    }
+    throw new ProviderError('LEASE_NOT_FOUND', `no LeaseOpened for lease ${leaseId} on ${marketplace.address}`);
   }
 
   /** Marketplace, token, EIP-712 domain and the provider's address, settled once. */

@@ -1,28 +1,32 @@
-import { AbiCoder, getAddress, keccak256, verifyTypedData, type TypedDataDomain } from 'ethers';
+import { getAddress, verifyTypedData, type TypedDataDomain } from 'ethers';
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree';
 import {
   CHECKPOINT_TYPES,
   QUOTE_TYPES,
   USAGE_LEAF_ENCODING,
   ZERO_BYTES32,
+  canonicalJson,
+  ceilingRate,
+  checkpointsConflict,
+  findDispute,
   hashQuote,
   manifestHash,
-  usageAmount,
+  payableTo,
   usageLeafValues,
-  usageTree,
-  type Rates,
+  type DisputeEvidence,
+  type LeaseTerms,
+  type UsageRecord,
 } from '../chain';
 import type { CheckpointView, Offer, QuoteResponse, UsageView } from '../api';
 import type { Manifest } from '../runtime';
 import { QuoteUntrustedError, UsageUnverifiedError } from './errors';
 
 /**
- * The tenant's checks, written from the protocol (contracts/Marketplace.sol and src/chain's
+ * The tenant's checks, written from the protocol (contracts/MarketplaceV2.sol and src/chain's
  * protocol), not from the engine: pure functions over what the provider sent and what the
  * tenant knows, so every refusal is a table test.
  */
 
-const UINT128_MAX = 2n ** 128n - 1n;
 const GIB = 2n ** 30n;
 
 export interface QuoteExpectations {
@@ -36,7 +40,7 @@ export interface QuoteExpectations {
   now: number;
   /** The offer's rate card: no quoted unit rate may exceed it. */
   rateCard?: Offer['rateCard'];
-  /** The most the tenant accepts to risk per second (the unilateral claim cap). */
+  /** The most the tenant accepts to risk per second (ceilingRate: rates × allocation, the unilateral claim's cap). */
   maxRatePerSecond?: bigint;
 }
 
@@ -61,9 +65,15 @@ export function verifyQuote(response: QuoteResponse, expect: QuoteExpectations):
   if (quote.maxDuration < 1n || quote.maxDuration > BigInt(expect.manifest.maxDurationSeconds)) {
     fail('duration', `maxDuration ${quote.maxDuration}s is outside 1..${expect.manifest.maxDurationSeconds}s asked`);
   }
-  if (quote.maxRatePerSecond === 0n || quote.maxRatePerSecond > UINT128_MAX) fail('rates', `maxRatePerSecond ${quote.maxRatePerSecond} is out of range`);
-  if (expect.maxRatePerSecond !== undefined && quote.maxRatePerSecond > expect.maxRatePerSecond) {
-    fail('rates', `maxRatePerSecond ${quote.maxRatePerSecond} is above the ${expect.maxRatePerSecond} we accept`);
+  // The allocation bounds what every record may bill: it must be what we asked, no more.
+  const { allocation } = quote;
+  const resources = expect.manifest.resources;
+  if (allocation.cpuMillicores !== BigInt(resources.cpuMillis) || allocation.gpuCount !== BigInt(resources.gpus.count)) {
+    fail('allocation', `allocation ${allocation.cpuMillicores} millicores / ${allocation.gpuCount} GPUs is not the ${resources.cpuMillis} / ${resources.gpus.count} asked`);
+  }
+  if (expect.manifest.egress === 'none' && allocation.egressBytesPerSecond !== 0n) fail('allocation', 'the allocation grants egress to a lease that asked for none');
+  if (expect.maxRatePerSecond !== undefined && ceilingRate(quote.rates, allocation) > expect.maxRatePerSecond) {
+    fail('rates', `the most a second can cost, ${ceilingRate(quote.rates, allocation)}, is above the ${expect.maxRatePerSecond} we accept`);
   }
   if (expect.rateCard) {
     const card = expect.rateCard;
@@ -83,22 +93,24 @@ export function verifyQuote(response: QuoteResponse, expect: QuoteExpectations):
   }
 }
 
-/** What the chain holds for a lease (Marketplace.getLease / getPendingClaim), when known. */
+/** What the chain holds for a lease (MarketplaceV2.getLease), with the terms the tenant kept from LeaseOpened. */
 export interface LeaseOnChain {
-  provider: string;
-  tenant: string;
-  startedAt: bigint;
-  /** closedAt, else startedAt + maxDuration. */
+  terms: LeaseTerms;
+  /** startedAt + maxDuration, or when it was closed; 0 once settled. */
   end: bigint;
   paid: bigint;
-  ratesHash: string;
-  pending: { cumulativeAmount: bigint; usageRoot: string; seq: bigint; periodEnd: bigint; payableAt: bigint } | null;
+  pending: bigint;
+  payableAt: bigint;
+  /** EIP-712 digest of the pending claim's checkpoint (zero when none). */
+  claimDigest: string;
 }
 
 export interface UsageExpectations {
   domain: TypedDataDomain;
   provider: string;
   leaseId: bigint;
+  /** The lease's terms as LeaseOpened announced them. */
+  terms: LeaseTerms;
   chain?: LeaseOnChain;
 }
 
@@ -109,98 +121,69 @@ export interface VerifiedUsage {
   coveredUntil: bigint;
 }
 
-export function ratesHash(rates: Rates): string {
-  return keccak256(AbiCoder.defaultAbiCoder().encode(['uint256', 'uint256', 'uint256', 'uint256'], [rates.perSecond, rates.perCpuSecond, rates.perGpuSecond, rates.perGiBEgress]));
-}
-
 /**
- * Every record priced by the lease's rates and contiguous with the one before; every checkpoint
- * signed by the provider and committing to a prefix of the records (root and cumulative amount);
- * the latest one to all of them, with each record's proof valid against its root; and, when the
- * chain's view is given, the same parties, rates and any pending claim as the chain.
+ * The contract's rules over everything the provider served: each checkpoint signed by the
+ * provider, no two of them conflicting (equivocation), every record proven in the latest
+ * checkpoint's root, and every dispute condition (findDispute) checked against it. Accepted, the
+ * latest checkpoint carries exactly its records' total (checkpointOf's rule), escrow exhausted or
+ * not, and may be countersigned. Refused, the error carries the evidence a dispute files.
  */
 export function verifyUsage(view: UsageView, expect: UsageExpectations): VerifiedUsage {
-  const fail = (fault: ConstructorParameters<typeof UsageUnverifiedError>[0], message: string, seq?: bigint): never => {
-    throw new UsageUnverifiedError(fault, message, seq);
+  const fail = (fault: ConstructorParameters<typeof UsageUnverifiedError>[0], message: string, seq?: bigint, evidence?: UsageEvidence): never => {
+    throw new UsageUnverifiedError(fault, message, seq, evidence);
   };
+  const { terms } = expect;
   if (view.leaseId !== expect.leaseId.toString()) fail('wrong-lease', `view is for lease ${view.leaseId}, we asked ${expect.leaseId}`);
-  const chain = expect.chain;
-  if (chain) {
-    if (getAddress(chain.provider) !== getAddress(expect.provider)) fail('chain-mismatch', `lease is with ${chain.provider} on-chain, not ${expect.provider}`);
-    if (ratesHash(view.rates) !== chain.ratesHash) fail('rates', 'rates differ from the ones the lease was opened with');
-  }
-
-  const records = view.records.map((r) => r.record);
-  const prefixSums: bigint[] = [0n];
-  records.forEach((record, i) => {
-    if (record.leaseId !== expect.leaseId) fail('wrong-lease', `record ${record.seq} belongs to lease ${record.leaseId}`, record.seq);
-    const previous = records[i - 1];
-    if (previous && record.seq !== previous.seq + 1n) fail('seq', `record seq ${record.seq} follows ${previous.seq}`, record.seq);
-    if (record.t1 < record.t0) fail('interval', `record ${record.seq} ends (${record.t1}) before it starts (${record.t0})`, record.seq);
-    if (previous && record.t0 > previous.t1) fail('interval', `gap between record ${previous.seq} (to ${previous.t1}) and ${record.seq} (from ${record.t0})`, record.seq);
-    if (previous && record.t0 < previous.t1) fail('interval', `record ${record.seq} (from ${record.t0}) overlaps ${previous.seq} (to ${previous.t1})`, record.seq);
-    if (chain && (record.t0 < chain.startedAt || record.t1 > chain.end)) {
-      fail('interval', `record ${record.seq} [${record.t0}, ${record.t1}] lies outside the lease [${chain.startedAt}, ${chain.end}]`, record.seq);
-    }
-    const expected = usageAmount(view.rates, record);
-    if (record.amount !== expected) fail('amount', `record ${record.seq} charges ${record.amount}, the rates give ${expected}`, record.seq);
-    prefixSums.push((prefixSums[i] ?? 0n) + record.amount);
-  });
-
+  if (getAddress(terms.provider) !== getAddress(expect.provider)) fail('chain-mismatch', `lease is with ${terms.provider} on-chain, not ${expect.provider}`);
+  if (canonicalJson(view.rates) !== canonicalJson(terms.rates)) fail('rates', 'rates differ from the ones the lease was opened with');
   if (view.checkpoints.length === 0) fail('no-checkpoint', 'no checkpoint to verify against');
-  const checkpoints = [...view.checkpoints].sort((a, b) => (a.checkpoint.seq < b.checkpoint.seq ? -1 : a.checkpoint.seq > b.checkpoint.seq ? 1 : 0));
-  let previous: CheckpointView | undefined;
-  let from = 0;
+
+  const checkpoints = [...view.checkpoints].sort((a, b) => a.seq - b.seq);
   for (const cpView of checkpoints) {
     const cp = cpView.checkpoint;
-    if (cp.leaseId !== expect.leaseId) fail('wrong-lease', `checkpoint ${cp.seq} is for lease ${cp.leaseId}`, cp.seq);
+    if (cp.leaseId !== expect.leaseId) fail('wrong-lease', `checkpoint ${cpView.seq} is for lease ${cp.leaseId}`, BigInt(cpView.seq));
     let signer: string | undefined;
     try {
       signer = verifyTypedData(expect.domain, CHECKPOINT_TYPES, cp, cpView.providerSignature);
     } catch {
       signer = undefined;
     }
-    if (signer !== getAddress(expect.provider)) fail('checkpoint-signature', `checkpoint ${cp.seq} is not signed by ${expect.provider}`, cp.seq);
-    if (previous && (cp.seq === previous.checkpoint.seq || cp.cumulativeAmount < previous.checkpoint.cumulativeAmount)) {
-      fail('checkpoint-order', `checkpoint ${cp.seq} repeats a seq or lowers the cumulative amount`, cp.seq);
-    }
-    // The prefix of records this checkpoint commits to: same sum, same root.
-    let covered = -1;
-    for (let n = from; n <= records.length; n += 1) {
-      if (prefixSums[n] !== cp.cumulativeAmount) continue;
-      if (n > 0 && usageTree(records.slice(0, n)).root === cp.usageRoot) {
-        covered = n;
-        break;
+    if (signer !== getAddress(expect.provider)) fail('checkpoint-signature', `checkpoint ${cpView.seq} is not signed by ${expect.provider}`, BigInt(cpView.seq));
+  }
+  for (let i = 0; i < checkpoints.length; i += 1) {
+    for (let j = i + 1; j < checkpoints.length; j += 1) {
+      const [a, b] = [checkpoints[i] as CheckpointView, checkpoints[j] as CheckpointView];
+      if (checkpointsConflict(terms, a.checkpoint, b.checkpoint)) {
+        fail('equivocation', `checkpoints ${a.seq} and ${b.seq} cannot both be prefixes of one record sequence`, BigInt(b.seq), { kind: 'equivocation', a, b });
       }
     }
-    if (covered < 0) {
-      const sumMatches = prefixSums.slice(from).includes(cp.cumulativeAmount);
-      fail(sumMatches ? 'root' : 'cumulative', `checkpoint ${cp.seq} commits to no prefix of the records (${sumMatches ? 'root' : 'cumulative amount'} differs)`, cp.seq);
-    }
-    from = covered;
-    previous = cpView;
   }
-  const latest = previous as CheckpointView;
-  if (from !== records.length) fail('cumulative', `latest checkpoint ${latest.checkpoint.seq} covers ${from} of ${records.length} records`, latest.checkpoint.seq);
+  const latest = checkpoints[checkpoints.length - 1] as CheckpointView;
+  const cp = latest.checkpoint;
   for (const { record, proof } of view.records) {
-    if (!StandardMerkleTree.verify(latest.checkpoint.usageRoot, USAGE_LEAF_ENCODING, usageLeafValues(record), proof)) {
-      fail('proof', `record ${record.seq}'s proof does not reach the root of checkpoint ${latest.checkpoint.seq}`, record.seq);
+    if (!StandardMerkleTree.verify(cp.usageRoot, USAGE_LEAF_ENCODING, usageLeafValues(record), proof)) {
+      fail('proof', `record ${record.index}'s proof does not reach the root of checkpoint ${latest.seq}`, record.index);
     }
   }
-  if (latest.checkpoint.resultDigest !== ZERO_BYTES32 && latest !== checkpoints[checkpoints.length - 1]) {
-    fail('checkpoint-order', 'a final checkpoint is followed by another');
+  const records = view.records.map((r) => r.record);
+  const dispute = findDispute(terms, cp, records);
+  if (dispute) {
+    const message =
+      dispute.kind === 'missing'
+        ? `record ${dispute.index} of checkpoint ${latest.seq} was not served`
+        : `checkpoint ${latest.seq}: ${dispute.fault}`;
+    fail(dispute.kind === 'missing' ? 'missing-record' : 'disputable', message, BigInt(latest.seq), { kind: 'records', checkpoint: latest, dispute });
   }
-
-  if (chain) {
-    if (chain.paid > latest.checkpoint.cumulativeAmount) fail('chain-mismatch', `chain paid ${chain.paid}, more than the ${latest.checkpoint.cumulativeAmount} shown`);
-    if (chain.pending) {
-      const pending = chain.pending;
-      const shown = checkpoints.find((c) => c.checkpoint.seq === pending.seq);
-      if (!shown || shown.checkpoint.usageRoot !== pending.usageRoot || shown.checkpoint.cumulativeAmount !== pending.cumulativeAmount) {
-        fail('chain-mismatch', `the pending claim (seq ${pending.seq}, root ${pending.usageRoot}) is not a checkpoint the provider showed`, pending.seq);
-      }
-    }
+  if (cp.resultDigest !== ZERO_BYTES32 && checkpoints.some((c) => c.seq > latest.seq)) fail('checkpoint-order', 'a final checkpoint is followed by another');
+  const chain = expect.chain;
+  if (chain && chain.paid > payableTo(cp.cumulativeAmount, terms.deposit)) {
+    fail('chain-mismatch', `chain paid ${chain.paid}, more than the ${cp.cumulativeAmount} shown`);
   }
-  const last = records[records.length - 1];
-  return { latest, total: prefixSums[records.length] ?? 0n, coveredUntil: last ? last.t1 : 0n };
+  const last = records.reduce<UsageRecord | undefined>((m, r) => (m === undefined || r.index > m.index ? r : m), undefined);
+  return { latest, total: cp.cumulativeAmount, coveredUntil: last ? last.t1 : 0n };
 }
+
+/** What a refused usage view holds against the provider: the dispute to file. */
+export type UsageEvidence =
+  | { kind: 'equivocation'; a: CheckpointView; b: CheckpointView }
+  | { kind: 'records'; checkpoint: CheckpointView; dispute: DisputeEvidence };

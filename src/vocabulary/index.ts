@@ -58,22 +58,46 @@ export interface Rates {
   perGiBEgress: bigint;
 }
 
+/** What a lease may physically use, committed by the quote; records above it are disputable. */
+export interface Allocation {
+  /** Thousandths of a core: a record may count at most cpuMillicores × seconds CPU-ms. */
+  cpuMillicores: bigint;
+  /** A record may count at most gpuCount × seconds × 1000 GPU-ms. */
+  gpuCount: bigint;
+  /** A record may count at most egressBytesPerSecond × seconds bytes sent. */
+  egressBytesPerSecond: bigint;
+}
+
 export interface Quote {
   provider: string;
   tenant: string;
   manifestHash: string;
   rates: Rates;
-  maxRatePerSecond: bigint;
+  allocation: Allocation;
   maxDuration: bigint;
   expiresAt: bigint;
+  /** Below 2^96: the lease id is (provider << 96) | nonce. */
   nonce: bigint;
+}
+
+/** What the contract fixed at openLease (announced in LeaseOpened); every later call passes it back. */
+export interface LeaseTerms {
+  provider: string;
+  tenant: string;
+  startedAt: bigint;
+  deposit: bigint;
+  rates: Rates;
+  allocation: Allocation;
 }
 
 export interface Checkpoint {
   leaseId: bigint;
-  seq: bigint;
   usageRoot: string;
+  /** The checkpoint covers records 0 .. recordCount - 1. */
+  recordCount: bigint;
+  /** The last covered record's running total, never cut to a cap or the escrow. */
   cumulativeAmount: bigint;
+  /** The last covered record's t1. */
   periodEnd: bigint;
   /** Zero until the lease's final checkpoint. */
   resultDigest: string;
@@ -81,7 +105,8 @@ export interface Checkpoint {
 
 export interface UsageRecord {
   leaseId: bigint;
-  seq: bigint;
+  /** Position in the lease's record sequence, from 0. */
+  index: bigint;
   t0: bigint;
   t1: bigint;
   cpuMillis: bigint;
@@ -90,6 +115,8 @@ export interface UsageRecord {
   rxBytes: bigint;
   txBytes: bigint;
   amount: bigint;
+  /** Sum of the amounts of records 0 .. index. */
+  total: bigint;
 }
 
 export type CheckpointStatus = 'signed' | 'redeemed' | 'claimed' | 'final';

@@ -2,18 +2,18 @@ import { Contract, Interface, JsonRpcProvider, Wallet, id, type InterfaceAbi } f
 import { createRpcProvider } from '../../../src/chain/rpc';
 import { startAnvil, type AnvilInstance } from '../../../src/devnet/anvil';
 import { devPrivateKey } from '../../../src/devnet/dev-accounts';
-import { deployMarketplace, deployMockToken } from '../../../src/chain/deploy';
-import { marketplaceAbi } from '../../../src/chain/artifacts/marketplace';
+import { deployMockToken } from '../../../src/chain/deploy';
+import { deployLegacyMarketplace } from '../../../test/fixtures/legacy-protocol';
+import { legacyMarketplaceAbi } from '../../../test/fixtures/contracts/legacy-marketplace';
+import { ZERO_BYTES32, type Rates } from '../../../src/chain';
 import { mockTokenAbi } from '../../../src/chain/artifacts/mock-token';
 import {
-  marketplaceDomain,
-  signCheckpoint,
-  signQuote,
-  ZERO_BYTES32,
-  type Checkpoint,
-  type Quote,
-  type Rates,
-} from '../../../src/chain/protocol';
+  legacyDomain,
+  signLegacyCheckpoint,
+  signLegacyQuote,
+  type LegacyCheckpoint,
+  type LegacyQuote,
+} from '../../../test/fixtures/legacy-protocol';
 
 export const TOKEN = 10n ** 18n;
 export const MIN_BOND = 100n * TOKEN;
@@ -31,7 +31,7 @@ export interface Fixture {
   otherProvider: Wallet;
   token: Contract;
   market: Contract;
-  domain: ReturnType<typeof marketplaceDomain>;
+  domain: ReturnType<typeof legacyDomain>;
 }
 
 export const RATES: Rates = { perSecond: 1_000n, perCpuSecond: 2_000n, perGpuSecond: 50_000n, perGiBEgress: 1_000_000n };
@@ -49,14 +49,14 @@ export async function startFixture(options: { tokenAbi?: InterfaceAbi; tokenAddr
     Wallet,
   ];
   const tokenAddress = await deployMockToken(deployer);
-  const marketAddress = await deployMarketplace(deployer, {
+  const marketAddress = await deployLegacyMarketplace(deployer, {
     tokenAddress,
     minBond: MIN_BOND,
     challengeWindowSeconds: CHALLENGE_WINDOW,
     unbondingDelaySeconds: UNBONDING_DELAY,
   });
   const token = new Contract(tokenAddress, mockTokenAbi as unknown as InterfaceAbi, deployer);
-  const market = new Contract(marketAddress, marketplaceAbi as unknown as InterfaceAbi, deployer);
+  const market = new Contract(marketAddress, legacyMarketplaceAbi as unknown as InterfaceAbi, deployer);
   for (const who of [provider, tenant, other, otherProvider]) {
     await (await token.getFunction('mint')(who.address, 1_000_000n * TOKEN)).wait();
     await (await (token.connect(who) as Contract).getFunction('approve')(marketAddress, 2n ** 255n)).wait();
@@ -73,7 +73,7 @@ export async function startFixture(options: { tokenAbi?: InterfaceAbi; tokenAddr
     otherProvider,
     token,
     market,
-    domain: marketplaceDomain(chainId, marketAddress),
+    domain: legacyDomain(chainId, marketAddress),
   };
 }
 
@@ -95,7 +95,7 @@ export async function send(contract: Contract, name: string, ...args: unknown[])
 }
 
 /** Resolves with the custom error's name the call reverted with. */
-const marketInterface = new Interface(marketplaceAbi as unknown as InterfaceAbi);
+const marketInterface = new Interface(legacyMarketplaceAbi as unknown as InterfaceAbi);
 
 export async function revertName(promise: Promise<unknown>): Promise<string> {
   try {
@@ -125,7 +125,7 @@ export async function advance(fx: Fixture, seconds: bigint): Promise<void> {
 
 let nonceCounter = 1n;
 
-export async function aQuote(fx: Fixture, overrides: Partial<Quote> = {}): Promise<Quote> {
+export async function aQuote(fx: Fixture, overrides: Partial<LegacyQuote> = {}): Promise<LegacyQuote> {
   return {
     provider: fx.provider.address,
     tenant: fx.tenant.address,
@@ -146,18 +146,18 @@ export async function registerProvider(fx: Fixture, who: Wallet = fx.provider): 
 /** Opens a lease from a fresh quote and returns its id. */
 export async function openLease(
   fx: Fixture,
-  overrides: Partial<Quote> = {},
+  overrides: Partial<LegacyQuote> = {},
   deposit = 10_000_000n,
   signer: Wallet = fx.provider,
 ): Promise<bigint> {
   const quote = await aQuote(fx, overrides);
-  const sig = await signQuote(signer, fx.domain, quote);
+  const sig = await signLegacyQuote(signer, fx.domain, quote);
   const receipt = await send(as(fx, fx.tenant), 'openLease', quote, sig, deposit);
   const opened = receipt.logs.map((log) => fx.market.interface.parseLog(log)).find((e) => e?.name === 'LeaseOpened');
   return opened!.args.getValue('leaseId') as bigint;
 }
 
-export function aCheckpoint(leaseId: bigint, overrides: Partial<Checkpoint> = {}): Checkpoint {
+export function aCheckpoint(leaseId: bigint, overrides: Partial<LegacyCheckpoint> = {}): LegacyCheckpoint {
   return {
     leaseId,
     seq: 1n,
@@ -169,8 +169,8 @@ export function aCheckpoint(leaseId: bigint, overrides: Partial<Checkpoint> = {}
   };
 }
 
-export async function sign(fx: Fixture, who: Wallet, cp: Checkpoint): Promise<string> {
-  return signCheckpoint(who, fx.domain, cp);
+export async function sign(fx: Fixture, who: Wallet, cp: LegacyCheckpoint): Promise<string> {
+  return signLegacyCheckpoint(who, fx.domain, cp);
 }
 
 export function eventNames(fx: Fixture, receipt: import('ethers').TransactionReceipt): string[] {

@@ -1,15 +1,16 @@
 import { Wallet, id, type TransactionReceipt } from 'ethers';
-import { deployMarketplace } from '../../../../src/chain/deploy';
-import { signCheckpoint, signQuote, usageAmount, usageTree, type Rates, type UsageRecord } from '../../../../src/chain/protocol';
+import { deployLegacyMarketplace } from '../../../../test/fixtures/legacy-protocol';
+import { signLegacyCheckpoint, signLegacyQuote, legacyUsageAmount, legacyUsageTree, type LegacyUsageRecord } from '../../../../test/fixtures/legacy-protocol';
 import {
-  claimCapV2,
-  deployMarketplaceV2,
-  FAULTS_V2,
+  claimCap,
+  deployMarketplace,
+  FAULTS,
   FINDER_REWARD_BPS,
   latePayableTo,
   nextRecord,
   type Allocation,
-} from '../../../../src/chain/protocol-v2';
+} from '../../../../src/chain';
+import type { Rates } from '../../../../src/chain';
 import { advance, aCheckpoint, aQuote, as, CHALLENGE_WINDOW, eventNames, latestTimestamp, MIN_BOND, openLease, RATES, sign, UNBONDING_DELAY } from '../fixture';
 import {
   balanceOf,
@@ -72,9 +73,9 @@ async function v1StartedAt(leaseId: bigint): Promise<bigint> {
 }
 
 /** A V1 usage record of 60 s from t0, priced by `rates`. */
-function v1Record(leaseId: bigint, t0: bigint, rates: Rates, usage: Partial<UsageRecord> = {}): UsageRecord {
+function v1Record(leaseId: bigint, t0: bigint, rates: Rates, usage: Partial<LegacyUsageRecord> = {}): LegacyUsageRecord {
   const base = { leaseId, seq: 0n, t0, t1: t0 + 60n, cpuMillis: 6_000n, memoryByteSeconds: 60n * 2n ** 30n, gpuMillis: 0n, rxBytes: 0n, txBytes: 100_000n, ...usage };
-  return { ...base, amount: usageAmount(rates, base) };
+  return { ...base, amount: legacyUsageAmount(rates, base) };
 }
 
 async function v1Claim(by: Wallet, leaseId: bigint, cumulativeAmount: bigint, periodEnd: bigint, seq: bigint, usageRoot = id(`root-${seq}`)): Promise<TransactionReceipt> {
@@ -96,14 +97,14 @@ const SLASHED = 3n;
 function faultOf(receipt: TransactionReceipt): string {
   const disputed = receipt.logs.map((l) => fx.v2.interface.parseLog(l)).find((e) => e?.name === 'ClaimDisputed');
   if (!disputed) throw new Error('no ClaimDisputed');
-  return FAULTS_V2[Number(disputed.args.getValue('fault'))]!;
+  return FAULTS[Number(disputed.args.getValue('fault'))]!;
 }
 
 describe('attack 1: a unilateral claim takes the whole cap', () => {
   it('Marketplace pays a claim at the cap over three copies of one correctly priced record: every dispute is rejected', async () => {
     const leaseId = await openLease(fx, { rates: CARD_RATES, maxRatePerSecond: V1_MAX_RATE }, BIG_DEPOSIT);
     const record = v1Record(leaseId, await v1StartedAt(leaseId), CARD_RATES);
-    const tree = usageTree([record, record, record]);
+    const tree = legacyUsageTree([record, record, record]);
     await advance(fx, 60n);
     const cap = V1_MAX_RATE * 60n;
     await v1Claim(fx.provider, leaseId, cap, record.t1, 1n, tree.root);
@@ -119,7 +120,7 @@ describe('attack 1: a unilateral claim takes the whole cap', () => {
   it('Marketplace pays a correctly priced record of 100 cores on a 1-core lease: usage is unbounded', async () => {
     const leaseId = await openLease(fx, { rates: CARD_RATES, maxRatePerSecond: V1_MAX_RATE }, BIG_DEPOSIT);
     const record = v1Record(leaseId, await v1StartedAt(leaseId), CARD_RATES, { cpuMillis: 100n * 60_000n });
-    const tree = usageTree([record, { ...record, seq: 1n, t0: record.t1, t1: record.t1, cpuMillis: 0n, txBytes: 0n, amount: 0n }]);
+    const tree = legacyUsageTree([record, { ...record, seq: 1n, t0: record.t1, t1: record.t1, cpuMillis: 0n, txBytes: 0n, amount: 0n }]);
     await advance(fx, 60n);
     await v1Claim(fx.provider, leaseId, record.amount, record.t1, 1n, tree.root);
     expect(await revertOf(as(fx, fx.tenant).getFunction('disputeUsage')(leaseId, CARD_RATES, record, tree.getProof(0)))).toBe('DisputeRejected');
@@ -140,7 +141,7 @@ describe('attack 1: a unilateral claim takes the whole cap', () => {
   it('MarketplaceV2 disproves the same claim with the tenant\'s records: the copies overlap, and leave no time for each other', async () => {
     const opened = await openOneCore();
     const copies = rechain([oneRecord(opened), oneRecord(opened), oneRecord(opened)]);
-    const cap = claimCapV2(opened.terms, copies[2]!.t1);
+    const cap = claimCap(opened.terms, copies[2]!.t1);
     const { signed } = await claimV2(fx, opened, copies, { cumulativeAmount: cap });
     const tenant = v2As(fx, fx.tenant);
     await inSnapshot(fx, async () => {
@@ -157,7 +158,7 @@ describe('attack 1: a unilateral claim takes the whole cap', () => {
 
   it('MarketplaceV2 refuses a claim above the allocation\'s ceiling, and disproves a correctly priced record above the allocation', async () => {
     const other = await openOneCore();
-    const over = await signedCheckpoint(fx, other.leaseId, [oneRecord(other)], { cumulativeAmount: claimCapV2(other.terms, other.terms.startedAt + 60n) + 1n });
+    const over = await signedCheckpoint(fx, other.leaseId, [oneRecord(other)], { cumulativeAmount: claimCap(other.terms, other.terms.startedAt + 60n) + 1n });
     await advance(fx, 60n);
     expect(await revertOf(v2As(fx, fx.provider).getFunction('claim')(other.terms, over.checkpoint, over.signature))).toBe('ClaimAboveCap');
 
@@ -179,7 +180,7 @@ describe('attack 2: slashing pays the slashed', () => {
 
   it('Marketplace: a 1-wei self-lease returns the whole bond at once; the real tenant\'s evidence then fails and the provider keeps claiming', async () => {
     const quote = await aQuote(fx, { tenant: fx.provider.address });
-    const opened = await send(as(fx, fx.provider), 'openLease', quote, await signQuote(fx.provider, fx.domain, quote), 1n);
+    const opened = await send(as(fx, fx.provider), 'openLease', quote, await signLegacyQuote(fx.provider, fx.domain, quote), 1n);
     const self = fx.market.interface.parseLog(opened.logs.find((l) => fx.market.interface.parseLog(l)?.name === 'LeaseOpened')!)!.args.getValue('leaseId') as bigint;
     const real = await openLease(fx);
     await send(as(fx, fx.provider), 'unregister');
@@ -255,8 +256,8 @@ describe('attack 3: equivocation keyed on a seq the provider picks', () => {
     const t0 = await v1StartedAt(leaseId);
     const r0 = v1Record(leaseId, t0, RATES_V1);
     const r1 = v1Record(leaseId, t0 + 60n, RATES_V1, { seq: 1n });
-    const before = aCheckpoint(leaseId, { seq: 1n, usageRoot: usageTree([r0]).root, cumulativeAmount: r0.amount, periodEnd: r0.t1 });
-    const after = aCheckpoint(leaseId, { seq: 1n, usageRoot: usageTree([r0, r1]).root, cumulativeAmount: r0.amount + r1.amount, periodEnd: r1.t1 });
+    const before = aCheckpoint(leaseId, { seq: 1n, usageRoot: legacyUsageTree([r0]).root, cumulativeAmount: r0.amount, periodEnd: r0.t1 });
+    const after = aCheckpoint(leaseId, { seq: 1n, usageRoot: legacyUsageTree([r0, r1]).root, cumulativeAmount: r0.amount + r1.amount, periodEnd: r1.t1 });
     const receipt = await send(as(fx, fx.tenant), 'disputeEquivocation', before, await sign(fx, fx.provider, before), after, await sign(fx, fx.provider, after));
     expect(eventNames(fx, receipt)).toContain('ProviderSlashed');
   });
@@ -320,7 +321,7 @@ const v1Side: Side = {
   async claim(by, lease, seconds) {
     const record = v1Record(lease.leaseId, lease.startedAt, RATES_V1, { t1: lease.startedAt + seconds });
     await untilPassed(record.t1);
-    return v1Claim(by, lease.leaseId, record.amount, record.t1, seconds, usageTree([record]).root);
+    return v1Claim(by, lease.leaseId, record.amount, record.t1, seconds, legacyUsageTree([record]).root);
   },
   async payableAt(lease) {
     return ((await fx.market.getFunction('getPendingClaim')(lease.leaseId)).payableAt as bigint) + 0n;
@@ -330,7 +331,7 @@ const v1Side: Side = {
   earnings: v1Earnings,
   amountOf: (lease, seconds) => v1Record(lease.leaseId, lease.startedAt, RATES_V1, { t1: lease.startedAt + seconds }).amount,
   deployWithWindow: async (challengeWindow) =>
-    deployMarketplace(fx.deployer, { tokenAddress: await fx.token.getAddress(), minBond: MIN_BOND, challengeWindowSeconds: challengeWindow, unbondingDelaySeconds: UNBONDING_DELAY }),
+    deployLegacyMarketplace(fx.deployer, { tokenAddress: await fx.token.getAddress(), minBond: MIN_BOND, challengeWindowSeconds: challengeWindow, unbondingDelaySeconds: UNBONDING_DELAY }),
 };
 
 const v2Side: Side = {
@@ -352,7 +353,7 @@ const v2Side: Side = {
   earnings: async () => (await v2Provider()).earnings,
   amountOf: (lease, seconds) => honestRecords(lease.leaseId, lease.v2!.terms, Number(seconds / 60n)).at(-1)!.total,
   deployWithWindow: async (challengeWindow) =>
-    deployMarketplaceV2(fx.deployer, {
+    deployMarketplace(fx.deployer, {
       tokenAddress: await fx.token.getAddress(),
       treasury: fx.treasury,
       minBond: MIN_BOND,
@@ -427,13 +428,13 @@ describe('low: a challengeWindow of 0 makes disputes impossible on Marketplace',
     await send(fx.token.connect(fx.provider) as typeof fx.token, 'approve', address, 2n ** 255n);
     await send(market.connect(fx.provider) as typeof market, 'registerProvider', 'x', '{}', MIN_BOND);
     const quote = await aQuote(fx);
-    await send(market.connect(fx.tenant) as typeof market, 'openLease', quote, await signQuote(fx.provider, domain, quote), DEPOSIT);
+    await send(market.connect(fx.tenant) as typeof market, 'openLease', quote, await signLegacyQuote(fx.provider, domain, quote), DEPOSIT);
     const honest = v1Record(1n, await latestTimestamp(fx), RATES_V1);
     const wrong = { ...honest, amount: honest.amount * 10n };
-    const tree = usageTree([wrong, { ...wrong, seq: 1n }]);
+    const tree = legacyUsageTree([wrong, { ...wrong, seq: 1n }]);
     await advance(fx, 60n);
     const cp = aCheckpoint(1n, { usageRoot: tree.root, cumulativeAmount: wrong.amount, periodEnd: wrong.t1 });
-    await send(market.connect(fx.provider) as typeof market, 'claim', cp, await signCheckpoint(fx.provider, domain, cp));
+    await send(market.connect(fx.provider) as typeof market, 'claim', cp, await signLegacyCheckpoint(fx.provider, domain, cp));
     expect(await revertOf(market.connect(fx.tenant).getFunction('disputeUsage')(1n, RATES_V1, wrong, tree.getProof(0)))).toBe('ChallengeWindowOver');
     await send(market, 'finalizeClaim', 1n);
     expect(await market.getFunction('earnings')(fx.provider.address)).toBe(wrong.amount);

@@ -3,13 +3,13 @@ import {
   ceilingRate,
   checkpointOf,
   COMPENSATION_BPS,
-  FAULTS_V2,
+  FAULTS,
   FINDER_REWARD_BPS,
   nextRecord,
-  type CheckpointV2,
+  type Checkpoint,
   type LeaseTerms,
-  type UsageRecordV2,
-} from '../../../../src/chain/protocol-v2';
+  type UsageRecord,
+} from '../../../../src/chain';
 import { advance, CHALLENGE_WINDOW, MIN_BOND } from '../fixture';
 import {
   balanceOf,
@@ -54,7 +54,7 @@ const DEPOSIT = 10n ** 15n;
 function faultOf(receipt: TransactionReceipt): string {
   const disputed = receipt.logs.map((l) => fx.v2.interface.parseLog(l)).find((e) => e?.name === 'ClaimDisputed');
   if (!disputed) throw new Error('no ClaimDisputed');
-  return FAULTS_V2[Number(disputed.args.getValue('fault'))]!;
+  return FAULTS[Number(disputed.args.getValue('fault'))]!;
 }
 
 async function providerStatus(): Promise<bigint> {
@@ -62,7 +62,7 @@ async function providerStatus(): Promise<bigint> {
 }
 
 /** Record i measured again over [t0, t0 + seconds], repriced; the totals after it follow. */
-function remeter(records: UsageRecordV2[], terms: LeaseTerms, i: number, t0: bigint, seconds: bigint): UsageRecordV2[] {
+function remeter(records: UsageRecord[], terms: LeaseTerms, i: number, t0: bigint, seconds: bigint): UsageRecord[] {
   const out = records.slice(0, i);
   out.push(nextRecord(records[i]!.leaseId, out[i - 1], terms.rates, honestUsage(terms, t0, seconds)));
   for (const r of records.slice(i + 1)) out.push({ ...r, total: out[out.length - 1]!.total + r.amount });
@@ -70,18 +70,18 @@ function remeter(records: UsageRecordV2[], terms: LeaseTerms, i: number, t0: big
 }
 
 /** The totals from record i on moved by `delta`, as a provider that adds a charge out of nowhere would. */
-function inflateFrom(records: UsageRecordV2[], i: number, delta: bigint): UsageRecordV2[] {
+function inflateFrom(records: UsageRecord[], i: number, delta: bigint): UsageRecord[] {
   return records.map((r, j) => (j >= i ? { ...r, total: r.total + delta } : r));
 }
 
 interface Claimed {
   opened: OpenedV2;
-  tree: UsageRecordV2[];
-  cp: CheckpointV2;
+  tree: UsageRecord[];
+  cp: Checkpoint;
 }
 
 /** Opens a lease and claims a checkpoint over the leaves `build` gives (its count, total and end unless overridden). */
-async function claimed(build: (leaseId: bigint, terms: LeaseTerms) => { leaves: UsageRecordV2[]; checkpoint?: Partial<CheckpointV2> }): Promise<Claimed> {
+async function claimed(build: (leaseId: bigint, terms: LeaseTerms) => { leaves: UsageRecord[]; checkpoint?: Partial<Checkpoint> }): Promise<Claimed> {
   const opened = await openV2(fx, { deposit: DEPOSIT });
   const { leaves, checkpoint } = build(opened.leaseId, opened.terms);
   const { signed } = await claimV2(fx, opened, leaves, checkpoint);
@@ -109,10 +109,10 @@ describe('an honest provider\'s records', () => {
   });
 });
 
-type Build = (leaseId: bigint, terms: LeaseTerms) => { leaves: UsageRecordV2[]; checkpoint?: Partial<CheckpointV2> };
+type Build = (leaseId: bigint, terms: LeaseTerms) => { leaves: UsageRecord[]; checkpoint?: Partial<Checkpoint> };
 
 /** Four honest records changed by `change`, the checkpoint over the first four leaves' count, total and end. */
-function fourWith(change: (records: UsageRecordV2[], terms: LeaseTerms) => UsageRecordV2[], checkpoint: (records: UsageRecordV2[]) => Partial<CheckpointV2> = () => ({})): Build {
+function fourWith(change: (records: UsageRecord[], terms: LeaseTerms) => UsageRecord[], checkpoint: (records: UsageRecord[]) => Partial<Checkpoint> = () => ({})): Build {
   return (leaseId, terms) => {
     const leaves = change(honestRecords(leaseId, terms, 4), terms);
     const first = leaves.slice(0, 4);
@@ -192,7 +192,7 @@ describe('equivocation', () => {
     return { opened, records: honestRecords(opened.leaseId, opened.terms, 4) };
   }
 
-  const conflicts: [string, (r: UsageRecordV2[], t: LeaseTerms) => [UsageRecordV2[], Partial<CheckpointV2>, UsageRecordV2[], Partial<CheckpointV2>]][] = [
+  const conflicts: [string, (r: UsageRecord[], t: LeaseTerms) => [UsageRecord[], Partial<Checkpoint>, UsageRecord[], Partial<Checkpoint>]][] = [
     ['one prefix, two roots', (r) => [r.slice(0, 2), {}, r.slice(0, 2), { usageRoot: id('other') }]],
     ['one prefix, two amounts', (r) => [r.slice(0, 2), {}, r.slice(0, 2), { cumulativeAmount: r[1]!.total + 1n }]],
     ['a longer prefix that ends no later', (r) => [r.slice(0, 2), {}, r, { periodEnd: r[1]!.t1 }]],

@@ -1,24 +1,24 @@
 import { Contract, Interface, Wallet, id, type InterfaceAbi, type TransactionReceipt } from 'ethers';
 import { devPrivateKey } from '../../../../src/devnet/dev-accounts';
 import { marketplaceV2Abi } from '../../../../src/chain/artifacts/marketplace-v2';
-import { marketplaceAbi } from '../../../../src/chain/artifacts/marketplace';
+import { legacyMarketplaceAbi } from '../../../../test/fixtures/contracts/legacy-marketplace';
 import {
   checkpointOf,
-  deployMarketplaceV2,
-  marketplaceV2Domain,
+  deployMarketplace,
+  marketplaceDomain,
   nextRecord,
-  signCheckpointV2,
-  signQuoteV2,
-  usageTreeV2,
+  signCheckpoint,
+  signQuote,
+  usageTree,
   type Allocation,
-  type CheckpointV2,
+  type Checkpoint,
   type LeaseTerms,
   type MeteredUsage,
-  type ProvenRecordV2,
-  type QuoteV2,
-  type SignedCheckpointV2,
-  type UsageRecordV2,
-} from '../../../../src/chain/protocol-v2';
+  type ProvenRecord,
+  type Quote,
+  type SignedCheckpoint,
+  type UsageRecord,
+} from '../../../../src/chain';
 import { CHALLENGE_WINDOW, MIN_BOND, RATES, UNBONDING_DELAY, latestTimestamp, startFixture, stopFixture, type Fixture } from '../fixture';
 
 /**
@@ -33,7 +33,7 @@ export const ALLOCATION: Allocation = { cpuMillicores: 2_000n, gpuCount: 1n, egr
 
 export interface DualFixture extends Fixture {
   v2: Contract;
-  v2Domain: ReturnType<typeof marketplaceV2Domain>;
+  v2Domain: ReturnType<typeof marketplaceDomain>;
   /** The provider's cold payout address on V2. */
   payout: Wallet;
   treasury: string;
@@ -43,7 +43,7 @@ export async function startDualFixture(): Promise<DualFixture> {
   const fx = await startFixture();
   const payout = new Wallet(devPrivateKey(5), fx.rpc);
   const treasury = new Wallet(devPrivateKey(6)).address;
-  const address = await deployMarketplaceV2(fx.deployer, {
+  const address = await deployMarketplace(fx.deployer, {
     tokenAddress: await fx.token.getAddress(),
     treasury,
     minBond: MIN_BOND,
@@ -55,7 +55,7 @@ export async function startDualFixture(): Promise<DualFixture> {
   for (const who of [fx.provider, fx.tenant, fx.other, fx.otherProvider]) {
     await send(fx.token.connect(who) as Contract, 'approve', address, 2n ** 255n);
   }
-  return { ...fx, v2, v2Domain: marketplaceV2Domain(fx.chainId, address), payout, treasury };
+  return { ...fx, v2, v2Domain: marketplaceDomain(fx.chainId, address), payout, treasury };
 }
 
 export const stopDualFixture = stopFixture;
@@ -88,7 +88,7 @@ export async function registerV2(fx: DualFixture, who: Wallet = fx.provider, pay
   await send(v2As(fx, who), 'registerProvider', 'https://provider.example', '{"region":"test"}', MIN_BOND, payout);
 }
 
-const errorInterfaces = [marketplaceV2Abi, marketplaceAbi].map((abi) => new Interface(abi as unknown as InterfaceAbi));
+const errorInterfaces = [marketplaceV2Abi, legacyMarketplaceAbi].map((abi) => new Interface(abi as unknown as InterfaceAbi));
 
 /** The custom error a call reverted with, decoded with either contract's ABI. */
 export async function revertOf(promise: Promise<unknown>): Promise<string> {
@@ -117,7 +117,7 @@ export async function balanceOf(fx: Fixture, address: string): Promise<bigint> {
 
 let nonceCounter = 1n;
 
-export async function aQuoteV2(fx: DualFixture, overrides: Partial<QuoteV2> = {}): Promise<QuoteV2> {
+export async function aQuoteV2(fx: DualFixture, overrides: Partial<Quote> = {}): Promise<Quote> {
   return {
     provider: fx.provider.address,
     tenant: fx.tenant.address,
@@ -167,11 +167,11 @@ export function termsFromReceipt(fx: DualFixture, receipt: TransactionReceipt): 
 /** Opens a V2 lease from a fresh quote signed by `signer`, paid by `tenant`. */
 export async function openV2(
   fx: DualFixture,
-  options: { quote?: Partial<QuoteV2>; deposit?: bigint; tenant?: Wallet; signer?: Wallet } = {},
+  options: { quote?: Partial<Quote>; deposit?: bigint; tenant?: Wallet; signer?: Wallet } = {},
 ): Promise<OpenedV2> {
   const tenant = options.tenant ?? fx.tenant;
   const quote = await aQuoteV2(fx, { tenant: tenant.address, ...options.quote });
-  const sig = await signQuoteV2(options.signer ?? fx.provider, fx.v2Domain, quote);
+  const sig = await signQuote(options.signer ?? fx.provider, fx.v2Domain, quote);
   const receipt = await send(v2As(fx, tenant), 'openLease', quote, sig, options.deposit ?? 10n ** 15n);
   return { ...termsFromReceipt(fx, receipt), receipt };
 }
@@ -193,8 +193,8 @@ export function honestUsage(terms: LeaseTerms, t0: bigint, seconds: bigint, load
 }
 
 /** `count` contiguous honest records of `seconds` each from the lease's start. */
-export function honestRecords(leaseId: bigint, terms: LeaseTerms, count: number, seconds = 60n): UsageRecordV2[] {
-  const records: UsageRecordV2[] = [];
+export function honestRecords(leaseId: bigint, terms: LeaseTerms, count: number, seconds = 60n): UsageRecord[] {
+  const records: UsageRecord[] = [];
   for (let i = 0; i < count; i += 1) {
     records.push(nextRecord(leaseId, records[i - 1], terms.rates, honestUsage(terms, terms.startedAt + BigInt(i) * seconds, seconds)));
   }
@@ -202,7 +202,7 @@ export function honestRecords(leaseId: bigint, terms: LeaseTerms, count: number,
 }
 
 /** Records re-chained after a change: indexes and running totals follow the array, amounts are kept. */
-export function rechain(records: readonly UsageRecordV2[]): UsageRecordV2[] {
+export function rechain(records: readonly UsageRecord[]): UsageRecord[] {
   let total = 0n;
   return records.map((r, i) => {
     total += r.amount;
@@ -210,31 +210,31 @@ export function rechain(records: readonly UsageRecordV2[]): UsageRecordV2[] {
   });
 }
 
-export function proven(records: readonly UsageRecordV2[], index: number): ProvenRecordV2 {
+export function proven(records: readonly UsageRecord[], index: number): ProvenRecord {
   const record = records[index];
   if (!record) throw new RangeError(`no record ${index}`);
-  return { record, proof: usageTreeV2(records).getProof(index) };
+  return { record, proof: usageTree(records).getProof(index) };
 }
 
 /** A checkpoint over `records` (the amount rule), optionally altered, signed by the provider. */
 export async function signedCheckpoint(
   fx: DualFixture,
   leaseId: bigint,
-  records: readonly UsageRecordV2[],
-  overrides: Partial<CheckpointV2> = {},
+  records: readonly UsageRecord[],
+  overrides: Partial<Checkpoint> = {},
   signer: Wallet = fx.provider,
-): Promise<SignedCheckpointV2> {
+): Promise<SignedCheckpoint> {
   const checkpoint = { ...checkpointOf(leaseId, records), ...overrides };
-  return { checkpoint, signature: await signCheckpointV2(signer, fx.v2Domain, checkpoint) };
+  return { checkpoint, signature: await signCheckpoint(signer, fx.v2Domain, checkpoint) };
 }
 
 /** Waits until the records' period has passed, then the provider claims a checkpoint over them. */
 export async function claimV2(
   fx: DualFixture,
   opened: OpenedV2,
-  records: readonly UsageRecordV2[],
-  overrides: Partial<CheckpointV2> = {},
-): Promise<{ signed: SignedCheckpointV2; receipt: TransactionReceipt }> {
+  records: readonly UsageRecord[],
+  overrides: Partial<Checkpoint> = {},
+): Promise<{ signed: SignedCheckpoint; receipt: TransactionReceipt }> {
   const signed = await signedCheckpoint(fx, opened.leaseId, records, overrides);
   const now = await latestTimestamp(fx);
   if (signed.checkpoint.periodEnd > now) await fx.rpc.send('evm_increaseTime', [Number(signed.checkpoint.periodEnd - now)]);

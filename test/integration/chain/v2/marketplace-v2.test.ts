@@ -2,17 +2,17 @@ import { Contract, ContractFactory, id, type InterfaceAbi } from 'ethers';
 import {
   ceilingRate,
   checkpointOf,
-  deployMarketplaceV2,
-  hashCheckpointV2,
-  hashQuoteV2,
+  deployMarketplace,
+  hashCheckpoint,
+  hashQuote,
   hashTerms,
   latePayableTo,
   leaseIdOf,
-  signCheckpointV2,
-  signQuoteV2,
-  usageLeafV2,
-  type CheckpointV2,
-} from '../../../../src/chain/protocol-v2';
+  signCheckpoint,
+  signQuote,
+  usageLeaf,
+  type Checkpoint,
+} from '../../../../src/chain';
 import { hostileTokenAbi, hostileTokenBytecode } from '../../../fixtures/contracts/hostile-token';
 import { advance, CHALLENGE_WINDOW, latestTimestamp, MIN_BOND, TOKEN, UNBONDING_DELAY } from '../fixture';
 import {
@@ -65,8 +65,8 @@ async function provider(address = fx.provider.address) {
   return { status: p.status as bigint, bond: p.bond as bigint, payout: p.payout as string, earnings: p.earnings as bigint, busyUntil: p.busyUntil as bigint };
 }
 
-async function countersigned(opened: OpenedV2, cp: CheckpointV2) {
-  return [opened.terms, cp, await signCheckpointV2(fx.provider, fx.v2Domain, cp), await signCheckpointV2(fx.tenant, fx.v2Domain, cp)] as const;
+async function countersigned(opened: OpenedV2, cp: Checkpoint) {
+  return [opened.terms, cp, await signCheckpoint(fx.provider, fx.v2Domain, cp), await signCheckpoint(fx.tenant, fx.v2Domain, cp)] as const;
 }
 
 describe('provider registry', () => {
@@ -109,7 +109,7 @@ describe('openLease', () => {
   it('escrows the deposit under an id made of the provider and the nonce, keeps three slots, and announces the terms and the manifest', async () => {
     const quote = await aQuoteV2(fx);
     const before = await balanceOf(fx, await fx.v2.getAddress());
-    const receipt = await send(v2As(fx, fx.tenant), 'openLease', quote, await signQuoteV2(fx.provider, fx.v2Domain, quote), 5_000n);
+    const receipt = await send(v2As(fx, fx.tenant), 'openLease', quote, await signQuote(fx.provider, fx.v2Domain, quote), 5_000n);
     const opened = receipt.logs.map((l) => fx.v2.interface.parseLog(l)).find((e) => e?.name === 'LeaseOpened')!;
     const leaseId = opened.args.getValue('leaseId') as bigint;
     expect(leaseId).toBe(leaseIdOf(fx.provider.address, quote.nonce));
@@ -122,15 +122,15 @@ describe('openLease', () => {
 
   it('refuses a replayed quote, another tenant, an expired quote, a forged or altered signature', async () => {
     const quote = await aQuoteV2(fx);
-    const sig = await signQuoteV2(fx.provider, fx.v2Domain, quote);
+    const sig = await signQuote(fx.provider, fx.v2Domain, quote);
     await send(v2As(fx, fx.tenant), 'openLease', quote, sig, 1_000n);
     expect(await revertOf(v2As(fx, fx.tenant).getFunction('openLease')(quote, sig, 1_000n))).toBe('QuoteAlreadyUsed');
     const fresh = await aQuoteV2(fx);
-    const freshSig = await signQuoteV2(fx.provider, fx.v2Domain, fresh);
+    const freshSig = await signQuote(fx.provider, fx.v2Domain, fresh);
     expect(await revertOf(v2As(fx, fx.other).getFunction('openLease')(fresh, freshSig, 1_000n))).toBe('NotTenant');
     const cheaper = { ...fresh, allocation: { ...fresh.allocation, egressBytesPerSecond: 1n } };
     expect(await revertOf(v2As(fx, fx.tenant).getFunction('openLease')(cheaper, freshSig, 1_000n))).toBe('BadSignature');
-    expect(await revertOf(v2As(fx, fx.tenant).getFunction('openLease')(fresh, await signQuoteV2(fx.tenant, fx.v2Domain, fresh), 1_000n))).toBe('BadSignature');
+    expect(await revertOf(v2As(fx, fx.tenant).getFunction('openLease')(fresh, await signQuote(fx.tenant, fx.v2Domain, fresh), 1_000n))).toBe('BadSignature');
     await advance(fx, 301n);
     expect(await revertOf(v2As(fx, fx.tenant).getFunction('openLease')(fresh, freshSig, 1_000n))).toBe('QuoteExpired');
   });
@@ -196,7 +196,7 @@ describe('redeem', () => {
   it('needs the tenant\'s countersignature', async () => {
     const opened = await openV2(fx);
     const cp = checkpointOf(opened.leaseId, honestRecords(opened.leaseId, opened.terms, 1));
-    const providerSig = await signCheckpointV2(fx.provider, fx.v2Domain, cp);
+    const providerSig = await signCheckpoint(fx.provider, fx.v2Domain, cp);
     expect(await revertOf(v2As(fx, fx.provider).getFunction('redeem')(opened.terms, cp, providerSig, providerSig))).toBe('BadSignature');
   });
 
@@ -304,16 +304,16 @@ describe('late claims and settling', () => {
 describe('off-chain encoding matches the contract', () => {
   it('hashes quotes, checkpoints and terms, derives lease ids, builds leaves and prices records the same way', async () => {
     const quote = await aQuoteV2(fx);
-    expect(await fx.v2.getFunction('hashQuote')(quote)).toBe(hashQuoteV2(fx.v2Domain, quote));
+    expect(await fx.v2.getFunction('hashQuote')(quote)).toBe(hashQuote(fx.v2Domain, quote));
     const opened = await openV2(fx);
     expect(await fx.v2.getFunction('hashTerms')(opened.terms)).toBe(hashTerms(opened.terms));
     expect(await fx.v2.getFunction('ceilingRate')(opened.terms)).toBe(ceilingRate(opened.terms.rates, opened.terms.allocation));
     expect(await fx.v2.getFunction('providerOf')(opened.leaseId)).toBe(fx.provider.address);
     const records = honestRecords(opened.leaseId, opened.terms, 3);
     const cp = { ...checkpointOf(opened.leaseId, records), resultDigest: id('result') };
-    expect(await fx.v2.getFunction('hashCheckpoint')(cp)).toBe(hashCheckpointV2(fx.v2Domain, cp));
+    expect(await fx.v2.getFunction('hashCheckpoint')(cp)).toBe(hashCheckpoint(fx.v2Domain, cp));
     for (const record of records) {
-      expect(await fx.v2.getFunction('usageLeaf')(record)).toBe(usageLeafV2(record));
+      expect(await fx.v2.getFunction('usageLeaf')(record)).toBe(usageLeaf(record));
       expect([...(await fx.v2.getFunction('usageAmount')(opened.terms.rates, record))]).toEqual([true, record.amount]);
     }
   });
@@ -323,7 +323,7 @@ describe('reentrancy', () => {
   it('a hostile token cannot re-enter withdraw; the payout is paid once', async () => {
     const factory = new ContractFactory(hostileTokenAbi as unknown as InterfaceAbi, hostileTokenBytecode, fx.deployer);
     const hostile = (await (await factory.deploy()).waitForDeployment()) as unknown as Contract;
-    const address = await deployMarketplaceV2(fx.deployer, {
+    const address = await deployMarketplace(fx.deployer, {
       tokenAddress: await hostile.getAddress(),
       treasury: fx.treasury,
       minBond: MIN_BOND,
@@ -339,13 +339,13 @@ describe('reentrancy', () => {
     }
     await send(market.connect(fx.provider) as Contract, 'registerProvider', 'x', '{}', MIN_BOND, fx.payout.address);
     const quote = await aQuoteV2(fx);
-    const receipt = await send(market.connect(fx.tenant) as Contract, 'openLease', quote, await signQuoteV2(fx.provider, domain, quote), 1_000_000n);
+    const receipt = await send(market.connect(fx.tenant) as Contract, 'openLease', quote, await signQuote(fx.provider, domain, quote), 1_000_000n);
     const opened = receipt.logs.map((l) => market.interface.parseLog(l)).find((e) => e?.name === 'LeaseOpened')!;
     const leaseId = opened.args.getValue('leaseId') as bigint;
     const startedAt = BigInt((await fx.rpc.getBlock(receipt.blockNumber))!.timestamp);
     const terms = { provider: fx.provider.address, tenant: fx.tenant.address, startedAt, deposit: 1_000_000n, rates: quote.rates, allocation: quote.allocation };
     const cp = { ...checkpointOf(leaseId, honestRecords(leaseId, terms, 1)), cumulativeAmount: 7_000n };
-    await send(market.connect(fx.other) as Contract, 'redeem', terms, cp, await signCheckpointV2(fx.provider, domain, cp), await signCheckpointV2(fx.tenant, domain, cp));
+    await send(market.connect(fx.other) as Contract, 'redeem', terms, cp, await signCheckpoint(fx.provider, domain, cp), await signCheckpoint(fx.tenant, domain, cp));
 
     await send(hostile, 'arm', address, market.interface.encodeFunctionData('withdraw', []));
     await send(market.connect(fx.provider) as Contract, 'withdraw');

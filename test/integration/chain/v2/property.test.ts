@@ -2,8 +2,8 @@ import { type TransactionReceipt } from 'ethers';
 import {
   ceilingRate,
   checkpointOf,
-  claimCapV2,
-  FAULTS_V2,
+  claimCap,
+  FAULTS,
   findDispute,
   nextRecord,
   pairFault,
@@ -11,15 +11,15 @@ import {
   recordAmount,
   recordFault,
   usageLimits,
-  usageTreeV2,
+  usageTree,
   type Allocation,
-  type CheckpointV2,
+  type Checkpoint,
   type DisputeEvidence,
   type LeaseTerms,
   type MeteredUsage,
   type Rates,
-  type UsageRecordV2,
-} from '../../../../src/chain/protocol-v2';
+  type UsageRecord,
+} from '../../../../src/chain';
 import { advance, CHALLENGE_WINDOW } from '../fixture';
 import { openV2, registerV2, revertOf, send, signedCheckpoint, startDualFixture, stopDualFixture, v2As, type DualFixture } from './fixture-v2';
 
@@ -66,8 +66,8 @@ function honestUsage(rng: Rng, allocation: Allocation, t0: bigint, seconds: bigi
   return { t0, t1: t0 + seconds, cpuMillis: big(rng, 0n, limits.cpuMillis), memoryByteSeconds: big(rng, 0n, 2n ** 40n), gpuMillis: limits.gpuMillis, rxBytes: big(rng, 0n, 10n ** 9n), txBytes: big(rng, 0n, limits.txBytes) };
 }
 
-function honestRecords(rng: Rng, terms: LeaseTerms, leaseId: bigint): UsageRecordV2[] {
-  const records: UsageRecordV2[] = [];
+function honestRecords(rng: Rng, terms: LeaseTerms, leaseId: bigint): UsageRecord[] {
+  const records: UsageRecord[] = [];
   let t = terms.startedAt + BigInt(int(rng, 0, 30));
   for (let i = int(rng, 1, 8); i > 0; i -= 1) {
     const seconds = BigInt(int(rng, 1, 120));
@@ -77,34 +77,34 @@ function honestRecords(rng: Rng, terms: LeaseTerms, leaseId: bigint): UsageRecor
   return records;
 }
 
-function rechain(records: UsageRecordV2[]): UsageRecordV2[] {
+function rechain(records: UsageRecord[]): UsageRecord[] {
   let total = 0n;
   return records.map((r) => ({ ...r, total: (total += r.amount) }));
 }
 
-function repriced(terms: LeaseTerms, r: UsageRecordV2): UsageRecordV2 {
+function repriced(terms: LeaseTerms, r: UsageRecord): UsageRecord {
   return { ...r, amount: recordAmount(terms.rates, r) };
 }
 
 interface Case {
   terms: LeaseTerms;
   /** The leaves of the signed root. */
-  leaves: UsageRecordV2[];
+  leaves: UsageRecord[];
   /** What the tenant was served: every leaf but the withheld one, if any. */
-  served: UsageRecordV2[];
-  cp: CheckpointV2;
+  served: UsageRecord[];
+  cp: Checkpoint;
   cheats: string[];
 }
 
 interface Draft {
   terms: LeaseTerms;
-  leaves: UsageRecordV2[];
+  leaves: UsageRecord[];
   /** Array position of a leaf never served to the tenant. */
   withheld?: number;
 }
 
 type LeafCheat = (rng: Rng, d: Draft) => void;
-type CheckpointCheat = (rng: Rng, cp: CheckpointV2) => CheckpointV2;
+type CheckpointCheat = (rng: Rng, cp: Checkpoint) => Checkpoint;
 
 /** Ways to alter the leaves a provider signs. */
 const LEAF_CHEATS: Record<string, LeafCheat> = {
@@ -195,7 +195,7 @@ function generate(rng: Rng, terms: LeaseTerms, leaseId: bigint): Case {
     cheats.push('rechain');
   }
   const last = draft.leaves[honest.length - 1]!;
-  let cp: CheckpointV2 = { ...checkpointOf(leaseId, draft.leaves), recordCount: BigInt(honest.length), cumulativeAmount: last.total, periodEnd: last.t1 };
+  let cp: Checkpoint = { ...checkpointOf(leaseId, draft.leaves), recordCount: BigInt(honest.length), cumulativeAmount: last.total, periodEnd: last.t1 };
   for (const name of cheats) if (CHECKPOINT_CHEATS[name]) cp = CHECKPOINT_CHEATS[name]!(rng, cp);
   const served = draft.leaves.filter((_, i) => i !== draft.withheld);
   return { terms, leaves: draft.leaves, served, cp, cheats };
@@ -203,7 +203,7 @@ function generate(rng: Rng, terms: LeaseTerms, leaseId: bigint): Case {
 
 /** Whether claim() would take the checkpoint (it is refused otherwise, and nothing is paid). */
 function claimable(c: Case, now: bigint, end: bigint): boolean {
-  return c.cp.recordCount > 0n && c.cp.periodEnd > c.terms.startedAt && c.cp.periodEnd <= end && c.cp.periodEnd <= now && c.cp.cumulativeAmount <= claimCapV2(c.terms, c.cp.periodEnd) && c.cp.cumulativeAmount > 0n;
+  return c.cp.recordCount > 0n && c.cp.periodEnd > c.terms.startedAt && c.cp.periodEnd <= end && c.cp.periodEnd <= now && c.cp.cumulativeAmount <= claimCap(c.terms, c.cp.periodEnd) && c.cp.cumulativeAmount > 0n;
 }
 
 /** What the claim may pay at most, given what the tenant was served (the property's bound). */
@@ -225,7 +225,7 @@ function checkProperty(c: Case): DisputeEvidence | null {
     expect(c.cp.cumulativeAmount).toBe(covered.reduce((sum, r) => sum + r.amount, 0n));
   }
   // A claim above the cap is refused outright; any other claim the tenant cannot dispute is bounded.
-  const takes = c.cp.recordCount > 0n && c.cp.periodEnd > c.terms.startedAt && c.cp.cumulativeAmount <= claimCapV2(c.terms, c.cp.periodEnd);
+  const takes = c.cp.recordCount > 0n && c.cp.periodEnd > c.terms.startedAt && c.cp.cumulativeAmount <= claimCap(c.terms, c.cp.periodEnd);
   if (takes && (evidence?.kind === 'missing' || evidence === null)) expect(c.cp.cumulativeAmount).toBeLessThanOrEqual(bound(c));
   return evidence;
 }
@@ -268,13 +268,13 @@ describe('on anvil', () => {
       const c = generate(rng, pureTerms(rng), 42n);
       for (const record of c.served) {
         const [faulty, fault] = (await market.getFunction('recordFault')(c.terms, c.cp, record)) as [boolean, bigint];
-        expect(faulty ? FAULTS_V2[Number(fault)] : null).toBe(recordFault(c.terms, c.cp, record));
+        expect(faulty ? FAULTS[Number(fault)] : null).toBe(recordFault(c.terms, c.cp, record));
       }
       const ordered = [...c.served].sort((a, b) => (a.index < b.index ? -1 : a.index > b.index ? 1 : 0));
       for (let j = 1; j < ordered.length; j += 1) {
         const [a, b] = [ordered[j - 1]!, ordered[j]!];
         const [faulty, fault] = (await market.getFunction('pairFault')(c.terms, a, b)) as [boolean, bigint];
-        expect(faulty ? FAULTS_V2[Number(fault)] : null).toBe(pairFault(c.terms, a, b));
+        expect(faulty ? FAULTS[Number(fault)] : null).toBe(pairFault(c.terms, a, b));
       }
     }
   });
@@ -294,14 +294,14 @@ describe('on anvil', () => {
         played += 1;
         await send(v2As(fx, fx.provider), 'claim', opened.terms, signed.checkpoint, signed.signature);
         const tenant = v2As(fx, fx.tenant);
-        const proof = (r: UsageRecordV2) => ({ record: r, proof: usageTreeV2(c.leaves).getProof(c.leaves.indexOf(r)) });
+        const proof = (r: UsageRecord) => ({ record: r, proof: usageTree(c.leaves).getProof(c.leaves.indexOf(r)) });
         if (evidence?.kind === 'record' || evidence?.kind === 'pair') {
           const receipt: TransactionReceipt =
             evidence.kind === 'record'
               ? await send(tenant, 'disputeRecord', opened.terms, signed.checkpoint, proof(evidence.record))
               : await send(tenant, 'disputeRecordPair', opened.terms, signed.checkpoint, proof(evidence.a), proof(evidence.b));
           const disputed = receipt.logs.map((l) => fx.v2.interface.parseLog(l)).find((e) => e?.name === 'ClaimDisputed')!;
-          expect(FAULTS_V2[Number(disputed.args.getValue('fault'))]).toBe(evidence.fault);
+          expect(FAULTS[Number(disputed.args.getValue('fault'))]).toBe(evidence.fault);
           outcomes.push(`upheld ${evidence.fault}`);
           continue;
         }

@@ -11,7 +11,9 @@ import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 /**
- * The compute marketplace (DESIGN.md §3.1).
+ * The compute marketplace as it was before settlement v2 (DESIGN.md §3.1), kept as a test fixture
+ * only: test/integration/chain/v2/attacks.test.ts shows each v1 attack working on it and refused by
+ * contracts/MarketplaceV2.sol. Nothing in the daemon uses it.
  *
  * Units. Every amount is in base units of `token`. Times are unix seconds (block.timestamp).
  * A usage record counts CPU and GPU time in milliseconds and egress in bytes; the rate card
@@ -47,7 +49,7 @@ import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
  *
  * The token must be a plain ERC-20 (no fee on transfer, no rebasing): escrow is booked at face value.
  */
-contract Marketplace is EIP712, ReentrancyGuard {
+contract LegacyMarketplace is EIP712, ReentrancyGuard {
     using SafeERC20 for IERC20;
 
     // ---------------------------------------------------------------- types
