@@ -70,7 +70,7 @@ describe('provider status, leases, logs, earnings, withdraw (the installed CLI a
       lastCheckpoint: { seq: Number(final.checkpoint.seq), status: 'final', final: true, countersigned: true },
     });
     const detail = json(await daemon.cli(['leases', id, '--json']));
-    expect(detail.lease.transitions.map((t: { to: string }) => t.to)).toEqual(expect.arrayContaining(['pulling', 'running', 'stopping', 'settled']));
+    expect(detail.lease.transitions.map((t: { to: string }) => t.to)).toEqual(['quoted', 'pulling', 'starting', 'running', 'finishing', 'settling', 'settled']);
 
     // Earnings as the chain has them: redeemed, so paid to the wallet and nothing left to withdraw.
     const market = marketplaceAt(daemon.ready!.marketplace, tenant.rpc);
