@@ -83,13 +83,16 @@ export function formatLeaseDetail(lease: OperatorLeaseDetail, source: 'daemon' |
 
 export function formatEarnings(view: EarningsView, source: 'daemon' | 'store'): string {
   const decimals = view.token?.decimals ?? null;
-  const money = (value: bigint | null): string => (value === null ? 'unknown (the daemon is down; the chain was not asked)' : amount(value, decimals));
+  const unasked = 'unknown (the daemon is down; the chain was not asked)';
+  const money = (value: bigint | null): string => (value === null ? unasked : amount(value, decimals));
   const out: string[] = [];
   if (source === 'store') out.push('(the daemon is not running: from its store; chain figures need the daemon)');
   const rows = [
     ['provider', view.provider ?? 'unknown'],
+    // Where withdrawals go is the marketplace's registration, not this machine's config: only the chain knows it.
+    ['payout', view.payout === null ? unasked : `${view.payout}  (every withdrawal pays this address)`],
     ['token', view.token ? tokenText(view.token) : 'unknown'],
-    ['withdrawable', `${money(view.withdrawable)}${view.withdrawable ? '  (finalised; `provider withdraw` pays it out)' : ''}`],
+    ['withdrawable', `${money(view.withdrawable)}${view.withdrawable ? '  (finalised; `provider withdraw` pays it to the payout address)' : ''}`],
     ['claimed', `${amount(view.claimedPending, decimals)}${view.claimedPending > 0n ? '  (claims waiting out the challenge window)' : ''}`],
     ['withdrawn', amount(view.withdrawn, decimals)],
     ['balance', money(view.balance)],
@@ -102,14 +105,22 @@ export function formatEarnings(view: EarningsView, source: 'daemon' | 'store'): 
   return lines(out);
 }
 
-export function formatWithdraw(result: WithdrawResult, decimals: number | null): string {
+/** What the earnings view adds to a withdrawal's result: the token's decimals and the payout address (null when unknown). */
+export interface WithdrawContext {
+  decimals: number | null;
+  payout: string | null;
+}
+
+export function formatWithdraw(result: WithdrawResult, context: WithdrawContext): string {
+  const { decimals } = context;
+  const to = context.payout === null ? '' : ` to ${context.payout}`;
   switch (result.outcome) {
     case 'nothing':
       return lines(['nothing to withdraw: the marketplace holds no finalised earnings for this provider']);
     case 'confirmed':
-      return lines([`withdrew ${amount(result.amount, decimals)}`, `  transaction ${result.txHash ?? '-'} (${result.key ?? '-'})`]);
+      return lines([`withdrew ${amount(result.amount, decimals)}${to}`, `  transaction ${result.txHash ?? '-'} (${result.key ?? '-'})`]);
     case 'pending':
-      return lines([`withdrawal of ${amount(result.amount, decimals)} sent as ${result.key ?? '-'}; not confirmed yet`, '  `provider earnings` shows it once it is']);
+      return lines([`withdrawal of ${amount(result.amount, decimals)}${to} sent as ${result.key ?? '-'}; not confirmed yet`, '  `provider earnings` shows it once it is']);
     default:
       return lines([`withdrawal ${result.outcome}: ${result.error ?? 'no reason given'}`, `  transaction ${result.txHash ?? 'none'} (${result.key ?? '-'})`]);
   }

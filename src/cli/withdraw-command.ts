@@ -32,8 +32,8 @@ export function registerWithdrawCommand(program: Command, io: CliIo): void {
       }
       if (options.json) ctx.print(JSON.stringify(z.encode(wire.withdrawResultWire, result), null, 2));
       else {
-        const token = result.outcome === 'nothing' ? null : (await client.earnings().catch(() => undefined))?.token;
-        io.stdout.write(formatWithdraw(result, token?.decimals ?? null));
+        const earnings = result.outcome === 'nothing' ? undefined : await client.earnings().catch(() => undefined);
+        io.stdout.write(formatWithdraw(result, { decimals: earnings?.token?.decimals ?? null, payout: earnings?.payout ?? null }));
       }
       // Still pending is not a failure: it was sent, and `provider earnings` shows how it ends.
       if (result.outcome === 'reverted' || result.outcome === 'failed') throw new CliExit(1);

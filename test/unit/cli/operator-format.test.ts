@@ -17,6 +17,9 @@ const aLease = (overrides: Partial<OperatorLeaseSummary> = {}): OperatorLeaseSum
   ...overrides,
 });
 
+const PROVIDER = '0x70997970C51812dc3A010C7d01b50e0d17dc79C8';
+const PAYOUT = '0x90F79bf6EB2c4f870365E785982E1f101E93b906';
+
 const NONE = { quoted: 0, pulling: 0, starting: 0, running: 0, stopping: 0, finishing: 0, settling: 0, settled: 0, failed: 0, rejected: 0 };
 
 describe('operator output', () => {
@@ -76,6 +79,7 @@ describe('operator output', () => {
       provider: null,
       token: null,
       withdrawable: null,
+      payout: null,
       claimedPending: 5n,
       withdrawn: 10n,
       balance: null,
@@ -84,17 +88,46 @@ describe('operator output', () => {
     };
     const text = formatEarnings(view, 'store');
     expect(text).toContain('withdrawable  unknown (the daemon is down; the chain was not asked)\n');
+    expect(text).toContain('payout        unknown (the daemon is down; the chain was not asked)\n');
     expect(text).toContain('claimed       5 base units  (claims waiting out the challenge window)\n');
     expect(text).toContain('withdrawal    withdraw:2 pending\n');
     expect(text).toContain('12     settled  20                   15                 claimed\n');
   });
 
-  it('says plainly when there is nothing to withdraw, and names the transaction when there was', () => {
-    expect(formatWithdraw({ outcome: 'nothing', key: null, amount: 0n, txHash: null, error: null }, 18)).toBe('nothing to withdraw: the marketplace holds no finalised earnings for this provider\n');
+  it('prints the payout address every withdrawal pays, from the chain, in earnings', () => {
+    const view: EarningsView = {
+      provider: PROVIDER,
+      token: { address: '0x5FbDB2315678afecb367f032d93F642f64180aa3', decimals: 18, symbol: 'DCT' },
+      withdrawable: 3n * 10n ** 18n,
+      payout: PAYOUT,
+      claimedPending: 0n,
+      withdrawn: 0n,
+      balance: 0n,
+      withdrawal: null,
+      leases: [],
+    };
+    expect(formatEarnings(view, 'daemon').split('\n').slice(0, 4)).toEqual([
+      `provider      ${PROVIDER}`,
+      `payout        ${PAYOUT}  (every withdrawal pays this address)`,
+      'token         0x5FbDB2315678afecb367f032d93F642f64180aa3 (DCT, 18 decimals)',
+      'withdrawable  3 (3000000000000000000 base units)  (finalised; `provider withdraw` pays it to the payout address)',
+    ]);
+  });
+
+  it('says plainly when there is nothing to withdraw, and names the transaction and the payout address when there was', () => {
+    const context = { decimals: 18, payout: PAYOUT };
+    expect(formatWithdraw({ outcome: 'nothing', key: null, amount: 0n, txHash: null, error: null }, context)).toBe('nothing to withdraw: the marketplace holds no finalised earnings for this provider\n');
     const hash = `0x${'ab'.repeat(32)}`;
-    expect(formatWithdraw({ outcome: 'confirmed', key: 'withdraw:1', amount: 2n * 10n ** 18n, txHash: hash, error: null }, 18)).toBe(
-      `withdrew 2 (2000000000000000000 base units)\n  transaction ${hash} (withdraw:1)\n`,
+    expect(formatWithdraw({ outcome: 'confirmed', key: 'withdraw:1', amount: 2n * 10n ** 18n, txHash: hash, error: null }, context)).toBe(
+      `withdrew 2 (2000000000000000000 base units) to ${PAYOUT}\n  transaction ${hash} (withdraw:1)\n`,
     );
-    expect(formatWithdraw({ outcome: 'reverted', key: 'withdraw:1', amount: 2n, txHash: hash, error: 'NothingToWithdraw()' }, null)).toContain('withdrawal reverted: NothingToWithdraw()');
+    expect(formatWithdraw({ outcome: 'pending', key: 'withdraw:2', amount: 5n, txHash: null, error: null }, { decimals: null, payout: PAYOUT })).toBe(
+      `withdrawal of 5 base units to ${PAYOUT} sent as withdraw:2; not confirmed yet\n  \`provider earnings\` shows it once it is\n`,
+    );
+    // The earnings view could not be read: the amount alone, no guessed address.
+    expect(formatWithdraw({ outcome: 'confirmed', key: 'withdraw:3', amount: 7n, txHash: hash, error: null }, { decimals: null, payout: null })).toBe(
+      `withdrew 7 base units\n  transaction ${hash} (withdraw:3)\n`,
+    );
+    expect(formatWithdraw({ outcome: 'reverted', key: 'withdraw:1', amount: 2n, txHash: hash, error: 'NothingToWithdraw()' }, { decimals: null, payout: null })).toContain('withdrawal reverted: NothingToWithdraw()');
   });
 });
