@@ -38,6 +38,8 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   PROVIDER_RESPONSE_INVALID: 502,
   QUOTE_UNTRUSTED: 502,
   USAGE_UNVERIFIED: 502,
+  // Raised by the tenant client about the chain's state (no pending claim to dispute yet), never served.
+  CLAIM_NOT_DISPUTABLE: 409,
   LEASE_NOT_FOUND: 404,
   // Draining: this provider takes no new leases now; another may.
   PROVIDER_DRAINING: 503,

@@ -1,6 +1,24 @@
 import { usageTree, type LeaseTerms, type UsageRecord } from '../chain';
 import type { MarketplaceContract } from '../chain';
-import type { UsageEvidence } from './verify';
+import type { LeaseOnChain, UsageEvidence } from './verify';
+
+/** What TenantClient.dispute found: nothing to dispute (the usage view verifies), or the dispute it filed. */
+export type DisputeOutcome =
+  | { filed: false; checkpoint: number; records: number; total: bigint }
+  | { filed: true; checkpoint: number; fault: string; evidence: 'equivocation' | 'record' | 'pair'; txHash: string };
+
+/**
+ * Why the contract would refuse a record dispute against the checkpoint whose EIP-712 digest is
+ * `digest` at chain time `now` (MarketplaceV2._disputable), or undefined: such a dispute needs
+ * that checkpoint to be the lease's pending claim, inside its challenge window.
+ */
+export function claimNotDisputable(chain: LeaseOnChain, digest: string, now: bigint): string | undefined {
+  if (chain.end === 0n) return 'the lease is settled';
+  if (chain.payableAt === 0n) return 'the provider has not claimed it on-chain';
+  if (chain.claimDigest.toLowerCase() !== digest.toLowerCase()) return 'the pending claim is another checkpoint';
+  if (now >= chain.payableAt) return `its challenge window closed at ${chain.payableAt}`;
+  return undefined;
+}
 
 /**
  * The calldata of the dispute a refused usage view supports (docs/settlement-v2.md, "Disputes"):

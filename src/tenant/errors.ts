@@ -72,7 +72,11 @@ export class UsageUnverifiedError extends ProviderError {
   ) {
     super('USAGE_UNVERIFIED', `usage refused: ${message}`, {
       input: { fault, seq },
-      fix: evidence ? 'do not countersign; file the dispute (`provider dispute <leaseId>`) before the claim is payable' : 'do not countersign; keep the view as evidence for a dispute',
+      // A record not served is evidence of nothing on-chain: there is no dispute to file for it.
+      fix:
+        evidence && !(evidence.kind === 'records' && evidence.dispute.kind === 'missing')
+          ? 'do not countersign; file the dispute (`provider dispute <leaseId>`) before the claim is payable'
+          : 'do not countersign; keep the view as evidence for a dispute',
     });
     this.name = 'UsageUnverifiedError';
   }

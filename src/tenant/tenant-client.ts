@@ -2,14 +2,14 @@ import { getAddress, type Provider, type Signer, type TransactionReceipt, type T
 import WebSocket from 'ws';
 import { z } from 'zod';
 import { wire, type CheckpointView, type LeaseView, type LogEntry, type Offer, type QuoteResponse, type UsageView } from '../api';
-import { boundedRpc, decodeMarketplaceLog, marketplaceAt, marketplaceDomain, signCheckpoint, tokenAt, type LeaseTerms, type MarketplaceContract, type TokenContract } from '../chain';
-import { disputeCalldata } from './dispute';
+import { boundedRpc, decodeMarketplaceLog, hashCheckpoint, marketplaceAt, marketplaceDomain, signCheckpoint, tokenAt, type LeaseTerms, type MarketplaceContract, type TokenContract } from '../chain';
+import { claimNotDisputable, disputeCalldata, type DisputeOutcome } from './dispute';
 import { ProviderError } from '../errors';
 import { manifestSchema, type Manifest, type ManifestInput } from '../runtime';
 import { systemClock, type Clock } from '../util/clock';
 import { ProviderRefusedError, QuoteUntrustedError, UsageUnverifiedError } from './errors';
 import { signRequest } from './request-signer';
-import { verifyQuote, verifyUsage, type LeaseOnChain, type VerifiedUsage } from './verify';
+import { verifyQuote, verifyUsage, type LeaseOnChain, type UsageEvidence, type VerifiedUsage } from './verify';
 
 export interface TenantClientOptions {
   /** The tenant's key, connected to `chain` for transactions. */
@@ -170,22 +170,39 @@ export class TenantClient {
 
   /**
    * Checks the lease's usage view and files the dispute its evidence supports (the contract
-   * upholds it: the claim is dropped and the provider slashed). Undefined when there is nothing to
-   * dispute: the view verifies, or the only fault is a record not served.
+   * upholds it: the claim is dropped and the provider slashed), or says the view verifies. Throws
+   * the view's USAGE_UNVERIFIED when it is refused without evidence the chain takes (a bad
+   * signature or proof, a record not served), and CLAIM_NOT_DISPUTABLE when records disprove a
+   * checkpoint that is not the pending claim in its challenge window (nothing to dispute yet).
    */
-  async dispute(leaseId: bigint | string, signal?: AbortSignal): Promise<{ fault: string; txHash: string } | undefined> {
+  async dispute(leaseId: bigint | string, signal?: AbortSignal): Promise<DisputeOutcome> {
     const ctx = await this.context(signal);
     const view = await this.usage(leaseId, signal);
-    const evidence = await this.verifyUsage(view, leaseId).then(
-      () => undefined,
-      (err: unknown) => (err instanceof UsageUnverifiedError ? err.evidence : Promise.reject(err)),
-    );
-    if (!evidence) return undefined;
-    const { terms } = await this.leaseOnChain(BigInt(leaseId));
-    const call = disputeCalldata(ctx.marketplace, terms, evidence, view.records);
-    if (!call) return undefined;
+    let refusal: UsageUnverifiedError;
+    try {
+      const verified = await this.verifyUsage(view, leaseId);
+      return { filed: false, checkpoint: verified.latest.seq, records: view.records.length, total: verified.total };
+    } catch (err) {
+      if (!(err instanceof UsageUnverifiedError) || !err.evidence) throw err;
+      refusal = err;
+    }
+    const evidence = refusal.evidence as UsageEvidence;
+    const chain = await this.leaseOnChain(BigInt(leaseId));
+    const call = disputeCalldata(ctx.marketplace, chain.terms, evidence, view.records);
+    if (!call) throw refusal;
+    const seq = evidence.kind === 'equivocation' ? evidence.b.seq : evidence.checkpoint.seq;
+    if (evidence.kind === 'records') {
+      const head = await boundedRpc('getBlock(latest)', { signal }, () => this.options.chain.getBlock('latest'));
+      const why = claimNotDisputable(chain, hashCheckpoint(ctx.domain, evidence.checkpoint.checkpoint), BigInt(head?.timestamp ?? 0));
+      if (why) {
+        throw new ProviderError('CLAIM_NOT_DISPUTABLE', `checkpoint ${seq} of lease ${leaseId} is disproved (${call.what}) but cannot be disputed: ${why}`, {
+          input: { leaseId: leaseId.toString(), seq },
+          fix: 'do not countersign it; a dispute is filed against the pending claim of that checkpoint within its challenge window: run `provider dispute` again once the provider claims it',
+        });
+      }
+    }
     const receipt = await this.transact(ctx.marketplace, call.data, `dispute (${call.what})`);
-    return { fault: call.what, txHash: receipt.hash };
+    return { filed: true, checkpoint: seq, fault: call.what, evidence: evidence.kind === 'equivocation' ? 'equivocation' : (evidence.dispute.kind as 'record' | 'pair'), txHash: receipt.hash };
   }
 
   /** WS /v1/leases/:id/logs: the lease's lines until the stream's end message. */
