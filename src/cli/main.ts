@@ -15,6 +15,7 @@ import { registerLogsCommand } from './logs-command';
 import { registerEarningsCommand } from './earnings-command';
 import { registerWithdrawCommand } from './withdraw-command';
 import { registerSelftestCommand } from './selftest-command';
+import { registerDisputeCommand } from './dispute-command';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -50,6 +51,7 @@ export function buildProgram(io: CliIo): Command {
   registerEarningsCommand(program, io);
   registerWithdrawCommand(program, io);
   registerSelftestCommand(program, io);
+  registerDisputeCommand(program, io);
   for (const command of program.commands) command.exitOverride().configureOutput(program.configureOutput());
   return program;
 }

@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { Option, type Command } from 'commander';
 import { z } from 'zod';
 import { formatDoctorText } from '../doctor';
-import { ProviderError } from '../errors';
 import { manifestSchema } from '../runtime';
 import { Selftest, type SelftestReport } from '../selftest';
 import { CliExit, commandContext, type CliIo } from './context';
 import { localApiUrl } from '../api';
+import { parseFlags } from './flags';
 import { openTenantSession } from './tenant-session';
 
 const DEFAULT_IMAGE = 'busybox:1.36';
@@ -44,7 +44,7 @@ export function registerSelftestCommand(program: Command, io: CliIo): void {
     .action(async (raw: Record<string, unknown>, command: Command) => {
       const ctx = commandContext(io, command);
       const { config } = ctx.loaded;
-      const options = parseOptions(raw);
+      const options: SelftestOptions = parseFlags(optionsSchema, raw, 'selftest');
       const apiUrl = localApiUrl(config);
       const { tenant, rpc } = await openTenantSession(config, options, { apiUrl, clock: io.clock, keyNeeded: 'selftest pays for its leases from a tenant account you fund' });
       const controller = new AbortController();
@@ -89,10 +89,3 @@ export function formatSelftestText(report: SelftestReport): string {
   return `${table}selftest ${report.passed ? 'PASSED' : 'FAILED'} in ${(report.ms / 1000).toFixed(1)} s\n`;
 }
 
-function parseOptions(raw: Record<string, unknown>): SelftestOptions {
-  const parsed = optionsSchema.safeParse(raw);
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  const flag = `--${String(issue?.path[0] ?? '').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-  throw new ProviderError('USAGE', `${flag}: ${issue?.message ?? 'invalid'}`, { input: flag, fix: 'see provider selftest --help' });
-}
