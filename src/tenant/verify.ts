@@ -174,7 +174,14 @@ export function verifyUsage(view: UsageView, expect: UsageExpectations): Verifie
         : `checkpoint ${latest.seq}: ${dispute.fault}`;
     fail(dispute.kind === 'missing' ? 'missing-record' : 'disputable', message, BigInt(latest.seq), { kind: 'records', checkpoint: latest, dispute });
   }
-  if (cp.resultDigest !== ZERO_BYTES32 && checkpoints.some((c) => c.seq > latest.seq)) fail('checkpoint-order', 'a final checkpoint is followed by another');
+  for (let i = 1; i < checkpoints.length; i += 1) {
+    const [before, after] = [checkpoints[i - 1] as CheckpointView, checkpoints[i] as CheckpointView];
+    // Only the latest is verified: an earlier one over more records could be claimed above it, unseen.
+    if (after.checkpoint.recordCount < before.checkpoint.recordCount) {
+      fail('checkpoint-order', `checkpoint ${after.seq} covers fewer records than checkpoint ${before.seq}`, BigInt(after.seq));
+    }
+    if (before.checkpoint.resultDigest !== ZERO_BYTES32) fail('checkpoint-order', `final checkpoint ${before.seq} is followed by checkpoint ${after.seq}`, BigInt(after.seq));
+  }
   const chain = expect.chain;
   if (chain && chain.paid > payableTo(cp.cumulativeAmount, terms.deposit)) {
     fail('chain-mismatch', `chain paid ${chain.paid}, more than the ${cp.cumulativeAmount} shown`);
