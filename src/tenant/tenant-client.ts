@@ -181,7 +181,7 @@ export class TenantClient {
     let refusal: UsageUnverifiedError;
     try {
       const verified = await this.verifyUsage(view, leaseId);
-      return { filed: false, checkpoint: verified.latest.seq, records: view.records.length, total: verified.total };
+      return { filed: false, checkpoint: verified.latest.seq, records: Number(verified.latest.checkpoint.recordCount), total: verified.total };
     } catch (err) {
       if (!(err instanceof UsageUnverifiedError) || !err.evidence) throw err;
       refusal = err;
