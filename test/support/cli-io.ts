@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,30 @@ export interface CliRun {
 /** A scratch directory under the OS temp dir; tests do not clean it so failures can be inspected. */
 export function tempDir(prefix = 'provider-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/**
+ * A config file for a real-looking network (chain 8453) whose RPC and API answer nothing, in a
+ * fresh directory: commands that act as a tenant there need a key file and find no daemon.
+ */
+export async function offDevnetConfig(): Promise<{ file: string; dir: string }> {
+  const dir = tempDir();
+  const file = join(dir, 'provider.yaml');
+  writeFileSync(
+    file,
+    [
+      `dataDir: ${dir}`,
+      'network:',
+      '  rpcUrl: http://127.0.0.1:1',
+      '  chainId: 8453',
+      '  marketplaceAddress: "0x00000000000000000000000000000000000000aa"',
+      'api:',
+      '  host: 127.0.0.1',
+      `  port: ${await deadPort()}`,
+      '',
+    ].join('\n'),
+  );
+  return { file, dir };
 }
 
 /** A port nothing listens on, so every command finds the daemon down. */

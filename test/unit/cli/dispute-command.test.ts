@@ -1,29 +1,9 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatDispute } from '../../../src/cli/dispute-command';
-import { deadPort, runCli, tempDir } from '../../support/cli-io';
+import { deadPort, offDevnetConfig, runCli, tempDir } from '../../support/cli-io';
 
 const KEY = `0x${'5d'.repeat(32)}`;
-
-async function offDevnetConfig(): Promise<{ file: string; dir: string }> {
-  const dir = tempDir();
-  const file = join(dir, 'provider.yaml');
-  writeFileSync(
-    file,
-    [
-      `dataDir: ${dir}`,
-      'network:',
-      '  rpcUrl: http://127.0.0.1:1',
-      '  chainId: 8453',
-      '  marketplaceAddress: "0x00000000000000000000000000000000000000aa"',
-      'api:',
-      '  host: 127.0.0.1',
-      `  port: ${await deadPort()}`,
-      '',
-    ].join('\n'),
-  );
-  return { file, dir };
-}
 
 describe('provider dispute (command line)', () => {
   it.each([
