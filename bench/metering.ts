@@ -3,8 +3,8 @@
  *
  * 1. Daemon CPU per running lease at the default interval (metering.sampleIntervalSeconds): the
  *    engine's sampling path for one lease (inspect the container for its pid, read its cgroup and
- *    /proc/<pid>/net/dev counters, close the interval, price it, store it with the timeline state
- *    in SQLite) is timed on N running containers for many rounds; CPU per sample divided by the
+ *    /proc/<pid>/net/dev counters, close the interval, clamp it to the lease's allocation, price it
+ *    as the next record after the stored last one, store it with the timeline state in SQLite) is timed on N running containers for many rounds; CPU per sample divided by the
  *    interval is the daemon's CPU share per lease.
  * 2. Accuracy: a container limited to one core burns CPU in a busy loop for a known time, then
  *    idles, while it is metered every second; metered CPU-seconds against the burn, in percent.
@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
-import { usageAmount } from '../src/chain';
+import { clampToAllocation, nextRecord, type Allocation } from '../src/chain';
 import { configSchema } from '../src/config';
 import { silentLogger } from '../src/log';
 import { ContainerCounterReader, UsageTimeline, hostKernelFiles } from '../src/metering';
@@ -31,6 +31,8 @@ import { execFileAsync } from '../src/util/exec';
 const sh = promisify(execFile);
 const IMAGE = 'provider-test/busybox:latest';
 const RATES = { perSecond: 1n, perCpuSecond: 1_000_000n, perGpuSecond: 0n, perGiBEgress: 1n };
+/** What each idle lease's quote commits: its 100m of CPU, no GPU, the default egress. */
+const ALLOCATION: Allocation = { cpuMillicores: 100n, gpuCount: 0n, egressBytesPerSecond: 125_000_000n };
 
 function option(args: string[], name: string, fallback: string): number {
   const i = args.indexOf(`--${name}`);
@@ -67,7 +69,7 @@ export async function run(args: string[]): Promise<void> {
       store.leases.insert(
         {
           leaseId: String(i + 1), runtimeId: id, quoteNonce: null, tenant: '0x0000000000000000000000000000000000000001', manifestHash: '0x00', deposit: 0n,
-          rates: RATES, maxRatePerSecond: 1n, maxDuration: 600, openedAt: 0, state: 'running', endReason: null, exitCode: null,
+          rates: RATES, allocation: ALLOCATION, maxDuration: 600, openedAt: 0, state: 'running', endReason: null, exitCode: null,
           detail: null, closedAt: null, containerId: null, startedAt: 0, endedAt: null, imageDigest: null, timeline: null,
           resultDigest: null, logsSha256: null, updatedAt: 0,
         },
@@ -84,8 +86,10 @@ export async function run(args: string[]): Promise<void> {
         const counters = await reader.read(info.State.Pid);
         const interval = timelines[i]!.sample(round, counters);
         if (!interval) continue;
-        const base = { leaseId: BigInt(i + 1), seq: BigInt(interval.seq), t0: BigInt(interval.t0), t1: BigInt(interval.t1), cpuMillis: interval.cpuMillis, memoryByteSeconds: interval.memoryByteSeconds, gpuMillis: 0n, rxBytes: interval.rxBytes, txBytes: interval.txBytes };
-        store.usage.append(String(i + 1), { ...base, amount: usageAmount(RATES, base) }, timelines[i]!.state());
+        // As the engine's meter appends a record (src/leases/meter.ts).
+        const leaseId = String(i + 1);
+        const usage = clampToAllocation(ALLOCATION, { t0: BigInt(interval.t0), t1: BigInt(interval.t1), cpuMillis: interval.cpuMillis, memoryByteSeconds: interval.memoryByteSeconds, gpuMillis: 0n, rxBytes: interval.rxBytes, txBytes: interval.txBytes });
+        store.usage.append(leaseId, nextRecord(BigInt(leaseId), store.usage.last(leaseId), RATES, usage), timelines[i]!.state());
         samples += 1;
       }
     }

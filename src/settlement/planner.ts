@@ -47,6 +47,12 @@ export interface LeaseFacts {
   claimAfterWindowFraction: number;
   /** config settlement.countersignGraceSeconds: an ended lease's final checkpoint waits this long for the tenant. */
   countersignGraceSeconds: number;
+  /**
+   * The provider was slashed (MarketplaceV2 status Slashed): its claims and their finalisation
+   * revert, so none is planned; countersigned checkpoints still redeem, and its leases settle from
+   * end + challengeWindow. Absent: not slashed.
+   */
+  providerSlashed?: boolean;
   /** The state of each of this lease's intents, by kind and checkpoint seq. */
   intent: (kind: 'redeem' | 'claim' | 'finalize' | 'close' | 'settle', seq?: bigint) => IntentState;
 }
@@ -89,22 +95,25 @@ export function planSettlement(facts: LeaseFacts): SettlementPlan {
   //    countersigned nor claimed is older than the configured fraction of the challenge window,
   //    so a tenant that stops countersigning never pushes the provider into the late window.
   const lastClaim = chain.end + challengeWindow + lateWindow;
-  if (!paymentInFlight && latest && raises(latest, floor) && latest.periodEnd <= now && now < lastClaim) {
+  const canClaim = facts.providerSlashed !== true;
+  // A claim finalises a matured pending claim itself: a finalize after it would revert.
+  let claimInFlight = false;
+  if (canClaim && !paymentInFlight && latest && raises(latest, floor) && latest.periodEnd <= now && now < lastClaim) {
     const claim = facts.intent('claim', latest.seq);
     const oldestUnpaid = facts.checkpoints.find((cp) => raises(cp, floor) && !(cp.tenantSig && facts.intent('redeem', cp.seq) === 'confirmed'));
     const due =
       facts.phase === 'settling'
         ? latest.final && (latest.tenantSig !== null || facts.wallNow - latest.createdAt >= facts.countersignGraceSeconds)
         : oldestUnpaid !== undefined && Number(now - oldestUnpaid.periodEnd) >= facts.claimAfterWindowFraction * Number(challengeWindow);
-    if (claim === 'pending') paymentInFlight = true;
+    if (claim === 'pending') paymentInFlight = claimInFlight = true;
     else if (claim === 'none' && due) {
       actions.push({ kind: 'claim', seq: latest.seq, late: now >= chain.end + challengeWindow });
-      paymentInFlight = true;
+      paymentInFlight = claimInFlight = true;
     }
   }
 
   // 3. A pending claim whose window passed becomes earnings.
-  if (chain.payableAt !== 0n && now >= chain.payableAt) {
+  if (canClaim && !claimInFlight && chain.payableAt !== 0n && now >= chain.payableAt) {
     const claimed = [...facts.checkpoints].reverse().find((cp) => facts.intent('claim', cp.seq) === 'confirmed') ?? latest;
     if (claimed && facts.intent('finalize', claimed.seq) === 'none') actions.push({ kind: 'finalize', seq: claimed.seq });
   }
@@ -117,7 +126,7 @@ export function planSettlement(facts: LeaseFacts): SettlementPlan {
   // 5. Settled (the tenant's refund) once it is over, its window passed, and nothing is still coming.
   const claimMatured = chain.payableAt === 0n || now >= chain.payableAt;
   if (!paymentInFlight && now >= chain.end + challengeWindow && claimMatured && facts.intent('settle') === 'none') {
-    const owed = latest !== undefined && raises(latest, floor) && latest.periodEnd <= now && now < lastClaim;
+    const owed = canClaim && latest !== undefined && raises(latest, floor) && latest.periodEnd <= now && now < lastClaim;
     // A claim still owed but not yet due (the grace) waits; one that can no longer be made does not.
     if (!owed || facts.intent('claim', latest.seq) === 'failed') actions.push({ kind: 'settle' });
   }

@@ -1,0 +1,225 @@
+import { planSettlement, type IntentState, type LeaseFacts, type PlannedCheckpoint, type SettlementPlan } from '../../../src/settlement';
+
+/**
+ * planSettlement as a table: one lease's facts in, the chain actions due now out. The windows
+ * follow docs/settlement-v2.md: a claim is on time until end + challengeWindow, late (90%) for
+ * lateWindow more, refused after; the provider may settle from end + challengeWindow.
+ */
+
+const WINDOW = 600n;
+const LATE = 1_200n;
+/** The lease's end on-chain (closed, or startedAt + maxDuration). */
+const END = 100_000n;
+const GRACE = 30;
+const SIG = `0x${'11'.repeat(65)}`;
+
+/** Checkpoint `seq` over usage worth `amount` up to `periodEnd`, signed at `createdAt` (wall clock). */
+function aCheckpoint(seq: number, amount: bigint, periodEnd: bigint, more: Partial<PlannedCheckpoint> = {}): PlannedCheckpoint {
+  return { seq: BigInt(seq), cumulativeAmount: amount, periodEnd, final: false, tenantSig: null, createdAt: Number(periodEnd), ...more };
+}
+
+interface Situation {
+  phase?: LeaseFacts['phase'];
+  deposit?: bigint;
+  checkpoints?: PlannedCheckpoint[];
+  chain?: Partial<LeaseFacts['chain']>;
+  now: bigint;
+  /** Outbox intents by key: `claim:2`, `redeem:1`, `close`… absent: none sent. */
+  intents?: Record<string, IntentState>;
+  slashed?: boolean;
+}
+
+function plan(s: Situation): SettlementPlan {
+  return planSettlement({
+    phase: s.phase ?? 'running',
+    deposit: s.deposit ?? 10n ** 18n,
+    checkpoints: s.checkpoints ?? [],
+    chain: { paid: 0n, pending: 0n, payableAt: 0n, end: END, ...s.chain },
+    now: s.now,
+    // Wall clock and chain time agree here; the grace counts on the wall clock.
+    wallNow: Number(s.now),
+    challengeWindow: WINDOW,
+    lateWindow: LATE,
+    claimAfterWindowFraction: 0.5,
+    countersignGraceSeconds: GRACE,
+    intent: (kind, seq) => s.intents?.[seq === undefined ? kind : `${kind}:${seq}`] ?? 'none',
+    ...(s.slashed === undefined ? {} : { providerSlashed: s.slashed }),
+  });
+}
+
+const RUNNING = END - 50_000n;
+const countersigned = { tenantSig: SIG };
+const final = { final: true };
+
+describe('planSettlement', () => {
+  it.each<[string, Situation, SettlementPlan]>([
+    // A running lease.
+    ['running, a fresh checkpoint: nothing yet', { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 10n)] }, { settled: false, actions: [] }],
+    ['running, nothing metered yet: nothing', { now: RUNNING }, { settled: false, actions: [] }],
+    [
+      'running, usage unpaid for half the window: the latest checkpoint is claimed on time',
+      { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 300n), aCheckpoint(2, 900n, RUNNING - 10n)] },
+      { settled: false, actions: [{ kind: 'claim', seq: 2n, late: false }] },
+    ],
+    [
+      'running, unpaid usage just under the fraction: not yet',
+      { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 299n)] },
+      { settled: false, actions: [] },
+    ],
+    [
+      'running, that claim in flight: nothing more',
+      { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 400n)], intents: { 'claim:1': 'pending' } },
+      { settled: false, actions: [] },
+    ],
+    [
+      'running, usage claimed and pending on-chain: no new claim until there is more',
+      { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 400n)], chain: { pending: 500n, payableAt: RUNNING + 200n }, intents: { 'claim:1': 'confirmed' } },
+      { settled: false, actions: [] },
+    ],
+    [
+      'running, countersigned: redeemed at once, without waiting',
+      { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 10n, countersigned)] },
+      { settled: false, actions: [{ kind: 'redeem', seq: 1n }] },
+    ],
+    [
+      'running, an older countersigned and a newer unpaid checkpoint: the countersigned one is redeemed, nothing claimed meanwhile',
+      { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 400n, countersigned), aCheckpoint(2, 900n, RUNNING - 350n)] },
+      { settled: false, actions: [{ kind: 'redeem', seq: 1n }] },
+    ],
+    [
+      'running, its redeem in flight: nothing more',
+      { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 400n, countersigned)], intents: { 'redeem:1': 'pending' } },
+      { settled: false, actions: [] },
+    ],
+    [
+      'running, redeemed and paid: nothing',
+      { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 400n, countersigned)], chain: { paid: 500n }, intents: { 'redeem:1': 'confirmed' } },
+      { settled: false, actions: [] },
+    ],
+    [
+      'running, the redeem failed: the usage is claimed instead once due',
+      { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 400n, countersigned)], intents: { 'redeem:1': 'failed' } },
+      { settled: false, actions: [{ kind: 'claim', seq: 1n, late: false }] },
+    ],
+    [
+      'running, the escrow used up and paid in full: nothing to claim above the deposit',
+      { now: RUNNING, deposit: 400n, checkpoints: [aCheckpoint(1, 500n, RUNNING - 400n)], chain: { paid: 400n } },
+      { settled: false, actions: [] },
+    ],
+    [
+      'a pending claim matured: finalised',
+      { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 900n)], chain: { pending: 500n, payableAt: RUNNING - 1n }, intents: { 'claim:1': 'confirmed' } },
+      { settled: false, actions: [{ kind: 'finalize', seq: 1n }] },
+    ],
+    [
+      'a pending claim matured, its finalize already sent: nothing',
+      { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 900n)], chain: { pending: 500n, payableAt: RUNNING - 1n }, intents: { 'claim:1': 'confirmed', 'finalize:1': 'pending' } },
+      { settled: false, actions: [] },
+    ],
+    [
+      'a pending claim matured and newer usage is due: only the claim, which finalises the matured one first',
+      {
+        now: RUNNING,
+        checkpoints: [aCheckpoint(1, 500n, RUNNING - 1_000n), aCheckpoint(2, 900n, RUNNING - 350n)],
+        chain: { pending: 500n, payableAt: RUNNING - 1n },
+        intents: { 'claim:1': 'confirmed' },
+      },
+      { settled: false, actions: [{ kind: 'claim', seq: 2n, late: false }] },
+    ],
+
+    // An ended lease (its final checkpoint stored).
+    [
+      'ended, not closed on-chain: closed, the final checkpoint waits out the grace for the tenant',
+      { phase: 'settling', now: END - 1_000n, checkpoints: [aCheckpoint(1, 500n, END - 1_000n, { ...final, createdAt: Number(END - 1_000n) })] },
+      { settled: false, actions: [{ kind: 'close' }] },
+    ],
+    [
+      'ended, the tenant countersigned the final checkpoint: redeemed and closed',
+      { phase: 'settling', now: END - 1_000n, checkpoints: [aCheckpoint(1, 500n, END - 1_000n, { ...final, ...countersigned })] },
+      { settled: false, actions: [{ kind: 'redeem', seq: 1n }, { kind: 'close' }] },
+    ],
+    [
+      'ended, the grace over without a countersignature: claimed on time',
+      { phase: 'settling', now: END + 100n, checkpoints: [aCheckpoint(1, 500n, END, { ...final, createdAt: Number(END + 100n) - GRACE })] },
+      { settled: false, actions: [{ kind: 'claim', seq: 1n, late: false }] },
+    ],
+    [
+      'ended, within the window, all paid: waits for the window before settling',
+      { phase: 'settling', now: END + WINDOW - 1n, checkpoints: [aCheckpoint(1, 500n, END, { ...final, ...countersigned })], chain: { paid: 500n }, intents: { 'redeem:1': 'confirmed' } },
+      { settled: false, actions: [] },
+    ],
+    [
+      'after end + window, all paid: settled',
+      { phase: 'settling', now: END + WINDOW, checkpoints: [aCheckpoint(1, 500n, END, { ...final, ...countersigned })], chain: { paid: 500n }, intents: { 'redeem:1': 'confirmed', close: 'confirmed' } },
+      { settled: false, actions: [{ kind: 'settle' }] },
+    ],
+    [
+      'after end + window, the claim matured: finalised and settled',
+      { phase: 'settling', now: END + WINDOW, checkpoints: [aCheckpoint(1, 500n, END, final)], chain: { pending: 500n, payableAt: END + 200n }, intents: { 'claim:1': 'confirmed' } },
+      { settled: false, actions: [{ kind: 'finalize', seq: 1n }, { kind: 'settle' }] },
+    ],
+    [
+      'after end + window, the claim still in its window: waits',
+      { phase: 'settling', now: END + WINDOW, checkpoints: [aCheckpoint(1, 500n, END, final)], chain: { pending: 500n, payableAt: END + WINDOW + 10n }, intents: { 'claim:1': 'confirmed' } },
+      { settled: false, actions: [] },
+    ],
+    [
+      'after end + window, the final checkpoint unpaid: claimed late (90% of what it adds)',
+      { phase: 'settling', now: END + WINDOW + 10n, checkpoints: [aCheckpoint(1, 500n, END, { ...final, createdAt: 0 })] },
+      { settled: false, actions: [{ kind: 'claim', seq: 1n, late: true }] },
+    ],
+    [
+      'after end + window, the late claim failed: settled without it',
+      { phase: 'settling', now: END + WINDOW + 10n, checkpoints: [aCheckpoint(1, 500n, END, { ...final, createdAt: 0 })], intents: { 'claim:1': 'failed' } },
+      { settled: false, actions: [{ kind: 'settle' }] },
+    ],
+    [
+      'after the late window, the final checkpoint unpaid: no claim can be made, settled',
+      { phase: 'settling', now: END + WINDOW + LATE, checkpoints: [aCheckpoint(1, 500n, END, { ...final, createdAt: 0 })] },
+      { settled: false, actions: [{ kind: 'settle' }] },
+    ],
+    [
+      'after the late window, a countersigned checkpoint: still redeemed (a redeem has no deadline), settled after',
+      { phase: 'settling', now: END + WINDOW + LATE, checkpoints: [aCheckpoint(1, 500n, END, { ...final, ...countersigned })] },
+      { settled: false, actions: [{ kind: 'redeem', seq: 1n }] },
+    ],
+    [
+      'the settle already sent: nothing',
+      { phase: 'settling', now: END + WINDOW, checkpoints: [aCheckpoint(1, 500n, END, final)], chain: { paid: 500n }, intents: { 'claim:1': 'confirmed', 'finalize:1': 'confirmed', settle: 'pending' } },
+      { settled: false, actions: [] },
+    ],
+    ['ended without usage, after end + window: settled (all refunded)', { phase: 'settling', now: END + WINDOW }, { settled: false, actions: [{ kind: 'settle' }] }],
+
+    // A slashed provider: no claim, no finalised claim (both revert); redeems still pay; its leases settle from end + window.
+    [
+      'slashed, running, unpaid usage due: no claim',
+      { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 400n)], slashed: true },
+      { settled: false, actions: [] },
+    ],
+    [
+      'slashed, running, countersigned: still redeemed',
+      { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 10n, countersigned)], slashed: true },
+      { settled: false, actions: [{ kind: 'redeem', seq: 1n }] },
+    ],
+    [
+      'slashed, a pending claim matured: not finalised',
+      { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 900n)], chain: { pending: 500n, payableAt: RUNNING - 1n }, intents: { 'claim:1': 'confirmed' }, slashed: true },
+      { settled: false, actions: [] },
+    ],
+    [
+      'slashed, ended, after end + window with the final checkpoint unpaid: settled at once, nothing claimed',
+      { phase: 'settling', now: END + WINDOW, checkpoints: [aCheckpoint(1, 500n, END, { ...final, createdAt: Number(END + WINDOW) })], slashed: true },
+      { settled: false, actions: [{ kind: 'settle' }] },
+    ],
+    [
+      'slashed, ended, after end + window with a matured claim: settled, the void claim not finalised',
+      { phase: 'settling', now: END + WINDOW, checkpoints: [aCheckpoint(1, 500n, END, final)], chain: { pending: 500n, payableAt: END + 200n }, intents: { 'claim:1': 'confirmed' }, slashed: true },
+      { settled: false, actions: [{ kind: 'settle' }] },
+    ],
+
+    // Nothing to do.
+    ['settled on-chain: done', { phase: 'settling', now: END + WINDOW, checkpoints: [aCheckpoint(1, 500n, END, final)], chain: { end: 0n } }, { settled: true, actions: [] }],
+  ])('%s', (_name, situation, expected) => {
+    expect(plan(situation)).toEqual(expected);
+  });
+});
