@@ -4,7 +4,7 @@ export { DEFAULT_SENDER_POLICY, type SenderPolicy } from './sender-policy';
 export { outcomeOf, type TxOutcome } from './tx-outcome';
 export { EventFollower, type EventHandler, type EventFollowerOptions, type FollowerStore } from './event-follower';
 export { EVENT_SCHEMAS, decodeMarketplaceLog, type MarketplaceEvent, type MarketplaceEventName, type EventPosition } from './events';
-export { marketplaceAt, tokenAt, providerAccount, type MarketplaceContract, type TokenContract, type MarketplaceAbi, type ProviderAccount } from './marketplace';
+export { marketplaceAt, tokenAt, providerAccount, PROVIDER_SLASHED, type MarketplaceContract, type TokenContract, type MarketplaceAbi, type ProviderAccount } from './marketplace';
 export { TypedContract, boundedRpc, toPlain, type Abi, type ArgsOf, type ResultOf } from './typed-contract';
 export {
   EIP712_NAME,

@@ -26,6 +26,9 @@ export interface ProviderAccount {
   status: number;
 }
 
+/** ProviderStatus.Slashed in the contract: barred for good, its claims revert. */
+export const PROVIDER_SLASHED = 3;
+
 export async function providerAccount(marketplace: MarketplaceContract, provider: string): Promise<ProviderAccount> {
   const info = (await marketplace.read('getProvider', [provider])) as unknown as { earnings: bigint; payout: string; bond: bigint; status: bigint };
   return { earnings: info.earnings, payout: info.payout, bond: info.bond, status: Number(info.status) };

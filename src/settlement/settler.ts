@@ -1,5 +1,5 @@
 import type { Signer, TypedDataDomain } from 'ethers';
-import { boundedRpc, checkpointOf, outcomeOf, providerAccount, signCheckpoint, type ChainClient, type Checkpoint, type LeaseTerms, type TxOutcome } from '../chain';
+import { PROVIDER_SLASHED, boundedRpc, checkpointOf, outcomeOf, providerAccount, signCheckpoint, type ChainClient, type Checkpoint, type LeaseTerms, type TxOutcome } from '../chain';
 import { describeError } from '../errors';
 import type { Logger } from '../log';
 import type { Clock } from '../util/clock';
@@ -137,7 +137,7 @@ export class Settler {
     const leaseId = BigInt(lease.leaseId);
     const phase = lease.state === 'settling' ? 'settling' : 'running';
     if (phase === 'settling') await this.checkpoint(lease, { final: true, resultDigest });
-    const [on, now, windows] = await Promise.all([this.chainLease(lease.leaseId), this.chainNow(), this.marketWindows()]);
+    const [on, now, windows, account] = await Promise.all([this.chainLease(lease.leaseId), this.chainNow(), this.marketWindows(), this.account()]);
     const checkpoints = store.checkpoints.forLease(lease.leaseId);
     const plan = planSettlement({
       phase,
@@ -149,6 +149,7 @@ export class Settler {
       challengeWindow: windows.challengeWindow,
       lateWindow: windows.lateWindow,
       claimAfterWindowFraction: settings.claimAfterWindowFraction,
+      providerSlashed: account.status === PROVIDER_SLASHED,
       countersignGraceSeconds: settings.countersignGraceSeconds,
       intent: (kind, seq) => this.intentState(kind, leaseId, seq),
     });
