@@ -14,23 +14,10 @@ import type {
   UsageView,
   WithdrawResult,
 } from '../../src/api';
-import {
-  CHECKPOINT_TYPES,
-  ZERO_BYTES32,
-  hashQuote,
-  manifestHash,
-  signCheckpoint,
-  signQuote,
-  usageAmount,
-  usageLeafValues,
-  usageTree,
-  type Checkpoint,
-  type Quote,
-  type Rates,
-  type UsageRecord,
-} from '../../src/chain';
+import { CHECKPOINT_TYPES, ZERO_BYTES32, hashQuote, manifestHash, signQuote, type Allocation, type MeteredUsage, type Quote, type Rates } from '../../src/chain';
 import { ProviderError } from '../../src/errors';
 import type { Manifest } from '../../src/runtime';
+import { recordsOf, signedUsageView } from './usage-view';
 
 /**
  * An in-memory ProviderService for API and tenant-client tests: real EIP-712 quotes and
@@ -39,6 +26,10 @@ import type { Manifest } from '../../src/runtime';
  */
 
 export const FAKE_RATES: Rates = { perSecond: 1_000n, perCpuSecond: 2_000n, perGpuSecond: 50_000n, perGiBEgress: 1_000_000n };
+/** The egress a quote grants a lease that asks for it (the config's runtime.egress.bytesPerSecond default). */
+export const FAKE_EGRESS_BYTES_PER_SECOND = 125_000_000n;
+/** What the operator's view says a lease put in by the test may use. */
+export const FAKE_ALLOCATION: Allocation = { cpuMillicores: 1_000n, gpuCount: 0n, egressBytesPerSecond: FAKE_EGRESS_BYTES_PER_SECOND };
 
 export interface FakeLease {
   view: LeaseView;
@@ -56,7 +47,8 @@ export interface FakeServiceOptions {
   marketplace: string;
   gpus?: number;
   rates?: Rates;
-  maxRatePerSecond?: bigint;
+  /** What a quote grants a lease that asks for egress; default FAKE_EGRESS_BYTES_PER_SECOND. */
+  egressBytesPerSecond?: bigint;
   /** Unix seconds now; default Date.now(). */
   now?: () => number;
 }
@@ -120,7 +112,12 @@ export class FakeProviderService implements ProviderService {
       tenant,
       manifestHash: manifestHash(manifest),
       rates: this.rates,
-      maxRatePerSecond: this.options.maxRatePerSecond ?? 100_000n,
+      // As Admission commits it (leaseAllocation): what the manifest asked, egress only if it asked for it.
+      allocation: {
+        cpuMillicores: BigInt(manifest.resources.cpuMillis),
+        gpuCount: BigInt(manifest.resources.gpus.count),
+        egressBytesPerSecond: manifest.egress === 'none' ? 0n : (this.options.egressBytesPerSecond ?? FAKE_EGRESS_BYTES_PER_SECOND),
+      },
       maxDuration: BigInt(manifest.maxDurationSeconds),
       expiresAt: BigInt(this.now() + 300),
       nonce: this.nonce++,
@@ -177,32 +174,14 @@ export class FakeProviderService implements ProviderService {
   }
 
   /**
-   * Honest usage for a lease: `records` (amounts priced here unless given), a checkpoint after each
-   * index in `checkpointAfter` (record counts), each signed by the provider key.
+   * Honest usage for a lease: a record per measurement in `usage` (indexed, priced and totalled
+   * here, as the meter does), a checkpoint after each record count in `checkpointAfter`, each
+   * signed by the provider key, served as the daemon serves it.
    */
-  async setUsage(leaseId: string, records: Omit<UsageRecord, 'amount'>[], checkpointAfter: number[] = [records.length]): Promise<UsageView> {
-    const priced = records.map((r) => ({ ...r, amount: usageAmount(this.rates, r) }));
-    const checkpoints: CheckpointView[] = [];
-    let seq = 1n;
-    for (const count of checkpointAfter) {
-      const covered = priced.slice(0, count);
-      const checkpoint: Checkpoint = {
-        leaseId: BigInt(leaseId),
-        seq: seq++,
-        usageRoot: usageTree(covered).root,
-        cumulativeAmount: covered.reduce((sum, r) => sum + r.amount, 0n),
-        periodEnd: covered[covered.length - 1]?.t1 ?? 0n,
-        resultDigest: ZERO_BYTES32,
-      };
-      checkpoints.push({ checkpoint, providerSignature: await signCheckpoint(this.options.providerKey, this.options.domain, checkpoint), tenantSignature: null, status: 'signed' });
-    }
-    const tree = usageTree(priced);
-    const view: UsageView = {
-      leaseId,
-      rates: this.rates,
-      records: priced.map((record) => ({ record, proof: tree.getProof(usageLeafValues(record)) })),
-      checkpoints,
-    };
+  async setUsage(leaseId: string, usage: readonly MeteredUsage[], checkpointAfter: number[] = [usage.length]): Promise<UsageView> {
+    const records = recordsOf(BigInt(leaseId), this.rates, usage);
+    const view = await signedUsageView(this.options.providerKey, this.options.domain, BigInt(leaseId), this.rates, records, checkpointAfter);
+    const { checkpoints } = view;
     const lease = this.get(leaseId);
     lease.usage = view;
     lease.view.lastCheckpoint = checkpoints[checkpoints.length - 1] ?? null;
@@ -220,7 +199,7 @@ export class FakeProviderService implements ProviderService {
 
   async countersign(leaseId: string, seq: number, tenant: string, signature: string): Promise<CheckpointView> {
     const lease = this.owned(leaseId, tenant);
-    const view = lease.usage?.checkpoints.find((c) => c.checkpoint.seq === BigInt(seq));
+    const view = lease.usage?.checkpoints.find((c) => c.seq === seq);
     if (!view) throw new ProviderError('REQUEST_INVALID', `no checkpoint ${seq}`, { input: 'seq' });
     let signer: string | undefined;
     try {
@@ -246,14 +225,14 @@ export class FakeProviderService implements ProviderService {
     return {
       ...this.summary(view),
       deposit: 10n ** 18n,
-      maxRatePerSecond: this.options.maxRatePerSecond ?? 100_000n,
+      allocation: FAKE_ALLOCATION,
       maxDurationSeconds: 3_600,
       exitCode: view.container?.exitCode ?? null,
       closedAt: null,
       chainSettled: view.state === 'settled',
       transitions: [{ from: 'quoted', to: view.state, event: 'test', reason: 'put in by the test', at: view.openedAt ?? 0 }],
       checkpoints: (this.leases.get(leaseId)?.usage?.checkpoints ?? []).map((c) => ({
-        seq: Number(c.checkpoint.seq),
+        seq: c.seq,
         cumulativeAmount: c.checkpoint.cumulativeAmount,
         periodEnd: Number(c.checkpoint.periodEnd),
         status: c.status,
@@ -279,6 +258,7 @@ export class FakeProviderService implements ProviderService {
       provider: this.options.providerKey.address,
       token: { address: this.options.marketplace, decimals: 18, symbol: 'TEST' },
       withdrawable: this.withdrawable,
+      payout: this.options.providerKey.address,
       claimedPending: 0n,
       withdrawn: 0n,
       balance: 5n * 10n ** 17n,
@@ -309,7 +289,7 @@ export class FakeProviderService implements ProviderService {
       endedAt: view.endedAt,
       earned: last?.checkpoint.cumulativeAmount ?? 0n,
       lastCheckpoint: last
-        ? { seq: Number(last.checkpoint.seq), status: last.status, final: last.checkpoint.resultDigest !== ZERO_BYTES32, countersigned: last.tenantSignature !== null }
+        ? { seq: last.seq, status: last.status, final: last.checkpoint.resultDigest !== ZERO_BYTES32, countersigned: last.tenantSignature !== null }
         : null,
       detail: null,
     };

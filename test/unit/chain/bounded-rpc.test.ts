@@ -1,7 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { TypedContract, createRpcProvider } from '../../../src/chain';
-import { marketplaceAbi } from '../../../src/chain/artifacts/marketplace';
+import { createRpcProvider, marketplaceAt } from '../../../src/chain';
 import { isProviderError } from '../../../src/errors';
 
 /** An RPC endpoint that takes every request and never answers: a wedged node. */
@@ -20,7 +19,7 @@ afterAll(async () => {
 describe('contract reads against a node that never answers', () => {
   it('fail with RPC_TIMEOUT within their bound instead of holding the caller', async () => {
     const rpc = createRpcProvider(url, { chainId: 31337 });
-    const market = new TypedContract(marketplaceAbi, '0x5FbDB2315678afecb367f032d93F642f64180aa3', rpc);
+    const market = marketplaceAt('0x5FbDB2315678afecb367f032d93F642f64180aa3', rpc);
     const started = Date.now();
     const err = await market.read('challengeWindow', [], { timeoutMs: 300 }).catch((e: unknown) => e);
     expect(isProviderError(err, 'RPC_TIMEOUT')).toBe(true);
@@ -30,7 +29,7 @@ describe('contract reads against a node that never answers', () => {
 
   it('fail at once when the caller aborts', async () => {
     const rpc = createRpcProvider(url, { chainId: 31337 });
-    const market = new TypedContract(marketplaceAbi, '0x5FbDB2315678afecb367f032d93F642f64180aa3', rpc);
+    const market = marketplaceAt('0x5FbDB2315678afecb367f032d93F642f64180aa3', rpc);
     const controller = new AbortController();
     setTimeout(() => controller.abort(new Error('shutting down')), 50);
     await expect(market.read('challengeWindow', [], { signal: controller.signal, timeoutMs: 60_000 })).rejects.toThrow('shutting down');

@@ -8,7 +8,7 @@ const MARKET = '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512';
 function aLease(overrides: Partial<StoredLease> = {}): StoredLease {
   return {
     leaseId: '4', runtimeId: 'pabc-4', quoteNonce: null, tenant: '0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC', manifestHash: `0x${'0'.repeat(64)}`,
-    deposit: 10n ** 17n, rates: { perSecond: 1n, perCpuSecond: 2n, perGpuSecond: 3n, perGiBEgress: 4n }, maxRatePerSecond: 5n, maxDuration: 60,
+    deposit: 10n ** 17n, rates: { perSecond: 1n, perCpuSecond: 2n, perGpuSecond: 3n, perGiBEgress: 4n }, allocation: { cpuMillicores: 1000n, gpuCount: 0n, egressBytesPerSecond: 0n }, maxDuration: 60,
     openedAt: 1_700_000_000, state: 'settled', endReason: 'exited', exitCode: 0, detail: 'paid and settled on-chain', closedAt: null,
     containerId: 'c1', startedAt: 1_700_000_001, endedAt: 1_700_000_010, imageDigest: null, timeline: null,
     resultDigest: null, logsSha256: null, updatedAt: 1_700_000_010, ...overrides,

@@ -1,5 +1,5 @@
 import { AllocationLedger } from '../../../src/capacity';
-import type { MarketplaceEvent } from '../../../src/chain';
+import { quoteNonceOf, type MarketplaceEvent } from '../../../src/chain';
 import { configSchema, type ProviderConfig } from '../../../src/config';
 import { LeaseEngine, quoteHolder, type LeaseSettlement } from '../../../src/leases';
 import { silentLogger } from '../../../src/log';
@@ -15,6 +15,8 @@ export const TENANT = '0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC';
 export const T0 = 1_700_000_000;
 const MANIFEST_HASH = `0x${'ab'.repeat(32)}`;
 const RATES = { perSecond: 10n, perCpuSecond: 1_000n, perGpuSecond: 0n, perGiBEgress: 0n };
+/** What aManifest() asks (1000 millicores, no GPU, no egress): the allocation the quote commits and LeaseOpened repeats. */
+const ALLOCATION = { cpuMillicores: 1_000n, gpuCount: 0n, egressBytesPerSecond: 0n };
 
 /** Settlement as the engine sees it, in memory: a lease is settled after `stepsToSettle` steps. */
 export class FakeSettlement implements LeaseSettlement {
@@ -121,7 +123,7 @@ export class EngineHarness {
       tenant: TENANT,
       manifest: manifest as unknown as Record<string, unknown>,
       manifestHash: MANIFEST_HASH,
-      quote: { provider: PROVIDER, tenant: TENANT, manifestHash: MANIFEST_HASH, rates: RATES, maxRatePerSecond: 10n ** 9n, maxDuration: 600n, expiresAt: BigInt(T0 + 600), nonce: BigInt(nonce) },
+      quote: { provider: PROVIDER, tenant: TENANT, manifestHash: MANIFEST_HASH, rates: RATES, allocation: ALLOCATION, maxDuration: 600n, expiresAt: BigInt(T0 + 600), nonce: BigInt(nonce) },
       signature: '0x',
       allocation,
       expiresAt: T0 + 600,
@@ -131,27 +133,34 @@ export class EngineHarness {
     this.ledger.reserve({ holder: quoteHolder(nonce), cpuMillis: allocation.cpuMillis, memoryBytes: allocation.memoryBytes, diskBytes: 0, gpus: { count: 0 }, expiresAt: (T0 + 600) * 1000 });
   }
 
-  /** The marketplace says the tenant opened lease `leaseId` with quote `nonce`. */
+  /**
+   * The marketplace says the tenant opened lease `leaseId` with quote `nonce`. The inbox finds the
+   * quote by the id's low 96 bits (leaseIdOf), so a small id is its own nonce: `nonce` must equal it.
+   */
   open(leaseId: string, nonce: string, terms: { deposit?: bigint; maxDuration?: number; manifestHash?: string } = {}): void {
+    if (quoteNonceOf(BigInt(leaseId)) !== BigInt(nonce)) throw new Error(`lease ${leaseId} is not opened with quote ${nonce}: its low 96 bits are the nonce`);
     this.engine.onChainEvents([
       this.event('LeaseOpened', {
         leaseId: BigInt(leaseId),
         provider: PROVIDER,
         tenant: TENANT,
         manifestHash: terms.manifestHash ?? MANIFEST_HASH,
-        quoteNonce: BigInt(nonce),
-        deposit: terms.deposit ?? 10n ** 18n,
-        startedAt: BigInt(Math.floor(this.clock.now() / 1000)),
         maxDuration: BigInt(terms.maxDuration ?? 600),
-        maxRatePerSecond: 10n ** 9n,
-        rates: RATES,
+        terms: {
+          provider: PROVIDER,
+          tenant: TENANT,
+          startedAt: BigInt(Math.floor(this.clock.now() / 1000)),
+          deposit: terms.deposit ?? 10n ** 18n,
+          rates: RATES,
+          allocation: ALLOCATION,
+        },
       }),
     ]);
   }
 
   /** The tenant closed the lease on-chain, now. */
   close(leaseId: string): void {
-    this.engine.onChainEvents([this.event('LeaseClosed', { leaseId: BigInt(leaseId), by: TENANT, closedAt: BigInt(Math.floor(this.clock.now() / 1000)) })]);
+    this.engine.onChainEvents([this.event('LeaseClosed', { leaseId: BigInt(leaseId), by: TENANT, end: BigInt(Math.floor(this.clock.now() / 1000)) })]);
   }
 
   private event(name: string, args: Record<string, unknown>): MarketplaceEvent {

@@ -1,5 +1,5 @@
 import type { CheckpointView, LeaseView, LogEntry, Offer, UsageView } from '../../../src/api';
-import { ZERO_BYTES32, type UsageRecord } from '../../../src/chain';
+import { ZERO_BYTES32, type Allocation, type Rates, type UsageRecord } from '../../../src/chain';
 import { ProviderError } from '../../../src/errors';
 import { manifestSchema, type ManifestInput } from '../../../src/runtime';
 import { LogDigest, resultDigest } from '../../../src/settlement';
@@ -10,6 +10,9 @@ const TENANT = '0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC';
 const PROVIDER = '0x70997970C51812dc3A010C7d01b50e0d17dc79C8';
 const SIGNATURE = `0x${'11'.repeat(65)}`;
 const STARTED_AT = 1_800_000_000n;
+const RATES: Rates = { perSecond: 10n, perCpuSecond: 1000n, perGpuSecond: 5000n, perGiBEgress: 0n };
+/** What the daemon commits for `manifest` (leaseAllocation), without egress. */
+const allocationOf = (manifest: ManifestInput): Allocation => ({ cpuMillicores: BigInt(manifest.resources.cpuMillis), gpuCount: BigInt(manifest.resources.gpus?.count ?? 0), egressBytesPerSecond: 0n });
 
 export function anOffer(overrides: { gpus?: Offer['free']['gpus']; accepting?: boolean; cpuMillis?: number } = {}): Offer {
   return {
@@ -52,7 +55,7 @@ export class FakeTenant implements SelftestTenant {
   readonly opened: bigint[] = [];
   readonly closed: bigint[] = [];
   readonly countersigned: [bigint, bigint][] = [];
-  private leases = new Map<bigint, { manifest: ManifestInput; polls: number }>();
+  private leases = new Map<bigint, { manifest: ManifestInput; polls: number; deposit: bigint }>();
   private nextLease = 1n;
 
   address(): Promise<string> {
@@ -72,8 +75,8 @@ export class FakeTenant implements SelftestTenant {
         provider: PROVIDER,
         tenant: TENANT,
         manifestHash: ZERO_BYTES32,
-        rates: { perSecond: 10n, perCpuSecond: 1000n, perGpuSecond: 5000n, perGiBEgress: 0n },
-        maxRatePerSecond: 2000n,
+        rates: RATES,
+        allocation: allocationOf(manifest),
         maxDuration: BigInt(manifest.maxDurationSeconds),
         expiresAt: STARTED_AT + 60n,
         nonce,
@@ -90,7 +93,7 @@ export class FakeTenant implements SelftestTenant {
     if (this.openError) throw this.openError;
     if (this.openDelayMs > 0) await new Promise((r) => setTimeout(r, this.openDelayMs));
     const leaseId = this.nextLease++;
-    this.leases.set(leaseId, { manifest: quote.manifest, polls: 0 });
+    this.leases.set(leaseId, { manifest: quote.manifest, polls: 0, deposit });
     this.opened.push(leaseId);
     return { leaseId, txHash: `0x${'ab'.repeat(32)}`, startedAt: STARTED_AT };
   }
@@ -123,9 +126,10 @@ export class FakeTenant implements SelftestTenant {
   usage(leaseId: bigint | string): Promise<UsageView> {
     const lease = this.get(leaseId);
     const gpu = (lease.manifest.resources.gpus?.count ?? 0) > 0;
+    // Not priced by the formula: the fake's verifyUsage trusts it, and the tests name this amount.
     const record: UsageRecord = {
       leaseId: BigInt(leaseId),
-      seq: 0n,
+      index: 0n,
       t0: STARTED_AT,
       t1: STARTED_AT + 4n,
       cpuMillis: this.cpuMillis,
@@ -134,15 +138,17 @@ export class FakeTenant implements SelftestTenant {
       rxBytes: 0n,
       txBytes: 0n,
       amount: 777n,
+      total: 777n,
     };
     const digest = new LogDigest();
     for (const l of this.printed(leaseId)) digest.add(l.stream, l.line);
     const checkpoint: CheckpointView = {
+      seq: 1,
       checkpoint: {
         leaseId: BigInt(leaseId),
-        seq: 1n,
         usageRoot: `0x${'22'.repeat(32)}`,
-        cumulativeAmount: record.amount,
+        recordCount: 1n,
+        cumulativeAmount: record.total,
         periodEnd: record.t1,
         resultDigest: this.digestOverride ?? resultDigest(this.exitCode, digest.digest()),
       },
@@ -150,7 +156,7 @@ export class FakeTenant implements SelftestTenant {
       tenantSignature: null,
       status: 'signed',
     };
-    return Promise.resolve({ leaseId: String(leaseId), rates: { perSecond: 10n, perCpuSecond: 1000n, perGpuSecond: 5000n, perGiBEgress: 0n }, records: [{ record, proof: [] }], checkpoints: [checkpoint] });
+    return Promise.resolve({ leaseId: String(leaseId), rates: RATES, records: [{ record, proof: [] }], checkpoints: [checkpoint] });
   }
 
   async verifyUsage(view: UsageView): Promise<{ latest: CheckpointView; total: bigint; coveredUntil: bigint }> {
@@ -173,13 +179,12 @@ export class FakeTenant implements SelftestTenant {
     const lease = this.get(leaseId);
     const closed = this.closedOnChain || this.closed.includes(leaseId);
     return Promise.resolve({
-      provider: PROVIDER,
-      tenant: TENANT,
-      startedAt: STARTED_AT,
+      terms: { provider: PROVIDER, tenant: TENANT, startedAt: STARTED_AT, deposit: lease.deposit, rates: RATES, allocation: allocationOf(lease.manifest) },
       end: closed ? STARTED_AT + 5n : STARTED_AT + BigInt(lease.manifest.maxDurationSeconds),
       paid: this.paid(777n),
-      ratesHash: ZERO_BYTES32,
-      pending: null,
+      pending: 0n,
+      payableAt: 0n,
+      claimDigest: ZERO_BYTES32,
     });
   }
 
@@ -194,7 +199,7 @@ export class FakeTenant implements SelftestTenant {
     return this.logLines ? this.logLines(lines) : lines;
   }
 
-  private get(leaseId: bigint | string): { manifest: ManifestInput; polls: number } {
+  private get(leaseId: bigint | string): { manifest: ManifestInput; polls: number; deposit: bigint } {
     const lease = this.leases.get(BigInt(leaseId));
     if (!lease) throw new ProviderError('LEASE_NOT_FOUND', `no lease ${leaseId}`);
     return lease;

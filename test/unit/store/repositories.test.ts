@@ -4,15 +4,16 @@ import type { UsageRecord } from '../../../src/vocabulary';
 function aLease(overrides: Partial<StoredLease> = {}): StoredLease {
   return {
     leaseId: '1', runtimeId: 'pabc-1', quoteNonce: null, tenant: '0x0000000000000000000000000000000000000001', manifestHash: '0x00',
-    deposit: 10n ** 30n, rates: { perSecond: 1n, perCpuSecond: 2n, perGpuSecond: 3n, perGiBEgress: 4n }, maxRatePerSecond: 5n, maxDuration: 60,
+    deposit: 10n ** 30n, rates: { perSecond: 1n, perCpuSecond: 2n, perGpuSecond: 3n, perGiBEgress: 4n }, allocation: { cpuMillicores: 500n, gpuCount: 0n, egressBytesPerSecond: 5n }, maxDuration: 60,
     openedAt: 100, state: 'quoted', endReason: null, exitCode: null, detail: null, closedAt: null, containerId: null,
     startedAt: null, endedAt: null, imageDigest: null, timeline: null, resultDigest: null,
     logsSha256: null, updatedAt: 100, ...overrides,
   };
 }
 
-function aRecord(seq: number, t0: number, t1: number): UsageRecord {
-  return { leaseId: 1n, seq: BigInt(seq), t0: BigInt(t0), t1: BigInt(t1), cpuMillis: 1n, memoryByteSeconds: 2n ** 70n, gpuMillis: 0n, rxBytes: 0n, txBytes: 0n, amount: 10n ** 40n };
+/** Record `index`, each worth 10^40, so its running total is (index + 1) × 10^40 unless given. */
+function aRecord(index: number, t0: number, t1: number, total = BigInt(index + 1) * 10n ** 40n): UsageRecord {
+  return { leaseId: 1n, index: BigInt(index), t0: BigInt(t0), t1: BigInt(t1), cpuMillis: 1n, memoryByteSeconds: 2n ** 70n, gpuMillis: 0n, rxBytes: 0n, txBytes: 0n, amount: 10n ** 40n, total };
 }
 
 const timeline = { nextSeq: 1, boundary: 0, counters: { cpuNanos: 2n ** 64n, memoryBytes: 1, rxBytes: 0n, txBytes: 0n }, gpuCount: 0 };
@@ -24,19 +25,21 @@ describe('store repositories', () => {
     expect(store.leases.insert(aLease(), t)).toBe(true);
     expect(store.leases.insert(aLease(), t)).toBe(false);
     store.leases.update('1', { state: 'pulling', detail: 'ok' }, { fromState: 'quoted', toState: 'pulling', event: 'pulling', reason: 'ok', at: 101 });
-    expect(store.leases.get('1')).toMatchObject({ state: 'pulling', deposit: 10n ** 30n, rates: { perGiBEgress: 4n } });
+    expect(store.leases.get('1')).toMatchObject({ state: 'pulling', deposit: 10n ** 30n, rates: { perGiBEgress: 4n }, allocation: { cpuMillicores: 500n, egressBytesPerSecond: 5n } });
     expect(store.leases.transitions('1').map((r) => r.toState)).toEqual(['quoted', 'pulling']);
   });
 
-  it('keeps usage contiguous: refuses a hole, an overlap or a repeated seq, and stores the timeline with each record', () => {
+  it('keeps usage contiguous: refuses a hole, an overlap, a repeated index or a broken running total, and stores the timeline with each record', () => {
     const store = openStore(':memory:');
     store.leases.insert(aLease(), { fromState: 'quoted', toState: 'quoted', event: 'x', reason: null, at: 1 });
     store.usage.append('1', aRecord(0, 100, 110), { ...timeline, boundary: 110 });
     expect(() => store.usage.append('1', aRecord(1, 111, 120), timeline)).toThrow(/does not follow/);
     expect(() => store.usage.append('1', aRecord(1, 105, 120), timeline)).toThrow(/does not follow/);
     expect(() => store.usage.append('1', aRecord(0, 110, 120), timeline)).toThrow(/does not follow/);
+    expect(() => store.usage.append('1', aRecord(1, 110, 120, 3n * 10n ** 40n), timeline)).toThrow(/does not follow/);
     store.usage.append('1', aRecord(1, 110, 120), { ...timeline, nextSeq: 2, boundary: 120 });
-    expect(store.usage.forLease('1').map((r) => [r.t0, r.t1, r.amount])).toEqual([[100n, 110n, 10n ** 40n], [110n, 120n, 10n ** 40n]]);
+    expect(store.usage.forLease('1').map((r) => [r.index, r.t0, r.t1, r.amount, r.total])).toEqual([[0n, 100n, 110n, 10n ** 40n, 10n ** 40n], [1n, 110n, 120n, 10n ** 40n, 2n * 10n ** 40n]]);
+    expect(store.usage.last('1')).toEqual(aRecord(1, 110, 120));
     expect(store.leases.get('1')!.timeline).toEqual({ ...timeline, nextSeq: 2, boundary: 120 });
   });
 
