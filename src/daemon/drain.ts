@@ -1,7 +1,7 @@
-import { outcomeOf } from '../chain';
+import { outcomeOf, payableTo } from '../chain';
 import { TERMINAL_STATES, type LeaseEngine, type LeaseState } from '../leases';
 import type { Logger } from '../log';
-import { claimKey, closeKey, redeemKey } from '../settlement';
+import { claimKey, redeemKey } from '../settlement';
 import type { Store } from '../store';
 import type { Clock } from '../util/clock';
 import { sleep } from '../util/sleep';
@@ -112,10 +112,15 @@ function isBilled(store: Store, leaseId: string): boolean {
   if (!final) return lease.state === 'settling' && store.usage.forLease(leaseId).length === 0;
   if (!final.final) return false;
   if (final.status === 'final' || final.cumulativeAmount === 0n) return true;
-  // The settler closes the lease on-chain only once the final payment is done or not needed
-  // (an earlier redeemed checkpoint already paid as much).
-  return [redeemKey(leaseId, final.seq), claimKey(leaseId, final.seq), closeKey(leaseId)].some((key) => {
+  // Billed once a redeem or claim of a checkpoint paying as much as the final one is on-chain (an
+  // earlier one may already have). Not by the close: the settler closes an ended lease at once,
+  // before its final checkpoint's countersign grace and claim.
+  const owed = payableTo(final.cumulativeAmount, lease.deposit);
+  const confirmed = (key: string): boolean => {
     const entry = store.outbox.byKey(key);
     return entry !== undefined && outcomeOf(entry)?.state === 'confirmed';
-  });
+  };
+  return store.checkpoints
+    .forLease(leaseId)
+    .some((cp) => payableTo(cp.cumulativeAmount, lease.deposit) >= owed && (confirmed(redeemKey(leaseId, cp.seq)) || confirmed(claimKey(leaseId, cp.seq))));
 }

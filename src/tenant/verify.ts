@@ -9,6 +9,7 @@ import {
   ceilingRate,
   checkpointsConflict,
   findDispute,
+  hashCheckpoint,
   hashQuote,
   manifestHash,
   payableTo,
@@ -185,6 +186,11 @@ export function verifyUsage(view: UsageView, expect: UsageExpectations): Verifie
   const chain = expect.chain;
   if (chain && chain.paid > payableTo(cp.cumulativeAmount, terms.deposit)) {
     fail('chain-mismatch', `chain paid ${chain.paid}, more than the ${cp.cumulativeAmount} shown`);
+  }
+  // A pending claim is disputed with the records of its own checkpoint: one the view hides leaves
+  // the tenant nothing to check it against before it is paid.
+  if (chain && BigInt(chain.claimDigest) !== 0n && !checkpoints.some((c) => hashCheckpoint(expect.domain, c.checkpoint) === chain.claimDigest.toLowerCase())) {
+    fail('chain-mismatch', `the pending claim on-chain (${chain.claimDigest}) is for a checkpoint the view does not show`);
   }
   const last = records.reduce<UsageRecord | undefined>((m, r) => (m === undefined || r.index > m.index ? r : m), undefined);
   return { latest, total: cp.cumulativeAmount, coveredUntil: last ? last.t1 : 0n };

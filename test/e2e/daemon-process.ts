@@ -2,12 +2,30 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { JsonRpcProvider, Wallet } from 'ethers';
+import { JsonRpcProvider, Wallet, toBeHex, type Provider } from 'ethers';
+import { decodeMarketplaceLog, marketplaceAt, providerAccount, type ProviderAccount } from '../../src/chain';
 import YAML from 'yaml';
 import { devPrivateKey, freePort } from '../../src/devnet';
 import { TenantClient } from '../../src/tenant';
 import { removeInstanceContainers } from '../integration/leases/support';
 export { until } from '../support/until';
+
+/** What LeaseSettled paid the provider and refunded the tenant: V2 clears a settled lease's slot, so the event is the chain's record. */
+export async function leaseSettlement(rpc: Provider, marketplace: string, leaseId: bigint): Promise<{ paid: bigint; refund: bigint } | undefined> {
+  const market = marketplaceAt(marketplace, rpc);
+  const topic = market.interface.getEvent('LeaseSettled')!.topicHash;
+  const logs = await rpc.getLogs({ address: marketplace, topics: [topic, toBeHex(leaseId, 32)], fromBlock: 0 });
+  for (const log of logs) {
+    const event = decodeMarketplaceLog(market, log);
+    if (event?.name === 'LeaseSettled') return { paid: event.args.paid, refund: event.args.refund };
+  }
+  return undefined;
+}
+
+/** The provider's credited earnings (withdraw() pays them to its payout address), bond and status. */
+export function accountOf(rpc: Provider, marketplace: string, provider: string): Promise<ProviderAccount> {
+  return providerAccount(marketplaceAt(marketplace, rpc), provider);
+}
 
 const ROOT = join(__dirname, '..', '..');
 

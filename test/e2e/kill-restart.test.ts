@@ -1,10 +1,10 @@
 import { join } from 'node:path';
 import { Contract, JsonRpcProvider, Wallet, type InterfaceAbi } from 'ethers';
-import { createKeystore, deployMarketplace, deployMockToken, marketplaceAt } from '../../src/chain';
+import { BURN_ADDRESS, createKeystore, deployMarketplace, deployMockToken, marketplaceAt } from '../../src/chain';
 import { mockTokenAbi } from '../../src/chain/artifacts/mock-token';
 import { devPrivateKey, startAnvil, type AnvilInstance } from '../../src/devnet';
 import { TenantClient } from '../../src/tenant';
-import { DaemonProcess, until } from './daemon-process';
+import { DaemonProcess, leaseSettlement, until } from './daemon-process';
 
 jest.setTimeout(240_000);
 
@@ -29,7 +29,14 @@ describe('provider start after kill -9', () => {
     rpc = new JsonRpcProvider(anvil.rpcUrl, anvil.chainId, { staticNetwork: true, pollingInterval: 250 });
     const deployer = new Wallet(devPrivateKey(0), rpc);
     const tokenAddress = await deployMockToken(deployer);
-    const marketplace = await deployMarketplace(deployer, { tokenAddress, minBond: 100n * TOKEN, challengeWindowSeconds: 20n, unbondingDelaySeconds: 86_400n });
+    const marketplace = await deployMarketplace(deployer, {
+      tokenAddress,
+      treasury: BURN_ADDRESS,
+      minBond: 100n * TOKEN,
+      challengeWindowSeconds: 20n,
+      lateWindowSeconds: 86_400n,
+      unbondingDelaySeconds: 86_400n,
+    });
     const token = new Contract(tokenAddress, mockTokenAbi as unknown as InterfaceAbi, deployer);
     const provider = new Wallet(devPrivateKey(5));
     const tenantWallet = new Wallet(devPrivateKey(6), rpc);
@@ -72,9 +79,9 @@ describe('provider start after kill -9', () => {
     // The tenant checks the timeline: contiguous (no hole, no overlap), priced, proven.
     const usage = await client.usage(leaseId);
     const verified = await client.verifyUsage(usage, leaseId);
-    const lease = await marketplaceAt(marketplace, rpc).read('getLease', [leaseId]);
-    expect(lease.paid).toBe(verified.total);
-    expect(lease.settled).toBe(true);
+    // Settled: V2 clears the lease's slot, LeaseSettled records what it paid.
+    const settlement = await until('LeaseSettled', () => leaseSettlement(rpc!, marketplace, leaseId), 30_000, 500);
+    expect(settlement.paid).toBe(verified.total);
     // Exactly one payment went through for this lease.
     const market = marketplaceAt(marketplace, rpc);
     const logs = await rpc.getLogs({ address: marketplace, fromBlock: 0, toBlock: 'latest' });

@@ -2,10 +2,10 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { JsonRpcProvider, Wallet } from 'ethers';
 import type { LogEntry } from '../../src/api';
-import { ZERO_BYTES32, marketplaceAt, tokenAt } from '../../src/chain';
+import { ZERO_BYTES32, tokenAt } from '../../src/chain';
 import { LogDigest, resultDigest } from '../../src/settlement';
 import type { TenantClient } from '../../src/tenant';
-import { DaemonProcess, until } from './daemon-process';
+import { DaemonProcess, accountOf, leaseSettlement, until } from './daemon-process';
 
 const sh = promisify(execFile);
 jest.setTimeout(180_000);
@@ -39,8 +39,18 @@ async function balance(who: string): Promise<bigint> {
   return tokenAt(daemon.ready!.token, tenant.rpc).read('balanceOf', [who]);
 }
 
-async function onChain(leaseId: bigint): Promise<{ paid: bigint; settled: boolean; closedAt: bigint }> {
-  return (await marketplaceAt(daemon.ready!.marketplace, tenant.rpc).read('getLease', [leaseId])) as unknown as { paid: bigint; settled: boolean; closedAt: bigint };
+async function onChain(leaseId: bigint): Promise<{ paid: bigint; refund: bigint }> {
+  const settlement = await leaseSettlement(tenant.rpc, daemon.ready!.marketplace, leaseId);
+  if (!settlement) throw new Error(`lease ${leaseId} has no LeaseSettled`);
+  return settlement;
+}
+
+/** Waits until the provider's earnings are withdrawn and its payout address (the operator key's by default) got `amount` more than `before`. */
+async function withdrawnToPayout(before: bigint, amount: bigint): Promise<void> {
+  const { marketplace, provider } = daemon.ready!;
+  const account = await accountOf(tenant.rpc, marketplace, provider);
+  expect(account.payout).toBe(provider);
+  await until('earnings withdrawn to the payout', async () => (await accountOf(tenant.rpc, marketplace, provider)).earnings === 0n && (await balance(account.payout)) - before === amount, 30_000, 500);
 }
 
 async function settled(leaseId: bigint): Promise<Awaited<ReturnType<TenantClient['lease']>>> {
@@ -81,23 +91,22 @@ describe('provider start (a real daemon process, real Docker, real anvil, the te
     for (const l of lines) digest.add(l.stream, l.line);
     expect(last.checkpoint.resultDigest).toBe(resultDigest(0, digest.digest()));
 
-    const countersigned = await client.countersign(leaseId, last.checkpoint.seq);
+    const countersigned = await client.countersign(leaseId, last.seq);
     expect(countersigned.tenantSignature).not.toBeNull();
     const ended = await settled(leaseId);
     expect(ended.endReason).toBe('exited');
     expect(ended.container?.exitCode ?? 0).toBe(0);
 
     const chain = await onChain(leaseId);
-    expect(chain.paid).toBe(last.checkpoint.cumulativeAmount);
-    expect(chain.settled).toBe(true);
-    // Redeemed: paid to the provider at once; the rest of the deposit back to the tenant.
-    expect((await balance(daemon.ready!.provider)) - providerBefore).toBe(chain.paid);
+    expect(chain).toEqual({ paid: last.checkpoint.cumulativeAmount, refund: deposit - last.checkpoint.cumulativeAmount });
+    // Redeemed: credited to the provider at once (V2 pays earnings out by withdraw() to the payout
+    // address); the rest of the deposit back to the tenant.
+    await withdrawnToPayout(providerBefore, chain.paid);
     expect(tenantBefore - (await balance(wallet.address))).toBe(chain.paid);
   });
 
   it('claims against a tenant who never countersigns, is paid after the window and withdraws', async () => {
     const { client, wallet } = tenant;
-    const market = marketplaceAt(daemon.ready!.marketplace, tenant.rpc);
     const tenantBefore = await balance(wallet.address);
     const providerBefore = await balance(daemon.ready!.provider);
     const quote = await client.quote(WORKLOAD);
@@ -108,8 +117,8 @@ describe('provider start (a real daemon process, real Docker, real anvil, the te
     const chain = await onChain(leaseId);
     expect(chain.paid).toBe(last.checkpoint.cumulativeAmount);
     expect(chain.paid).toBeGreaterThan(0n);
-    // Finalised into earnings, then withdrawn to the provider's wallet.
-    await until('earnings withdrawn', async () => (await market.read('earnings', [daemon.ready!.provider])) === 0n && (await balance(daemon.ready!.provider)) - providerBefore === chain.paid, 30_000, 500);
+    // Finalised into earnings, then withdrawn to the payout address.
+    await withdrawnToPayout(providerBefore, chain.paid);
     expect(tenantBefore - (await balance(wallet.address))).toBe(chain.paid);
   });
 

@@ -1,7 +1,7 @@
 import type { JsonRpcProvider, Wallet } from 'ethers';
-import { ZERO_BYTES32, marketplaceAt, tokenAt } from '../../src/chain';
+import { ZERO_BYTES32, tokenAt } from '../../src/chain';
 import type { TenantClient } from '../../src/tenant';
-import { DaemonProcess, until } from './daemon-process';
+import { DaemonProcess, accountOf, leaseSettlement, until } from './daemon-process';
 
 jest.setTimeout(150_000);
 
@@ -50,7 +50,7 @@ describe('provider status, leases, logs, earnings, withdraw (the installed CLI a
     const logsJson = await daemon.cli(['logs', id, '--json', '--tail', '1']);
     expect(logsJson.stdout.trim().split('\n').map((l) => JSON.parse(l).line)).toEqual(['to stderr']);
 
-    await client.countersign(leaseId, final.checkpoint.seq);
+    await client.countersign(leaseId, final.seq);
     await until('settled', async () => (await client.lease(leaseId)).state === 'settled', 60_000, 500);
 
     const status = json(await daemon.cli(['status', '--json']));
@@ -67,26 +67,28 @@ describe('provider status, leases, logs, earnings, withdraw (the installed CLI a
       image: WORKLOAD.image,
       tenant: tenant.wallet.address,
       earned: final.checkpoint.cumulativeAmount.toString(),
-      lastCheckpoint: { seq: Number(final.checkpoint.seq), status: 'final', final: true, countersigned: true },
+      lastCheckpoint: { seq: final.seq, status: 'final', final: true, countersigned: true },
     });
     const detail = json(await daemon.cli(['leases', id, '--json']));
     expect(detail.lease.transitions.map((t: { to: string }) => t.to)).toEqual(['quoted', 'pulling', 'starting', 'running', 'finishing', 'settling', 'settled']);
 
-    // Earnings as the chain has them: redeemed, so paid to the wallet and nothing left to withdraw.
-    const market = marketplaceAt(daemon.ready!.marketplace, tenant.rpc);
+    // Earnings as the chain has them: redeemed, credited, withdrawn to the payout address (the
+    // daemon withdraws any credited earnings at once with the default threshold 0), nothing left.
+    const { marketplace, provider } = daemon.ready!;
     const token = tokenAt(daemon.ready!.token, tenant.rpc);
-    const onChain = (await market.read('getLease', [leaseId])) as unknown as { paid: bigint };
+    await until('earnings withdrawn', async () => (await accountOf(tenant.rpc, marketplace, provider)).earnings === 0n, 30_000, 500);
+    const settlement = await leaseSettlement(tenant.rpc, marketplace, leaseId);
     const earnings = json(await daemon.cli(['earnings', '--json']));
     expect(earnings).toMatchObject({
       source: 'daemon',
-      provider: daemon.ready!.provider,
+      provider,
+      payout: provider,
       token: { address: daemon.ready!.token, decimals: 18 },
-      withdrawable: (await market.read('earnings', [daemon.ready!.provider])).toString(),
-      balance: (await token.read('balanceOf', [daemon.ready!.provider])).toString(),
-      leases: [{ leaseId: id, state: 'settled', earned: final.checkpoint.cumulativeAmount.toString(), paid: onChain.paid.toString(), checkpoint: 'final' }],
+      withdrawable: '0',
+      balance: (await token.read('balanceOf', [provider])).toString(),
+      leases: [{ leaseId: id, state: 'settled', earned: final.checkpoint.cumulativeAmount.toString(), paid: settlement?.paid.toString(), checkpoint: 'final' }],
     });
-    expect(onChain.paid).toBe(final.checkpoint.cumulativeAmount);
-    expect(earnings.withdrawable).toBe('0');
+    expect(settlement?.paid).toBe(final.checkpoint.cumulativeAmount);
     const withdraw = json(await daemon.cli(['withdraw', '--json']));
     expect(withdraw).toEqual({ outcome: 'nothing', key: null, amount: '0', txHash: null, error: null });
 

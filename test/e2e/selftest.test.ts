@@ -1,8 +1,8 @@
 import type { JsonRpcProvider, Wallet } from 'ethers';
-import { marketplaceAt } from '../../src/chain';
+import { decodeMarketplaceLog, marketplaceAt } from '../../src/chain';
 import { selftestReportSchema, type SelftestReport } from '../../src/selftest';
 import type { TenantClient } from '../../src/tenant';
-import { DaemonProcess } from './daemon-process';
+import { DaemonProcess, leaseSettlement } from './daemon-process';
 
 jest.setTimeout(150_000);
 
@@ -43,17 +43,23 @@ describe('provider selftest (a real daemon process on the devnet, real Docker)',
     expect(result.steps.at(-1)!.detail).toBe('this provider offers no GPUs');
 
     // What the report claims, checked on the chain and through the provider's own API.
+    // V2 has no lease counter (a lease id is the provider's address and the quote's nonce): one LeaseOpened.
     const market = marketplaceAt(daemon.ready!.marketplace, tenant.rpc);
-    expect(await market.read('leaseCount', [])).toBe(1n);
-    const leaseId = 1n;
+    const opened = (await tenant.rpc.getLogs({ address: market.address, fromBlock: 0 }))
+      .map((log) => decodeMarketplaceLog(market, log))
+      .filter((e) => e?.name === 'LeaseOpened');
+    expect(opened).toHaveLength(1);
+    const leaseId = opened[0]!.name === 'LeaseOpened' ? opened[0]!.args.leaseId : 0n;
     expect(result.steps.find((s) => s.name === 'cpu.open')!.detail).toContain(`lease ${leaseId} opened`);
     const view = await tenant.client.usage(leaseId);
     const final = view.checkpoints.at(-1)!;
     expect(final.tenantSignature).not.toBeNull();
     const chain = await tenant.client.leaseOnChain(leaseId);
-    expect(chain.tenant).toBe(tenant.wallet.address);
-    expect(chain.paid).toBeGreaterThan(0n);
-    expect(chain.paid).toBe(final.checkpoint.cumulativeAmount);
+    expect(chain.terms.tenant).toBe(tenant.wallet.address);
+    // Paid as the lease holds it, or as LeaseSettled recorded it if the daemon settled it already (V2 clears a settled lease).
+    const paid = chain.end === 0n ? (await leaseSettlement(tenant.rpc, market.address, leaseId))?.paid : chain.paid;
+    expect(paid).toBeGreaterThan(0n);
+    expect(paid).toBe(final.checkpoint.cumulativeAmount);
     // Metering saw the CPU burst.
     expect(view.records.reduce((sum, r) => sum + r.record.cpuMillis, 0n)).toBeGreaterThan(0n);
     // Nothing of the lease is left running.

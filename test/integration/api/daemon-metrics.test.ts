@@ -13,7 +13,7 @@ import { manualClock } from '../../../src/util/clock';
 function aLease(leaseId: string): StoredLease {
   return {
     leaseId, runtimeId: `pabc-${leaseId}`, quoteNonce: null, tenant: '0x0000000000000000000000000000000000000001', manifestHash: '0x00',
-    deposit: 10n ** 18n, rates: { perSecond: 1n, perCpuSecond: 2n, perGpuSecond: 3n, perGiBEgress: 4n }, maxRatePerSecond: 5n, maxDuration: 60,
+    deposit: 10n ** 18n, rates: { perSecond: 1n, perCpuSecond: 2n, perGpuSecond: 3n, perGiBEgress: 4n }, allocation: { cpuMillicores: 1_000n, gpuCount: 0n, egressBytesPerSecond: 0n }, maxDuration: 60,
     openedAt: 100, state: 'settling', endReason: 'exited', exitCode: 0, detail: null, closedAt: null, containerId: null,
     startedAt: 100, endedAt: 160, imageDigest: null, timeline: null, resultDigest: null,
     logsSha256: null, updatedAt: 160,
@@ -23,7 +23,7 @@ function aLease(leaseId: string): StoredLease {
 function aClaimedCheckpoint(leaseId: string, cumulativeAmount: bigint): StoredCheckpoint {
   return {
     leaseId: BigInt(leaseId), seq: 1n, usageRoot: `0x${'1'.repeat(64)}`, cumulativeAmount, periodEnd: 160n, resultDigest: `0x${'0'.repeat(64)}`,
-    recordCount: 1, final: true, providerSig: '0x', tenantSig: null, status: 'claimed', createdAt: 160,
+    recordCount: 1n, final: true, providerSig: '0x', tenantSig: null, status: 'claimed', createdAt: 160,
   };
 }
 

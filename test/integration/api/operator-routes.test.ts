@@ -15,7 +15,7 @@ describe('operator routes (the real API server over the fake service, on loopbac
     h.service.addLease('7', tenant.address);
     h.service.addLease('8', other.address, { state: 'settled', endReason: 'exited' });
     h.service.pushLogs('7', 'one', { stream: 'stderr', time: new Date().toISOString(), line: 'two' });
-    await h.service.setUsage('7', [{ leaseId: 7n, seq: 0n, t0: 100n, t1: 110n, cpuMillis: 5_000n, memoryByteSeconds: 10n, gpuMillis: 0n, rxBytes: 1n, txBytes: 2n }]);
+    await h.service.setUsage('7', [{ t0: 100n, t1: 110n, cpuMillis: 5_000n, memoryByteSeconds: 10n, gpuMillis: 0n, rxBytes: 1n, txBytes: 2n }]);
   });
 
   afterEach(() => h.close());

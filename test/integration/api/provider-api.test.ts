@@ -28,8 +28,8 @@ describe('provider API', () => {
     h.service.addLease('7', tenant.address);
     h.service.pushLogs('7', 'one', 'two', { stream: 'stderr', time: new Date().toISOString(), line: 'three' });
     await h.service.setUsage('7', [
-      { leaseId: 7n, seq: 0n, t0: 100n, t1: 110n, cpuMillis: 5_000n, memoryByteSeconds: 10n, gpuMillis: 0n, rxBytes: 1n, txBytes: 2n },
-      { leaseId: 7n, seq: 1n, t0: 110n, t1: 120n, cpuMillis: 7_000n, memoryByteSeconds: 10n, gpuMillis: 0n, rxBytes: 1n, txBytes: 2n },
+      { t0: 100n, t1: 110n, cpuMillis: 5_000n, memoryByteSeconds: 10n, gpuMillis: 0n, rxBytes: 1n, txBytes: 2n },
+      { t0: 110n, t1: 120n, cpuMillis: 7_000n, memoryByteSeconds: 10n, gpuMillis: 0n, rxBytes: 1n, txBytes: 2n },
     ]);
   });
 

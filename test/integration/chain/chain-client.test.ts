@@ -1,26 +1,27 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ChainClient, type ChainSettings, type MarketplaceEvent } from '../../../src/chain';
+import { ChainClient, hashCheckpoint, payableTo, type ChainSettings, type MarketplaceEvent } from '../../../src/chain';
 import { openStore } from '../../../src/store';
 import { claimKey } from '../../../src/settlement';
 import { silentLogger } from '../../../src/log';
 import { systemClock } from '../../../src/util/clock';
 import { isProviderError } from '../../../src/errors';
 import { freePort } from '../../../src/devnet';
-import { aCheckpoint, advance, latestTimestamp, openLease, registerProvider, sign, startFixture, stopFixture, type Fixture } from './fixture';
+import { advance } from './fixture';
+import { honestRecords, openV2, registerV2, signedCheckpoint, startDualFixture, stopDualFixture, type DualFixture } from './v2/fixture-v2';
 
 jest.setTimeout(60_000);
 
-let fx: Fixture;
+let fx: DualFixture;
 let dir: string;
 beforeAll(async () => {
-  fx = await startFixture();
-  await registerProvider(fx);
+  fx = await startDualFixture();
+  await registerV2(fx);
   dir = mkdtempSync(join(tmpdir(), 'provider-client-'));
 });
 afterAll(async () => {
-  await stopFixture(fx);
+  await stopDualFixture(fx);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -29,7 +30,7 @@ function settings(overrides: Partial<ChainSettings> = {}): ChainSettings {
     rpcUrl: fx.anvil.rpcUrl,
     wsUrl: fx.anvil.wsUrl,
     chainId: Number(fx.chainId),
-    marketplaceAddress: fx.market.target as string,
+    marketplaceAddress: fx.v2.target as string,
     confirmations: 1,
     pollIntervalMs: 100,
     startBlock: 0,
@@ -66,18 +67,25 @@ describe('ChainClient', () => {
     const ticker = setInterval(() => void fx.rpc.send('evm_mine', []).catch(() => undefined), 100);
     try {
       client.start();
-      const leaseId = await openLease(fx);
+      const { leaseId, terms } = await openV2(fx);
       await advance(fx, 60n);
-      const cp = aCheckpoint(leaseId, { cumulativeAmount: 1_000n, periodEnd: await latestTimestamp(fx) });
-      const data = client.marketplace.encode('claim', [cp, await sign(fx, fx.provider, cp)]);
+      const records = honestRecords(leaseId, terms, 1, 60n);
+      const { checkpoint: cp, signature } = await signedCheckpoint(fx, leaseId, records);
+      const data = client.marketplace.encode('claim', [terms, cp, signature]);
       const outcome = await client.sender.send({ key: claimKey(leaseId, 1), to: client.marketplace.address, data }, { timeoutMs: 15_000 });
       expect(outcome.state).toBe('confirmed');
       const deadline = Date.now() + 10_000;
       while (!seen.some((e) => e.name === 'ClaimSubmitted') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       const claim = seen.find((e) => e.name === 'ClaimSubmitted');
-      expect(claim?.name === 'ClaimSubmitted' && claim.args).toMatchObject({ leaseId, cumulativeAmount: 1_000n, usageRoot: cp.usageRoot });
-      const pending = await client.marketplace.read('getPendingClaim', [leaseId]);
-      expect(pending.cumulativeAmount).toBe(1_000n);
+      // V2's ClaimSubmitted names the claim by its checkpoint's EIP-712 digest, not by its root.
+      expect(claim?.name === 'ClaimSubmitted' && claim.args).toMatchObject({
+        leaseId,
+        cumulativeAmount: cp.cumulativeAmount,
+        checkpoint: hashCheckpoint(fx.v2Domain, cp),
+      });
+      const lease = await client.marketplace.read('getLease', [leaseId]);
+      expect(lease.pending).toBe(payableTo(cp.cumulativeAmount, terms.deposit));
+      expect(lease.claimDigest).toBe(hashCheckpoint(fx.v2Domain, cp));
     } finally {
       clearInterval(ticker);
       await client.stop();

@@ -11,23 +11,23 @@ import { MIGRATIONS } from '../../../src/store/migrations';
 import { Writable } from 'node:stream';
 import { createLogger, silentLogger, type Logger } from '../../../src/log';
 import { systemClock } from '../../../src/util/clock';
-import { as, openLease, registerProvider, send, startFixture, stopFixture, type Fixture } from './fixture';
+import { openV2, registerV2, send, startDualFixture, stopDualFixture, v2As, type DualFixture } from './v2/fixture-v2';
 import { TcpProxy } from './tcp-proxy';
 import { until as untilShared } from '../../support/until';
 
 jest.setTimeout(60_000);
 
-let fx: Fixture;
+let fx: DualFixture;
 let dir: string;
 
 beforeAll(async () => {
-  fx = await startFixture();
-  await registerProvider(fx);
+  fx = await startDualFixture();
+  await registerV2(fx);
   dir = mkdtempSync(join(tmpdir(), 'provider-follower-'));
 });
 
 afterAll(async () => {
-  await stopFixture(fx);
+  await stopDualFixture(fx);
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -64,7 +64,7 @@ function seen(db: Db): { block_hash: string; log_index: number; name: string }[]
 
 async function allConfirmedLogs(confirmations: number): Promise<{ block_hash: string; log_index: number }[]> {
   const head = await fx.rpc.getBlockNumber();
-  const logs = await fx.rpc.getLogs({ address: fx.market.target as string, fromBlock: 0, toBlock: head - confirmations });
+  const logs = await fx.rpc.getLogs({ address: fx.v2.target as string, fromBlock: 0, toBlock: head - confirmations });
   return logs.map((l) => ({ block_hash: l.blockHash, log_index: l.index }));
 }
 
@@ -77,7 +77,7 @@ function follower(
     name: 'marketplace',
     rpc,
     wsUrl: options.wsUrl,
-    contract: marketplaceAt(fx.market.target as string, rpc),
+    contract: marketplaceAt(fx.v2.target as string, rpc),
     store: new Store(db),
     handler: options.handler ?? recordingHandler(db),
     startBlock: 0,
@@ -99,8 +99,8 @@ function follower(
 
 describe('EventFollower', () => {
   it('backfills, then after a restart replays what it missed from its cursor, each event exactly once', async () => {
-    await openLease(fx);
-    await openLease(fx);
+    await openV2(fx);
+    await openV2(fx);
     await mine(2);
     let db = openSeenStore('replay.sqlite');
     let f = follower(db, { maxBlockRange: 3 });
@@ -112,9 +112,9 @@ describe('EventFollower', () => {
     db.close();
 
     // While it is down: more leases, a close, and blocks on top.
-    const leaseId = await openLease(fx);
-    await openLease(fx);
-    await send(as(fx, fx.tenant), 'closeLease', leaseId);
+    const { leaseId, terms } = await openV2(fx);
+    await openV2(fx);
+    await send(v2As(fx, fx.tenant), 'closeLease', leaseId, terms);
     await mine(3);
 
     db = openSeenStore('replay.sqlite');
@@ -134,7 +134,7 @@ describe('EventFollower', () => {
     await mine(2);
     await f.instance.catchUp();
     const before = seen(db).length;
-    await openLease(fx);
+    await openV2(fx);
     await f.instance.catchUp();
     expect(seen(db).length).toBe(before);
     await mine(2);
@@ -173,7 +173,7 @@ describe('EventFollower', () => {
     let expected = await allConfirmedLogs(2);
     await until('the backfill', () => seen(db).length === expected.length);
     await proxy.cut();
-    await openLease(fx);
+    await openV2(fx);
     await mine(2);
     await new Promise((r) => setTimeout(r, 500));
     await proxy.restore();
@@ -191,7 +191,7 @@ describe('EventFollower', () => {
     f.instance.start();
     await new Promise((r) => setTimeout(r, 300));
     const before = seen(db).length;
-    await openLease(fx);
+    await openV2(fx);
     await mine(2);
     await until('the WebSocket wake-up', () => seen(db).length === before + 1, 5_000);
     await f.stop();
@@ -203,7 +203,7 @@ describe('EventFollower', () => {
     const f = follower(db);
     await mine(2);
     await f.instance.catchUp();
-    await openLease(fx);
+    await openV2(fx);
     const orphan = (await fx.rpc.getBlock('latest'))!.hash!;
     await f.instance.catchUp();
     // Replace the lease's block with an empty one, then bury the new chain.

@@ -2,20 +2,21 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JsonRpcProvider } from 'ethers';
-import { TransactionSender, type SenderPolicy } from '../../../src/chain';
+import { TransactionSender, type Checkpoint, type SenderPolicy } from '../../../src/chain';
 import { marketplaceAt } from '../../../src/chain/marketplace';
 import { createRpcProvider } from '../../../src/chain/rpc';
 import { openStore, type OutboxRepository, type Store } from '../../../src/store';
 import { claimKey } from '../../../src/settlement';
 import { silentLogger } from '../../../src/log';
 import { systemClock } from '../../../src/util/clock';
-import { aCheckpoint, advance, latestTimestamp, openLease, registerProvider, sign, startFixture, stopFixture, type Fixture } from './fixture';
+import { advance } from './fixture';
+import { honestRecords, openV2, registerV2, signedCheckpoint, startDualFixture, stopDualFixture, type DualFixture } from './v2/fixture-v2';
 import { TcpProxy } from './tcp-proxy';
 import { until as untilShared } from '../../support/until';
 
 jest.setTimeout(60_000);
 
-let fx: Fixture;
+let fx: DualFixture;
 let proxy: TcpProxy;
 let dir: string;
 let ticker: NodeJS.Timeout | undefined;
@@ -29,8 +30,8 @@ const FAST: Partial<SenderPolicy> = {
 };
 
 beforeAll(async () => {
-  fx = await startFixture();
-  await registerProvider(fx);
+  fx = await startDualFixture();
+  await registerV2(fx);
   proxy = await TcpProxy.start(fx.anvil.port);
   dir = mkdtempSync(join(tmpdir(), 'provider-sender-'));
 });
@@ -38,7 +39,7 @@ beforeAll(async () => {
 afterAll(async () => {
   stopMining();
   await proxy?.cut();
-  await stopFixture(fx);
+  await stopDualFixture(fx);
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -68,7 +69,7 @@ function harness(file: string, policy: Partial<SenderPolicy> = FAST): Harness {
   const store = openStore(join(dir, file));
   const rpc = createRpcProvider(proxy.url, { chainId: fx.chainId });
   const outbox = store.outbox;
-  const market = marketplaceAt(fx.market.target as string, rpc);
+  const market = marketplaceAt(fx.v2.target as string, rpc);
   const sender = new TransactionSender({
     rpc,
     signer: fx.provider,
@@ -92,18 +93,18 @@ function harness(file: string, policy: Partial<SenderPolicy> = FAST): Harness {
   };
 }
 
-/** A claim intent for a fresh lease, 100 s into it. */
-async function aClaimIntent(cumulativeAmount = 50_000n) {
-  const leaseId = await openLease(fx);
+/** A claim intent for a fresh lease, over one honest record of its first 100 s (or a checkpoint altered by `overrides`). */
+async function aClaimIntent(overrides: Partial<Checkpoint> = {}) {
+  const { leaseId, terms } = await openV2(fx);
   await advance(fx, 100n);
-  const cp = aCheckpoint(leaseId, { cumulativeAmount, periodEnd: await latestTimestamp(fx) });
-  const market = marketplaceAt(fx.market.target as string, null);
-  const data = market.encode('claim', [cp, await sign(fx, fx.provider, cp)]);
+  const { checkpoint, signature } = await signedCheckpoint(fx, leaseId, honestRecords(leaseId, terms, 1, 100n), overrides);
+  const market = marketplaceAt(fx.v2.target as string, null);
+  const data = market.encode('claim', [terms, checkpoint, signature]);
   return { leaseId, intent: { key: claimKey(leaseId, 1), to: market.address, data } };
 }
 
 async function claimsSubmitted(leaseId: bigint): Promise<number> {
-  const logs = await fx.market.queryFilter(fx.market.filters.ClaimSubmitted!(leaseId));
+  const logs = await fx.v2.queryFilter(fx.v2.filters.ClaimSubmitted!(leaseId));
   return logs.length;
 }
 
@@ -128,7 +129,7 @@ describe('TransactionSender', () => {
   });
 
   it('does not send what the contract would refuse, and names the error', async () => {
-    const { intent } = await aClaimIntent(10n ** 30n);
+    const { intent } = await aClaimIntent({ cumulativeAmount: 10n ** 30n });
     const h = harness('refused.sqlite');
     const before = await providerNonce();
     h.sender.start();

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Wallet, getAddress, verifyTypedData } from 'ethers';
 import { AllocationLedger, CapacityDetector, HostProbe, NvidiaSmi, systemInformationSource, capacitySettings } from '../../../src/capacity';
-import { QUOTE_TYPES, manifestHash, marketplaceDomain } from '../../../src/chain';
+import { QUOTE_TYPES, ceilingRate, manifestHash, marketplaceDomain } from '../../../src/chain';
 import { configSchema, type ProviderConfig } from '../../../src/config';
 import { isProviderError, type ErrorCode } from '../../../src/errors';
 import { Admission } from '../../../src/leases';
@@ -103,10 +103,14 @@ describe('admission and pricing (real SQLite, fake nvidia-smi)', () => {
     expect(quoted.quote.rates.perGpuSecond).toBe(777n);
     expect(quoted.quote.rates.perSecond).toBe(5n + 1024n);
     expect(quoted.quote.manifestHash).toBe(manifestHash(manifest as never));
-    expect(quoted.quote.nonce).toBeGreaterThan(2n ** 128n);
+    // A random 96-bit nonce: the lease id is (provider << 96) | nonce (a 64-bit-or-less nonce has odds 2^-32).
+    expect(quoted.quote.nonce).toBeGreaterThan(2n ** 64n);
+    expect(quoted.quote.nonce).toBeLessThan(2n ** 96n);
     expect(getAddress(verifyTypedData(domain, QUOTE_TYPES, quoted.quote, quoted.signature))).toBe(provider.address);
-    // Cap: lease second + memory + 5/4 of a core + the GPU + egress allowance.
-    expect(quoted.quote.maxRatePerSecond).toBeGreaterThan(quoted.quote.rates.perSecond + 777n);
+    // V2 commits the allocation instead of a cap: the manifest's core, its GPU, the configured egress;
+    // the claim cap (ceilingRate) follows from rates × allocation.
+    expect(quoted.quote.allocation).toEqual({ cpuMillicores: 1_000n, gpuCount: 1n, egressBytesPerSecond: BigInt(config.runtime.egress.bytesPerSecond) });
+    expect(ceilingRate(quoted.quote.rates, quoted.quote.allocation)).toBeGreaterThan(quoted.quote.rates.perSecond + 777n);
     const stored = store.quotes.get(quoted.quote.nonce.toString())!;
     expect(stored.manifest).not.toHaveProperty('registryAuth');
   });

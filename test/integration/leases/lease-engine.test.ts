@@ -57,7 +57,7 @@ describe('lease engine (in process: real Docker, real anvil)', () => {
     const usage = await d.service.usage(leaseId.toString(), tenant.wallet.address);
     expect(usage.records.length).toBeGreaterThanOrEqual(3);
     usage.records.forEach(({ record }, i) => {
-      expect(record.seq).toBe(BigInt(i));
+      expect(record.index).toBe(BigInt(i));
       if (i > 0) expect(record.t0).toBe(usage.records[i - 1]!.record.t1);
     });
     const final = usage.checkpoints.at(-1)!;
@@ -66,14 +66,18 @@ describe('lease engine (in process: real Docker, real anvil)', () => {
     const total = usage.records.reduce((s, r) => s + r.record.amount, 0n);
     expect(final.checkpoint.cumulativeAmount).toBe(total);
 
-    const onChain = (await tenant.market.getFunction('getLease')(leaseId)) as { paid: bigint; settled: boolean };
-    expect(onChain.settled).toBe(true);
-    expect(onChain.paid).toBe(total);
+    // V2 clears a settled lease's slot: LeaseSettled is the record of what it paid.
+    const onChain = await tenant.settlement(leaseId);
+    expect(onChain).toEqual({ paid: total, refund: deposit - total });
     // The rest of the deposit came back to the tenant.
     const balanceAfter = (await tenant.token.getFunction('balanceOf')(tenant.wallet.address)) as bigint;
     expect(balanceAfter - balanceBefore).toBe(deposit - total);
-    // Claimed earnings are withdrawn.
-    await until('earnings withdrawn', async () => ((await tenant.market.getFunction('earnings')(d.info.provider)) as bigint) === 0n, 30_000);
+    // Credited earnings are withdrawn to the payout address (by default the operator key's).
+    const account = await until('earnings withdrawn', async () => {
+      const a = await tenant.account(d.info.provider);
+      return a.earnings === 0n ? a : undefined;
+    }, 30_000);
+    expect(account.payout).toBe(d.info.provider);
   });
 
   it('stops the container of a lease the tenant closes on-chain within one follower poll, and still bills it', async () => {
@@ -84,7 +88,7 @@ describe('lease engine (in process: real Docker, real anvil)', () => {
     await until('a usage record', async () => d.service.usage(leaseId.toString(), tenant.wallet.address).then(() => true), 5_000);
     await new Promise((r) => setTimeout(r, 2_000));
     await tenant.close(leaseId);
-    const closedAt = Date.now();
+    const closeSentAt = Date.now();
     const container = `provider-lease-${d.info.instanceId}-${leaseId}`;
     await until(
       'the container stopped',
@@ -92,7 +96,7 @@ describe('lease engine (in process: real Docker, real anvil)', () => {
       15_000,
       100,
     );
-    const stoppedAfterMs = Date.now() - closedAt;
+    const stoppedAfterMs = Date.now() - closeSentAt;
     // From the close's receipt: one confirmation block (1 s), one follower poll (1 s), the stop itself.
     expect(stoppedAfterMs).toBeLessThan(3_500);
     const view = await until('settled', async () => {
@@ -100,11 +104,12 @@ describe('lease engine (in process: real Docker, real anvil)', () => {
       return v.state === 'settled' ? v : undefined;
     }, 90_000);
     expect(view.endReason).toBe('tenant-closed');
-    const onChain = (await tenant.market.getFunction('getLease')(leaseId)) as { paid: bigint; closedAt: bigint };
-    expect(onChain.paid).toBeGreaterThan(0n);
+    const paid = (await tenant.settlement(leaseId))?.paid;
+    expect(paid).toBeGreaterThan(0n);
+    const closedAt = (await tenant.closedAt(leaseId))!;
     const usage = await d.service.usage(leaseId.toString(), tenant.wallet.address);
     // Never billed beyond the chain's end of the lease.
-    expect(usage.records.at(-1)!.record.t1 <= onChain.closedAt).toBe(true);
+    expect(usage.records.at(-1)!.record.t1 <= closedAt).toBe(true);
   });
 
   it('adopts a running lease after a restart and meters it on with no hole and no overlap; paid once', async () => {
@@ -125,12 +130,11 @@ describe('lease engine (in process: real Docker, real anvil)', () => {
     expect(view.endReason).toBe('exited');
     const usage = await second.daemon.service.usage(leaseId.toString(), tenantAddress);
     usage.records.forEach(({ record }, i) => {
-      expect(record.seq).toBe(BigInt(i));
+      expect(record.index).toBe(BigInt(i));
       if (i > 0) expect(record.t0).toBe(usage.records[i - 1]!.record.t1);
     });
     const total = usage.records.reduce((s, r) => s + r.record.amount, 0n);
-    const onChain = (await second.tenant.market.getFunction('getLease')(leaseId)) as { paid: bigint };
-    expect(onChain.paid).toBe(total);
+    expect((await second.tenant.settlement(leaseId))?.paid).toBe(total);
   });
 
   it('ends a lease at its maxDuration and bills it only up to the chain\'s end of the lease', async () => {
@@ -142,10 +146,10 @@ describe('lease engine (in process: real Docker, real anvil)', () => {
       return v.state === 'settled' ? v : undefined;
     }, 90_000);
     expect(view.endReason).toBe('max-duration');
-    const onChain = (await tenant.market.getFunction('getLease')(leaseId)) as { paid: bigint; startedAt: bigint; maxDuration: bigint };
+    const end = tenant.termsOf(leaseId).startedAt + response.quote.maxDuration;
     const usage = await d.service.usage(leaseId.toString(), tenant.wallet.address);
-    expect(usage.records.at(-1)!.record.t1 <= onChain.startedAt + onChain.maxDuration).toBe(true);
-    expect(onChain.paid).toBe(usage.records.reduce((s, r) => s + r.record.amount, 0n));
+    expect(usage.records.at(-1)!.record.t1 <= end).toBe(true);
+    expect((await tenant.settlement(leaseId))?.paid).toBe(usage.records.reduce((s, r) => s + r.record.amount, 0n));
   });
 
   it('ends a lease whose container vanished while the daemon was down, billed to the last sample', async () => {
@@ -171,8 +175,7 @@ describe('lease engine (in process: real Docker, real anvil)', () => {
     // Nothing billed past the last sample taken before the daemon went down.
     expect(Number(lastSample)).toBeLessThanOrEqual(downAt);
     expect(usage.checkpoints.at(-1)!.checkpoint.periodEnd).toBe(lastSample);
-    const onChain = (await second.tenant.market.getFunction('getLease')(leaseId)) as { paid: bigint };
-    expect(onChain.paid).toBe(usage.records.reduce((s, r) => s + r.record.amount, 0n));
+    expect((await second.tenant.settlement(leaseId))?.paid).toBe(usage.records.reduce((s, r) => s + r.record.amount, 0n));
   });
 
   it('holds a quote signed before a reload to the minimum deposit it was quoted under; new quotes get the new one', async () => {

@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Contract, Wallet, type InterfaceAbi, type JsonRpcProvider } from 'ethers';
-import { marketplaceAbi } from '../../../src/chain/artifacts/marketplace';
+import { marketplaceV2Abi as marketplaceAbi } from '../../../src/chain/artifacts/marketplace-v2';
 import { mockTokenAbi } from '../../../src/chain/artifacts/mock-token';
+import { decodeMarketplaceLog, marketplaceAt, providerAccount, type LeaseTerms, type ProviderAccount } from '../../../src/chain';
 import { configSchema, type ProviderConfig } from '../../../src/config';
 import { devPrivateKey, freePort } from '../../../src/devnet';
 import type { QuoteResponse } from '../../../src/api';
@@ -56,6 +57,8 @@ export class ChainTenant {
   readonly wallet: Wallet;
   readonly market: Contract;
   readonly token: Contract;
+  /** Each lease's terms as LeaseOpened announced them: closeLease passes them back. */
+  readonly terms = new Map<bigint, LeaseTerms>();
 
   constructor(rpc: JsonRpcProvider, marketplace: string, token: string, key = devPrivateKey(2)) {
     this.wallet = new Wallet(key, rpc);
@@ -66,12 +69,41 @@ export class ChainTenant {
   async open(response: QuoteResponse, deposit: bigint): Promise<bigint> {
     await (await this.token.getFunction('approve')(this.market.target, deposit)).wait();
     const receipt = await (await this.market.getFunction('openLease')(response.quote, response.signature, deposit)).wait();
-    const opened = receipt.logs.map((log: { topics: string[]; data: string }) => this.market.interface.parseLog(log)).find((e: { name?: string } | null) => e?.name === 'LeaseOpened');
-    return opened!.args.getValue('leaseId') as bigint;
+    const typed = marketplaceAt(this.market.target as string, null);
+    for (const log of receipt.logs) {
+      const event = decodeMarketplaceLog(typed, log);
+      if (event?.name !== 'LeaseOpened') continue;
+      this.terms.set(event.args.leaseId, event.args.terms);
+      return event.args.leaseId;
+    }
+    throw new Error(`openLease ${receipt.hash} emitted no LeaseOpened`);
   }
 
   async close(leaseId: bigint): Promise<void> {
-    await (await this.market.getFunction('closeLease')(leaseId)).wait();
+    await (await this.market.getFunction('closeLease')(leaseId, this.termsOf(leaseId))).wait();
+  }
+
+  termsOf(leaseId: bigint): LeaseTerms {
+    const terms = this.terms.get(leaseId);
+    if (!terms) throw new Error(`lease ${leaseId} was not opened by this tenant`);
+    return terms;
+  }
+
+  /** The lease's end as LeaseClosed set it, or undefined while it is not closed. */
+  async closedAt(leaseId: bigint): Promise<bigint | undefined> {
+    const [log] = await this.market.queryFilter(this.market.filters.LeaseClosed!(leaseId));
+    return log && 'args' in log ? (log.args.getValue('end') as bigint) : undefined;
+  }
+
+  /** What LeaseSettled paid the provider and refunded the tenant; V2 clears the lease's slot when it settles, so the event is the record. */
+  async settlement(leaseId: bigint): Promise<{ paid: bigint; refund: bigint } | undefined> {
+    const [log] = await this.market.queryFilter(this.market.filters.LeaseSettled!(leaseId));
+    return log && 'args' in log ? { paid: log.args.getValue('paid') as bigint, refund: log.args.getValue('refund') as bigint } : undefined;
+  }
+
+  /** The provider's credited earnings and payout address. */
+  account(provider: string): Promise<ProviderAccount> {
+    return providerAccount(marketplaceAt(this.market.target as string, this.wallet.provider), provider);
   }
 }
 

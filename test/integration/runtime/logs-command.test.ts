@@ -17,7 +17,7 @@ async function storeWithLease(runtimeId: string): Promise<string> {
   const store = openStore(storePathFor(dataDir, 5, MARKET));
   const lease: StoredLease = {
     leaseId: '4', runtimeId, quoteNonce: null, tenant: '0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC', manifestHash: `0x${'0'.repeat(64)}`,
-    deposit: 10n ** 17n, rates: { perSecond: 1n, perCpuSecond: 2n, perGpuSecond: 3n, perGiBEgress: 4n }, maxRatePerSecond: 5n, maxDuration: 60,
+    deposit: 10n ** 17n, rates: { perSecond: 1n, perCpuSecond: 2n, perGpuSecond: 3n, perGiBEgress: 4n }, allocation: { cpuMillicores: 1_000n, gpuCount: 0n, egressBytesPerSecond: 0n }, maxDuration: 60,
     openedAt: 1_700_000_000, state: 'running', endReason: null, exitCode: null, detail: '', closedAt: null,
     containerId: null, startedAt: 1_700_000_001, endedAt: null, imageDigest: null, timeline: null,
     resultDigest: null, logsSha256: null, updatedAt: 1_700_000_010,
