@@ -323,7 +323,7 @@ describe('TenantClient usage verification', () => {
     expect((await market.getFunction('getLease')(disputed.leaseId)).claimDigest).toBe(hashCheckpoint(domain(), cp.checkpoint));
 
     const filed = await client.dispute(disputed.leaseId);
-    expect(filed?.fault).toBe('AmountMismatch');
+    expect(filed).toMatchObject({ filed: true, fault: 'AmountMismatch', evidence: 'record' });
     const lease = await market.getFunction('getLease')(disputed.leaseId);
     expect([lease.pending, lease.payableAt]).toEqual([0n, 0n]);
     // Slashed (status 3): no claim of this provider is paid any more.
