@@ -3,7 +3,7 @@ import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { JsonRpcProvider, Wallet, toBeHex, type Provider } from 'ethers';
-import { decodeMarketplaceLog, marketplaceAt, providerAccount, type ProviderAccount } from '../../src/chain';
+import { createRpcProvider, decodeMarketplaceLog, marketplaceAt, providerAccount, type ProviderAccount } from '../../src/chain';
 import YAML from 'yaml';
 import { devPrivateKey, freePort } from '../../src/devnet';
 import { TenantClient } from '../../src/tenant';
@@ -192,7 +192,7 @@ export class DaemonProcess {
 
   tenant(key = devPrivateKey(2)): { client: TenantClient; wallet: Wallet; rpc: JsonRpcProvider } {
     const ready = this.ready!;
-    const rpc = new JsonRpcProvider(ready.rpcUrl, ready.chainId, { staticNetwork: true, pollingInterval: 250 });
+    const rpc = createRpcProvider(ready.rpcUrl, { chainId: ready.chainId, pollingIntervalMs: 250 });
     const wallet = new Wallet(key, rpc);
     const client = new TenantClient({ signer: wallet, apiUrl: ready.apiUrl, chainId: ready.chainId, chain: rpc, marketplace: ready.marketplace });
     return { client, wallet, rpc };

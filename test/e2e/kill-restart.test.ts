@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { Contract, JsonRpcProvider, Wallet, type InterfaceAbi } from 'ethers';
-import { BURN_ADDRESS, createKeystore, deployMarketplace, deployMockToken, marketplaceAt } from '../../src/chain';
+import { BURN_ADDRESS, createKeystore, createRpcProvider, deployMarketplace, deployMockToken, marketplaceAt } from '../../src/chain';
 import { mockTokenAbi } from '../../src/chain/artifacts/mock-token';
 import { devPrivateKey, startAnvil, type AnvilInstance } from '../../src/devnet';
 import { TenantClient } from '../../src/tenant';
@@ -26,7 +26,7 @@ afterAll(async () => {
 describe('provider start after kill -9', () => {
   it('adopts the running lease, finishes it, and is paid exactly once', async () => {
     anvil = await startAnvil({ blockTimeSeconds: 1 });
-    rpc = new JsonRpcProvider(anvil.rpcUrl, anvil.chainId, { staticNetwork: true, pollingInterval: 250 });
+    rpc = createRpcProvider(anvil.rpcUrl, { chainId: anvil.chainId, pollingIntervalMs: 250 });
     const deployer = new Wallet(devPrivateKey(0), rpc);
     const tokenAddress = await deployMockToken(deployer);
     const marketplace = await deployMarketplace(deployer, {

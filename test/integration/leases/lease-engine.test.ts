@@ -5,7 +5,7 @@ import { Daemon } from '../../../src/daemon';
 import { createLogger } from '../../../src/log';
 import { systemClock } from '../../../src/util/clock';
 import { execFileAsync } from '../../../src/util/exec';
-import { ZERO_BYTES32, usageTree } from '../../../src/chain';
+import { ZERO_BYTES32, createRpcProvider, usageTree } from '../../../src/chain';
 import { ChainTenant, TOKEN, aManifest, removeDir, removeInstanceContainers, tempDataDir, testConfig, until } from './support';
 
 jest.setTimeout(180_000);
@@ -30,7 +30,7 @@ async function startDaemon(name: string, reuse?: ProviderConfig): Promise<{ daem
   const log = createLogger({ level: (process.env.TEST_LOG_LEVEL as 'info' | undefined) ?? 'silent', format: 'json' });
   daemon = await Daemon.start({ config, log, env: {}, exec: execFileAsync, clock: systemClock, version: 'test' });
   rpc?.destroy();
-  rpc = new JsonRpcProvider(daemon.info.rpcUrl, daemon.info.chainId, { staticNetwork: true });
+  rpc = createRpcProvider(daemon.info.rpcUrl, { chainId: daemon.info.chainId });
   return { daemon, tenant: new ChainTenant(rpc, daemon.info.marketplace, daemon.info.token!), config };
 }
 
