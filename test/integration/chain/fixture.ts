@@ -144,6 +144,12 @@ export async function registerProvider(fx: Fixture, who: Wallet = fx.provider): 
 }
 
 /** Opens a lease from a fresh quote and returns its id. */
+/**
+ * The legacy openLease with a fixed gas limit: its estimate on a loaded anvil sometimes falls short
+ * in the token transfer (out of gas), as TenantClient's headroom notes; 1M is four times its cost.
+ */
+export const LEGACY_OPEN_GAS = { gasLimit: 1_000_000n };
+
 export async function openLease(
   fx: Fixture,
   overrides: Partial<LegacyQuote> = {},
@@ -152,7 +158,7 @@ export async function openLease(
 ): Promise<bigint> {
   const quote = await aQuote(fx, overrides);
   const sig = await signLegacyQuote(signer, fx.domain, quote);
-  const receipt = await send(as(fx, fx.tenant), 'openLease', quote, sig, deposit);
+  const receipt = await send(as(fx, fx.tenant), 'openLease', quote, sig, deposit, LEGACY_OPEN_GAS);
   const opened = receipt.logs.map((log) => fx.market.interface.parseLog(log)).find((e) => e?.name === 'LeaseOpened');
   return opened!.args.getValue('leaseId') as bigint;
 }
