@@ -178,7 +178,7 @@ export class LeaseEngine {
     }
     const { adopted, missing } = await backend.reconcile(
       live.map((l) => l.runtimeId),
-      { signal: AbortSignal.any([this.tasks.signal, AbortSignal.timeout(this.deps.timeouts?.backendMs ?? 60_000)]) },
+      { signal: this.backendSignal() },
     );
     const observed = new Map<string, ObservedWorkload>([
       ...adopted.map((w) => [w.runtimeId, w.running ? 'running' : 'stopped'] as const),
@@ -196,6 +196,11 @@ export class LeaseEngine {
       }
     }
     this.inbox.wake();
+  }
+
+  /** The bound on one engine-level backend call (reconcile, remove): shutdown or the timeout. */
+  private backendSignal(): AbortSignal {
+    return this.tasks.within(this.deps.timeouts?.backendMs ?? 60_000);
   }
 
   private releaseAllocation(leaseId: string): void {
@@ -218,7 +223,7 @@ export class LeaseEngine {
   private async settled(lease: StoredLease): Promise<void> {
     const { backend, log } = this.deps;
     try {
-      await backend.remove(lease.runtimeId, { signal: AbortSignal.any([this.tasks.signal, AbortSignal.timeout(this.deps.timeouts?.backendMs ?? 60_000)]) });
+      await backend.remove(lease.runtimeId, { signal: this.backendSignal() });
     } catch (err) {
       if (!this.tasks.signal.aborted) log.warn({ leaseId: lease.leaseId, err: describeError(err) }, 'could not remove the lease container; trying again');
       return;
@@ -250,7 +255,7 @@ export class LeaseEngine {
           void this.deps.backend
             .reconcile(
               live.map((l) => l.runtimeId),
-              { signal: AbortSignal.any([signal, AbortSignal.timeout(this.deps.timeouts?.backendMs ?? 60_000)]) },
+              { signal: this.backendSignal() },
             )
             .catch((err: unknown) => this.deps.log.warn({ err: describeError(err) }, 'reconcile after the backend came back failed'));
         },

@@ -205,7 +205,7 @@ export class LeaseMeter {
   }
 
   private callSignal(): AbortSignal {
-    return AbortSignal.any([this.deps.tasks.signal, AbortSignal.timeout(this.deps.backendTimeoutMs ?? 30_000)]);
+    return this.deps.tasks.within(this.deps.backendTimeoutMs ?? 30_000);
   }
 }
 

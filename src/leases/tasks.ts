@@ -17,6 +17,11 @@ export class LeaseTasks {
     return this.controller.signal;
   }
 
+  /** Aborts on shutdown or after `timeoutMs`: the bound of one call to the backend or the chain. */
+  within(timeoutMs: number): AbortSignal {
+    return AbortSignal.any([this.controller.signal, AbortSignal.timeout(timeoutMs)]);
+  }
+
   restart(): void {
     this.controller = new AbortController();
   }

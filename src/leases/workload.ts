@@ -135,7 +135,7 @@ export class WorkloadExecutor {
       await beforeStop().catch((err: unknown) => log.warn({ leaseId, err: describeError(err) }, 'final sample before stop failed'));
       const limit = config.runtime.stopTimeoutSeconds * 1000 + (this.deps.stopGraceMs ?? 30_000);
       try {
-        await backend.stop(lease.runtimeId, STOP_REASONS[reason], { signal: AbortSignal.any([tasks.signal, AbortSignal.timeout(limit)]) });
+        await backend.stop(lease.runtimeId, STOP_REASONS[reason], { signal: tasks.within(limit) });
       } catch (err) {
         if (tasks.signal.aborted) return;
         const detail = isProviderError(err, 'CONTAINER_NOT_FOUND') ? 'the container was gone when it was to be stopped' : `the backend could not stop it: ${describeError(err)}`;
