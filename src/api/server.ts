@@ -1,5 +1,5 @@
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { z } from 'zod';
@@ -147,8 +147,11 @@ export class ApiServer {
       const { status, body } = errorResponse(err);
       if (status >= 500) log.error({ err }, 'request failed');
       else log.info({ status, code: body.error.code }, 'request refused');
-      // An oversized body is left unread: close the connection rather than drain it.
-      if (status === 413) res.setHeader('connection', 'close');
+      // An oversized body is left unread: close the connection rather than drain it all.
+      if (status === 413) {
+        res.setHeader('connection', 'close');
+        lingerBeforeClose(req.socket, OVERSIZE_LINGER_MS);
+      }
       send(res, status, { json: body });
     }
   }
@@ -191,6 +194,30 @@ function compile(route: Route<unknown>): CompiledRoute {
     })
     .join('/');
   return { route, pattern: new RegExp(`^${source}$`), names };
+}
+
+/**
+ * How long a connection refused for its size keeps discarding what the client still sends. A
+ * socket closed with unread input resets, and a reset can discard the 413 the client has not read
+ * yet (the client sees ECONNRESET instead of the error and its fix); nginx's lingering close.
+ */
+const OVERSIZE_LINGER_MS = 2_000;
+
+function lingerBeforeClose(socket: Socket | null, lingerMs: number): void {
+  // Null when the client has gone already: nothing is left to read.
+  if (!socket) return;
+  // Node closes a `connection: close` response's socket with destroySoon() once the reply is
+  // written; here it half-closes instead, discards input, and destroys on the client's end or the bound.
+  socket.destroySoon = function lingeringClose(this: Socket): void {
+    this.end();
+    this.resume();
+    const timer = setTimeout(() => this.destroy(), lingerMs);
+    timer.unref();
+    this.once('end', () => {
+      clearTimeout(timer);
+      this.destroy();
+    });
+  };
 }
 
 async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {

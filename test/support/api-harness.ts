@@ -20,7 +20,8 @@ export interface Reply {
 /** One raw HTTP request: what a hostile client can send, bytes as given. */
 export function send(port: number, method: string, path: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method, path, headers }, (res) => {
+    const req = request({ host: '127.0.0.1', port, method, path, headers, timeout: 20_000 }, (res) => {
+      res.on('error', reject);
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -35,6 +36,7 @@ export function send(port: number, method: string, path: string, body?: string |
       });
     });
     req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no reply in 20 s`)));
     if (body !== undefined) req.write(body);
     req.end();
   });

@@ -373,9 +373,15 @@ export async function sendHostile(host: string, port: number, req: HostileReques
   return reply;
 }
 
+/** A reply slower than this is a hung request: the run names it instead of waiting forever. */
+const REPLY_TIMEOUT_MS = 20_000;
+
 function sendOnce(host: string, port: number, req: HostileRequest): Promise<HostileReply> {
   return new Promise((resolve, reject) => {
-    const r = request({ host, port, method: req.method, path: req.path, headers: req.headers }, (res) => {
+    let answered = false;
+    const r = request({ host, port, method: req.method, path: req.path, headers: req.headers, timeout: REPLY_TIMEOUT_MS }, (res) => {
+      answered = true;
+      res.on('error', reject);
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -391,6 +397,8 @@ function sendOnce(host: string, port: number, req: HostileRequest): Promise<Host
     });
     // The server may close an oversize upload before reading it all; the reply still counts.
     r.on('error', (err: NodeJS.ErrnoException) => (err.code === 'EPIPE' || err.code === 'ECONNRESET' ? undefined : reject(err)));
+    r.on('timeout', () => r.destroy(new Error(`${req.name}: no reply in ${REPLY_TIMEOUT_MS} ms`)));
+    r.on('close', () => (answered ? undefined : reject(new Error(`${req.name}: the connection closed before a reply`))));
     if (req.body !== undefined) r.write(req.body);
     r.end();
   });

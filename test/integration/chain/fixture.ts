@@ -1,4 +1,4 @@
-import { Contract, Interface, JsonRpcProvider, Wallet, id, type InterfaceAbi } from 'ethers';
+import { Contract, Interface, JsonRpcProvider, Wallet, id, type InterfaceAbi, type TransactionReceipt } from 'ethers';
 import { createRpcProvider } from '../../../src/chain/rpc';
 import { startAnvil, type AnvilInstance } from '../../../src/devnet/anvil';
 import { devPrivateKey } from '../../../src/devnet/dev-accounts';
@@ -87,11 +87,31 @@ export function as(fx: Fixture, who: Wallet): Contract {
   return fx.market.connect(who) as Contract;
 }
 
-export async function send(contract: Contract, name: string, ...args: unknown[]): Promise<import('ethers').TransactionReceipt> {
-  const tx = await contract.getFunction(name)(...args);
-  const receipt = await tx.wait();
-  if (!receipt) throw new Error(`${name}: no receipt`);
-  return receipt;
+/**
+ * Sends a transaction with a gas margin and polls for its receipt.
+ * - The margin: an estimate runs at the pending block's timestamp, and a contract whose gas depends
+ *   on time (MarketplaceV2's openLease raises the provider's busyUntil only when it grows) can need
+ *   more by the time its block is mined: an exact estimate then runs out of gas. The tenant client
+ *   adds the same 30%.
+ * - The polling: ethers' tx.wait() checks once, then waits for the next block; on an automining
+ *   anvil under load the first check can come too early, and no next block ever comes.
+ */
+export async function send(contract: Contract, name: string, ...args: unknown[]): Promise<TransactionReceipt> {
+  const fn = contract.getFunction(name);
+  const hasOverrides = args.length > fn.fragment.inputs.length;
+  const callArgs = hasOverrides ? args : [...args, { gasLimit: ((await fn.estimateGas(...args)) * 13n) / 10n }];
+  const tx = (await fn(...callArgs)) as { hash: string };
+  const provider = contract.runner?.provider;
+  if (!provider) throw new Error(`${name}: the contract has no provider`);
+  for (let attempt = 0; attempt < 3_000; attempt += 1) {
+    const receipt = await provider.getTransactionReceipt(tx.hash);
+    if (receipt) {
+      if (receipt.status !== 1) throw new Error(`${name}: reverted in block ${receipt.blockNumber}`);
+      return receipt;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`${name}: no receipt for ${tx.hash}`);
 }
 
 /** Resolves with the custom error's name the call reverted with. */
@@ -144,11 +164,6 @@ export async function registerProvider(fx: Fixture, who: Wallet = fx.provider): 
 }
 
 /** Opens a lease from a fresh quote and returns its id. */
-/**
- * The legacy openLease with a fixed gas limit: its estimate on a loaded anvil sometimes falls short
- * in the token transfer (out of gas), as TenantClient's headroom notes; 1M is four times its cost.
- */
-export const LEGACY_OPEN_GAS = { gasLimit: 1_000_000n };
 
 export async function openLease(
   fx: Fixture,
@@ -158,7 +173,7 @@ export async function openLease(
 ): Promise<bigint> {
   const quote = await aQuote(fx, overrides);
   const sig = await signLegacyQuote(signer, fx.domain, quote);
-  const receipt = await send(as(fx, fx.tenant), 'openLease', quote, sig, deposit, LEGACY_OPEN_GAS);
+  const receipt = await send(as(fx, fx.tenant), 'openLease', quote, sig, deposit);
   const opened = receipt.logs.map((log) => fx.market.interface.parseLog(log)).find((e) => e?.name === 'LeaseOpened');
   return opened!.args.getValue('leaseId') as bigint;
 }

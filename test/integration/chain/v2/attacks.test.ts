@@ -11,7 +11,7 @@ import {
   type Allocation,
 } from '../../../../src/chain';
 import type { Rates } from '../../../../src/chain';
-import { advance, aCheckpoint, aQuote, as, CHALLENGE_WINDOW, eventNames, latestTimestamp, LEGACY_OPEN_GAS, MIN_BOND, openLease, RATES, sign, UNBONDING_DELAY } from '../fixture';
+import { advance, aCheckpoint, aQuote, as, CHALLENGE_WINDOW, eventNames, latestTimestamp, MIN_BOND, openLease, RATES, sign, UNBONDING_DELAY } from '../fixture';
 import {
   balanceOf,
   claimV2,
@@ -180,7 +180,7 @@ describe('attack 2: slashing pays the slashed', () => {
 
   it('Marketplace: a 1-wei self-lease returns the whole bond at once; the real tenant\'s evidence then fails and the provider keeps claiming', async () => {
     const quote = await aQuote(fx, { tenant: fx.provider.address });
-    const opened = await send(as(fx, fx.provider), 'openLease', quote, await signLegacyQuote(fx.provider, fx.domain, quote), 1n, LEGACY_OPEN_GAS);
+    const opened = await send(as(fx, fx.provider), 'openLease', quote, await signLegacyQuote(fx.provider, fx.domain, quote), 1n);
     const self = fx.market.interface.parseLog(opened.logs.find((l) => fx.market.interface.parseLog(l)?.name === 'LeaseOpened')!)!.args.getValue('leaseId') as bigint;
     const real = await openLease(fx);
     await send(as(fx, fx.provider), 'unregister');
@@ -428,7 +428,7 @@ describe('low: a challengeWindow of 0 makes disputes impossible on Marketplace',
     await send(fx.token.connect(fx.provider) as typeof fx.token, 'approve', address, 2n ** 255n);
     await send(market.connect(fx.provider) as typeof market, 'registerProvider', 'x', '{}', MIN_BOND);
     const quote = await aQuote(fx);
-    await send(market.connect(fx.tenant) as typeof market, 'openLease', quote, await signLegacyQuote(fx.provider, domain, quote), DEPOSIT, LEGACY_OPEN_GAS);
+    await send(market.connect(fx.tenant) as typeof market, 'openLease', quote, await signLegacyQuote(fx.provider, domain, quote), DEPOSIT);
     const honest = v1Record(1n, await latestTimestamp(fx), RATES_V1);
     const wrong = { ...honest, amount: honest.amount * 10n };
     const tree = legacyUsageTree([wrong, { ...wrong, seq: 1n }]);

@@ -19,7 +19,9 @@ import {
   type SignedCheckpoint,
   type UsageRecord,
 } from '../../../../src/chain';
-import { CHALLENGE_WINDOW, MIN_BOND, RATES, UNBONDING_DELAY, latestTimestamp, startFixture, stopFixture, type Fixture } from '../fixture';
+import { CHALLENGE_WINDOW, MIN_BOND, RATES, UNBONDING_DELAY, latestTimestamp, send, startFixture, stopFixture, type Fixture } from '../fixture';
+
+export { send };
 
 /**
  * One anvil with both contracts: today's Marketplace (fx.market, as ../fixture.ts deploys it) and
@@ -59,26 +61,6 @@ export async function startDualFixture(): Promise<DualFixture> {
 }
 
 export const stopDualFixture = stopFixture;
-
-/**
- * Sends a transaction and polls for its receipt. ethers' tx.wait() checks once, then waits for the
- * next block; on an automining anvil under load the first check can come too early, and no next
- * block ever comes.
- */
-export async function send(contract: Contract, name: string, ...args: unknown[]): Promise<TransactionReceipt> {
-  const tx = (await contract.getFunction(name)(...args)) as { hash: string };
-  const provider = contract.runner?.provider;
-  if (!provider) throw new Error(`${name}: the contract has no provider`);
-  for (let attempt = 0; attempt < 3_000; attempt += 1) {
-    const receipt = await provider.getTransactionReceipt(tx.hash);
-    if (receipt) {
-      if (receipt.status !== 1) throw new Error(`${name}: reverted in block ${receipt.blockNumber}`);
-      return receipt;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error(`${name}: no receipt for ${tx.hash}`);
-}
 
 export function v2As(fx: DualFixture, who: Wallet): Contract {
   return fx.v2.connect(who) as Contract;
