@@ -1,9 +1,11 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { bridgeName } from '../../../src/runtime';
+import { FirewallWatch, bridgeName } from '../../../src/runtime';
+import { silentLogger } from '../../../src/log';
+import { systemClock } from '../../../src/util/clock';
+import { RuntimeHarness, sh, until } from './harness';
 import { aManifest } from '../../fixtures/runtime';
-import { RuntimeHarness, sh } from './harness';
 
 jest.setTimeout(90_000);
 
@@ -199,13 +201,14 @@ describe('tenant network isolation', () => {
   });
 
   test("rules and networks of a lease that no longer exists are removed on reconcile; those of known leases stay, and another live instance's are not touched", async () => {
-    // What a daemon that crashed between preparing a lease and starting it leaves behind.
-    const ghost = h.leaseId('ghost');
-    const pulling = h.leaseId('pulling');
+    // What this instance's previous run, crashed between preparing leases and starting them, left behind.
+    const crashed = new RuntimeHarness({ runtime: { nofileLimit: 4096 } }, silentLogger(), { instanceId: h.instanceId });
+    const ghost = crashed.leaseId('ghost');
+    const pulling = crashed.leaseId('pulling');
     // Another daemon on the same engine (the `allowing` harness), alive, with a lease still pulling.
     const theirs = allowing.leaseId('theirs');
-    await h.runtime.prepareNetwork(ghost, aManifest());
-    await h.runtime.prepareNetwork(pulling, aManifest());
+    await crashed.runtime.prepareNetwork(ghost, aManifest());
+    await crashed.runtime.prepareNetwork(pulling, aManifest());
     await allowing.runtime.prepareNetwork(theirs, aManifest());
     expect(await h.firewall.leaseChainsPresent()).toContain(chainsOf(ghost).forward);
     await h.runtime.reconcile([b, pulling]);
@@ -217,6 +220,7 @@ describe('tenant network isolation', () => {
     expect(await allowing.firewall.leaseChainsPresent()).toEqual(expect.arrayContaining(Object.values(allowing.firewall.chainsOf(theirs))));
     await sh('docker', ['network', 'inspect', `provider-lease-${theirs}`]);
     await allowing.runtime.remove(theirs);
+    await crashed.cleanup();
   });
 
   test('reconcile reinstalls the rules of a running lease when something flushed them', async () => {
@@ -225,5 +229,35 @@ describe('tenant network isolation', () => {
     await h.runtime.reconcile([b]);
     expect(await h.firewall.leaseChainsPresent()).toEqual(expect.arrayContaining([chainsOf(b).forward, chainsOf(b).input]));
     expect((await sh('iptables', ['-S', 'DOCKER-USER'])).stdout).toContain(`-i ${bridgeName(b)} `);
+  });
+
+  test('rules another tool flushed (the lease chain, Docker\'s FORWARD hook) are restored by the firewall watch, and isolation holds again', async () => {
+    const f = h.leaseId('flushed');
+    const m = aManifest({ args: ['sleep', '600'] });
+    await h.runtime.start({ manifest: m, allocation: h.allocation(f, m), imageId: image });
+    expect(await fetchFrom(f, `http://${PRIVATE_REMOTE}:${WEB_PORT}/`)).toBeUndefined();
+    const { forward } = chainsOf(f);
+    try {
+      // What `iptables -F FORWARD` and a firewall reload do to this lease: no hook into DOCKER-USER, an empty chain.
+      await sh('iptables', ['-w', '5', '-D', 'FORWARD', '-j', 'DOCKER-USER']);
+      await sh('iptables', ['-w', '5', '-F', forward]);
+      // The hole is real: the private address answers the lease now.
+      expect(await fetchFrom(f, `http://${PRIVATE_REMOTE}:${WEB_PORT}/`)).toBe('outside');
+      let restored = 0;
+      const watch = new FirewallWatch({ firewall: h.firewall, clock: systemClock, log: silentLogger(), intervalMs: 200, onRestored: (count) => (restored += count) });
+      const stop = new AbortController();
+      const watching = watch.run(stop.signal);
+      await until('the rules restored', async () => (restored >= 2 ? true : undefined));
+      stop.abort();
+      await watching;
+      expect((await sh('iptables', ['-S', 'FORWARD'])).stdout.split('\n')[1]).toBe('-A FORWARD -j DOCKER-USER');
+      expect(await fetchFrom(f, `http://${PRIVATE_REMOTE}:${WEB_PORT}/`)).toBeUndefined();
+      expect(await fetchFrom(f, `http://${PUBLIC_REMOTE}:${WEB_PORT}/`)).toBe('outside');
+      expect(await fetchFrom(f, `http://${PUBLIC_HOST}:${hostPort}/`)).toBeUndefined();
+    } finally {
+      // Never leave the host without Docker's hook, whatever happened above.
+      await sh('iptables', ['-w', '5', '-C', 'FORWARD', '-j', 'DOCKER-USER']).catch(() => sh('iptables', ['-w', '5', '-I', 'FORWARD', '1', '-j', 'DOCKER-USER']));
+      await h.runtime.remove(f);
+    }
   });
 });
