@@ -94,8 +94,10 @@ export class InstanceRegistry {
       this.deps.log.warn({ instanceId, pid: previous.pid, dataDir: previous.dataDir }, 'another live process is registered as this instance: two daemons on one data dir?');
     }
     const processStart = host.processStart(process.pid) ?? '';
-    this.self = { instanceId, pid: process.pid, processStart, pidNamespace: host.pidNamespace, bootId: host.bootId, heartbeatAt: this.deps.clock.now(), dataDir: resolve(dataDir) };
-    await this.write(this.self);
+    const record = { instanceId, pid: process.pid, processStart, pidNamespace: host.pidNamespace, bootId: host.bootId, heartbeatAt: this.deps.clock.now(), dataDir: resolve(dataDir) };
+    await this.write(record);
+    // Only a registered instance beats: one whose registry is not writable says so once, at start.
+    this.self = record;
   }
 
   /** Rewrites this instance's record with the time now: it still runs. */
