@@ -37,7 +37,8 @@ export interface MeterDeps {
 /**
  * Turns a running lease's counters into usage records: a sample every metering interval (with the
  * limit guards after each), one more before a stop, and the final record with the result digest
- * once it ended. Per lease, one metering step at a time; the store holds the timeline, so a
+ * once it ended, from the counters the backend kept of its end (what it used after the last
+ * sample; read before the settlement removes the workload). Per lease, one metering step at a time; the store holds the timeline, so a
  * restart resumes from the last record.
  */
 export class LeaseMeter {
