@@ -2,16 +2,20 @@
  * Metering: what it costs the daemon, and how right it is.
  *
  * 1. Daemon CPU per running lease at the default interval (metering.sampleIntervalSeconds): the
- *    engine's sampling path for one lease (inspect the container for its pid, read its cgroup and
- *    /proc/<pid>/net/dev counters, close the interval, clamp it to the lease's allocation, price it
- *    as the next record after the stored last one, store it with the timeline state in SQLite) is timed on N running containers for many rounds; CPU per sample divided by the
- *    interval is the daemon's CPU share per lease.
+ *    engine's sampling path for one lease (DockerBackend.counters: inspect the container, read its
+ *    parent cgroup and its bridge's counters; close the interval, clamp it to the lease's
+ *    allocation, price it as the next record after the stored last one, store it with the timeline
+ *    state in SQLite) is timed on N running containers for many rounds; CPU per sample divided by
+ *    the interval is the daemon's CPU share per lease.
  * 2. Accuracy: a container limited to one core burns CPU in a busy loop for a known time, then
  *    idles, while it is metered every second; metered CPU-seconds against the burn, in percent.
  *    The busy loop is single-threaded under a 1-core quota, so it burns (almost exactly) its wall
  *    time; the kernel's own figure for the container (cpu.stat / cpuacct.usage) is shown too.
+ * 3. A short job: a fixed amount of busy-loop work that exits before the first sample (as a job
+ *    shorter than the interval does), billed from the counters read after its exit
+ *    (finalCounters), against the CPU time its own cgroup counted as its last act.
  *
- *   npm run bench -- metering [--leases 5] [--rounds 40] [--burn 8]
+ *   npm run bench -- metering [--leases 5] [--rounds 40] [--burn 8] [--short-work 550000]
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -23,7 +27,7 @@ import { clampToAllocation, nextRecord, type Allocation } from '../src/chain';
 import { configSchema } from '../src/config';
 import { silentLogger } from '../src/log';
 import { ContainerCounterReader, UsageTimeline, hostKernelFiles } from '../src/metering';
-import { Firewall, ImageService, LeaseRuntime, parseManifest } from '../src/runtime';
+import { DockerBackend, Firewall, ImageService, LeaseRuntime, parseManifest, type Manifest } from '../src/runtime';
 import { openStore } from '../src/store';
 import { systemClock } from '../src/util/clock';
 import { execFileAsync } from '../src/util/exec';
@@ -48,15 +52,21 @@ export async function run(args: string[]): Promise<void> {
   const leases = option(args, 'leases', '5');
   const rounds = option(args, 'rounds', '40');
   const burnSeconds = option(args, 'burn', '8');
+  const shortWork = option(args, 'short-work', '550000');
   const config = configSchema.parse({ dataDir: '/tmp/provider-bench' });
   const log = silentLogger();
   const docker = new Docker({ socketPath: '/var/run/docker.sock' });
   const images = new ImageService(docker, config, log, systemClock);
   const runtime = new LeaseRuntime({ docker, firewall: new Firewall(execFileAsync, log), images, config, log, clock: systemClock });
   const reader = new ContainerCounterReader(hostKernelFiles());
+  const backend = new DockerBackend({ docker, runtime, images, counters: reader, config, clock: systemClock, log });
+  /** As the engine starts a lease: prepare (network), then start under its own parent cgroup. */
+  const startLease = async (id: string, manifest: Manifest): Promise<void> => {
+    const { imageId: prepared } = await backend.prepare({ runtimeId: id, manifest });
+    await backend.start({ manifest, imageId: prepared, allocation: { leaseId: id, cpuMillis: manifest.resources.cpuMillis, memoryBytes: manifest.resources.memoryBytes, gpuUuids: [], hostPorts: [] } });
+  };
   const dir = mkdtempSync(join(tmpdir(), 'provider-bench-metering-'));
   const store = openStore(join(dir, 'store.sqlite'));
-  const imageId = (await docker.getImage(IMAGE).inspect()).Id;
   const prefix = `bm${Date.now().toString(36)}`;
   const ids: string[] = [];
   try {
@@ -65,7 +75,7 @@ export async function run(args: string[]): Promise<void> {
       const id = `${prefix}-idle-${i}`;
       ids.push(id);
       const manifest = parseManifest({ image: IMAGE, command: ['sleep', '600'], resources: { cpuMillis: 100, memoryBytes: 32 * 2 ** 20 }, maxDurationSeconds: 600 });
-      await runtime.start({ manifest, imageId, allocation: { leaseId: id, cpuMillis: 100, memoryBytes: 32 * 2 ** 20, gpuUuids: [], hostPorts: [] } });
+      await startLease(id, manifest);
       store.leases.insert(
         {
           leaseId: String(i + 1), runtimeId: id, quoteNonce: null, tenant: '0x0000000000000000000000000000000000000001', manifestHash: '0x00', deposit: 0n,
@@ -82,8 +92,8 @@ export async function run(args: string[]): Promise<void> {
     const cpuStart = cpuMs();
     for (let round = 1; round <= rounds; round += 1) {
       for (const [i, id] of ids.entries()) {
-        const info = await runtime.inspect(id);
-        const counters = await reader.read(info.State.Pid);
+        const counters = await backend.counters(id);
+        if (!counters) throw new Error(`lease ${id} stopped running`);
         const interval = timelines[i]!.sample(round, counters);
         if (!interval) continue;
         // As the engine's meter appends a record (src/leases/meter.ts).
@@ -100,7 +110,7 @@ export async function run(args: string[]): Promise<void> {
     console.log(`sampling ${leases} running leases x ${rounds} rounds: ${samples} samples`);
     console.log(`  daemon CPU per sample      ${cpuPerSampleMs.toFixed(2)} ms (wall ${wallPerSampleMs.toFixed(2)} ms, Docker inspect included)`);
     console.log(`  at the default interval    ${interval} s: ${pctPerLease.toFixed(4)} % of one core per running lease`);
-    for (const id of ids) await runtime.remove(id).catch(() => undefined);
+    for (const id of ids) await backend.remove(id).catch(() => undefined);
 
     // ---- 2. accuracy against a known burn
     const burnId = `${prefix}-burn`;
@@ -111,35 +121,51 @@ export async function run(args: string[]): Promise<void> {
       resources: { cpuMillis: 1000, memoryBytes: 32 * 2 ** 20 },
       maxDurationSeconds: 600,
     });
-    await runtime.start({ manifest, imageId, allocation: { leaseId: burnId, cpuMillis: 1000, memoryBytes: 32 * 2 ** 20, gpuUuids: [], hostPorts: [] } });
+    await startLease(burnId, manifest);
     const timeline = UsageTimeline.start(Math.floor(Date.now() / 1000), 0);
     let metered = 0n;
     let kernelNanos = 0n;
     for (;;) {
       await new Promise((r) => setTimeout(r, 1000));
-      let info;
-      try {
-        info = await runtime.inspect(burnId);
-      } catch {
-        break;
-      }
-      if (!info.State.Running) break;
-      const counters = await reader.read(info.State.Pid).catch(() => undefined);
+      const counters = await backend.counters(burnId).catch(() => undefined);
       if (!counters) break;
       kernelNanos = counters.cpuNanos;
       const slice = timeline.sample(Math.floor(Date.now() / 1000), counters);
       if (slice) metered += slice.cpuMillis;
     }
-    const finished = timeline.finish(Math.floor(Date.now() / 1000));
+    const finished = timeline.finish(Math.floor(Date.now() / 1000) + 1, await backend.finalCounters(burnId));
     if (finished) metered += finished.cpuMillis;
     const meteredSeconds = Number(metered) / 1000;
     const errorPct = ((meteredSeconds - burnSeconds) / burnSeconds) * 100;
     console.log(`burn ${burnSeconds} s of one core (1000m quota), metered every 1 s`);
     console.log(`  metered                    ${meteredSeconds.toFixed(3)} CPU-s (kernel counter at the last sample ${(Number(kernelNanos) / 1e9).toFixed(3)} s)`);
     console.log(`  error                      ${errorPct.toFixed(2)} %`);
-    console.log(JSON.stringify({ cpu_error_pct: Number(errorPct.toFixed(3)), daemon_cpu_pct_per_lease: Number(pctPerLease.toFixed(5)) }));
+
+    // ---- 3. a short job, billed from the counters read after its exit
+    const shortId = `${prefix}-short`;
+    ids.push(shortId);
+    const own = 'cat /sys/fs/cgroup/cpuacct/cpuacct.usage 2>/dev/null || echo $(( $(sed -n "s/^usage_usec //p" /sys/fs/cgroup/cpu.stat) * 1000 ))';
+    const short = parseManifest({
+      image: IMAGE,
+      command: ['sh', '-c', `i=0; while [ $i -lt ${shortWork} ]; do i=$((i+1)); done; echo cpu $(${own})`],
+      resources: { cpuMillis: 1000, memoryBytes: 32 * 2 ** 20 },
+      maxDurationSeconds: 600,
+    });
+    await startLease(shortId, short);
+    await backend.wait(shortId);
+    let ownNanos = 0n;
+    for await (const line of backend.logs(shortId)) if (line.text.startsWith('cpu ')) ownNanos = BigInt(line.text.slice(4).trim());
+    const shortTimeline = UsageTimeline.start(0, 0);
+    const final = await backend.finalCounters(shortId);
+    const billedMs = shortTimeline.finish(1, final)?.cpuMillis ?? 0n;
+    const ownMs = Number(ownNanos) / 1e6;
+    const shortErrorPct = ((Number(billedMs) - ownMs) / ownMs) * 100;
+    console.log(`short job (${shortWork} loop rounds), exits before any sample`);
+    console.log(`  billed                     ${(Number(billedMs) / 1000).toFixed(3)} CPU-s (its own cgroup counted ${(ownMs / 1000).toFixed(3)} s)`);
+    console.log(`  error                      ${shortErrorPct.toFixed(2)} %${final ? '' : ' (no final counters on this host: billed 0)'}`);
+    console.log(JSON.stringify({ cpu_error_pct: Number(errorPct.toFixed(3)), short_job_cpu_error_pct: Number(shortErrorPct.toFixed(3)), daemon_cpu_pct_per_lease: Number(pctPerLease.toFixed(5)) }));
   } finally {
-    for (const id of ids) await runtime.remove(id).catch(() => sh('docker', ['rm', '-f', `provider-lease-${id}`]).catch(() => undefined));
+    for (const id of ids) await backend.remove(id).catch(() => sh('docker', ['rm', '-f', `provider-lease-${id}`]).catch(() => undefined));
     store.close();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -260,6 +260,12 @@ export const runtimeSchema = z
 export const meteringSchema = z
   .strictObject({
     sampleIntervalSeconds: z.number().int().min(1).default(15),
+    /**
+     * With Docker's cgroupfs driver each lease's container runs under a parent cgroup of its own,
+     * `/<cgroupParent>/lease-<runtimeId>`, which outlives the container: its CPU is read there, once
+     * more after the exit, so a workload that exits between samples is billed all it used.
+     */
+    cgroupParent: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'a cgroup name: 1-64 characters of [A-Za-z0-9_.-], starting with a letter or digit').default('provider'),
   })
   .prefault({});
 

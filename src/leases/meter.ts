@@ -3,7 +3,7 @@ import { describeError } from '../errors';
 import type { Logger } from '../log';
 import { clampToAllocation, nextRecord } from '../chain';
 import { UsageTimeline } from '../metering';
-import type { LeaseBackend } from '../runtime';
+import type { LeaseBackend, WorkloadCounters } from '../runtime';
 import { EMPTY_LOGS_SHA256, LogDigest, resultDigest } from '../settlement';
 import type { Store, StoredLease } from '../store';
 import type { Clock } from '../util/clock';
@@ -37,7 +37,8 @@ export interface MeterDeps {
 /**
  * Turns a running lease's counters into usage records: a sample every metering interval (with the
  * limit guards after each), one more before a stop, and the final record with the result digest
- * once it ended. Per lease, one metering step at a time; the store holds the timeline, so a
+ * once it ended, from the counters the backend kept of its end (what it used after the last
+ * sample; read before the settlement removes the workload). Per lease, one metering step at a time; the store holds the timeline, so a
  * restart resumes from the last record.
  */
 export class LeaseMeter {
@@ -126,6 +127,7 @@ export class LeaseMeter {
     if (!lease || lease.state !== 'finishing' || lease.resultDigest !== null) return;
     let endedAt = Math.floor(clock.now() / 1000);
     let logsSha256 = EMPTY_LOGS_SHA256;
+    let final: WorkloadCounters | undefined;
     if (reason !== 'container-vanished' && lease.containerId) {
       try {
         const { exit } = await backend.status(lease.runtimeId, { signal: this.callSignal() });
@@ -136,6 +138,11 @@ export class LeaseMeter {
       } catch (err) {
         log.warn({ leaseId, err: describeError(err) }, 'could not read the exit or logs of the lease container');
       }
+      // What it used after the last sample: read before the settlement removes the workload.
+      final = await backend.finalCounters(lease.runtimeId, { signal: this.callSignal() }).catch((err: unknown) => {
+        log.warn({ leaseId, err: describeError(err) }, 'could not read the final counters of the lease; billing its use to the last sample');
+        return undefined;
+      });
     }
     const timeline = this.timelineOf(lease);
     if (timeline && reason !== 'container-vanished') {
@@ -144,11 +151,13 @@ export class LeaseMeter {
       const current = store.leases.get(leaseId) ?? lease;
       let at = Math.min(target, chainEnd(current));
       // Time is billed in whole seconds: a lease that ran and ended within its first second is
-      // billed that second (it gets a record, and so a final checkpoint with its result).
+      // billed that second (it gets a record, and so a final checkpoint with its result); so is
+      // one that ended within the second of its last sample having used CPU or traffic since.
       const state = timeline.state();
-      if (state.nextSeq === 0 && at <= state.boundary) at = Math.min(state.boundary + 1, chainEnd(current));
+      const unbilled = final !== undefined && timeline.unbilled(final);
+      if ((state.nextSeq === 0 || unbilled) && at <= state.boundary) at = Math.min(state.boundary + 1, chainEnd(current));
       if (at > state.boundary) await this.awaitConfirmedTime(at);
-      this.append(current, timeline, timeline.finish(at));
+      this.append(current, timeline, timeline.finish(at, final));
     }
     store.leases.update(leaseId, { endedAt, logsSha256, resultDigest: resultDigest(lease.exitCode, logsSha256) });
     this.timelines.delete(leaseId);

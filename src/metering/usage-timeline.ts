@@ -71,12 +71,22 @@ export class UsageTimeline {
   }
 
   /**
-   * The last interval of a lease whose container has ended: its counters are gone with it, so
-   * only time-based use (allocated GPUs, memory held at the last sample) runs to `at`.
+   * The last interval of a lease whose workload has ended, to `at`. With `final`, the counters as
+   * they stood at its end, its CPU and traffic after the last sample are billed; without (the
+   * backend kept none) only time-based use runs to `at`. Memory is the memory held at the last
+   * sample either way: the workload holds none once ended, and nothing tells when it let go.
    */
-  finish(at: number): UsageInterval | undefined {
+  finish(at: number, final?: CumulativeCounters): UsageInterval | undefined {
     const last = this.current.counters;
-    return this.sample(at, last ?? { cpuNanos: 0n, memoryBytes: 0, rxBytes: 0n, txBytes: 0n });
+    const held = last?.memoryBytes ?? final?.memoryBytes ?? 0;
+    return this.sample(at, { ...(final ?? last ?? { cpuNanos: 0n, rxBytes: 0n, txBytes: 0n }), memoryBytes: held });
+  }
+
+  /** Whether `counters` hold CPU time or traffic the records so far have not billed. */
+  unbilled(counters: CumulativeCounters): boolean {
+    const last = this.current.counters;
+    if (!last) return counters.cpuNanos / NANOS_PER_MILLI > 0n || counters.rxBytes > 0n || counters.txBytes > 0n;
+    return millisDelta(last.cpuNanos, counters.cpuNanos) > 0n || delta(last.rxBytes, counters.rxBytes) > 0n || delta(last.txBytes, counters.txBytes) > 0n;
   }
 }
 

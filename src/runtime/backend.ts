@@ -138,6 +138,13 @@ export interface LeaseBackend {
   exec(runtimeId: string, command: string[], options?: Signalled): Promise<ExecResult>;
   /** The running workload's counters, or undefined when it is not running. */
   counters(runtimeId: string, options?: Signalled): Promise<WorkloadCounters | undefined>;
+  /**
+   * The counters of a workload that has ended, as they stood at its end: what it used after the
+   * last `counters` read included, and memory 0 (it holds none). Kept until `remove`. Undefined
+   * while it still runs, and where the backend kept none (a workload it started before it kept
+   * them, a host where it cannot): then only the samples taken while it ran are known.
+   */
+  finalCounters(runtimeId: string, options?: Signalled): Promise<WorkloadCounters | undefined>;
   /** What runs against what the store knows; cleans up what no known lease owns. */
   reconcile(knownRuntimeIds: readonly string[], options?: Signalled): Promise<ReconcileResult>;
   /** Removes everything the lease had (killing it if needed); idempotent. */

@@ -1,7 +1,7 @@
 import type Docker from 'dockerode';
 import type { ProviderConfig } from '../config';
 import type { Logger } from '../log';
-import type { CounterSample } from '../metering';
+import { hostKernelFiles, type KernelFiles } from '../metering';
 import type { Clock } from '../util/clock';
 import type {
   BackendEvent,
@@ -20,6 +20,7 @@ import type {
   WorkloadStatus,
 } from './backend';
 import { aborted, boundedCall } from './bounded-call';
+import { DockerLeaseCounters, type PidCounterReader } from './docker-counters';
 import { execInLease } from './docker-exec';
 import type { ImageService } from './images';
 import type { LeaseContainer } from './lease-containers';
@@ -27,18 +28,16 @@ import type { LeaseRuntime } from './lease-runtime';
 import { leaseLogs, type LogLine, type LogOptions } from './logs';
 import { assertLeaseId } from './names';
 
-/** Reads a process's cumulative counters (ContainerCounterReader); keyed by pid, which only this adapter sees. */
-export interface PidCounterReader {
-  read(pid: number): Promise<CounterSample>;
-  forget(pid: number): void;
-}
+export type { PidCounterReader } from './docker-counters';
 
 export interface DockerBackendDeps {
   docker: Docker;
   runtime: LeaseRuntime;
   images: ImageService;
   counters: PidCounterReader;
-  config: Pick<ProviderConfig, 'docker'>;
+  /** Where the lease cgroups and bridges are read (default: this host's /proc, /sys/fs/cgroup, /sys/class/net). */
+  kernel?: KernelFiles;
+  config: Pick<ProviderConfig, 'docker' | 'metering'>;
   clock: Clock;
   log: Logger;
   /** Longest an exec may run (default 60 s). */
@@ -48,14 +47,22 @@ export interface DockerBackendDeps {
 /**
  * The lease backend on a Docker engine: a lease's workload is a container named after its runtime
  * id, on a bridge network of its own behind its own firewall chains (LeaseRuntime), from an image
- * ImageService admitted and pulled. Counters come from the container's init process, found by an
- * inspect here, so no pid leaves this adapter.
+ * ImageService admitted and pulled. Counters come from the lease's own parent cgroup and bridge,
+ * which outlive the container (DockerLeaseCounters), so no pid leaves this adapter.
  */
 export class DockerBackend implements LeaseBackend {
-  /** The init pid each lease's counters were last read from, to forget it when it changes. */
-  private readonly pids = new Map<string, number>();
+  private readonly meter: DockerLeaseCounters;
 
-  constructor(private readonly deps: DockerBackendDeps) {}
+  constructor(private readonly deps: DockerBackendDeps) {
+    this.meter = new DockerLeaseCounters({
+      docker: deps.docker,
+      inspect: (runtimeId, options) => deps.runtime.inspect(runtimeId, options),
+      pids: deps.counters,
+      kernel: deps.kernel ?? hostKernelFiles(),
+      config: deps.config,
+      log: deps.log,
+    });
+  }
 
   async ping(options: Signalled = {}): Promise<void> {
     await boundedCall('ping of the container engine', { signal: options.signal, timeoutMs: this.deps.config.docker.requestTimeoutMs }, (signal) =>
@@ -76,7 +83,8 @@ export class DockerBackend implements LeaseBackend {
   }
 
   async start({ manifest, allocation, imageId, signal }: StartInput): Promise<StartedWorkload> {
-    const started = await this.deps.runtime.start({ manifest, allocation, imageId, signal });
+    const metering = await this.meter.startOptions(assertLeaseId(allocation.leaseId), { signal });
+    const started = await this.deps.runtime.start({ manifest, allocation, imageId, metering, signal });
     return { runtimeId: started.leaseId, handle: started.containerId, ports: started.ports, startedAt: started.startedAt };
   }
 
@@ -102,40 +110,24 @@ export class DockerBackend implements LeaseBackend {
     return execInLease(this.deps.docker, assertLeaseId(runtimeId), command, bounds, this.deps.clock);
   }
 
-  async counters(runtimeId: string, options: Signalled = {}): Promise<WorkloadCounters | undefined> {
-    const pid = await this.runningPid(runtimeId, options);
-    if (pid === undefined) return undefined;
-    try {
-      const { cpuNanos, memoryBytes, rxBytes, txBytes } = await this.deps.counters.read(pid);
-      return { cpuNanos, memoryBytes, rxBytes, txBytes };
-    } catch (err) {
-      // Its files vanish with the process: a workload that ended since the inspect has no counters.
-      if ((await this.runningPid(runtimeId, options)) !== pid) return undefined;
-      throw err;
-    }
+  counters(runtimeId: string, options: Signalled = {}): Promise<WorkloadCounters | undefined> {
+    return this.meter.running(runtimeId, options);
   }
 
-  /** The container's init pid while it runs; forgets the counters of a pid that is gone. */
-  private async runningPid(runtimeId: string, options: Signalled): Promise<number | undefined> {
-    const info = await this.deps.runtime.inspect(runtimeId, options);
-    const pid = info.State.Running && info.State.Pid ? info.State.Pid : undefined;
-    const known = this.pids.get(runtimeId);
-    if (known !== undefined && known !== pid) this.deps.counters.forget(known);
-    if (pid === undefined) this.pids.delete(runtimeId);
-    else this.pids.set(runtimeId, pid);
-    return pid;
+  finalCounters(runtimeId: string, options: Signalled = {}): Promise<WorkloadCounters | undefined> {
+    return this.meter.final(runtimeId, options);
   }
 
   async reconcile(knownRuntimeIds: readonly string[], options: Signalled = {}): Promise<ReconcileResult> {
     const { adopted, orphans, missing } = await this.deps.runtime.reconcile(knownRuntimeIds, options);
+    const keep = new Set([...knownRuntimeIds, ...adopted.map((c) => c.leaseId), ...orphans.map((c) => c.leaseId)]);
+    await this.meter.collect((runtimeId) => keep.has(runtimeId), options);
     return { adopted: adopted.map(observed), orphans: orphans.map(observed), missing };
   }
 
   async remove(runtimeId: string, options: Signalled = {}): Promise<void> {
     await this.deps.runtime.remove(runtimeId, options);
-    const pid = this.pids.get(runtimeId);
-    if (pid !== undefined) this.deps.counters.forget(pid);
-    this.pids.delete(runtimeId);
+    await this.meter.remove(runtimeId, options);
   }
 
   guardLimits(options: { signal: AbortSignal; onStopped: (runtimeId: string) => void }): Promise<void> {

@@ -1,6 +1,6 @@
 import type Docker from 'dockerode';
 import { ProviderError } from '../errors';
-import type { PublishedPort } from './backend';
+import type { ExitReason, ExitReport, PublishedPort, StopReason } from './backend';
 import { boundedCall, type CallBounds } from './bounded-call';
 import { engineMessage, isEngineNotFound } from './docker-errors';
 import { LABELS, containerName } from './names';
@@ -85,4 +85,19 @@ export function publishedPorts(info: Docker.ContainerInspectInfo): PublishedPort
 
 export function leaseNotFound(leaseId: string): ProviderError {
   return new ProviderError('CONTAINER_NOT_FOUND', `lease ${leaseId} has no container`, { input: leaseId });
+}
+
+/** The exit of a lease's container from its inspect; `stopReason` is why we stopped it, when we did. */
+export function exitReportOf(leaseId: string, info: Docker.ContainerInspectInfo, stopReason: StopReason | undefined, pidsLimitHits: number): ExitReport {
+  const state = info.State;
+  const reason: ExitReason = state.OOMKilled ? 'oom-killed' : (stopReason ?? (state.ExitCode === 0 ? 'completed' : 'failed'));
+  return {
+    runtimeId: leaseId,
+    exitCode: state.ExitCode,
+    oomKilled: state.OOMKilled,
+    error: state.Error ? state.Error : undefined,
+    reason,
+    pidsLimitHits,
+    finishedAt: state.FinishedAt && !state.FinishedAt.startsWith('0001-') ? state.FinishedAt : undefined,
+  };
 }

@@ -12,12 +12,12 @@ import { containerError, engineMessage, isEngineConflict, isEngineGone, isEngine
 import { followEvents, type RuntimeEvent } from './events';
 import type { Firewall } from './firewall';
 import type { ImageService } from './images';
-import { inspectLease, leaseNotFound, listLeaseContainers, publishedPorts, type LeaseContainer } from './lease-containers';
+import { exitReportOf, inspectLease, leaseNotFound, listLeaseContainers, publishedPorts, type LeaseContainer } from './lease-containers';
 import { LeaseNetwork } from './lease-network';
 import { streamLogs, type LogLine, type LogOptions } from './logs';
 import type { Manifest } from './manifest';
 import { LABELS, assertLeaseId, containerName } from './names';
-import { buildContainerSpec, nofileCeiling, type LeaseAllocation } from './spec';
+import { buildContainerSpec, nofileCeiling, type LeaseAllocation, type SpecInput } from './spec';
 
 export interface StartedLease {
   leaseId: string;
@@ -40,6 +40,8 @@ export interface StartLeaseInput {
   signal?: AbortSignal;
   /** Longest the whole start may take (default 120 s): a wedged engine must not hang a lease. */
   timeoutMs?: number;
+  /** The lease's parent cgroup and counter labels (see buildContainerSpec). */
+  metering?: SpecInput['metering'];
 }
 
 export interface LeaseRuntimeDeps {
@@ -114,7 +116,7 @@ export class LeaseRuntime {
    * On any failure everything created is removed again and the error says why (GPU errors as
    * NVIDIA_RUNTIME_MISSING / CDI_DEVICE_MISSING). Resolves when the container is running.
    */
-  async start({ manifest, allocation, imageId, signal: callerSignal, timeoutMs = 120_000 }: StartLeaseInput): Promise<StartedLease> {
+  async start({ manifest, allocation, imageId, metering, signal: callerSignal, timeoutMs = 120_000 }: StartLeaseInput): Promise<StartedLease> {
     const leaseId = assertLeaseId(allocation.leaseId);
     if (callerSignal?.aborted) throw aborted(`start of lease ${leaseId}`, callerSignal);
     const timeout = AbortSignal.timeout(timeoutMs);
@@ -122,7 +124,7 @@ export class LeaseRuntime {
     const { runtime } = this.deps.config;
     const log = this.deps.log.child({ leaseId });
     const nofileLimit = await this.nofileCeiling();
-    const spec = buildContainerSpec({ manifest, allocation, image: imageId, settings: { ...this.deps.config, runtime: { ...runtime, nofileLimit } } });
+    const spec = buildContainerSpec({ manifest, allocation, image: imageId, settings: { ...this.deps.config, runtime: { ...runtime, nofileLimit } }, metering });
     spec.Labels = { ...spec.Labels, [LABELS.instance]: this.deps.firewall.instanceId };
     const abortable = { abortSignal: signal };
     // The start's own timeout bounds each request as well as the whole.
@@ -247,18 +249,7 @@ export class LeaseRuntime {
   }
 
   private reportOf(leaseId: string, info: Docker.ContainerInspectInfo): ExitReport {
-    const state = info.State;
-    const stopReason = this.stopReasons.get(leaseId);
-    const reason: ExitReason = state.OOMKilled ? 'oom-killed' : (stopReason ?? (state.ExitCode === 0 ? 'completed' : 'failed'));
-    return {
-      runtimeId: leaseId,
-      exitCode: state.ExitCode,
-      oomKilled: state.OOMKilled,
-      error: state.Error ? state.Error : undefined,
-      reason,
-      pidsLimitHits: this.pidsHits.get(leaseId) ?? 0,
-      finishedAt: state.FinishedAt && !state.FinishedAt.startsWith('0001-') ? state.FinishedAt : undefined,
-    };
+    return exitReportOf(leaseId, info, this.stopReasons.get(leaseId), this.pidsHits.get(leaseId) ?? 0);
   }
 
   /**

@@ -6,10 +6,8 @@ import type {
   ExecResult,
   ExitReport,
   LeaseBackend,
-  ObservedWorkload,
   PrepareInput,
   PreparedWorkload,
-  PublishedPort,
   ReconcileResult,
   Signalled,
   StartInput,
@@ -23,6 +21,7 @@ import { checkImagePolicy, type ImagePolicy } from './image-policy';
 import { leaseNotFound } from './lease-containers';
 import type { LogLine, LogOptions } from './logs';
 import type { Manifest } from './manifest';
+import { ZERO_COUNTERS, observed, report, started, wake, type Workload } from './memory-workload';
 import { assertLeaseId } from './names';
 
 /** What a started workload does, as the test that starts it decides. */
@@ -43,27 +42,10 @@ export interface MemoryBackendOptions {
   images?: ImagePolicy;
   /** This backend's own bound on a call that hangs, on its clock (default 30 s). */
   callTimeoutMs?: number;
+  /** Whether it keeps an ended workload's counters (`finalCounters`), as a backend that can does (default true). */
+  keepsFinalCounters?: boolean;
 }
 
-interface Workload {
-  runtimeId: string;
-  handle: string;
-  running: boolean;
-  ports: PublishedPort[];
-  startedAt: string;
-  exitCode: number;
-  oomKilled: boolean;
-  stopReason: StopReason | undefined;
-  finishedAt: string | undefined;
-  logs: LogLine[];
-  counters: WorkloadCounters;
-  /** Removed: waiters and followers end. */
-  gone: boolean;
-  /** Called on every change (an exit, a line, removal): wait and follow sleep on them. */
-  wakers: Set<() => void>;
-}
-
-const ZERO_COUNTERS: WorkloadCounters = { cpuNanos: 0n, memoryBytes: 0, rxBytes: 0n, txBytes: 0n };
 const SIGTERM_EXIT = 143;
 const SIGKILL_EXIT = 137;
 
@@ -207,6 +189,13 @@ export class MemoryBackend implements LeaseBackend {
     return workload.running ? { ...workload.counters } : undefined;
   }
 
+  async finalCounters(runtimeId: string, options: Signalled = {}): Promise<WorkloadCounters | undefined> {
+    await this.gate(`final counters of lease ${runtimeId}`, runtimeId, options.signal);
+    const workload = this.existing(runtimeId);
+    if (workload.running || this.options.keepsFinalCounters === false) return undefined;
+    return { ...workload.counters, memoryBytes: 0 };
+  }
+
   async reconcile(knownRuntimeIds: readonly string[], options: Signalled = {}): Promise<ReconcileResult> {
     await this.gate('reconcile', undefined, options.signal);
     const known = new Set(knownRuntimeIds);
@@ -268,6 +257,7 @@ export class MemoryBackend implements LeaseBackend {
     this.startFailures.set(runtimeId, error);
   }
 
+  /** The workload's counters move (after it ended too: what it used after the last sample). */
   setCounters(runtimeId: string, counters: Partial<WorkloadCounters>): void {
     const workload = this.existing(runtimeId);
     workload.counters = { ...workload.counters, ...counters };
@@ -383,30 +373,4 @@ export class MemoryBackend implements LeaseBackend {
       if (onAbort) signal?.removeEventListener('abort', onAbort);
     }
   }
-}
-
-function wake(workload: Workload): void {
-  const wakers = [...workload.wakers];
-  workload.wakers.clear();
-  for (const waker of wakers) waker();
-}
-
-function started(workload: Workload): StartedWorkload {
-  return { runtimeId: workload.runtimeId, handle: workload.handle, ports: workload.ports.map((p) => ({ ...p })), startedAt: workload.startedAt };
-}
-
-function report(workload: Workload): ExitReport {
-  return {
-    runtimeId: workload.runtimeId,
-    exitCode: workload.exitCode,
-    oomKilled: workload.oomKilled,
-    error: undefined,
-    reason: workload.oomKilled ? 'oom-killed' : (workload.stopReason ?? (workload.exitCode === 0 ? 'completed' : 'failed')),
-    pidsLimitHits: 0,
-    finishedAt: workload.finishedAt,
-  };
-}
-
-function observed(workload: Workload): ObservedWorkload {
-  return { runtimeId: workload.runtimeId, handle: workload.handle, running: workload.running, state: workload.running ? 'running' : 'exited' };
 }

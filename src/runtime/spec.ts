@@ -45,13 +45,15 @@ export interface SpecInput {
   /** The image to run: the id or digest reference the pull resolved, so a retag cannot swap it. */
   image: string;
   settings: RuntimeSettings;
+  /** Where the lease's counters outlive its container: its own parent cgroup, and labels (the counters' baseline). */
+  metering?: { cgroupParent: string; labels: Record<string, string> };
 }
 
 /**
  * The container a lease runs in, as the engine's create request. Pure: the same input gives the
  * same request, so every limit and security option is tested as a table without Docker.
  */
-export function buildContainerSpec({ manifest, allocation, image, settings }: SpecInput): ContainerSpec {
+export function buildContainerSpec({ manifest, allocation, image, settings, metering }: SpecInput): ContainerSpec {
   const { runtime, gpu } = settings;
   const { leaseId } = allocation;
   const ports = manifest.ports ?? [];
@@ -88,6 +90,7 @@ export function buildContainerSpec({ manifest, allocation, image, settings }: Sp
   ];
 
   const labels: Record<string, string> = {
+    ...metering?.labels,
     [LABELS.managed]: 'true',
     [LABELS.leaseId]: leaseId,
     [LABELS.image]: manifest.image,
@@ -142,6 +145,7 @@ export function buildContainerSpec({ manifest, allocation, image, settings }: Sp
       ReadonlyRootfs: runtime.readOnlyRootfs,
       ...(runtime.readOnlyRootfs ? { Tmpfs: { '/tmp': scratch, '/run': scratch } } : {}),
       ...(runtime.egress.dnsServers.length > 0 ? { Dns: [...runtime.egress.dnsServers] } : {}),
+      ...(metering ? { CgroupParent: metering.cgroupParent } : {}),
       RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
       AutoRemove: false,
       LogConfig: {

@@ -165,6 +165,24 @@ export function describeLeaseBackend(name: string, makeFixture: () => Promise<Le
       expect(await backend.counters(runtimeId)).toBeUndefined();
     });
 
+    test('keeps the final counters of a workload that ended until it is removed: none while it runs, no memory held', async () => {
+      const { runtimeId } = await run('final');
+      expect(await backend.finalCounters(runtimeId)).toBeUndefined();
+      const last = await backend.counters(runtimeId);
+      await backend.stop(runtimeId, 'requested');
+      await backend.wait(runtimeId);
+      const final = await backend.finalCounters(runtimeId);
+      // A backend that keeps none says so with undefined; one that keeps them has counted at least what it read last.
+      if (final !== undefined) {
+        expect(final).toEqual({ cpuNanos: expect.any(BigInt), memoryBytes: 0, rxBytes: expect.any(BigInt), txBytes: expect.any(BigInt) });
+        expect(final.cpuNanos).toBeGreaterThanOrEqual(last!.cpuNanos);
+        expect(final.txBytes).toBeGreaterThanOrEqual(last!.txBytes);
+        expect(await backend.finalCounters(runtimeId)).toEqual(final);
+      }
+      await backend.remove(runtimeId);
+      expect(await code(backend.finalCounters(runtimeId))).toBe('CONTAINER_NOT_FOUND');
+    });
+
     test('reconcile adopts the known, reports the orphans and the missing', async () => {
       const known = await run('known');
       const orphan = await run('orphan');
@@ -191,6 +209,7 @@ export function describeLeaseBackend(name: string, makeFixture: () => Promise<Le
       expect(await code(backend.wait(ghost))).toBe('CONTAINER_NOT_FOUND');
       expect(await code(backend.exec(ghost, fx.execCommand({ exitCode: 0, stdout: '', stderr: '' })))).toBe('CONTAINER_NOT_FOUND');
       expect(await code(backend.counters(ghost))).toBe('CONTAINER_NOT_FOUND');
+      expect(await code(backend.finalCounters(ghost))).toBe('CONTAINER_NOT_FOUND');
       expect(await code(collect(backend.logs(ghost)))).toBe('CONTAINER_NOT_FOUND');
       expect(await code(backend.remove(ghost))).toBe('resolved');
     });
@@ -206,6 +225,7 @@ export function describeLeaseBackend(name: string, makeFixture: () => Promise<Le
         ['status', () => backend.status(runtimeId, { signal })],
         ['exec', () => backend.exec(runtimeId, fx.execCommand({ exitCode: 0, stdout: '', stderr: '' }), { signal })],
         ['counters', () => backend.counters(runtimeId, { signal })],
+        ['finalCounters', () => backend.finalCounters(runtimeId, { signal })],
         ['reconcile', () => backend.reconcile([runtimeId], { signal })],
         ['remove', () => backend.remove(runtimeId, { signal })],
       ];

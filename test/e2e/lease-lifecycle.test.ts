@@ -122,6 +122,27 @@ describe('provider start (a real daemon process, real Docker, real anvil, the te
     expect(tenantBefore - (await balance(wallet.address))).toBe(chain.paid);
   });
 
+  it('bills the CPU of a short job that exits between samples, within 1 % of what its own cgroup counted', async () => {
+    const { client } = tenant;
+    // About 0.8 s of CPU as a fixed amount of work, then the container's own CPU count as its last act.
+    const burn = 'i=0; while [ $i -lt 450000 ]; do i=$((i+1)); done; echo cpu $(cat /sys/fs/cgroup/cpuacct/cpuacct.usage 2>/dev/null || echo $(( $(sed -n "s/^usage_usec //p" /sys/fs/cgroup/cpu.stat) * 1000 )))';
+    const quote = await client.quote({ ...WORKLOAD, command: ['sh', '-c', burn], resources: { cpuMillis: 1000, memoryBytes: 64 * 2 ** 20 } });
+    const { leaseId } = await client.open(quote, TOKEN);
+    const { view } = await finalCheckpoint(leaseId);
+    const lines: LogEntry[] = [];
+    for await (const entry of client.logs(leaseId)) lines.push(entry);
+    const reported = lines.find((l) => l.line.startsWith('cpu '));
+    expect(reported).toBeDefined();
+    const usedMillis = BigInt(reported!.line.slice(4).trim()) / 1_000_000n;
+    expect(usedMillis).toBeGreaterThan(300n);
+    await client.verifyUsage(view, leaseId);
+    const billed = view.records.reduce((sum, r) => sum + r.record.cpuMillis, 0n);
+    expect(billed).toBeGreaterThanOrEqual(usedMillis);
+    expect(Number(billed - usedMillis)).toBeLessThanOrEqual(Number(usedMillis) * 0.01);
+    await client.countersign(leaseId, view.checkpoints.at(-1)!.seq);
+    expect((await settled(leaseId)).endReason).toBe('exited');
+  });
+
   it('stops the container of a lease the tenant closes on-chain within one follower poll', async () => {
     const { client } = tenant;
     const quote = await client.quote({ ...WORKLOAD, command: ['sleep', '600'] });

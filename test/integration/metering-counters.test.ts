@@ -1,11 +1,13 @@
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import Docker from 'dockerode';
 import { silentLogger } from '../../src/log';
 import { ContainerCounterReader, hostKernelFiles, UsageTimeline } from '../../src/metering';
-import { DockerBackend } from '../../src/runtime';
+import { DockerBackend, type WorkloadCounters } from '../../src/runtime';
 import { systemClock } from '../../src/util/clock';
 import { aManifest } from '../fixtures/runtime';
 import { until } from '../support/until';
-import { RuntimeHarness } from './runtime/harness';
+import { RuntimeHarness, sh } from './runtime/harness';
 
 jest.setTimeout(30_000);
 
@@ -85,5 +87,119 @@ describe('metering a lease by its runtime id, through the Docker backend', () =>
     await backend.stop(runtimeId, 'requested');
     await backend.wait(runtimeId);
     expect(await backend.counters(runtimeId)).toBeUndefined();
+  });
+});
+
+describe('metering what a lease used after its last sample (its own parent cgroup and bridge outlive the container)', () => {
+  // A namespace with a TCP sink stands for the world (as in runtime/isolation.test.ts); no traffic leaves this machine.
+  const suffix = process.pid.toString(36).slice(-4);
+  const NS = `provider-it-m${suffix}`;
+  const VETH_HOST = `pvtm${suffix}h`;
+  const SINK = '10.213.9.2';
+  const SINK_PORT = 9000;
+  const h = new RuntimeHarness({ runtime: { nofileLimit: 4096, stopTimeoutSeconds: 1, egress: { allowCidrs: ['10.213.9.0/30'] } } });
+  const backend = new DockerBackend({ ...h, counters: new ContainerCounterReader(hostKernelFiles()), clock: systemClock, log: silentLogger() });
+  const CGROUPS = '/sys/fs/cgroup';
+
+  beforeAll(async () => {
+    await sh('ip', ['netns', 'add', NS]);
+    await sh('ip', ['link', 'add', VETH_HOST, 'type', 'veth', 'peer', 'name', `pvtm${suffix}n`, 'netns', NS]);
+    await sh('ip', ['addr', 'add', '10.213.9.1/30', 'dev', VETH_HOST]);
+    await sh('ip', ['link', 'set', VETH_HOST, 'up']);
+    await sh('ip', ['netns', 'exec', NS, 'ip', 'addr', 'add', `${SINK}/30`, 'dev', `pvtm${suffix}n`]);
+    await sh('ip', ['netns', 'exec', NS, 'ip', 'link', 'set', `pvtm${suffix}n`, 'up']);
+    // One connection, everything it brings thrown away.
+    await sh('sh', ['-c', `ip netns exec ${NS} busybox nc -l -p ${SINK_PORT} >/dev/null 2>&1 &`]);
+  });
+
+  afterAll(async () => {
+    await h.cleanup();
+    await sh('ip', ['netns', 'pids', NS]).then(async ({ stdout }) => {
+      for (const pid of stdout.split('\n').filter(Boolean)) await sh('kill', [pid]).catch(() => undefined);
+    }).catch(() => undefined);
+    await sh('ip', ['link', 'del', VETH_HOST]).catch(() => undefined);
+    await sh('ip', ['netns', 'del', NS]).catch(() => undefined);
+  });
+
+  /** Runs `script` as a lease of one core, samples it once right after its start, and waits for it to exit by itself. */
+  async function runToExit(name: string, script: string): Promise<{ runtimeId: string; first: WorkloadCounters | undefined; lines: string[] }> {
+    const runtimeId = h.leaseId(name);
+    const manifest = aManifest({ command: ['sh', '-c'], args: [script], resources: { cpuMillis: 1000, memoryBytes: 64 * 2 ** 20, gpus: { count: 0 } } });
+    const { imageId } = await backend.prepare({ runtimeId, manifest });
+    await backend.start({ manifest, allocation: h.allocation(runtimeId, manifest), imageId });
+    const first = await backend.counters(runtimeId);
+    expect((await backend.wait(runtimeId)).exitCode).toBe(0);
+    const lines: string[] = [];
+    for await (const line of backend.logs(runtimeId)) lines.push(line.text);
+    return { runtimeId, first, lines };
+  }
+
+  /** What the lease's records bill: a sample at its start, then the last interval to its exit with the final counters. */
+  function billed(first: WorkloadCounters | undefined, final: WorkloadCounters): { cpuMillis: bigint; txBytes: bigint } {
+    const timeline = UsageTimeline.start(0, 0);
+    const intervals = [first ? timeline.sample(1, first) : undefined, timeline.finish(2, final)];
+    const sum = (pick: (i: NonNullable<(typeof intervals)[number]>) => bigint): bigint => intervals.reduce((a, i) => a + (i ? pick(i) : 0n), 0n);
+    return { cpuMillis: sum((i) => i.cpuMillis), txBytes: sum((i) => i.txBytes) };
+  }
+
+  function reported(lines: string[], key: string): bigint {
+    const line = lines.find((l) => l.startsWith(`${key} `));
+    if (!line) throw new Error(`the workload did not report ${key}: ${lines.join(' | ')}`);
+    return BigInt(line.slice(key.length + 1).trim());
+  }
+
+  it('bills a one-second CPU burn that exits between samples within 1 % of the CPU time its own cgroup counted', async () => {
+    // The container's own cgroup (its cgroup namespace shows it as the root) is read by the workload
+    // itself as its last act: the reference, independent of the parent the daemon reads.
+    const { runtimeId, first, lines } = await runToExit(
+      'burn',
+      // About a second of CPU as a fixed amount of work (a loaded host stretches its wall time, not its CPU).
+      "i=0; while [ $i -lt 550000 ]; do i=$((i+1)); done; echo cpu $(cat /sys/fs/cgroup/cpuacct/cpuacct.usage 2>/dev/null || echo $(( $(sed -n 's/^usage_usec //p' /sys/fs/cgroup/cpu.stat) * 1000 )))",
+    );
+    const workloadNanos = reported(lines, 'cpu');
+    expect(workloadNanos).toBeGreaterThan(600_000_000n);
+    // Once it exited, the running counters are gone: a meter reading only those loses the burn.
+    expect(await backend.counters(runtimeId)).toBeUndefined();
+    expect(first!.cpuNanos).toBeLessThan(workloadNanos / 2n);
+    const final = await backend.finalCounters(runtimeId);
+    expect(final).toMatchObject({ memoryBytes: 0 });
+    const { cpuMillis } = billed(first, final!);
+    const usedMillis = workloadNanos / 1_000_000n;
+    // Never less than it used (the parent holds all of it), and no more than 1 % above.
+    expect(cpuMillis).toBeGreaterThanOrEqual(usedMillis);
+    expect(Number(cpuMillis - usedMillis)).toBeLessThanOrEqual(Number(usedMillis) * 0.01);
+  });
+
+  it('bills the bytes a lease sent right before it exited, as its own interface counted them', async () => {
+    // 40 KiB over TCP to a listener in a namespace this test made (the lease's egress allows its
+    // range), then its own interface's count, then the exit.
+    const { runtimeId, first, lines } = await runToExit(
+      'send',
+      `head -c 40960 /dev/zero | nc -w 3 ${SINK} ${SINK_PORT}; echo tx $(cat /sys/class/net/eth0/statistics/tx_bytes)`,
+    );
+    const sent = reported(lines, 'tx');
+    expect(sent).toBeGreaterThan(40_960n);
+    const final = await backend.finalCounters(runtimeId);
+    const { txBytes } = billed(first, final!);
+    expect(txBytes).toBe(sent);
+  });
+
+  it('removes the lease\'s parent cgroup with the lease, and reconcile collects one no lease owns', async () => {
+    const { runtimeId } = await runToExit('cleanup', 'true');
+    const hierarchies = readdirSync(CGROUPS);
+    const parentsOf = (id: string): string[] => hierarchies.map((hier) => join(CGROUPS, hier, 'provider', `lease-${id}`)).filter((dir) => existsSync(dir));
+    expect(parentsOf(runtimeId)).toContain(join(CGROUPS, 'cpuacct', 'provider', `lease-${runtimeId}`));
+    await backend.remove(runtimeId);
+    expect(parentsOf(runtimeId)).toEqual([]);
+
+    const orphan = h.leaseId('orphan');
+    for (const hier of ['cpuacct', 'memory']) mkdirSync(join(CGROUPS, hier, 'provider', `lease-${orphan}`), { recursive: true });
+    const kept = h.leaseId('kept');
+    mkdirSync(join(CGROUPS, 'cpuacct', 'provider', `lease-${kept}`), { recursive: true });
+    await backend.reconcile([kept]);
+    expect(parentsOf(orphan)).toEqual([]);
+    expect(parentsOf(kept)).toHaveLength(1);
+    await backend.remove(kept);
+    expect(parentsOf(kept)).toEqual([]);
   });
 });

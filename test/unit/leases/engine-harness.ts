@@ -47,6 +47,8 @@ export interface HarnessOptions {
   config?: Record<string, unknown>;
   /** The memory backend's bound on a call to a hung workload (on the manual clock). */
   callTimeoutMs?: number;
+  /** Whether the backend keeps an ended workload's counters (default true). */
+  keepsFinalCounters?: boolean;
 }
 
 /**
@@ -72,7 +74,7 @@ export class EngineHarness {
       runtime: { stopTimeoutSeconds: 0 },
       ...options.config,
     });
-    this.backend = new MemoryBackend({ clock: this.clock, program: options.program as never, callTimeoutMs: options.callTimeoutMs ?? 10_000 });
+    this.backend = new MemoryBackend({ clock: this.clock, program: options.program as never, callTimeoutMs: options.callTimeoutMs ?? 10_000, keepsFinalCounters: options.keepsFinalCounters });
     this.ledger = this.newLedger();
     this.engine = this.newEngine();
   }

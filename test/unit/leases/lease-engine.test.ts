@@ -12,6 +12,13 @@ async function running(id = '1'): Promise<void> {
   await h.reach(id, 'running');
 }
 
+/** One metering sample of lease 1, stored. */
+async function sampled(): Promise<void> {
+  const before = h.store.usage.forLease('1').length;
+  await h.meterTick();
+  await until(() => h.store.usage.forLease('1').length > before);
+}
+
 describe('lease engine on the in-memory backend', () => {
   it('runs a lease that exits by itself through to settled, billed with its exit and logs, capacity freed and the workload removed', async () => {
     h = new EngineHarness({ program: () => ({ lines: [{ stream: 'stdout', text: 'hello' }] }) });
@@ -33,6 +40,36 @@ describe('lease engine on the in-memory backend', () => {
     expect(settled.resultDigest).toMatch(/^0x[0-9a-f]{64}$/);
     expect(h.held()).toEqual([]);
     expect(h.backend.has(h.runtimeId('1')).workload).toBe(false);
+  });
+
+  it('bills the CPU a workload used after its last sample, read once it exited (within the same second too)', async () => {
+    h = new EngineHarness();
+    await h.start();
+    await running();
+    h.backend.setCounters(h.runtimeId('1'), { cpuNanos: 1_000_000_000n });
+    await sampled();
+    expect(h.store.usage.forLease('1').reduce((s, r) => s + r.cpuMillis, 0n)).toBe(1_000n);
+    // Within the second after that sample it burns 0.4 CPU-seconds more and exits.
+    h.backend.setCounters(h.runtimeId('1'), { cpuNanos: 1_400_000_000n });
+    h.backend.exit(h.runtimeId('1'), 0);
+    await h.reach('1', 'settled');
+    const records = h.store.usage.forLease('1');
+    expect(records.reduce((s, r) => s + r.cpuMillis, 0n)).toBe(1_400n);
+    // The last one holds what was used after the sample, over the one second it is billed.
+    expect(records.at(-1)).toMatchObject({ cpuMillis: 400n });
+    expect(records.at(-1)!.t1 - records.at(-1)!.t0).toBe(1n);
+  });
+
+  it('bills to the last sample where the backend kept no counters of the ended workload', async () => {
+    h = new EngineHarness({ keepsFinalCounters: false });
+    await h.start();
+    await running();
+    h.backend.setCounters(h.runtimeId('1'), { cpuNanos: 1_000_000_000n });
+    await sampled();
+    h.backend.setCounters(h.runtimeId('1'), { cpuNanos: 3_000_000_000n });
+    h.backend.exit(h.runtimeId('1'), 0);
+    await h.reach('1', 'settled');
+    expect(h.store.usage.forLease('1').reduce((s, r) => s + r.cpuMillis, 0n)).toBe(1_000n);
   });
 
   it('refuses a lease opened with a manifest it did not quote: rejected once settled, its hold released, nothing run', async () => {

@@ -54,4 +54,19 @@ describe('UsageTimeline', () => {
     expect(timeline.finish(14)).toEqual({ seq: 1, t0: 10, t1: 14, cpuMillis: 0n, memoryByteSeconds: 4000n, gpuMillis: 4000n, rxBytes: 0n, txBytes: 0n });
     expect(timeline.finish(14)).toBeUndefined();
   });
+
+  it('finishes with the counters at the workload\'s end: CPU and traffic after the last sample billed, memory as last held', () => {
+    const timeline = UsageTimeline.start(0, 0);
+    timeline.sample(10, counters(500, 1000, 5, 5));
+    const final = { ...counters(1700, 0, 9, 4005), memoryBytes: 0 };
+    expect(timeline.unbilled(final)).toBe(true);
+    expect(timeline.finish(12, final)).toEqual({ seq: 1, t0: 10, t1: 12, cpuMillis: 1200n, memoryByteSeconds: 2000n, gpuMillis: 0n, rxBytes: 4n, txBytes: 4000n });
+    expect(timeline.unbilled(final)).toBe(false);
+  });
+
+  it('finishes a lease never sampled with the counters at its end', () => {
+    const timeline = UsageTimeline.start(0, 0);
+    expect(timeline.unbilled(counters(0, 0, 0, 0))).toBe(false);
+    expect(timeline.finish(1, counters(900, 0, 1, 2))).toMatchObject({ t0: 0, t1: 1, cpuMillis: 900n, rxBytes: 1n, txBytes: 2n });
+  });
 });
