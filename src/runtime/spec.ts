@@ -6,6 +6,7 @@ import type { Logger } from '../log';
 import { buildDeviceRequests, gpuEnv } from './gpu';
 import type { Manifest } from './manifest';
 import { LABELS, bridgeName, containerName, networkName } from './names';
+import { RUNSC, SANDBOX_LABEL, type SandboxRuntime } from './sandbox';
 
 /** What the capacity ledger granted a lease; the runtime enforces exactly this. */
 export interface LeaseAllocation {
@@ -45,13 +46,15 @@ export interface SpecInput {
   /** The image to run: the id or digest reference the pull resolved, so a retag cannot swap it. */
   image: string;
   settings: RuntimeSettings;
+  /** The OCI runtime Sandbox.choose picked; runc (the engine's default runtime) when left out. */
+  sandbox?: SandboxRuntime;
 }
 
 /**
  * The container a lease runs in, as the engine's create request. Pure: the same input gives the
  * same request, so every limit and security option is tested as a table without Docker.
  */
-export function buildContainerSpec({ manifest, allocation, image, settings }: SpecInput): ContainerSpec {
+export function buildContainerSpec({ manifest, allocation, image, settings, sandbox = 'runc' }: SpecInput): ContainerSpec {
   const { runtime, gpu } = settings;
   const { leaseId } = allocation;
   const ports = manifest.ports ?? [];
@@ -94,6 +97,7 @@ export function buildContainerSpec({ manifest, allocation, image, settings }: Sp
     [LABELS.bridge]: bridgeName(leaseId),
     // What the manifest asked of egress, so the rules can be rebuilt from the container alone.
     [LABELS.egress]: manifest.egress ?? 'public',
+    [SANDBOX_LABEL]: sandbox,
   };
   if (manifest.resources.diskBytes !== undefined) labels[LABELS.diskBytes] = String(manifest.resources.diskBytes);
   if (allocation.gpuUuids.length > 0) labels[LABELS.gpuUuids] = allocation.gpuUuids.join(',');
@@ -112,6 +116,8 @@ export function buildContainerSpec({ manifest, allocation, image, settings }: Sp
     Tty: false,
     NetworkDisabled: false,
     HostConfig: {
+      // runc is left to the engine's default runtime, which a GPU set-up may have made nvidia's.
+      ...(sandbox === 'runsc' ? { Runtime: RUNSC } : {}),
       NanoCpus: allocation.cpuMillis * 1_000_000,
       Memory: allocation.memoryBytes,
       // Equal to Memory: no swap, so the limit is the limit.
