@@ -6,7 +6,7 @@ import type { Logger } from '../log';
 import { buildDeviceRequests, gpuEnv } from './gpu';
 import type { Manifest } from './manifest';
 import { LABELS, bridgeName, containerName, networkName } from './names';
-import { RUNSC, SANDBOX_LABEL, type SandboxRuntime } from './sandbox';
+import { RUNSC, SANDBOX_LABEL, runscHostTasks, type SandboxRuntime } from './sandbox';
 
 /** What the capacity ledger granted a lease; the runtime enforces exactly this. */
 export interface LeaseAllocation {
@@ -122,9 +122,15 @@ export function buildContainerSpec({ manifest, allocation, image, settings, sand
       Memory: allocation.memoryBytes,
       // Equal to Memory: no swap, so the limit is the limit.
       MemorySwap: allocation.memoryBytes,
-      PidsLimit: runtime.pidsLimit,
+      PidsLimit: sandbox === 'runsc' ? runscHostTasks(runtime.pidsLimit) : runtime.pidsLimit,
       ShmSize: manifest.resources.shmBytes ?? runtime.defaultShmBytes,
-      Ulimits: [{ Name: 'nofile', Soft: runtime.nofileLimit, Hard: runtime.nofileLimit }],
+      Ulimits: [
+        { Name: 'nofile', Soft: runtime.nofileLimit, Hard: runtime.nofileLimit },
+        // gVisor counts RLIMIT_NPROC inside its own kernel: a fork past pidsLimit gets EAGAIN there,
+        // as under runc's pids cgroup, instead of the host cgroup killing the whole sandbox. Under
+        // runc it would count the uid's processes on the whole host, so it is left out.
+        ...(sandbox === 'runsc' ? [{ Name: 'nproc', Soft: runtime.pidsLimit, Hard: runtime.pidsLimit }] : []),
+      ],
       // tini as PID 1: reaps zombies and forwards SIGTERM to workloads that ignore it as PID 1.
       Init: true,
       Privileged: false,

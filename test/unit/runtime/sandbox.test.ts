@@ -124,6 +124,16 @@ describe('the container spec of a sandbox', () => {
     expect(spec.Labels?.['provider.sandbox']).toBe('runsc');
   });
 
+  test('sizes the pids cgroup for the sandbox\'s own host tasks as well as the workload\'s processes', () => {
+    expect(build('runsc').HostConfig.PidsLimit).toBe(1024 * 8 + 64);
+    expect(build('runc').HostConfig.PidsLimit).toBe(1024);
+  });
+
+  test('limits processes inside gVisor with RLIMIT_NPROC, which runc would count host-wide', () => {
+    expect(build('runsc').HostConfig.Ulimits).toContainEqual({ Name: 'nproc', Soft: 1024, Hard: 1024 });
+    expect(build('runc').HostConfig.Ulimits?.map((u) => u.Name)).toEqual(['nofile']);
+  });
+
   test('leaves runc to the engine\'s default runtime, and says runc in the label', () => {
     for (const spec of [build('runc'), build()]) {
       expect(spec.HostConfig.Runtime).toBeUndefined();
