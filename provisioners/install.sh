@@ -2,8 +2,11 @@
 # Installs the provider daemon as a systemd service on a Debian/Ubuntu host. Idempotent: run it
 # again after an upgrade; it changes only what differs and never overwrites your config.
 #
-#   sudo provisioners/install.sh [--app-dir /opt/provider] [--no-build] [--root DIR]
+#   sudo provisioners/install.sh [--app-dir /opt/provider] [--no-build] [--with-gvisor] [--root DIR]
 #
+# --with-gvisor installs gVisor (runsc) and registers it with Docker (provisioners/gvisor/
+# register-runsc.sh: merged into /etc/docker/daemon.json, dockerd reloaded): leases without GPUs
+# then run under it (runtime.sandbox: auto).
 # --root DIR installs under DIR as if it were / (for image builds and tests): no user is
 # created, systemd is not told, and the host checks are skipped.
 set -euo pipefail
@@ -12,13 +15,15 @@ src_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 app_dir=/opt/provider
 root=""
 build=1
+gvisor=0
 
 while [ $# -gt 0 ]; do
   case "$1" in
     --app-dir) app_dir=$2; shift 2 ;;
     --root) root=$2; shift 2 ;;
     --no-build) build=0; shift ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --with-gvisor) gvisor=1; shift ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -106,6 +111,16 @@ if [ -z "$root" ] && [ -d /run/systemd/system ]; then
   systemctl daemon-reload
 fi
 
+if [ "$gvisor" -eq 1 ]; then
+  say "-- gVisor (runsc)"
+  register=("$src_dir/provisioners/gvisor/register-runsc.sh")
+  # Into a directory: its daemon.json, and no package or engine of this host touched.
+  [ -n "$root" ] && register+=(--daemon-json "$root/etc/docker/daemon.json" --no-install --no-reload)
+  registered=$(bash "${register[@]}")
+  printf '%s\n' "$registered" | sed 's/^/  /'
+  case "$registered" in *"already registered"*) ;; *) changed=1 ;; esac
+fi
+
 if [ -z "$root" ]; then
   say "-- host checks"
   if ! command -v docker >/dev/null 2>&1; then
@@ -114,6 +129,11 @@ if [ -z "$root" ]; then
     say "  WARN the Docker engine does not answer: systemctl enable --now docker"
   else
     say "  ok   Docker $(docker version --format '{{.Server.Version}}')"
+    if docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"'; then
+      say "  ok   gVisor: Docker has runsc; leases without GPUs run under it"
+    else
+      say "  WARN no gVisor: leases run under runc alone. Install it with: sudo $0 --with-gvisor"
+    fi
   fi
   if command -v nvidia-smi >/dev/null 2>&1; then
     if command -v nvidia-ctk >/dev/null 2>&1; then

@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
 # Makes sure a Docker engine answers on /var/run/docker.sock: installs Debian's docker.io when it
-# is missing and starts dockerd in the background when nothing answers. Idempotent.
+# is missing and starts dockerd in the background when nothing answers, with gVisor (runsc)
+# installed and registered. Idempotent.
 set -euo pipefail
 
 engine_answers() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
+# gVisor (runsc), registered the one way install.sh --with-gvisor does it: the lease suites run
+# under runc and runsc both. Without it they still run under runc and say why runsc was skipped.
+register_gvisor() {
+  bash "$(dirname "$0")/../provisioners/gvisor/register-runsc.sh" \
+    || echo "docker: WARN gVisor (runsc) is not registered: the runsc lease tests will be skipped" >&2
+}
+
 if engine_answers; then
   echo "docker: engine already answering ($(docker version --format '{{.Server.Version}}'))"
+  register_gvisor
   exit 0
 fi
 
@@ -19,6 +28,9 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
+
+# Into daemon.json before dockerd starts: it reads its runtimes there.
+register_gvisor
 
 log=/var/log/provider-ci-dockerd.log
 echo "docker: starting dockerd (log: $log)"

@@ -25,6 +25,7 @@ export function createCapacityDetector(config: ProviderConfig, wiring: CapacityW
   const docker = new DockerProbe(new Docker({ socketPath: config.docker.socketPath }), {
     socketPath: config.docker.socketPath,
     timeoutMs: config.docker.requestTimeoutMs,
+    sandbox: config.runtime.sandbox,
   });
   const host = new HostProbe({ source: systemInformationSource(), timeoutMs: HOST_PROBE_TIMEOUT_MS });
   return new CapacityDetector({ host, gpus: nvidiaSmi, docker, clock: wiring.clock }, capacitySettings(config));

@@ -1,4 +1,5 @@
 import { ProviderError } from '../errors';
+import { describeSandbox, sandboxSupport, type SandboxSetting } from '../runtime';
 import { DEFAULT_CDI_SPEC_DIRS, findNvidiaCdiSpecs, nodeHostFiles, type HostFiles } from './cdi-specs';
 import type { DockerInfo, GpuPassthrough } from './types';
 import { ProbeTimeoutError, withTimeout } from '../util/with-timeout';
@@ -22,6 +23,8 @@ export interface DockerProbeOptions {
   timeoutMs: number;
   files?: HostFiles;
   hookPaths?: readonly string[];
+  /** runtime.sandbox, to say which runtime leases will get (default auto). */
+  sandbox?: SandboxSetting;
 }
 
 /** Asks the engine what it is and whether it can hand a container a GPU. */
@@ -59,6 +62,7 @@ export class DockerProbe {
       runtimes,
       defaultRuntime,
       gpuPassthrough: await this.gpuPassthrough(info, runtimes, defaultRuntime),
+      sandbox: describeSandbox(this.options.sandbox ?? 'auto', sandboxSupport(info.Runtimes)),
     };
   }
 

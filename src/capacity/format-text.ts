@@ -30,6 +30,8 @@ export function formatCapacityText(report: CapacityReport): string {
     summary.push(['', `cgroup ${docker.cgroupVersion === null ? 'version unknown' : `v${docker.cgroupVersion}`} (${docker.cgroupDriver ?? 'unknown driver'}), storage driver ${docker.storageDriver ?? 'unknown'}`]);
     summary.push(['', `runtimes ${docker.runtimes.join(', ') || 'none'} (default ${docker.defaultRuntime ?? 'unknown'})`]);
     summary.push(['', passthrough.possible ? `GPU passthrough: yes, via ${passthrough.via.map((way) => (way === 'hook' ? `the NVIDIA hook (${passthrough.nvidiaHook})` : way === 'runtime' ? 'the nvidia runtime' : 'CDI')).join(' and ')}` : `GPU passthrough: no: ${passthrough.reason}`]);
+    summary.push(['', `sandbox: ${docker.sandbox.why}`]);
+    if (docker.sandbox.warning !== null) summary.push(['', `sandbox WARNING: ${docker.sandbox.warning}${docker.sandbox.fix === null ? '' : `; fix: ${docker.sandbox.fix}`}`]);
   } else {
     summary.push(['Docker', 'not reachable (see below)']);
   }

@@ -1,4 +1,5 @@
 import type { ErrorCode } from '../errors';
+import type { SandboxReport } from '../runtime';
 
 /**
  * The capacity report: what `provider capacity --json` prints and what the daemon advertises from.
@@ -19,7 +20,8 @@ import type { ErrorCode } from '../errors';
  *   docker: { ok: true, engineVersion, apiVersion, os, osType, architecture, kernelVersion,
  *             cgroupVersion, cgroupDriver, storageDriver, runtimes, defaultRuntime,
  *             gpuPassthrough: { possible, via, reasonCode, reason, nvidiaRuntime, nvidiaHook,
- *                               cdi: { enabledInDocker, specDirs, nvidiaSpecFiles } } } | Failure,
+ *                               cdi: { enabledInDocker, specDirs, nvidiaSpecFiles } },
+ *             sandbox: { setting, runsc, runscGpu, cpuLeases, gpuLeases, why, warning, fix } } | Failure,
  *   allocatable: { cpuMillis, memoryBytes, diskBytes, reserve: {cpuMillis, memoryBytes, diskBytes},
  *                  gpus: AllocatableGpu[], gpusNotOffered: GpuNotOffered[] },
  *   notDetected: [{ part: "cpu"|"memory"|"disk"|"gpus"|"docker", code, reason, fix }],
@@ -34,6 +36,9 @@ import type { ErrorCode } from '../errors';
  *                    memory: { totalBytes, usedBytes, freeBytes } }
  * AllocatableGpu = { kind: "gpu"|"mig", uuid, gpuUuid, gpuIndex, migIndex, model, profile, memoryBytes }
  * GpuNotOffered  = { kind: "gpu"|"mig", uuid, gpuIndex, migIndex, model, reason, detail }
+ * sandbox        : setting is runtime.sandbox ("auto"|"runsc"|"runc"); runsc: Docker has a runtime
+ *                  named runsc; cpuLeases/gpuLeases: "runsc"|"runc", null when such leases cannot
+ *                  run; warning/fix: set when strangers' code would run under runc alone
  * ```
  */
 export const CAPACITY_SCHEMA_VERSION = 1 as const;
@@ -151,6 +156,8 @@ export interface DockerInfo {
   runtimes: string[];
   defaultRuntime: string | null;
   gpuPassthrough: GpuPassthrough;
+  /** The OCI runtime leases get (runtime.sandbox against the engine's runtimes), and why. */
+  sandbox: SandboxReport;
 }
 
 export type GpuNotOfferedReason =

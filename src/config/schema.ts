@@ -208,6 +208,12 @@ export const runtimeSchema = z
         bytesPerSecond: z.number().int().min(0).default(125_000_000),
       })
       .prefault({}),
+    /**
+     * The OCI runtime leases run under. auto: gVisor (runsc) for leases without GPUs when Docker
+     * has a runtime named runsc, runc otherwise; runsc: always gVisor (GPU leases are refused at
+     * quote); runc: never gVisor. provisioners/install.sh --with-gvisor installs and registers it.
+     */
+    sandbox: z.enum(['auto', 'runsc', 'runc']).default('auto'),
     pidsLimit: z.number().int().min(16).default(1024),
     nofileLimit: z.number().int().min(64).default(65_536),
     stopTimeoutSeconds: z.number().int().min(0).max(600).default(10),

@@ -63,6 +63,19 @@ export function checkCgroup(ctx: DoctorContext): CheckResult {
   return pass('cgroup', `cgroup v${docker.cgroupVersion} (${docker.cgroupDriver ?? 'unknown driver'})`);
 }
 
+/**
+ * Which runtime leases will use, and why. Warns when strangers' code would run under runc alone
+ * (auto, no runsc registered), fails when runtime.sandbox asks for a runsc Docker lacks.
+ */
+export function checkSandbox(ctx: DoctorContext): CheckResult {
+  const docker = ctx.capacity.docker;
+  if (!docker.ok) return skip('sandbox', 'Docker is not reachable');
+  const { sandbox } = docker;
+  if (sandbox.cpuLeases === null) return fail('sandbox', sandbox.why, sandbox.fix);
+  if (sandbox.warning !== null) return warn('sandbox', `${sandbox.why}: ${sandbox.warning}`, sandbox.fix);
+  return pass('sandbox', sandbox.why);
+}
+
 export async function checkGpuPassthrough(ctx: DoctorContext): Promise<CheckResult> {
   const gpus = ctx.capacity.gpus;
   if (!gpus.ok) {

@@ -10,6 +10,7 @@ import {
   checkDocker,
   checkGpuPassthrough,
   checkKey,
+  checkSandbox,
   type ChainFacts,
   type CheckResult,
   type DoctorContext,
@@ -18,7 +19,7 @@ import {
 export type { CheckResult, CheckStatus, DoctorContext } from './checks';
 
 /**
- * Every preflight check, in the order an operator fixes things: the engine, the GPUs through it,
+ * Every preflight check, in the order an operator fixes things: the engine, its sandbox, the GPUs through it,
  * the disk, the API port, the chain, the key, the account, the clock. A check that throws is a
  * failure of that check, never of the doctor.
  */
@@ -27,6 +28,7 @@ export async function runDoctor(ctx: DoctorContext): Promise<CheckResult[]> {
   const steps: [string, () => CheckResult | CheckResult[] | Promise<CheckResult | CheckResult[]>][] = [
     ['docker', () => checkDocker(ctx)],
     ['cgroup', () => checkCgroup(ctx)],
+    ['sandbox', () => checkSandbox(ctx)],
     ['gpu-passthrough', () => checkGpuPassthrough(ctx)],
     ['disk', () => checkDisk(ctx)],
     ['api-port', () => checkApiPort(ctx)],

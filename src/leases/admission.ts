@@ -6,6 +6,7 @@ import type { ProviderConfig } from '../config';
 import { ProviderError } from '../errors';
 import type { Logger } from '../log';
 import { checkImagePolicy, parseManifest, pickHostPorts, type Manifest, type RegistryAuth } from '../runtime';
+import { refuseUnsandboxableLease } from '../runtime';
 import { leaseAllocation, leaseRates } from '../settlement';
 import type { Store, StoredAllocation } from '../store';
 import type { Clock } from '../util/clock';
@@ -100,6 +101,7 @@ export class Admission {
       );
     }
     const gpus = manifest.resources.gpus;
+    refuseUnsandboxableLease(this.deps.config.runtime.sandbox, gpus.count);
     if (gpus.count > 0 && admission.gpuModels.length > 0) {
       if (gpus.model === undefined || !admission.gpuModels.some((pattern) => globMatch(pattern, gpus.model as string))) {
         throw new ProviderError('POLICY_REFUSED', `resources.gpus.model: this provider leases only GPU models matching ${admission.gpuModels.join(', ')}`, {

@@ -53,3 +53,5 @@ export type { RuntimeEvent } from './events';
 export { pickHostPorts } from './ports';
 export { LABELS, DEFAULT_INSTANCE_ID, containerName, networkName, bridgeName, leaseChains } from './names';
 export { isEngineNotFound, containerError } from './docker-errors';
+export { Sandbox, chooseSandbox, describeSandbox, sandboxSupport, refuseUnsandboxableLease, RUNSC, SANDBOX_LABEL, INSTALL_RUNSC_FIX } from './sandbox';
+export type { SandboxSetting, SandboxRuntime, SandboxSupport, SandboxChoice, SandboxReport, RuntimesSource } from './sandbox';

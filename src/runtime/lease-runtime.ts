@@ -17,6 +17,7 @@ import { LeaseNetwork } from './lease-network';
 import { streamLogs, type LogLine, type LogOptions } from './logs';
 import type { Manifest } from './manifest';
 import { LABELS, assertLeaseId, containerName } from './names';
+import { Sandbox } from './sandbox';
 import { buildContainerSpec, nofileCeiling, type LeaseAllocation, type SpecInput } from './spec';
 
 export interface StartedLease {
@@ -58,6 +59,8 @@ export interface LeaseRuntimeDeps {
   resolvConfPaths?: string[];
   /** Runs `ip route` when picking lease subnets (default: the real one). */
   exec?: Exec;
+  /** Picks each lease's OCI runtime (runtime.sandbox); one asking this engine when left out. */
+  sandbox?: Sandbox;
 }
 
 /** Signal of the caller, for the calls that take nothing else. */
@@ -81,8 +84,10 @@ export class LeaseRuntime {
   private readonly network: LeaseNetwork;
   private readonly kernel: KernelFiles;
   private readonly diskGuard: DiskGuard;
+  private readonly sandbox: Sandbox;
 
   constructor(private readonly deps: LeaseRuntimeDeps) {
+    this.sandbox = deps.sandbox ?? new Sandbox(deps.docker, deps.config.runtime.sandbox, deps.clock);
     this.network = new LeaseNetwork(deps);
     this.kernel = hostKernelFiles(deps.procRoot, deps.cgroupRoot);
     this.diskGuard = new DiskGuard({
@@ -124,7 +129,8 @@ export class LeaseRuntime {
     const { runtime } = this.deps.config;
     const log = this.deps.log.child({ leaseId });
     const nofileLimit = await this.nofileCeiling();
-    const spec = buildContainerSpec({ manifest, allocation, image: imageId, settings: { ...this.deps.config, runtime: { ...runtime, nofileLimit } }, metering });
+    const sandbox = await this.sandbox.choose(manifest.resources.gpus.count, { signal, timeoutMs: this.deps.config.docker.requestTimeoutMs });
+    const spec = buildContainerSpec({ manifest, allocation, image: imageId, sandbox: sandbox.runtime, settings: { ...this.deps.config, runtime: { ...runtime, nofileLimit } }, metering });
     spec.Labels = { ...spec.Labels, [LABELS.instance]: this.deps.firewall.instanceId };
     const abortable = { abortSignal: signal };
     // The start's own timeout bounds each request as well as the whole.
@@ -159,7 +165,7 @@ export class LeaseRuntime {
       // No inspect on this path: the engine binds exactly the host ports asked or fails the start,
       // so the ports are the allocation's (`status` reads them back from the engine).
       const ports = (manifest.ports ?? []).map((p, i) => ({ containerPort: p.containerPort, protocol: p.protocol, hostPort: allocation.hostPorts[i] as number }));
-      log.info({ containerId: container.id.slice(0, 12), image: manifest.image }, 'lease container running');
+      log.info({ containerId: container.id.slice(0, 12), image: manifest.image, sandbox: sandbox.runtime }, 'lease container running');
       return { leaseId, containerId: container.id, ports, startedAt: new Date(this.deps.clock.now()).toISOString() };
     } catch (err) {
       // A second start of the same lease (a retry after a crash) must not tear the first one down.

@@ -6,6 +6,7 @@ import type { Logger } from '../log';
 import { buildDeviceRequests, gpuEnv } from './gpu';
 import type { Manifest } from './manifest';
 import { LABELS, bridgeName, containerName, networkName } from './names';
+import { RUNSC, SANDBOX_LABEL, runscHostTasks, type SandboxRuntime } from './sandbox';
 
 /** What the capacity ledger granted a lease; the runtime enforces exactly this. */
 export interface LeaseAllocation {
@@ -47,13 +48,15 @@ export interface SpecInput {
   settings: RuntimeSettings;
   /** Where the lease's counters outlive its container: its own parent cgroup, and labels (the counters' baseline). */
   metering?: { cgroupParent: string; labels: Record<string, string> };
+  /** The OCI runtime Sandbox.choose picked; runc (the engine's default runtime) when left out. */
+  sandbox?: SandboxRuntime;
 }
 
 /**
  * The container a lease runs in, as the engine's create request. Pure: the same input gives the
  * same request, so every limit and security option is tested as a table without Docker.
  */
-export function buildContainerSpec({ manifest, allocation, image, settings, metering }: SpecInput): ContainerSpec {
+export function buildContainerSpec({ manifest, allocation, image, settings, metering, sandbox = 'runc' }: SpecInput): ContainerSpec {
   const { runtime, gpu } = settings;
   const { leaseId } = allocation;
   const ports = manifest.ports ?? [];
@@ -97,6 +100,7 @@ export function buildContainerSpec({ manifest, allocation, image, settings, mete
     [LABELS.bridge]: bridgeName(leaseId),
     // What the manifest asked of egress, so the rules can be rebuilt from the container alone.
     [LABELS.egress]: manifest.egress ?? 'public',
+    [SANDBOX_LABEL]: sandbox,
   };
   if (manifest.resources.diskBytes !== undefined) labels[LABELS.diskBytes] = String(manifest.resources.diskBytes);
   if (allocation.gpuUuids.length > 0) labels[LABELS.gpuUuids] = allocation.gpuUuids.join(',');
@@ -115,13 +119,21 @@ export function buildContainerSpec({ manifest, allocation, image, settings, mete
     Tty: false,
     NetworkDisabled: false,
     HostConfig: {
+      // runc is left to the engine's default runtime, which a GPU set-up may have made nvidia's.
+      ...(sandbox === 'runsc' ? { Runtime: RUNSC } : {}),
       NanoCpus: allocation.cpuMillis * 1_000_000,
       Memory: allocation.memoryBytes,
       // Equal to Memory: no swap, so the limit is the limit.
       MemorySwap: allocation.memoryBytes,
-      PidsLimit: runtime.pidsLimit,
+      PidsLimit: sandbox === 'runsc' ? runscHostTasks(runtime.pidsLimit) : runtime.pidsLimit,
       ShmSize: manifest.resources.shmBytes ?? runtime.defaultShmBytes,
-      Ulimits: [{ Name: 'nofile', Soft: runtime.nofileLimit, Hard: runtime.nofileLimit }],
+      Ulimits: [
+        { Name: 'nofile', Soft: runtime.nofileLimit, Hard: runtime.nofileLimit },
+        // gVisor counts RLIMIT_NPROC inside its own kernel: a fork past pidsLimit gets EAGAIN there,
+        // as under runc's pids cgroup, instead of the host cgroup killing the whole sandbox. Under
+        // runc it would count the uid's processes on the whole host, so it is left out.
+        ...(sandbox === 'runsc' ? [{ Name: 'nproc', Soft: runtime.pidsLimit, Hard: runtime.pidsLimit }] : []),
+      ],
       // tini as PID 1: reaps zombies and forwards SIGTERM to workloads that ignore it as PID 1.
       Init: true,
       Privileged: false,

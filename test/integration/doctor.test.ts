@@ -44,6 +44,20 @@ describe('provider doctor', () => {
     expect(checks['chain-rpc']?.status).toBe('skip');
   });
 
+  it('says which runtime leases run under, and warns with the fix when only runc is there', async () => {
+    const info = JSON.parse((await runCli(['--log-level', 'silent', '--data-dir', dataDir, 'capacity', '--json'], { env: { PATH: process.env.PATH } })).stdout) as {
+      docker: { runtimes: string[] };
+    };
+    const { report } = await doctor(['--data-dir', dataDir, '--set', `api.port=${apiPort}`]);
+    if (info.docker.runtimes.includes('runsc')) {
+      expect(byId(report).sandbox).toMatchObject({ status: 'pass', detail: expect.stringMatching(/^leases without GPUs run under runsc .*GPU leases run under runc/) });
+    } else {
+      expect(byId(report).sandbox).toMatchObject({ status: 'warn', detail: expect.stringMatching(/only runc is available/), fix: expect.stringMatching(/install.sh --with-gvisor/) });
+    }
+    const runc = await doctor(['--data-dir', dataDir, '--set', `api.port=${apiPort}`, '--set', 'runtime.sandbox=runc']);
+    expect(byId(runc.report).sandbox).toMatchObject({ status: 'pass', detail: 'leases without GPUs run under runc (runtime.sandbox is runc)' });
+  });
+
   it('fails with the fix when Docker is not reachable, in text too', async () => {
     const args = ['--data-dir', dataDir, '--set', `api.port=${apiPort}`, '--set', `docker.socketPath=${join(dataDir, 'no-docker.sock')}`];
     const { code, report } = await doctor(args);

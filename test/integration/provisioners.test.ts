@@ -1,11 +1,12 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { tempDir } from '../support/cli-io';
 
 const REPO = join(__dirname, '..', '..');
 const UNIT = join(REPO, 'provisioners', 'systemd', 'provider.service');
 const INSTALL = join(REPO, 'provisioners', 'install.sh');
+const REGISTER = join(REPO, 'provisioners', 'gvisor', 'register-runsc.sh');
 
 describe('provisioners', () => {
   it('the systemd unit passes systemd-analyze verify with no warning', () => {
@@ -38,6 +39,38 @@ describe('provisioners', () => {
     const result = spawnSync('bash', [INSTALL, '--frobnicate'], { encoding: 'utf8' });
     expect(result.status).toBe(2);
     expect(result.stderr).toMatch(/unknown option --frobnicate/);
+  });
+
+  it('install.sh --with-gvisor registers runsc into an existing daemon.json without losing a key, once', () => {
+    const root = tempDir('provider-root-');
+    const daemonJson = join(root, 'etc/docker/daemon.json');
+    mkdirSync(dirname(daemonJson), { recursive: true });
+    const operator = { 'log-driver': 'journald', runtimes: { nvidia: { path: 'nvidia-container-runtime', runtimeArgs: [] } }, 'live-restore': true };
+    writeFileSync(daemonJson, JSON.stringify(operator), { mode: 0o600 });
+    const first = execFileSync('bash', [INSTALL, '--root', root, '--no-build', '--with-gvisor'], { encoding: 'utf8' });
+    expect(first).toMatch(/registered runsc \(\S*runsc --network=host\) in .*daemon.json/);
+    const merged = JSON.parse(readFileSync(daemonJson, 'utf8')) as typeof operator & { runtimes: Record<string, { path: string; runtimeArgs: string[] }> };
+    expect(merged).toMatchObject(operator);
+    expect(merged.runtimes.runsc).toEqual({ path: expect.stringMatching(/runsc$/), runtimeArgs: ['--network=host'] });
+    expect(statSync(daemonJson).mode & 0o777).toBe(0o600);
+    const second = execFileSync('bash', [INSTALL, '--root', root, '--no-build', '--with-gvisor'], { encoding: 'utf8' });
+    expect(second).toMatch(/runsc already registered/);
+    expect(second).toMatch(/== nothing changed: already installed/);
+  });
+
+  it('register-runsc.sh keeps the operator\'s runsc arguments, and leaves a daemon.json that is not JSON untouched', () => {
+    const dir = tempDir('provider-daemon-json-');
+    const daemonJson = join(dir, 'daemon.json');
+    const args = ['--daemon-json', daemonJson, '--runsc', '/bin/true', '--no-install', '--no-reload'];
+    writeFileSync(daemonJson, JSON.stringify({ runtimes: { runsc: { path: '/opt/runsc', runtimeArgs: ['--platform=kvm', '--network=sandbox'] } } }));
+    execFileSync('bash', [REGISTER, ...args], { encoding: 'utf8' });
+    expect(JSON.parse(readFileSync(daemonJson, 'utf8'))).toEqual({ runtimes: { runsc: { path: '/bin/true', runtimeArgs: ['--network=host', '--platform=kvm'] } } });
+
+    writeFileSync(daemonJson, '{"runtimes": {');
+    const broken = spawnSync('bash', [REGISTER, ...args], { encoding: 'utf8' });
+    expect(broken.status).toBe(1);
+    expect(broken.stderr).toMatch(/is not valid JSON .*left untouched/);
+    expect(readFileSync(daemonJson, 'utf8')).toBe('{"runtimes": {');
   });
 
   it('the NVIDIA set-up script is valid bash', () => {

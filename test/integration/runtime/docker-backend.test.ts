@@ -6,7 +6,7 @@ import { systemClock } from '../../../src/util/clock';
 import { aConfig, aManifest } from '../../fixtures/runtime';
 import { describeLeaseBackend, type ContractWorkload, type LeaseBackendFixture } from '../../contract/lease-backend.contract';
 import { SilentEngine } from '../../support/silent-engine';
-import { RuntimeHarness } from './harness';
+import { RuntimeHarness, describeEachSandbox, type TestSandbox } from './harness';
 
 jest.setTimeout(60_000);
 
@@ -24,8 +24,8 @@ function dockerBackend(h: { docker: Docker; runtime: LeaseRuntime; images: Image
   return new DockerBackend({ ...h, counters: new ContainerCounterReader(hostKernelFiles()), clock: systemClock, log: silentLogger() });
 }
 
-async function dockerFixture(): Promise<LeaseBackendFixture> {
-  const h = new RuntimeHarness({ runtime: { stopTimeoutSeconds: 2, nofileLimit: 4096 } });
+async function dockerFixture(sandbox: TestSandbox): Promise<LeaseBackendFixture> {
+  const h = new RuntimeHarness({ runtime: { stopTimeoutSeconds: 2, nofileLimit: 4096, sandbox } });
   return {
     backend: dockerBackend(h),
     runtimeId: (name) => h.leaseId(name),
@@ -47,4 +47,4 @@ async function dockerFixture(): Promise<LeaseBackendFixture> {
   };
 }
 
-describeLeaseBackend('DockerBackend', dockerFixture);
+describeEachSandbox('DockerBackend', (sandbox) => describeLeaseBackend('DockerBackend', () => dockerFixture(sandbox)));

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { Firewall, ImageService, LeaseRuntime, containerName, networkName } from '../../../src/runtime';
@@ -73,6 +73,35 @@ export class RuntimeHarness {
         await this.firewall.remove(id).catch(() => undefined);
       });
     }
+  }
+}
+
+export type TestSandbox = 'runc' | 'runsc';
+
+/** Docker has a runtime named runsc (scripts/ensure-docker.sh registers it; CI has it). */
+export function runscRegistered(): boolean {
+  try {
+    const runtimes = execFileSync('docker', ['info', '--format', '{{json .Runtimes}}'], { encoding: 'utf8', timeout: 15_000 });
+    return Object.keys(JSON.parse(runtimes) as object).includes('runsc');
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Declares `body` once per OCI runtime a lease may run under: the same lease suite under runc and
+ * under gVisor. Without runsc on this engine its half is one skipped test that says why.
+ */
+export function describeEachSandbox(title: string, body: (sandbox: TestSandbox) => void): void {
+  const runsc = runscRegistered();
+  for (const sandbox of ['runc', 'runsc'] as const) {
+    describe(`${title} [${sandbox}]`, () => {
+      if (sandbox === 'runsc' && !runsc) {
+        test.skip('skipped: Docker has no runsc runtime here (scripts/ensure-docker.sh or provisioners/install.sh --with-gvisor registers it)', () => undefined);
+        return;
+      }
+      body(sandbox);
+    });
   }
 }
 

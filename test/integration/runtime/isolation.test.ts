@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { FirewallWatch, bridgeName } from '../../../src/runtime';
 import { silentLogger } from '../../../src/log';
 import { systemClock } from '../../../src/util/clock';
-import { RuntimeHarness, sh, until } from './harness';
+import { RuntimeHarness, describeEachSandbox, sh, until, type TestSandbox } from './harness';
 import { aManifest } from '../../fixtures/runtime';
 
 jest.setTimeout(90_000);
@@ -24,11 +24,16 @@ const PUBLIC_HOST = '198.51.100.1';
 const PRIVATE_REMOTE = '10.213.7.2';
 const WEB_PORT = 8089;
 
-const h = new RuntimeHarness({ runtime: { nofileLimit: 4096, portRange: { from: 39200, to: 39299 } } });
-const allowing = new RuntimeHarness({ runtime: { nofileLimit: 4096, egress: { allowCidrs: ['10.213.7.0/30'] } } });
-// Leases of this one resolve through a DNS server on one of the host's own (private) addresses.
+// Leases of `resolving` resolve through a DNS server on one of the host's own (private) addresses.
 const PRIVATE_HOST = '10.213.7.1';
-const resolving = new RuntimeHarness({ runtime: { nofileLimit: 4096, egress: { dnsServers: [PRIVATE_HOST] } } });
+const harnessesFor = (sandbox: TestSandbox) => ({
+  h: new RuntimeHarness({ runtime: { sandbox, nofileLimit: 4096, portRange: { from: 39200, to: 39299 } } }),
+  allowing: new RuntimeHarness({ runtime: { sandbox, nofileLimit: 4096, egress: { allowCidrs: ['10.213.7.0/30'] } } }),
+  resolving: new RuntimeHarness({ runtime: { sandbox, nofileLimit: 4096, egress: { dnsServers: [PRIVATE_HOST] } } }),
+});
+// The same suite runs under runc and under gVisor: its leases' traffic crosses the same veth and bridge.
+const bySandbox = { runc: harnessesFor('runc'), runsc: harnessesFor('runsc') };
+let { h, allowing, resolving } = bySandbox.runc;
 let dns: Socket | undefined;
 
 /** Answers every A query with 198.51.100.2 and every other query with no records. */
@@ -84,9 +89,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await h.cleanup();
-  await allowing.cleanup();
-  await resolving.cleanup();
+  for (const harnesses of Object.values(bySandbox)) for (const harness of Object.values(harnesses)) await harness.cleanup();
   dns?.close();
   hostServer?.close();
   await sh('ip', ['netns', 'pids', NS]).then(async ({ stdout }) => {
@@ -114,10 +117,18 @@ async function fetchOnHost(host: string, port: number, netns?: string): Promise<
   return stdout.trim();
 }
 
-describe('tenant network isolation', () => {
+describeEachSandbox('tenant network isolation', (sandbox) => {
   let a: string;
   let b: string;
   let bAddress: string;
+
+  beforeAll(() => {
+    ({ h, allowing, resolving } = bySandbox[sandbox]);
+  });
+  // Lease b's published port is the same under both: the first half's leases go before the second's start.
+  afterAll(async () => {
+    for (const harness of [h, allowing, resolving]) await harness.cleanup();
+  });
 
   beforeAll(async () => {
     a = h.leaseId('neta');
@@ -150,7 +161,7 @@ describe('tenant network isolation', () => {
   });
 
   test('names resolve through a resolver on a private host address, while the rest of that address stays closed', async () => {
-    dns = await startDnsServer();
+    dns ??= await startDnsServer();
     const e = resolving.leaseId('dns');
     const m = aManifest({ args: ['sleep', '600'] });
     await resolving.runtime.start({ manifest: m, allocation: resolving.allocation(e, m), imageId: image });

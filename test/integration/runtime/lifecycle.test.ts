@@ -1,24 +1,25 @@
-import { readdir, stat } from 'node:fs/promises';
+import { readFile, readdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { KEPT_CAPABILITIES, containerName } from '../../../src/runtime';
 import { isProviderError } from '../../../src/errors';
 import { aManifest, GPU_A } from '../../fixtures/runtime';
-import { RuntimeHarness, sh, until } from './harness';
+import { RuntimeHarness, describeEachSandbox, sh, until } from './harness';
 
 jest.setTimeout(60_000);
 
 const MiB = 2 ** 20;
 const CAP_BITS: Record<string, number> = { CHOWN: 0, DAC_OVERRIDE: 1, FOWNER: 3, KILL: 5, SETGID: 6, SETUID: 7, NET_BIND_SERVICE: 10 };
 
-const h = new RuntimeHarness({ runtime: { pidsLimit: 64, nofileLimit: 4096, logMaxSize: 256 * 1024, logMaxFiles: 2, stopTimeoutSeconds: 5, portRange: { from: 39100, to: 39199 } } });
-let image: string;
+describeEachSandbox('lease container against the real engine', (sandbox) => {
+  const h = new RuntimeHarness({ runtime: { sandbox, pidsLimit: 64, nofileLimit: 4096, logMaxSize: 256 * 1024, logMaxFiles: 2, stopTimeoutSeconds: 5, portRange: { from: 39100, to: 39199 } } });
+  let image: string;
+  beforeAll(async () => {
+    image = await h.imageId();
+  });
+  afterAll(() => h.cleanup());
+  // What the engine does whatever the OCI runtime (lists, ports, refusals) is tested once, under runc.
+  const engineSide = sandbox === 'runc' ? test : (((..._: unknown[]) => undefined) as unknown as typeof test);
 
-beforeAll(async () => {
-  image = await h.imageId();
-});
-afterAll(() => h.cleanup());
-
-describe('lease container against the real engine', () => {
   test('gets exactly the limits, capabilities, security options, labels and log config asked', async () => {
     const leaseId = h.leaseId('spec');
     const manifest = aManifest({
@@ -38,9 +39,11 @@ describe('lease container against the real engine', () => {
     expect(hc.NanoCpus).toBe(250_000_000);
     expect(hc.Memory).toBe(96 * MiB);
     expect(hc.MemorySwap).toBe(96 * MiB);
-    expect(hc.PidsLimit).toBe(64);
+    // Under gVisor the host cgroup also holds the sandbox's own tasks (runscHostTasks).
+    expect(hc.PidsLimit).toBe(sandbox === 'runsc' ? 64 * 8 + 64 : 64);
+    expect((hc as { Runtime?: string }).Runtime).toBe(sandbox === 'runsc' ? 'runsc' : 'runc');
     expect(hc.ShmSize).toBe(16 * MiB);
-    expect(hc.Ulimits).toEqual([{ Name: 'nofile', Soft: 4096, Hard: 4096 }]);
+    expect(hc.Ulimits).toEqual([{ Name: 'nofile', Soft: 4096, Hard: 4096 }, ...(sandbox === 'runsc' ? [{ Name: 'nproc', Soft: 64, Hard: 64 }] : [])]);
     expect(hc.Init).toBe(true);
     expect(hc.Privileged).toBe(false);
     expect(hc.CapDrop).toEqual(['ALL']);
@@ -55,7 +58,7 @@ describe('lease container against the real engine', () => {
     expect(hc.LogConfig).toEqual({ Type: 'json-file', Config: { 'max-size': String(256 * 1024), 'max-file': '2' } });
     expect(hc.RestartPolicy?.Name).toBe('no');
     expect((info.Config as { StopTimeout?: number }).StopTimeout).toBe(5);
-    expect(info.Config.Labels).toMatchObject({ 'provider.managed': 'true', 'provider.lease-id': leaseId, 'provider.disk-bytes': String(50 * MiB) });
+    expect(info.Config.Labels).toMatchObject({ 'provider.managed': 'true', 'provider.lease-id': leaseId, 'provider.disk-bytes': String(50 * MiB), 'provider.sandbox': sandbox });
     expect(info.Config.Env).toEqual(expect.arrayContaining(['GREETING=hi', 'NVIDIA_VISIBLE_DEVICES=void']));
     expect(info.Mounts).toEqual([]);
 
@@ -64,19 +67,33 @@ describe('lease container against the real engine', () => {
     const capEff = BigInt(`0x${/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1]}`);
     const expected = Object.values(CAP_BITS).reduce((acc, bit) => acc | (1n << BigInt(bit)), 0n);
     expect(capEff).toBe(expected);
-    expect(/^NoNewPrivs:\s*(\d)/m.exec(status)?.[1]).toBe('1');
-    expect(/^Seccomp:\s*(\d)/m.exec(status)?.[1]).toBe('2');
+    if (sandbox === 'runc') {
+      expect(/^NoNewPrivs:\s*(\d)/m.exec(status)?.[1]).toBe('1');
+      expect(/^Seccomp:\s*(\d)/m.exec(status)?.[1]).toBe('2');
+    }
     expect((await h.execIn(leaseId, 'df -k /dev/shm | tail -n 1')).stdout).toMatch(/\b16384\b/);
-    // The cgroup limits as the kernel holds them (v2 file first, then v1).
-    const cg = async (v2: string, v1: string) => (await h.execIn(leaseId, `cat /sys/fs/cgroup/${v2} 2>/dev/null || cat /sys/fs/cgroup/${v1}`)).stdout.trim();
+    // The cgroup limits as the kernel holds them (v2 file first, then v1): gVisor shows its
+    // workload no host cgroup, so they are read from the host, through the container's pid.
+    const hostCgroup = await readFile(`/proc/${info.State.Pid}/cgroup`, 'utf8');
+    const cgroupDir = (controller: string): string => {
+      const line = hostCgroup.split('\n').find((l) => l.split(':')[1]?.split(',').includes(controller)) ?? hostCgroup.split('\n').find((l) => l.startsWith('0::'));
+      const path = line?.split(':')[2] ?? '';
+      return line?.startsWith('0::') ? `/sys/fs/cgroup${path}` : `/sys/fs/cgroup/${controller}${path}`;
+    };
+    const cg = async (v2: string, v1: string) => {
+      if (sandbox === 'runc') return (await h.execIn(leaseId, `cat /sys/fs/cgroup/${v2} 2>/dev/null || cat /sys/fs/cgroup/${v1}`)).stdout.trim();
+      const [controller, file] = v1.split('/') as [string, string];
+      return (await readFile(`${cgroupDir(controller)}/${file}`, 'utf8').catch(() => readFile(`${cgroupDir(controller)}/${v2}`, 'utf8'))).trim();
+    };
     expect(await cg('cpu.max', 'cpu/cpu.cfs_quota_us')).toMatch(/^25000\b/);
-    expect(await cg('pids.max', 'pids/pids.max')).toBe('64');
+    expect(await cg('pids.max', 'pids/pids.max')).toBe(sandbox === 'runsc' ? String(64 * 8 + 64) : '64');
     expect(await cg('memory.max', 'memory/memory.limit_in_bytes')).toBe(String(96 * MiB));
     expect(await cg('memory.swap.max', 'memory/memory.memsw.limit_in_bytes')).toMatch(new RegExp(`^(0|${96 * MiB})$`));
     expect((await h.execIn(leaseId, 'ulimit -n')).stdout.trim()).toBe('4096');
     // NET_RAW is gone: no raw sockets (ping needs one).
     expect((await h.execIn(leaseId, 'ping -c1 -W1 127.0.0.1')).code).not.toBe(0);
-    expect((await h.execIn(leaseId, 'mknod /tmp/x c 1 3')).code).not.toBe(0);
+    // Under gVisor a device node made inside opens gVisor's own emulated device, never the host's.
+    if (sandbox === 'runc') expect((await h.execIn(leaseId, 'mknod /tmp/x c 1 3')).code).not.toBe(0);
   });
 
   test('a read-only root fs leaves a writable tmpfs scratch on /tmp', async () => {
@@ -137,6 +154,16 @@ describe('lease container against the real engine', () => {
     await h.runtime.start({ manifest, allocation: h.allocation(leaseId, manifest), imageId: image });
     // The bomb runs beside the workload: its shell dies at the first refused fork, its children stay.
     await h.execIn(leaseId, 'while true; do sleep 600 & done');
+    if (sandbox === 'runsc') {
+      // gVisor refuses the forks in its own kernel (RLIMIT_NPROC): the shell above died of EAGAIN,
+      // the sandbox lives, and the host cgroup, never reached, has no refusal to count.
+      const inside = await h.runtime.sampleLimits(leaseId);
+      expect(inside.pidsCurrent).toBeLessThanOrEqual(64 * 8 + 64);
+      expect((await h.runtime.inspect(leaseId)).State.Running).toBe(true);
+      await h.runtime.stop(leaseId, 'requested', { timeoutSeconds: 1 });
+      expect((await h.runtime.wait(leaseId)).reason).toBe('requested');
+      return;
+    }
     const counters = await until('the pids limit to refuse forks', async () => {
       const c = await h.runtime.sampleLimits(leaseId);
       return (c.pidsLimitHits ?? 0) > 0 ? c : undefined;
@@ -158,7 +185,7 @@ describe('lease container against the real engine', () => {
     expect(report.exitCode).not.toBe(0);
   });
 
-  test('keeps a log flood within max-size x max-file on disk', async () => {
+  engineSide('keeps a log flood within max-size x max-file on disk', async () => {
     const leaseId = h.leaseId('flood');
     const manifest = aManifest({ command: ['sh', '-c'], args: ['yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c 8000000; echo done'] });
     await h.runtime.start({ manifest, allocation: h.allocation(leaseId, manifest), imageId: image });
@@ -182,7 +209,7 @@ describe('lease container against the real engine', () => {
     expect(await h.runtime.wait(leaseId)).toMatchObject({ reason: 'disk-quota' });
   });
 
-  test('fails a GPU lease on an engine without the NVIDIA runtime, clearly, and leaves nothing behind', async () => {
+  engineSide('fails a GPU lease on an engine without the NVIDIA runtime, clearly, and leaves nothing behind', async () => {
     const leaseId = h.leaseId('gpu');
     const manifest = aManifest({ gpus: 1, args: ['true'] });
     let error: unknown;
@@ -203,7 +230,7 @@ describe('lease container against the real engine', () => {
     expect(present).not.toContain(input);
   });
 
-  test('lists its containers by label, reports the ones no lease owns, and removes everything of a lease', async () => {
+  engineSide('lists its containers by label, reports the ones no lease owns, and removes everything of a lease', async () => {
     const leaseId = h.leaseId('list');
     const manifest = aManifest({ args: ['sleep', '300'] });
     await h.runtime.start({ manifest, allocation: h.allocation(leaseId, manifest), imageId: image });
@@ -217,7 +244,7 @@ describe('lease container against the real engine', () => {
     await h.runtime.remove(leaseId); // idempotent
   });
 
-  test('a second start of a running lease returns it and leaves it running; of an ended one, refuses', async () => {
+  engineSide('a second start of a running lease returns it and leaves it running; of an ended one, refuses', async () => {
     const leaseId = h.leaseId('twice');
     const manifest = aManifest({ args: ['sleep', '300'] });
     const first = await h.runtime.start({ manifest, allocation: h.allocation(leaseId, manifest), imageId: image });
@@ -229,7 +256,7 @@ describe('lease container against the real engine', () => {
     expect((await h.runtime.inspect(leaseId)).Id).toBe(first.containerId);
   });
 
-  test('refuses to start a lease whose host port is taken, and cleans up', async () => {
+  engineSide('refuses to start a lease whose host port is taken, and cleans up', async () => {
     const a = h.leaseId('porta');
     const b = h.leaseId('portb');
     const manifest = aManifest({ args: ['sleep', '300'], ports: [{ containerPort: 80 }] });

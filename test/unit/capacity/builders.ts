@@ -1,4 +1,5 @@
 import type { Allocatable, AllocatableGpu, CpuInfo, Detected, DiskInfo, DockerInfo, Gpu, GpuInventory, GpuPassthrough, MemoryInfo, MigDevice, ProbeFailure } from '../../../src/capacity';
+import { describeSandbox } from '../../../src/runtime';
 import { GiB } from './fixtures';
 
 export function aMigDevice(overrides: Partial<MigDevice> = {}): MigDevice {
@@ -66,6 +67,7 @@ export function aDockerInfo(passthrough: GpuPassthrough = aPassthrough()): Docke
     runtimes: passthrough.nvidiaRuntime ? ['io.containerd.runc.v2', 'nvidia', 'runc'] : ['io.containerd.runc.v2', 'runc'],
     defaultRuntime: 'runc',
     gpuPassthrough: passthrough,
+    sandbox: describeSandbox('auto', { runsc: true, runscGpu: false }),
   };
 }
 

@@ -65,7 +65,20 @@ describe('DockerProbe', () => {
         nvidiaHook: null,
         cdi: { enabledInDocker: true, specDirs: ['/etc/cdi', '/var/run/cdi'], nvidiaSpecFiles: [] },
       },
+      sandbox: expect.objectContaining({ setting: 'auto', runsc: false, cpuLeases: 'runc', gpuLeases: 'runc' }),
     });
+  });
+
+  it('says leases without GPUs get gVisor when the engine has a runsc runtime, and GPU leases runc', async () => {
+    const withRunsc = { ...ENGINE_27_INFO, Runtimes: { runc: { path: 'runc' }, runsc: { path: '/usr/bin/runsc', runtimeArgs: ['--network=host'] } } };
+    const info = await probe(engine(withRunsc)).probe();
+    expect(info.sandbox).toMatchObject({ setting: 'auto', runsc: true, runscGpu: false, cpuLeases: 'runsc', gpuLeases: 'runc', warning: null });
+    expect(info.sandbox.why).toMatch(/GPU leases run under runc \(this runsc cannot pass a GPU through/);
+  });
+
+  it('warns, with the fix, when only runc is there to isolate strangers\' code', async () => {
+    const info = await probe(engine({ ...ENGINE_27_INFO, Runtimes: { runc: { path: 'runc' } } })).probe();
+    expect(info.sandbox).toMatchObject({ cpuLeases: 'runc', warning: expect.stringMatching(/only runc is available/), fix: expect.stringMatching(/install.sh --with-gvisor/) });
   });
 
   it('finds GPU passthrough through CDI when the engine reports spec dirs holding a nvidia.com/gpu spec', async () => {

@@ -28,6 +28,8 @@ describe('formatCapacityText', () => {
     expect(text).toContain('Memory  512.0 GiB total, 480.0 GiB available');
     expect(text).toContain('Disk    2.9 TiB free of 3.8 TiB on /var/lib (/dev/nvme1n1, xfs) holding /var/lib/provider');
     expect(text).toContain('GPU passthrough: no: Docker has no nvidia runtime');
+    expect(text).toMatch(/\n {8}sandbox: leases without GPUs run under runsc \(runtime.sandbox is auto and Docker has runsc\); GPU leases run under runc/);
+    expect(text).not.toContain('sandbox WARNING');
     expect(text).toMatch(/RESOURCE +DETECTED +RESERVE +ALLOCATABLE\n +cpu +128000m +1000m +127000m\n +memory +512.0 GiB +2.0 GiB +510.0 GiB/);
     expect(text).toContain('Not detected\n  gpus: nvidia-smi not found (not on PATH) [NVIDIA_SMI_NOT_FOUND]\n    fix: install the NVIDIA driver');
   });
