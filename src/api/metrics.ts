@@ -33,6 +33,7 @@ export class ProviderMetrics {
   private readonly gpus: Gauge<'kind'>;
   private readonly claimFailures: Counter<'reason'>;
   private readonly meteringLag: Gauge;
+  private readonly rateLimited: Counter<'action' | 'scope'>;
 
   constructor(options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -55,6 +56,12 @@ export class ProviderMetrics {
     this.meteringLag = new Gauge({
       name: 'provider_metering_lag_seconds',
       help: 'Age of the oldest running lease\'s last usage sample: how far metering is behind.',
+      registers,
+    });
+    this.rateLimited = new Counter({
+      name: 'provider_requests_rate_limited_total',
+      help: 'Requests refused with RATE_LIMITED, by action and by the bucket that was empty (tenant or address).',
+      labelNames: ['action', 'scope'],
       registers,
     });
     for (const state of LEASE_STATES) this.leases.set({ state }, 0);
@@ -90,6 +97,11 @@ export class ProviderMetrics {
 
   setMeteringLag(seconds: number): void {
     this.meteringLag.set(Math.max(0, seconds));
+  }
+
+  /** `action` and `scope` are fixed words (quote; tenant or address). */
+  requestRateLimited(action: string, scope: 'tenant' | 'address'): void {
+    this.rateLimited.inc({ action, scope });
   }
 
   get contentType(): string {

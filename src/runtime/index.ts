@@ -12,6 +12,7 @@ export { Firewall, BLOCKED_V4, BLOCKED_V6 } from './firewall';
 export type { LeaseFirewallSpec } from './firewall';
 export { ImageService, diskUsedPercent } from './images';
 export type { PullProgress, PreparedImage, PrepareOptions, ImageSettings } from './images';
+export { ImageResolver, type ResolvedImage, type ResolveOptions } from './image-resolver';
 export { parseImageRef, imageMatches } from './image-ref';
 export { checkImagePolicy } from './image-policy';
 export type { ImagePolicy } from './image-policy';
