@@ -7,7 +7,7 @@ import { ProviderError } from '../errors';
 import type { Logger } from '../log';
 import { checkImagePolicy, parseManifest, pickHostPorts, type Manifest, type RegistryAuth, type ResolvedImage, type ResolveOptions } from '../runtime';
 import { leaseAllocation, leaseRates } from '../settlement';
-import type { Store, StoredAllocation } from '../store';
+import type { Store, StoredAllocation, StoredQuote } from '../store';
 import type { Clock } from '../util/clock';
 import { quoteShareExcess, type HeldAmounts } from './quote-share';
 
@@ -118,9 +118,7 @@ export class Admission {
 
   async quote(tenantAddress: string, input: unknown): Promise<AdmittedQuote> {
     const { ledger, store, clock, config, log } = this.deps;
-    if (!this.deps.accepting()) {
-      throw new ProviderError('PROVIDER_DRAINING', 'this provider is draining and takes no new leases', { fix: 'ask another provider, or later' });
-    }
+    this.checkAccepting();
     const manifest = parseManifest(input);
     const tenant = getAddress(tenantAddress);
     this.checkPolicy(tenant, manifest);
@@ -130,6 +128,8 @@ export class Admission {
       ...(manifest.registryAuth ? { registryAuth: manifest.registryAuth } : {}),
       timeoutMs: config.admission.imageResolveTimeoutSeconds * 1000,
     });
+    // A drain may have begun while the chain and the registry were asked.
+    this.checkAccepting();
     const hash = manifestHash(manifest);
     this.releaseRequoted(tenant, hash);
     this.checkShare(tenant, manifest);
@@ -202,6 +202,12 @@ export class Admission {
     }
   }
 
+  private checkAccepting(): void {
+    if (!this.deps.accepting()) {
+      throw new ProviderError('PROVIDER_DRAINING', 'this provider is draining and takes no new leases', { fix: 'ask another provider, or later' });
+    }
+  }
+
   /**
    * A tenant asking again for the same manifest gets a new quote in place of its old ones, whose
    * holds go back at once rather than at expiry. An old quote opened after all is still served
@@ -243,7 +249,7 @@ export class Admission {
   }
 
   /** The tenant's quotes still holding capacity. */
-  private outstanding(tenant: string): ReturnType<Store['quotes']['open']> {
+  private outstanding(tenant: string): StoredQuote[] {
     const { store, ledger } = this.deps;
     return store.quotes.open().filter((q) => getAddress(q.tenant) === tenant && ledger.get(quoteHolder(q.nonce)) !== undefined);
   }
