@@ -43,6 +43,10 @@ export type ErrorCode =
   | 'PROVIDER_DRAINING'
   | 'TENANT_DENIED'
   | 'POLICY_REFUSED'
+  // quotes: what a stranger must show before capacity is held for it
+  | 'TENANT_UNFUNDED'
+  | 'QUOTE_SHARE_EXCEEDED'
+  | 'RATE_LIMITED'
   | 'CHECKPOINT_NOT_FOUND'
   | 'COUNTERSIGNATURE_INVALID'
   // runtime
@@ -52,6 +56,9 @@ export type ErrorCode =
   | 'IMAGE_PULL_FAILED'
   | 'IMAGE_PULL_TIMEOUT'
   | 'IMAGE_NOT_FOUND'
+  | 'IMAGE_UNRESOLVABLE'
+  | 'IMAGE_PLATFORM_UNSUPPORTED'
+  | 'REGISTRY_TIMEOUT'
   | 'REGISTRY_AUTH_FAILED'
   | 'NVIDIA_RUNTIME_MISSING'
   | 'CDI_DEVICE_MISSING'
@@ -102,12 +109,15 @@ export interface ProviderErrorOptions {
   /** The offending input (a key path, an image name, a file); never a secret. */
   input?: unknown;
   cause?: unknown;
+  /** When asking again may succeed (a rate limit): the API answers with a Retry-After header. */
+  retryAfterSeconds?: number;
 }
 
 export class ProviderError extends Error {
   readonly code: ErrorCode;
   readonly fix: string | undefined;
   readonly input: unknown;
+  readonly retryAfterSeconds: number | undefined;
 
   constructor(code: ErrorCode, message: string, options: ProviderErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -115,6 +125,7 @@ export class ProviderError extends Error {
     this.code = code;
     this.fix = options.fix;
     this.input = options.input;
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
 

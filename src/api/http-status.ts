@@ -46,6 +46,11 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   TENANT_DENIED: 403,
   // A manifest within the schema but beyond this provider's policy (duration, ceilings, GPU models).
   POLICY_REFUSED: 403,
+  // The tenant's tokens or allowance do not cover the minimum deposit: it can fix that and ask again.
+  TENANT_UNFUNDED: 402,
+  // The tenant already holds its share of free capacity in quotes: it may open or let them lapse.
+  QUOTE_SHARE_EXCEEDED: 429,
+  RATE_LIMITED: 429,
   CHECKPOINT_NOT_FOUND: 404,
   COUNTERSIGNATURE_INVALID: 400,
   // A manifest or image the tenant can change; the provider's engine problems are 503.
@@ -54,6 +59,10 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   IMAGE_DENIED: 403,
   IMAGE_TOO_LARGE: 413,
   IMAGE_NOT_FOUND: 404,
+  // The registry could not say what the image is (no such registry, a bad answer): the tenant's to fix.
+  IMAGE_UNRESOLVABLE: 422,
+  IMAGE_PLATFORM_UNSUPPORTED: 422,
+  REGISTRY_TIMEOUT: 504,
   REGISTRY_AUTH_FAILED: 401,
   IMAGE_PULL_FAILED: 502,
   IMAGE_PULL_TIMEOUT: 504,

@@ -36,3 +36,4 @@ export { createProviderApi, type ProviderApiOptions } from './provider-api';
 export { localUrl, localApiUrl } from './local-url';
 export * as wire from './wire';
 export type { LogEnd, LogMessage } from './wire';
+export { RequestRateLimiter, KeyedBuckets, takeToken, addressKey, type BucketSettings, type BucketState, type RateLimitSettings, type TakeResult } from './rate-limit';

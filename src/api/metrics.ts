@@ -34,6 +34,7 @@ export class ProviderMetrics {
   private readonly claimFailures: Counter<'reason'>;
   private readonly meteringLag: Gauge;
   private readonly firewallRestores: Counter;
+  private readonly rateLimited: Counter<'action' | 'scope'>;
 
   constructor(options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -61,6 +62,12 @@ export class ProviderMetrics {
     this.firewallRestores = new Counter({
       name: 'provider_firewall_restored_total',
       help: 'Lease firewall rules (and Docker\'s FORWARD hook to them) restored after something else removed them.',
+      registers,
+    });
+    this.rateLimited = new Counter({
+      name: 'provider_requests_rate_limited_total',
+      help: 'Requests refused with RATE_LIMITED, by action and by the bucket that was empty (tenant or address).',
+      labelNames: ['action', 'scope'],
       registers,
     });
     for (const state of LEASE_STATES) this.leases.set({ state }, 0);
@@ -100,6 +107,11 @@ export class ProviderMetrics {
 
   firewallRestored(count: number): void {
     this.firewallRestores.inc(count);
+  }
+
+  /** `action` and `scope` are fixed words (quote; tenant or address). */
+  requestRateLimited(action: string, scope: 'tenant' | 'address'): void {
+    this.rateLimited.inc({ action, scope });
   }
 
   get contentType(): string {

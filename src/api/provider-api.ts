@@ -1,6 +1,7 @@
 import type { Logger } from '../log';
 import { LogStreamServer } from './log-stream';
 import type { ProviderMetrics } from './metrics';
+import type { RequestRateLimiter } from './rate-limit';
 import { providerRoutes } from './routes';
 import { ApiServer } from './server';
 import type { ProviderService } from './service';
@@ -9,6 +10,8 @@ import type { TenantAuthenticator } from './tenant-auth';
 export interface ProviderApiOptions {
   service: ProviderService;
   metrics: ProviderMetrics;
+  /** Limits on quote requests (per tenant, per address). */
+  limiter?: RequestRateLimiter;
   authenticator: TenantAuthenticator;
   maxBodyBytes: number;
   log: Logger;
@@ -27,7 +30,7 @@ export function createProviderApi(options: ProviderApiOptions): ApiServer {
     ...(options.logHighWaterMarkBytes === undefined ? {} : { highWaterMarkBytes: options.logHighWaterMarkBytes }),
   });
   return new ApiServer({
-    routes: providerRoutes({ service: options.service, metrics: options.metrics }),
+    routes: providerRoutes({ service: options.service, metrics: options.metrics, ...(options.limiter ? { limiter: options.limiter } : {}) }),
     authenticator: options.authenticator,
     maxBodyBytes: options.maxBodyBytes,
     log,

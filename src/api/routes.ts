@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ProviderError } from '../errors';
 import { parseManifest } from '../runtime';
 import type { ProviderMetrics } from './metrics';
+import type { RequestRateLimiter } from './rate-limit';
 import { errorResponse, type Route } from './server';
 import type { LogQuery, OperatorService, ProviderService } from './service';
 import {
@@ -31,6 +32,8 @@ const WITHDRAW_WAIT_SECONDS = 60;
 export interface ProviderRoutesDeps {
   service: ProviderService;
   metrics: ProviderMetrics;
+  /** Limits quote requests per tenant and per address; none in tests of the routes alone. */
+  limiter?: RequestRateLimiter;
 }
 
 /**
@@ -38,7 +41,7 @@ export interface ProviderRoutesDeps {
  * request into one ProviderService call and encodes its result through the wire schema; the
  * service does admission and the lease-tenant check.
  */
-export function providerRoutes({ service, metrics }: ProviderRoutesDeps): Route<never>[] {
+export function providerRoutes({ service, metrics, limiter }: ProviderRoutesDeps): Route<never>[] {
   const routes: Route<any>[] = [ // eslint-disable-line @typescript-eslint/no-explicit-any
     {
       method: 'GET',
@@ -72,7 +75,9 @@ export function providerRoutes({ service, metrics }: ProviderRoutesDeps): Route<
       auth: 'tenant',
       // Any JSON here; parseManifest refuses with MANIFEST_INVALID naming the field.
       body: z.unknown(),
-      handler: async ({ body, tenant }) => {
+      handler: async ({ body, tenant, remoteAddress }) => {
+        // Before the manifest is read: a flood is refused for the least work.
+        limiter?.check('quote', tenantOf(tenant), remoteAddress);
         const manifest = parseManifest(body);
         return { status: 201, json: z.encode(quoteResponseWire, await service.quote(tenantOf(tenant), manifest)) };
       },

@@ -152,6 +152,7 @@ export class ApiServer {
         res.setHeader('connection', 'close');
         lingerBeforeClose(req.socket, OVERSIZE_LINGER_MS);
       }
+      if (isProviderError(err) && err.retryAfterSeconds !== undefined) res.setHeader('retry-after', String(err.retryAfterSeconds));
       send(res, status, { json: body });
     }
   }

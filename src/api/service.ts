@@ -71,6 +71,11 @@ export interface QuoteResponse {
   quoteHash: string;
   /** What the provider holds for it until quote.expiresAt. */
   allocation: { cpuMillis: number; memoryBytes: number; diskBytes: number; gpuModels: string[] };
+  /**
+   * The image the lease will run, resolved before the quote was signed: `digest` is the registry's
+   * manifest digest (`repository@sha256:...`), or the image id of an image built on the provider.
+   */
+  image: { reference: string; digest: string; source: 'registry' | 'local' };
 }
 
 export interface CheckpointView {

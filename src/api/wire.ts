@@ -110,6 +110,7 @@ export const quoteResponseWire = z.object({
   signature: signatureWire,
   quoteHash: bytes32Wire,
   allocation: z.object({ cpuMillis: count, memoryBytes: count, diskBytes: count, gpuModels: z.array(z.string()) }),
+  image: z.object({ reference: z.string(), digest: z.string(), source: z.enum(['registry', 'local']) }),
 });
 
 export const checkpointViewWire = z.object({

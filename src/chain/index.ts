@@ -56,4 +56,5 @@ export { FAULTS, recordFault, pairFault, checkpointsConflict, findDispute, type 
 export { loadKeystore, createKeystore, readKeystorePassword, keystoreSettings, type KeystoreSettings, type Env } from './keys';
 export { deployMarketplace, deployMockToken, DEVNET_MARKETPLACE_PARAMS, BURN_ADDRESS, type MarketplaceParams } from './deploy';
 export { createRpcProvider, createWsProvider, describeRpcError } from './rpc';
+export { TenantFunding, type TenantFundingOptions, type TenantFunds } from './tenant-funding';
 export { Backoff, Wakeup, sleep, type BackoffPolicy } from './backoff';

@@ -179,8 +179,38 @@ export const admissionSchema = z
     /** Per-lease ceilings, whatever is free. */
     maxCpuMillisPerLease: z.number().int().positive().optional(),
     maxMemoryBytesPerLease: positiveByteSize.optional(),
+    /**
+     * The most of the free capacity (free now plus what its own quotes hold, each of CPU, memory
+     * and GPUs) one tenant may hold in outstanding quotes once it has one: quotes cost nothing
+     * until a lease is opened, so a stranger must not empty the machine with them.
+     */
+    maxQuoteShare: z.number().gt(0).max(1).default(0.5),
+    /** How long a tenant's token balance and allowance, read at quote time, are trusted. */
+    fundingCacheSeconds: z.number().int().min(0).max(600).default(10),
+    /** The longest a quote waits for the image's registry to say what the image is. */
+    imageResolveTimeoutSeconds: z.number().int().positive().max(120).default(15),
+    /** Token buckets on quote requests: per tenant key and per source address (an IPv6 /64). */
+    rateLimit: z
+      .strictObject({
+        perTenant: rateBucket({ perMinute: 30, burst: 10 }),
+        perAddress: rateBucket({ perMinute: 60, burst: 20 }),
+        /** Keys tracked per bucket set; past it the least recently seen is forgotten (memory stays bounded). */
+        maxTrackedKeys: z.number().int().positive().max(1_000_000).default(10_000),
+      })
+      .prefault({}),
   })
   .prefault({});
+
+function rateBucket(defaults: { perMinute: number; burst: number }) {
+  return z
+    .strictObject({
+      /** Requests refilled per minute. */
+      perMinute: z.number().positive().default(defaults.perMinute),
+      /** Requests that may come at once. */
+      burst: z.number().int().positive().default(defaults.burst),
+    })
+    .prefault({});
+}
 
 export const runtimeSchema = z
   .strictObject({

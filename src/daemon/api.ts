@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
-import { ProviderMetrics, TenantAuthenticator, createProviderApi, type ProviderService } from '../api';
+import { ProviderMetrics, RequestRateLimiter, TenantAuthenticator, createProviderApi, type ProviderService } from '../api';
 import type { AllocationLedger } from '../capacity';
-import { providerAccount, type ChainClient } from '../chain';
+import { TenantFunding, providerAccount, tokenAt, type ChainClient } from '../chain';
 import type { ProviderConfig } from '../config';
 import { ProviderError, describeError } from '../errors';
 import type { LeaseState } from '../leases';
@@ -44,7 +44,8 @@ export async function startApi(options: StartApiOptions): Promise<RunningApi> {
     nonces: store.nonceLedger(() => Math.floor(clock.now() / 1000)),
   });
   const metrics = new ProviderMetrics();
-  const server = createProviderApi({ service: options.service, metrics, authenticator, maxBodyBytes: config.api.maxBodyBytes, log });
+  const limiter = new RequestRateLimiter(config.admission.rateLimit, clock, (action, scope) => metrics.requestRateLimited(action, scope));
+  const server = createProviderApi({ service: options.service, metrics, limiter, authenticator, maxBodyBytes: config.api.maxBodyBytes, log });
   const address = await server.listen(config.api.host, config.api.port).catch((err: unknown) => {
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'EADDRINUSE' && code !== 'EACCES' && code !== 'EADDRNOTAVAIL') throw err;
@@ -105,4 +106,13 @@ function reportedFailures(metrics: ProviderMetrics, total: number, codes: string
   const seen = seenFailures.get(metrics) ?? 0;
   for (const code of codes.slice(seen)) metrics.claimFailed(code);
   seenFailures.set(metrics, Math.max(seen, total));
+}
+
+/**
+ * The funding check of quotes, on the token the marketplace takes deposits in (its own `token()`,
+ * whatever the config names) and the allowance to that marketplace.
+ */
+export async function tenantFunding(chain: ChainClient, config: ProviderConfig, clock: Clock): Promise<TenantFunding> {
+  const token = tokenAt(await chain.marketplace.read('token', []), chain.rpc);
+  return new TenantFunding({ token, marketplace: chain.settings.marketplaceAddress, clock, cacheMs: config.admission.fundingCacheSeconds * 1000 });
 }

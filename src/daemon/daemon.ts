@@ -18,13 +18,13 @@ import type { Logger } from '../log';
 import { Admission, LeaseEngine, QUOTE_HOLD_GRACE_SECONDS } from '../leases';
 import { LIVE_STATES } from '../vocabulary';
 import { ContainerCounterReader, hostKernelFiles } from '../metering';
-import { DockerBackend, Firewall, FirewallWatch, ImageService, InstanceRegistry, LeaseRuntime, OrphanCollector, createDockerClient } from '../runtime';
+import { DockerBackend, Firewall, FirewallWatch, ImageResolver, ImageService, InstanceRegistry, LeaseRuntime, OrphanCollector, createDockerClient } from '../runtime';
 import { Settler } from '../settlement';
 import { openStore, storePathFor, type Store } from '../store';
 import type { Clock } from '../util/clock';
 import type { Exec } from '../util/exec';
 import { EngineProviderService } from './provider-service';
-import { startApi, type RunningApi } from './api';
+import { startApi, tenantFunding, type RunningApi } from './api';
 import { confirmedChainTime } from './chain-time';
 import { drainLeases, type DrainOptions, type DrainResult } from './drain';
 import { ensureRegistered, metadataOf, payoutAddressOf } from './registration';
@@ -184,6 +184,8 @@ export class Daemon {
         log: log.child({ component: 'admission' }),
         accepting: () => engine?.isAccepting ?? false,
         portsInUse: () => portsInUse(store),
+        funding: await tenantFunding(chain, config, clock),
+        images: new ImageResolver(docker, images, config),
       });
       let follower: EventFollower | undefined;
       const confirmedTime = confirmedChainTime(chain, () => follower?.cursor(), clock);

@@ -95,6 +95,7 @@ export class EngineProviderService implements ProviderService {
       signature: admitted.signature,
       quoteHash: admitted.quoteHash,
       allocation: { cpuMillis: a.cpuMillis, memoryBytes: a.memoryBytes, diskBytes: a.diskBytes, gpuModels: a.gpuModels },
+      image: { reference: admitted.image.reference, digest: admitted.image.digest, source: admitted.image.source },
     };
   }
 

@@ -5,11 +5,11 @@ import { hashQuote, manifestHash, signQuote, type Quote } from '../chain';
 import type { ProviderConfig } from '../config';
 import { ProviderError } from '../errors';
 import type { Logger } from '../log';
-import { checkImagePolicy, parseManifest, pickHostPorts, type Manifest, type RegistryAuth } from '../runtime';
-import { refuseUnsandboxableLease } from '../runtime';
+import { checkImagePolicy, parseManifest, pickHostPorts, refuseUnsandboxableLease, type Manifest, type RegistryAuth, type ResolvedImage, type ResolveOptions } from '../runtime';
 import { leaseAllocation, leaseRates } from '../settlement';
-import type { Store, StoredAllocation } from '../store';
+import type { Store, StoredAllocation, StoredQuote } from '../store';
 import type { Clock } from '../util/clock';
+import { quoteShareExcess, type HeldAmounts } from './quote-share';
 
 export interface AdmissionDeps {
   config: Pick<ProviderConfig, 'admission' | 'pricing' | 'runtime'>;
@@ -24,6 +24,10 @@ export interface AdmissionDeps {
   accepting: () => boolean;
   /** Host ports held by leases that are not over, so a quote never gets one twice. */
   portsInUse: () => number[];
+  /** Refuses (TENANT_UNFUNDED) a tenant whose balance or allowance to the marketplace is below `deposit`. */
+  funding: { require(tenant: string, deposit: bigint, signal?: AbortSignal): Promise<void> };
+  /** What the manifest's image is, in its registry or on this host; refuses one that cannot be pulled. */
+  images: { resolve(reference: string, options: ResolveOptions): Promise<ResolvedImage> };
 }
 
 export interface AdmittedQuote {
@@ -31,6 +35,8 @@ export interface AdmittedQuote {
   signature: string;
   quoteHash: string;
   allocation: StoredAllocation;
+  /** The image the lease will run, as resolved before the quote was signed. */
+  image: ResolvedImage;
 }
 
 /**
@@ -113,12 +119,21 @@ export class Admission {
 
   async quote(tenantAddress: string, input: unknown): Promise<AdmittedQuote> {
     const { ledger, store, clock, config, log } = this.deps;
-    if (!this.deps.accepting()) {
-      throw new ProviderError('PROVIDER_DRAINING', 'this provider is draining and takes no new leases', { fix: 'ask another provider, or later' });
-    }
+    this.checkAccepting();
     const manifest = parseManifest(input);
     const tenant = getAddress(tenantAddress);
     this.checkPolicy(tenant, manifest);
+    // Quotes hold capacity for free until they lapse: only a tenant that could open the lease gets one.
+    await this.deps.funding.require(tenant, minimumDeposit(config.pricing.minimumPerLease));
+    const image = await this.deps.images.resolve(manifest.image, {
+      ...(manifest.registryAuth ? { registryAuth: manifest.registryAuth } : {}),
+      timeoutMs: config.admission.imageResolveTimeoutSeconds * 1000,
+    });
+    // A drain may have begun while the chain and the registry were asked.
+    this.checkAccepting();
+    const hash = manifestHash(manifest);
+    this.releaseRequoted(tenant, hash);
+    this.checkShare(tenant, manifest);
 
     // 96 bits: the lease id is (provider << 96) | nonce, so a used nonce is a lease that exists.
     const nonce = BigInt(`0x${randomBytes(12).toString('hex')}`);
@@ -146,13 +161,14 @@ export class Admission {
         hostPorts,
         registryAuthGiven: manifest.registryAuth !== undefined,
         minimumDeposit: config.pricing.minimumPerLease,
+        image: { pinned: image.pinned, digest: image.digest, source: image.source, sizeBytes: image.sizeBytes },
       };
       const rates = leaseRates(config.pricing, allocation);
       const { registryAuth, ...stored } = manifest;
       const quote: Quote = {
         provider: this.deps.provider,
         tenant,
-        manifestHash: manifestHash(manifest),
+        manifestHash: hash,
         rates,
         allocation: leaseAllocation(config.runtime, {
           cpuMillis: allocation.cpuMillis,
@@ -179,11 +195,69 @@ export class Admission {
         createdAt: nowSeconds,
       });
       if (registryAuth) this.credentials.set(nonceText, registryAuth);
-      log.info({ tenant, image: manifest.image, quoteHash, expiresAt }, 'quote signed');
-      return { quote, signature, quoteHash, allocation };
+      log.info({ tenant, image: manifest.image, digest: image.digest, quoteHash, expiresAt }, 'quote signed');
+      return { quote, signature, quoteHash, allocation, image };
     } catch (err) {
       ledger.release(quoteHolder(nonceText));
       throw err;
     }
   }
+
+  private checkAccepting(): void {
+    if (!this.deps.accepting()) {
+      throw new ProviderError('PROVIDER_DRAINING', 'this provider is draining and takes no new leases', { fix: 'ask another provider, or later' });
+    }
+  }
+
+  /**
+   * A tenant asking again for the same manifest gets a new quote in place of its old ones, whose
+   * holds go back at once rather than at expiry. An old quote opened after all is still served
+   * when its capacity is free (the inbox takes it again).
+   */
+  private releaseRequoted(tenant: string, hash: string): void {
+    const { store, ledger, log } = this.deps;
+    for (const old of this.outstanding(tenant)) {
+      if (old.manifestHash !== hash) continue;
+      ledger.release(quoteHolder(old.nonce));
+      store.quotes.setState(old.nonce, 'released');
+      this.forgetCredentials(old.nonce);
+      log.info({ tenant, quoteHash: old.quoteHash }, 'quote released: the tenant asked again for the same manifest');
+    }
+  }
+
+  /** Refuses (QUOTE_SHARE_EXCEEDED) a quote past the tenant's share of free capacity. */
+  private checkShare(tenant: string, manifest: Manifest): void {
+    const { ledger, config } = this.deps;
+    const held: HeldAmounts = { cpuMillis: 0, memoryBytes: 0, gpus: 0 };
+    const outstanding = this.outstanding(tenant);
+    for (const quote of outstanding) {
+      const hold = ledger.get(quoteHolder(quote.nonce));
+      if (!hold) continue;
+      held.cpuMillis += hold.cpuMillis;
+      held.memoryBytes += hold.memoryBytes;
+      held.gpus += hold.gpuUuids.length;
+    }
+    const free = ledger.free();
+    const asked = { cpuMillis: manifest.resources.cpuMillis, memoryBytes: manifest.resources.memoryBytes, gpus: manifest.resources.gpus.count };
+    const share = config.admission.maxQuoteShare;
+    const excess = quoteShareExcess(held, outstanding.length, asked, { cpuMillis: free.cpuMillis, memoryBytes: free.memoryBytes, gpus: free.gpus.length }, share);
+    if (!excess) return;
+    throw new ProviderError(
+      'QUOTE_SHARE_EXCEEDED',
+      `tenant ${tenant} would hold ${excess.wouldHold} ${excess.dimension} in ${outstanding.length + 1} open quotes, over its share (${share}) of what is free: ${excess.limit}`,
+      { input: excess.dimension, fix: 'open a lease with a quote you hold, or wait for your unused quotes to lapse, before asking for more' },
+    );
+  }
+
+  /** The tenant's quotes still holding capacity. */
+  private outstanding(tenant: string): StoredQuote[] {
+    const { store, ledger } = this.deps;
+    return store.quotes.open().filter((q) => getAddress(q.tenant) === tenant && ledger.get(quoteHolder(q.nonce)) !== undefined);
+  }
+}
+
+/** The least deposit openLease takes with this provider's quote: the configured minimum, and never 0 (the chain refuses 0). */
+export function minimumDeposit(minimumPerLease: string): bigint {
+  const configured = BigInt(minimumPerLease);
+  return configured > 0n ? configured : 1n;
 }

@@ -69,6 +69,7 @@ export class WorkloadExecutor {
             log.info({ leaseId, image: p.image, layer: p.layer, status: p.status, current: p.current, total: p.total }, 'pulling image');
           },
         });
+        checkQuotedImage(quote, prepared);
         this.imageIds.set(leaseId, prepared.imageId);
         store.leases.update(leaseId, { imageDigest: prepared.digest });
         await this.deps.dispatch(leaseId, { type: 'image-ready', digest: prepared.digest }, `image ${prepared.digest} ready`);
@@ -93,7 +94,12 @@ export class WorkloadExecutor {
       const { quote, manifest } = this.manifestOf(lease);
       try {
         // After a restart the image id is gone from memory: prepare again (a no-op when it is there).
-        const imageId = this.imageIds.get(leaseId) ?? (await backend.prepare({ runtimeId: lease.runtimeId, manifest, registryAuth: manifest.registryAuth, signal })).imageId;
+        let imageId = this.imageIds.get(leaseId);
+        if (imageId === undefined) {
+          const prepared = await backend.prepare({ runtimeId: lease.runtimeId, manifest, registryAuth: manifest.registryAuth, signal });
+          checkQuotedImage(quote, prepared);
+          imageId = prepared.imageId;
+        }
         const started = await backend.start({
           manifest,
           imageId,
@@ -188,6 +194,18 @@ export class WorkloadExecutor {
     const quote = this.deps.store.quotes.get(lease.quoteNonce ?? '');
     if (!quote) throw new ProviderError('LEASE_NOT_FOUND', `lease ${lease.leaseId} has no quote of ours`, { input: lease.leaseId });
     const registryAuth = this.deps.admission.registryAuth(quote.nonce);
-    return { quote, manifest: parseManifest(registryAuth ? { ...quote.manifest, registryAuth } : quote.manifest) };
+    // The image as resolved when the quote was signed: a tag moved since cannot change what runs.
+    const image = quote.allocation.image?.pinned ?? quote.manifest.image;
+    return { quote, manifest: parseManifest({ ...quote.manifest, image, ...(registryAuth ? { registryAuth } : {}) }) };
+  }
+}
+
+/** Refuses an image other than the one the quote named (a local image rebuilt since, a registry that served another manifest). */
+function checkQuotedImage(quote: StoredQuote, prepared: { imageId: string; digest: string }): void {
+  const named = quote.allocation.image;
+  if (!named) return;
+  const got = named.source === 'local' ? prepared.imageId : prepared.digest;
+  if (got !== named.digest) {
+    throw new ProviderError('IMAGE_NOT_FOUND', `image ${named.pinned} is no longer the one quoted: quoted ${named.digest}, found ${got}`, { input: named.pinned });
   }
 }

@@ -79,6 +79,8 @@ export function imageMatches(pattern: string, ref: ImageRef): boolean {
   const repoFamiliar = familiarRepository(ref);
   const repoFull = `${ref.registry}/${ref.path}`;
   const candidates = [familiarRef(ref), canonicalRef(ref), repoFamiliar, repoFull];
+  // A quote pins `repo:tag@digest`: patterns written for `repo:tag` still mean it.
+  if (ref.tag !== undefined && ref.digest !== undefined) candidates.push(familiarRef({ ...ref, digest: undefined }), canonicalRef({ ...ref, digest: undefined }));
   return candidates.some((c) => re.test(c));
 }
 

@@ -112,7 +112,8 @@ export class ImageService {
     return { signal, timeoutMs: this.settings.docker.requestTimeoutMs };
   }
 
-  private async inspect(reference: string, signal: AbortSignal | undefined): Promise<Docker.ImageInspectInfo | undefined> {
+  /** The local image `reference` names, or undefined when the engine has none. */
+  async inspect(reference: string, signal: AbortSignal | undefined): Promise<Docker.ImageInspectInfo | undefined> {
     try {
       // dockerode does not hand this call's signal to the request: on a timeout the request is left
       // to the engine, but the caller is free.
@@ -237,7 +238,8 @@ export async function diskUsedPercent(path: string): Promise<number> {
   return total === 0 ? 0 : ((total - free) / total) * 100;
 }
 
-function pullError(err: unknown, reference: string): ProviderError {
+/** The one classifier of the engine's registry errors (a pull's, or a distribution inspect's). */
+export function pullError(err: unknown, reference: string): ProviderError {
   const message = engineMessage(err);
   if (/unauthorized|authentication required|no basic auth credentials|incorrect username or password|denied|401/i.test(message)) {
     return new ProviderError('REGISTRY_AUTH_FAILED', `the registry refused the credentials for ${reference}`, {

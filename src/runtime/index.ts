@@ -18,6 +18,7 @@ export { SubnetPool } from './subnet-pool';
 export type { LeaseFirewallSpec } from './firewall';
 export { ImageService, diskUsedPercent } from './images';
 export type { PullProgress, PreparedImage, PrepareOptions, ImageSettings } from './images';
+export { ImageResolver, type ResolvedImage, type ResolveOptions } from './image-resolver';
 export { parseImageRef, imageMatches } from './image-ref';
 export { checkImagePolicy } from './image-policy';
 export type { ImagePolicy } from './image-policy';

@@ -18,6 +18,11 @@ export interface StoredAllocation {
    * quoted, whatever a reload changed since. Absent in quotes stored before it was recorded.
    */
   minimumDeposit?: string;
+  /**
+   * The image resolved before the quote was signed: the lease runs `pinned` and refuses any other
+   * image. Absent in quotes stored before images were resolved at quote time.
+   */
+  image?: { pinned: string; digest: string; source: 'registry' | 'local'; sizeBytes: number | null };
 }
 
 export type QuoteState = 'open' | 'used' | 'expired' | 'released';

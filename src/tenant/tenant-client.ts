@@ -93,6 +93,12 @@ export class TenantClient {
   async quote(manifest: ManifestInput, signal?: AbortSignal): Promise<VerifiedQuote> {
     const sent = manifestSchema.parse(manifest);
     const ctx = await this.context(signal);
+    // A provider quotes only a tenant whose allowance already covers its minimum deposit.
+    const floor = depositFloor(ctx.offer);
+    const me = await this.address();
+    if ((await ctx.token.read('allowance', [me, ctx.marketplace.address], { ...(signal ? { signal } : {}) })) < floor) {
+      await this.transact(ctx.token, ctx.token.encode('approve', [ctx.marketplace.address, floor]), 'approve');
+    }
     const response = await this.call('POST', '/v1/quotes', sent, wire.quoteResponseWire, { signal });
     verifyQuote(response, {
       domain: ctx.domain,
@@ -106,12 +112,15 @@ export class TenantClient {
     return { ...response, manifest: sent };
   }
 
-  /** Approves the deposit (when the allowance is short) and opens the lease on-chain. */
+  /**
+   * Approves the deposit (when the allowance is short) and opens the lease on-chain. The approval
+   * leaves the provider's minimum deposit approved after the open, so the next quote needs none.
+   */
   async open(quote: QuoteResponse, deposit: bigint): Promise<OpenedLease> {
     const ctx = await this.context();
     const me = await this.address();
     const allowance = await ctx.token.read('allowance', [me, ctx.marketplace.address]);
-    if (allowance < deposit) await this.transact(ctx.token, ctx.token.encode('approve', [ctx.marketplace.address, deposit]), 'approve');
+    if (allowance < deposit) await this.transact(ctx.token, ctx.token.encode('approve', [ctx.marketplace.address, deposit + depositFloor(ctx.offer)]), 'approve');
     const receipt = await this.transact(ctx.marketplace, ctx.marketplace.encode('openLease', [quote.quote, quote.signature, deposit]), 'openLease');
     for (const log of receipt.logs) {
       if (getAddress(log.address) !== getAddress(ctx.marketplace.address)) continue;
@@ -398,3 +407,8 @@ function refusal(status: number, raw: string): ProviderError {
   return new ProviderRefusedError(status, code, message, fix ? { fix } : {});
 }
 
+/** The least deposit a provider's quote takes (its minimumPerLease, never 0): what its quotes ask the tenant to have approved. */
+function depositFloor(offer: Offer): bigint {
+  const minimum = BigInt(offer.rateCard.minimumPerLease);
+  return minimum > 0n ? minimum : 1n;
+}

@@ -8,7 +8,11 @@ jest.setTimeout(180_000);
 let daemon: DaemonProcess;
 
 beforeAll(async () => {
-  daemon = await DaemonProcess.create('hostile');
+  // ~220 requests from one key and one address, most of them quotes: above the quote rate limits,
+  // which this test is not about (test/e2e/quote-abuse tests them).
+  daemon = await DaemonProcess.create('hostile', {
+    admission: { rateLimit: { perTenant: { perMinute: 600, burst: 1000 }, perAddress: { perMinute: 600, burst: 1000 } } },
+  });
   await daemon.start();
 });
 

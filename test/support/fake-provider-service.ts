@@ -127,6 +127,7 @@ export class FakeProviderService implements ProviderService {
       signature: await signQuote(this.options.providerKey, this.options.domain, quote),
       quoteHash: hashQuote(this.options.domain, quote),
       allocation: { cpuMillis: manifest.resources.cpuMillis, memoryBytes: manifest.resources.memoryBytes, diskBytes: 0, gpuModels: [] },
+      image: { reference: manifest.image, digest: `sha256:${'0'.repeat(64)}`, source: 'local' },
     };
     if (this.tamperQuote) response = await this.tamperQuote(response);
     this.quotes.push(response);

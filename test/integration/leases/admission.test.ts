@@ -7,6 +7,7 @@ import { configSchema, type ProviderConfig } from '../../../src/config';
 import { isProviderError, type ErrorCode } from '../../../src/errors';
 import { Admission } from '../../../src/leases';
 import { silentLogger } from '../../../src/log';
+import { ImageResolver, ImageService, createDockerClient } from '../../../src/runtime';
 import { openStore, type Store } from '../../../src/store';
 import { systemClock } from '../../../src/util/clock';
 import { execFileAsync } from '../../../src/util/exec';
@@ -37,6 +38,7 @@ afterEach(() => {
  * NVIDIA runtime present, which is what makes a detected GPU allocatable.
  */
 async function admission(config: ProviderConfig): Promise<{ admission: Admission; ledger: AllocationLedger }> {
+  const docker = createDockerClient(config);
   const detector = new CapacityDetector(
     {
       host: new HostProbe({ source: systemInformationSource(), timeoutMs: 10_000 }),
@@ -61,6 +63,10 @@ async function admission(config: ProviderConfig): Promise<{ admission: Admission
       log: silentLogger(),
       accepting: () => true,
       portsInUse: () => store.quotes.open().flatMap((q) => q.allocation.hostPorts),
+      // No chain here: every tenant is funded (the funding check runs on the chain in test/e2e/quote-abuse).
+      funding: { require: async () => undefined },
+      // The real engine: the manifests' image is built on this host.
+      images: new ImageResolver(docker, new ImageService(docker, config, silentLogger(), systemClock), config),
     }),
   };
 }

@@ -84,6 +84,7 @@ export class FakeTenant implements SelftestTenant {
       signature: SIGNATURE,
       quoteHash: ZERO_BYTES32,
       allocation: { cpuMillis: manifest.resources.cpuMillis, memoryBytes: manifest.resources.memoryBytes, diskBytes: 0, gpuModels: [] },
+      image: { reference: manifest.image, digest: `sha256:${'0'.repeat(64)}`, source: 'local' },
       manifest: manifestSchema.parse(manifest),
     });
   }
