@@ -33,6 +33,7 @@ export class ProviderMetrics {
   private readonly gpus: Gauge<'kind'>;
   private readonly claimFailures: Counter<'reason'>;
   private readonly meteringLag: Gauge;
+  private readonly firewallRestores: Counter;
 
   constructor(options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -55,6 +56,11 @@ export class ProviderMetrics {
     this.meteringLag = new Gauge({
       name: 'provider_metering_lag_seconds',
       help: 'Age of the oldest running lease\'s last usage sample: how far metering is behind.',
+      registers,
+    });
+    this.firewallRestores = new Counter({
+      name: 'provider_firewall_restored_total',
+      help: 'Lease firewall rules (and Docker\'s FORWARD hook to them) restored after something else removed them.',
       registers,
     });
     for (const state of LEASE_STATES) this.leases.set({ state }, 0);
@@ -90,6 +96,10 @@ export class ProviderMetrics {
 
   setMeteringLag(seconds: number): void {
     this.meteringLag.set(Math.max(0, seconds));
+  }
+
+  firewallRestored(count: number): void {
+    this.firewallRestores.inc(count);
   }
 
   get contentType(): string {

@@ -220,6 +220,32 @@ export const runtimeSchema = z
     diskCheckIntervalSeconds: z.number().int().min(1).max(3600).default(30),
     logMaxSize: positiveByteSize.default(10 * 2 ** 20),
     logMaxFiles: z.number().int().min(1).max(100).default(3),
+    network: z
+      .strictObject({
+        /**
+         * The range every lease network's subnet is cut from, passed to Docker explicitly: lease
+         * networks never use Docker's default address pools. A subnet overlapping any Docker network
+         * or host route is skipped.
+         */
+        subnetPool: z.cidrv4({ error: 'expected an IPv4 range such as 10.77.0.0/16' }).default('10.77.0.0/16'),
+        /** Size of each lease's subnet: a /28 has 14 addresses, and a lease uses two (gateway, container). */
+        subnetPrefix: z.number().int().min(16).max(30).default(28),
+        /**
+         * Where each daemon on this host records that it is alive (pid, boot, heartbeat), so daemons
+         * sharing the engine can prove that another one is gone before collecting what it left.
+         */
+        instanceRegistryDir: z.string().min(1).default('/var/lib/provider-instances'),
+        /** How long another daemon must have been gone (dead process, no heartbeat) before its lease networks and firewall chains are collected. */
+        orphanGraceSeconds: z.number().int().min(60).max(30 * 86_400).default(900),
+      })
+      .prefault({})
+      .refine((n) => n.subnetPrefix >= Number(n.subnetPool.split('/')[1]), { message: 'expected subnetPrefix at least the prefix of subnetPool' }),
+    firewall: z
+      .strictObject({
+        /** How often the lease firewall rules are checked, and restored when another tool flushed them. */
+        checkIntervalSeconds: z.number().int().min(1).max(3600).default(10),
+      })
+      .prefault({}),
     images: z
       .strictObject({
         pullTimeoutSeconds: z.number().int().positive().default(1800),

@@ -18,7 +18,7 @@ import type { Logger } from '../log';
 import { Admission, LeaseEngine, QUOTE_HOLD_GRACE_SECONDS } from '../leases';
 import { LIVE_STATES } from '../vocabulary';
 import { ContainerCounterReader, hostKernelFiles } from '../metering';
-import { DockerBackend, Firewall, ImageService, LeaseRuntime, createDockerClient } from '../runtime';
+import { DockerBackend, Firewall, FirewallWatch, ImageService, InstanceRegistry, LeaseRuntime, OrphanCollector, createDockerClient } from '../runtime';
 import { Settler } from '../settlement';
 import { openStore, storePathFor, type Store } from '../store';
 import type { Clock } from '../util/clock';
@@ -79,6 +79,7 @@ export class Daemon {
       settlementBound: () => number;
       clock: Clock;
       log: Logger;
+      stopUpkeep: () => Promise<void>;
     },
   ) {}
 
@@ -139,9 +140,14 @@ export class Daemon {
       for (const missing of report.notDetected) log.warn({ part: missing.part, code: missing.code }, missing.reason);
       const ledger = new AllocationLedger(report.allocatable, clock, { quoteGraceMs: QUOTE_HOLD_GRACE_SECONDS * 1000 });
       const docker = createDockerClient(config);
-      const firewall = new Firewall(exec, log.child({ component: 'firewall' }));
+      // Networks, containers and chains carry the instance id: daemons sharing the engine keep apart.
+      const firewall = new Firewall(exec, log.child({ component: 'firewall' }), { instanceId });
+      const registry = new InstanceRegistry({ dir: config.runtime.network.instanceRegistryDir, clock, log: log.child({ component: 'instances' }) });
+      await registry.register(instanceId, config.dataDir).catch((err: unknown) =>
+        log.warn({ dir: config.runtime.network.instanceRegistryDir, err: describeError(err) }, 'could not record this instance in the registry: other daemons on this host will never collect what it leaves'),
+      );
       const images = new ImageService(docker, config, log.child({ component: 'images' }), clock);
-      const runtime = new LeaseRuntime({ docker, firewall, images, config, log: log.child({ component: 'runtime' }), clock });
+      const runtime = new LeaseRuntime({ docker, firewall, images, config, log: log.child({ component: 'runtime' }), clock, exec });
       const backend = new DockerBackend({ docker, runtime, images, counters: new ContainerCounterReader(hostKernelFiles()), config, clock, log: log.child({ component: 'backend' }) });
 
       // ---- the engine
@@ -235,6 +241,8 @@ export class Daemon {
       });
       const api = await startApi({ config, service, store, ledger, chain, provider, clock, log });
       cleanups.push(() => api.close());
+      const stopUpkeep = startUpkeep({ config, docker, firewall, registry, clock, log, onRestored: (count) => api.metrics.firewallRestored(count) });
+      cleanups.push(stopUpkeep);
       const address = api.address as AddressInfo;
       const listening = localUrl(address.address, address.port);
       const info: DaemonInfo = {
@@ -252,7 +260,7 @@ export class Daemon {
       // A drained lease is billed once its final checkpoint is paid or claimed: within the
       // tenant's countersign grace plus a few blocks.
       const settlementBound = (): number => (grace + 60) * 1000;
-      return new Daemon(info, service, { devnet, store, chain, engine, api, live, report, signer, apiUrl, settlementBound, clock, log });
+      return new Daemon(info, service, { devnet, store, chain, engine, api, live, report, signer, apiUrl, settlementBound, clock, log, stopUpkeep });
     } catch (err) {
       await cleanup();
       throw err;
@@ -299,6 +307,7 @@ export class Daemon {
     const { engine, api, chain, store, devnet, log } = this.parts;
     log.info('shutting down: no new quotes; running leases keep running and are adopted at the next start');
     engine.stopAccepting();
+    await this.parts.stopUpkeep();
     await api.close().catch(() => undefined);
     await engine.stop();
     await chain.stop().catch(() => undefined);
@@ -307,6 +316,33 @@ export class Daemon {
     await devnet?.stop();
     log.info('stopped');
   }
+}
+
+/**
+ * The runtime's loops beside the engine: the lease firewall check (runtime.firewall) and, with this
+ * instance's heartbeat, the collection of what gone daemon instances left (runtime.network).
+ * Returns their stop.
+ */
+function startUpkeep(options: {
+  config: ProviderConfig;
+  docker: ReturnType<typeof createDockerClient>;
+  firewall: Firewall;
+  registry: InstanceRegistry;
+  clock: Clock;
+  log: Logger;
+  onRestored: (count: number) => void;
+}): () => Promise<void> {
+  const { config, docker, firewall, registry, clock, log } = options;
+  const controller = new AbortController();
+  const watch = new FirewallWatch({ firewall, clock, log: log.child({ component: 'firewall' }), intervalMs: config.runtime.firewall.checkIntervalSeconds * 1000, onRestored: options.onRestored });
+  const graceMs = config.runtime.network.orphanGraceSeconds * 1000;
+  const orphans = new OrphanCollector({ docker, firewall, registry, clock, log: log.child({ component: 'instances' }), graceMs, requestTimeoutMs: config.docker.requestTimeoutMs });
+  // The heartbeat is what others judge this instance by: several per grace period.
+  const loops = Promise.all([watch.run(controller.signal), orphans.run({ signal: controller.signal, intervalMs: Math.min(60_000, graceMs / 4) })]);
+  return async () => {
+    controller.abort();
+    await loops;
+  };
 }
 
 function portsInUse(store: Store): number[] {

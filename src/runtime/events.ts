@@ -38,7 +38,7 @@ interface EngineEvent {
 export async function followEvents(
   docker: Docker,
   onEvent: (event: RuntimeEvent) => void,
-  options: { signal: AbortSignal; log: Logger; clock: Clock; requestTimeoutMs: number; retryMs?: number; onSubscribed?: () => void },
+  options: { signal: AbortSignal; log: Logger; clock: Clock; requestTimeoutMs: number; retryMs?: number; onSubscribed?: () => void; instanceId?: string },
 ): Promise<void> {
   const { signal, log, clock } = options;
   let since: string | undefined;
@@ -82,6 +82,9 @@ export async function followEvents(
           const attributes = raw.Actor?.Attributes ?? {};
           const leaseId = attributes[LABELS.leaseId];
           if (raw.Type !== 'container' || leaseId === undefined || raw.Actor?.ID === undefined) continue;
+          // Another daemon instance's container on the same engine: its events are its own.
+          const owner = attributes[LABELS.instance];
+          if (options.instanceId !== undefined && owner !== undefined && owner !== options.instanceId) continue;
           const exit = attributes.exitCode;
           onEvent({
             kind: 'container',

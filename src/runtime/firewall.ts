@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import type { Logger } from '../log';
 import { ProviderError, describeError } from '../errors';
 import { ExecError, type Exec } from '../util/exec';
-import { leaseChains } from './names';
+import { rulesBroken, forwardHookScript } from './firewall-check';
+import { DEFAULT_INSTANCE_ID, assertInstanceId, leaseChains, legacyLeaseChains, parseChainName } from './names';
 
 /**
  * Address ranges a lease may not reach unless the operator allows them: RFC 1918, carrier-grade
@@ -36,14 +37,16 @@ const COMMENT_PREFIX = 'provider-lease:';
 /**
  * The rules that keep a lease on the public internet, all through iptables (injected Exec).
  *
- * Layout per lease L with bridge B, for iptables and ip6tables:
- *   filter/DOCKER-USER: -i B -j PROVIDER-F-<h>   (traffic the lease sends to other hosts; ip6tables
+ * Layout per lease L with bridge B, for iptables and ip6tables (chains are named
+ * PV-<instance>-F-<h> and PV-<instance>-I-<h>, <h> a hash of L: the name says which daemon
+ * instance owns them):
+ *   filter/DOCKER-USER: -i B -j F   (traffic the lease sends to other hosts; ip6tables
  *                       uses FORWARD, since Docker 20.10 leaves ip6tables alone by default)
- *   filter/INPUT:       -i B -j PROVIDER-I-<h>   (traffic the lease sends to this host itself)
- *   PROVIDER-F-<h>: ESTABLISHED,RELATED RETURN (replies to clients of published ports, LAN ones
+ *   filter/INPUT:       -i B -j I   (traffic the lease sends to this host itself)
+ *   F: ESTABLISHED,RELATED RETURN (replies to clients of published ports, LAN ones
  *                   included); DNS (port 53) to the lease resolvers RETURN; allowCidrs RETURN; blocked ranges DROP; then RETURN when public
  *                   egress is on, DROP when it is off.
- *   PROVIDER-I-<h>: ESTABLISHED,RELATED ACCEPT; DNS to a resolver on a host address ACCEPT; DROP (the host's every address: LAN, public,
+ *   I: ESTABLISHED,RELATED ACCEPT; DNS to a resolver on a host address ACCEPT; DROP (the host's every address: LAN, public,
  *                   the bridge gateway, Docker's other bridges).
  * Every rule carries the comment `provider-lease:<id>`; chains of leases that no longer exist are
  * found by name and removed at start (`removeStale`). Inter-container traffic inside the network is
@@ -53,28 +56,114 @@ const COMMENT_PREFIX = 'provider-lease:';
  * start costs two short execs, not twenty. `-w` waits for the xtables lock dockerd also takes.
  */
 export class Firewall {
+  readonly instanceId: string;
   private readonly families: Family[];
   private readonly timeoutMs: number;
   private ip6Missing = false;
+  /** What each lease's rules should be: `verify` restores them from here when another tool removed them. */
+  private readonly applied = new Map<string, LeaseFirewallSpec>();
+  /** Changes one at a time: a check must not restore the rules of a lease a remove is taking away. */
+  private tail: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly exec: Exec,
     private readonly log: Logger,
-    options: { ipv6?: boolean; timeoutMs?: number } = {},
+    options: { ipv6?: boolean; timeoutMs?: number; instanceId?: string } = {},
   ) {
     this.families = options.ipv6 === false ? ['v4'] : ['v4', 'v6'];
     this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.instanceId = assertInstanceId(options.instanceId ?? DEFAULT_INSTANCE_ID);
+  }
+
+  /** This instance's chain names for a lease. */
+  chainsOf(leaseId: string): { forward: string; input: string } {
+    return leaseChains(leaseId, this.instanceId);
   }
 
   /**
    * Installs the rules of one lease. Replaces the lease's chains' content; the jumps are inserted
    * once, so call `remove` first when the lease may already have rules (a retried start).
    */
-  async apply(spec: LeaseFirewallSpec): Promise<void> {
+  apply(spec: LeaseFirewallSpec): Promise<void> {
+    return this.exclusive(() => this.install(spec));
+  }
+
+  /** Remembers the rules a lease adopted after a restart has (present already), for `verify`. */
+  track(spec: LeaseFirewallSpec): void {
+    this.applied.set(spec.leaseId, spec);
+  }
+
+  /** Removes one lease's rules (and those a daemon from before instances gave it); rules already gone are fine. */
+  remove(leaseId: string): Promise<void> {
+    return this.exclusive(async () => {
+      this.applied.delete(leaseId);
+      const chains = [...Object.values(this.chainsOf(leaseId)), ...Object.values(legacyLeaseChains(leaseId))];
+      await Promise.all(this.activeFamilies().map((family) => this.removeChains(family, chains)));
+    });
+  }
+
+  /**
+   * Removes this instance's lease rules not in `keep`: after a crash, rules of leases that ended
+   * while the daemon was down. Other instances' chains are theirs. Returns the chains removed as
+   * `iptables:<chain>`.
+   */
+  removeStale(keep: readonly string[]): Promise<string[]> {
+    const wanted = new Set(keep.flatMap((id) => Object.values(this.chainsOf(id))));
+    return this.removeWhere((chain) => parseChainName(chain)?.instanceId === this.instanceId && !wanted.has(chain));
+  }
+
+  /** Removes the named lease chains (another instance's, once it is provably gone) and the jumps to them. */
+  removeNamed(chains: readonly string[]): Promise<string[]> {
+    const named = new Set(chains);
+    return this.removeWhere((chain) => named.has(chain));
+  }
+
+  /** This instance's lease chains present now (for reconcile and tests). */
+  async leaseChainsPresent(): Promise<string[]> {
+    return (await this.chainsPresent()).filter((chain) => parseChainName(chain)?.instanceId === this.instanceId);
+  }
+
+  /** Every lease chain present now, any instance's (iptables). */
+  async chainsPresent(): Promise<string[]> {
+    return chainsIn((await this.list('v4')) ?? '');
+  }
+
+  /**
+   * Checks the rules of every lease this firewall installed or tracks against iptables, and
+   * restores what another tool took away: a flushed or deleted lease chain, a missing jump to one,
+   * Docker's FORWARD -> DOCKER-USER hook. Returns what it restored (lease ids, `hook:<family>`).
+   */
+  verify(): Promise<string[]> {
+    return this.exclusive(async () => {
+      const restored = new Set<string>();
+      for (const family of this.activeFamilies()) {
+        if (this.applied.size === 0) break;
+        const listing = await this.list(family);
+        if (listing === undefined) continue;
+        const specs = [...this.applied.values()];
+        const hook = family === 'v4' ? forwardHookScript(listing) : undefined;
+        if (hook !== undefined) {
+          await this.restore(family, hook);
+          restored.add(`hook:${family}`);
+        }
+        for (const spec of specs) {
+          const chains = this.chainsOf(spec.leaseId);
+          if (!rulesBroken(listing, applyScript(family, spec, chains), chains, spec.bridge)) continue;
+          await this.removeChains(family, [chains.forward, chains.input], listing);
+          await this.restore(family, applyScript(family, spec, chains));
+          restored.add(spec.leaseId);
+        }
+      }
+      return [...restored];
+    });
+  }
+
+  private async install(spec: LeaseFirewallSpec): Promise<void> {
+    const chains = this.chainsOf(spec.leaseId);
     await Promise.all(
       this.activeFamilies().map(async (family) => {
         try {
-          await this.restore(family, applyScript(family, spec));
+          await this.restore(family, applyScript(family, spec, chains));
         } catch (err) {
           if (family === 'v6' && err instanceof ExecError && err.reason === 'not-found') {
             this.ip6Missing = true;
@@ -89,38 +178,29 @@ export class Firewall {
         }
       }),
     );
+    this.applied.set(spec.leaseId, spec);
     this.log.debug({ leaseId: spec.leaseId, bridge: spec.bridge }, 'lease firewall rules installed');
   }
 
-  /** Removes one lease's rules; rules already gone are fine. */
-  async remove(leaseId: string): Promise<void> {
-    const chains = leaseChains(leaseId);
-    await Promise.all(this.activeFamilies().map((family) => this.removeChains(family, [chains.forward, chains.input])));
+  private removeWhere(match: (chain: string) => boolean): Promise<string[]> {
+    return this.exclusive(async () => {
+      const removed: string[] = [];
+      for (const family of this.activeFamilies()) {
+        const listing = await this.list(family);
+        if (listing === undefined) continue;
+        const chains = chainsIn(listing).filter(match);
+        await this.removeChains(family, chains, listing);
+        removed.push(...chains.map((c) => `${TOOL[family]}:${c}`));
+      }
+      if (removed.length > 0) this.log.info({ chains: removed }, 'removed firewall rules of leases that no longer exist');
+      return removed;
+    });
   }
 
-  /**
-   * Removes the rules of every lease not in `keep`: after a crash, rules of leases that ended
-   * while the daemon was down. Returns the chains removed as `iptables:<chain>`.
-   */
-  async removeStale(keep: readonly string[]): Promise<string[]> {
-    const wanted = new Set(keep.flatMap((id) => Object.values(leaseChains(id))));
-    const removed: string[] = [];
-    for (const family of this.activeFamilies()) {
-      const listing = await this.list(family);
-      if (listing === undefined) continue;
-      const ours = [...new Set([...listing.matchAll(/^-N (PROVIDER-[FI]-[0-9a-f]{12})$/gm)].map((m) => m[1] as string))];
-      const stale = ours.filter((chain) => !wanted.has(chain));
-      await this.removeChains(family, stale, listing);
-      removed.push(...stale.map((c) => `${TOOL[family]}:${c}`));
-    }
-    if (removed.length > 0) this.log.info({ chains: removed }, 'removed firewall rules of leases that no longer exist');
-    return removed;
-  }
-
-  /** The lease chains present now (for reconcile and tests). */
-  async leaseChainsPresent(): Promise<string[]> {
-    const listing = await this.list('v4');
-    return [...new Set([...(listing ?? '').matchAll(/^-N (PROVIDER-[FI]-[0-9a-f]{12})$/gm)].map((m) => m[1] as string))];
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(work, work);
+    this.tail = run.catch(() => undefined);
+    return run;
   }
 
   private activeFamilies(): Family[] {
@@ -161,9 +241,13 @@ export class Firewall {
   }
 }
 
+/** Lease chains (any instance's, legacy ones too) declared in an `iptables -S` listing. */
+export function chainsIn(listing: string): string[] {
+  return [...new Set([...listing.matchAll(/^-N (\S+)$/gm)].map((m) => m[1] as string))].filter((c) => parseChainName(c) !== undefined);
+}
+
 /** The iptables-restore input that installs one lease's chains and jumps. */
-export function applyScript(family: Family, spec: LeaseFirewallSpec): string {
-  const chains = leaseChains(spec.leaseId);
+export function applyScript(family: Family, spec: LeaseFirewallSpec, chains: { forward: string; input: string }): string {
   const allow = spec.allowCidrs.filter((c) => (family === 'v6') === c.includes(':'));
   const blocked = family === 'v4' ? BLOCKED_V4 : BLOCKED_V6;
   const comment = `-m comment --comment "${COMMENT_PREFIX}${spec.leaseId}"`;
@@ -198,7 +282,7 @@ export function removeScript(listing: string, chains: readonly string[]): string
   const targets = new Set(chains);
   const lines: string[] = [];
   for (const line of listing.split('\n')) {
-    const m = /^-A (\S+) .*-j (PROVIDER-[FI]-[0-9a-f]{12})(?:\s|$)/.exec(line);
+    const m = /^-A (\S+) .*-j (\S+)(?:\s|$)/.exec(line);
     if (!m || !targets.has(m[2] as string) || targets.has(m[1] as string)) continue;
     lines.push(`-D ${line.slice(3)}`);
   }

@@ -17,9 +17,26 @@ export interface LeaseContainer {
   egress: 'public' | 'none';
 }
 
+/** Everything the runtime creates, any instance's: narrow to one instance with `ownedBy`. */
 export const MANAGED_FILTER = JSON.stringify({ label: [`${LABELS.managed}=true`] });
 
-export async function listLeaseContainers(docker: Docker, bounds: CallBounds, options: { size?: boolean } = {}): Promise<LeaseContainer[]> {
+/**
+ * Whether an object's labels say it is `instanceId`'s. One from before instances (no instance
+ * label) is only when its lease is in `adopt`: a lease this daemon knows, so one it created itself.
+ */
+export function ownedBy(labels: Record<string, string> | undefined, instanceId: string, adopt?: ReadonlySet<string>): boolean {
+  const owner = labels?.[LABELS.instance];
+  if (owner !== undefined) return owner === instanceId;
+  const leaseId = labels?.[LABELS.leaseId];
+  return leaseId !== undefined && adopt?.has(leaseId) === true;
+}
+
+/** The lease containers of one instance (see ownedBy); another instance's are never seen here. */
+export async function listLeaseContainers(
+  docker: Docker,
+  bounds: CallBounds,
+  options: { size?: boolean; instanceId: string; adopt?: ReadonlySet<string> },
+): Promise<LeaseContainer[]> {
   const containers = await boundedCall('listing the lease containers', bounds, (abortSignal) =>
     docker.listContainers({ all: true, size: options.size === true, filters: MANAGED_FILTER, abortSignal }),
   ).catch((err: unknown) => {
@@ -27,7 +44,7 @@ export async function listLeaseContainers(docker: Docker, bounds: CallBounds, op
     throw new ProviderError('DOCKER_REQUEST_FAILED', `could not list the lease containers: ${engineMessage(err)}`, { cause: err });
   });
   return containers
-    .filter((c) => c.Labels?.[LABELS.leaseId] !== undefined)
+    .filter((c) => c.Labels?.[LABELS.leaseId] !== undefined && ownedBy(c.Labels, options.instanceId, options.adopt))
     .map((c) => {
       const disk = c.Labels[LABELS.diskBytes];
       return {

@@ -4,6 +4,7 @@ import { ProviderError, describeError } from '../errors';
 import type { Logger } from '../log';
 import { hostKernelFiles, readPidsCounters, type KernelFiles } from '../metering';
 import type { Clock } from '../util/clock';
+import type { Exec } from '../util/exec';
 import type { ExitReason, ExitReport, PublishedPort, StopReason, WorkloadStatus } from './backend';
 import { aborted, boundedCall, slowCallTimeout, type CallBounds } from './bounded-call';
 import { DiskGuard } from './disk-guard';
@@ -15,7 +16,7 @@ import { inspectLease, leaseNotFound, listLeaseContainers, publishedPorts, type 
 import { LeaseNetwork } from './lease-network';
 import { streamLogs, type LogLine, type LogOptions } from './logs';
 import type { Manifest } from './manifest';
-import { LABELS, assertLeaseId, containerName, leaseChains } from './names';
+import { LABELS, assertLeaseId, containerName } from './names';
 import { buildContainerSpec, nofileCeiling, type LeaseAllocation } from './spec';
 
 export interface StartedLease {
@@ -53,6 +54,8 @@ export interface LeaseRuntimeDeps {
   cgroupRoot?: string;
   /** Where the host's resolvers are read from when runtime.egress.dnsServers is empty. */
   resolvConfPaths?: string[];
+  /** Runs `ip route` when picking lease subnets (default: the real one). */
+  exec?: Exec;
 }
 
 /** Signal of the caller, for the calls that take nothing else. */
@@ -120,6 +123,7 @@ export class LeaseRuntime {
     const log = this.deps.log.child({ leaseId });
     const nofileLimit = await this.nofileCeiling();
     const spec = buildContainerSpec({ manifest, allocation, image: imageId, settings: { ...this.deps.config, runtime: { ...runtime, nofileLimit } } });
+    spec.Labels = { ...spec.Labels, [LABELS.instance]: this.deps.firewall.instanceId };
     const abortable = { abortSignal: signal };
     // The start's own timeout bounds each request as well as the whole.
     const bounds = { signal, timeoutMs };
@@ -307,10 +311,10 @@ export class LeaseRuntime {
     };
   }
 
-  /** Our containers, from their labels: the truth after a daemon restart. */
-  list(options: { size?: boolean; signal?: AbortSignal } = {}): Promise<LeaseContainer[]> {
+  /** Our containers (this instance's), from their labels: the truth after a daemon restart. */
+  list(options: { size?: boolean; signal?: AbortSignal; adopt?: ReadonlySet<string> } = {}): Promise<LeaseContainer[]> {
     const bounds = options.size === true ? this.slowBounds(options.signal) : this.bounds(options.signal);
-    return listLeaseContainers(this.docker, bounds, options);
+    return listLeaseContainers(this.docker, bounds, { ...options, instanceId: this.deps.firewall.instanceId });
   }
 
   /**
@@ -321,23 +325,16 @@ export class LeaseRuntime {
    * every `engine-back` event.
    */
   async reconcile(knownLeaseIds: readonly string[], options: Signalled = {}): Promise<{ adopted: LeaseContainer[]; orphans: LeaseContainer[]; missing: string[] }> {
-    const containers = await this.list({ signal: options.signal });
     const known = new Set(knownLeaseIds);
+    // Another instance's containers are not listed; ours from before instances only when known.
+    const containers = await this.list({ signal: options.signal, adopt: known });
     const adopted = containers.filter((c) => known.has(c.leaseId));
     const orphans = containers.filter((c) => !known.has(c.leaseId));
     const present = new Set(containers.map((c) => c.leaseId));
     const missing = knownLeaseIds.filter((id) => !present.has(id));
     // Rules and networks of known leases stay even without a container (a lease still pulling).
     const keep = new Set([...present, ...knownLeaseIds, ...this.prepared]);
-    await this.deps.firewall.removeStale([...keep]);
-    // Rules that vanished under a running lease (a firewall reload flushing tables) come back.
-    const chains = new Set(await this.deps.firewall.leaseChainsPresent());
-    for (const c of containers) {
-      if (!c.running || chains.has(leaseChains(c.leaseId).forward)) continue;
-      this.deps.log.warn({ leaseId: c.leaseId }, 'firewall rules of a running lease were missing; reinstalling them');
-      await this.network.applyRules(c.leaseId, { egress: c.egress });
-    }
-    await this.network.removeStale(keep, this.bounds(options.signal));
+    await this.network.reconcile(containers, keep, this.bounds(options.signal));
     if (orphans.length > 0) this.deps.log.warn({ orphans: orphans.map((o) => o.leaseId) }, 'containers of ours that no lease owns');
     return { adopted, orphans, missing };
   }
@@ -355,7 +352,7 @@ export class LeaseRuntime {
   /** Follows engine events for our containers until the signal aborts; see followEvents. */
   followEvents(onEvent: (event: RuntimeEvent) => void, options: { signal: AbortSignal; onSubscribed?: () => void }): Promise<void> {
     const { log, clock, config } = this.deps;
-    return followEvents(this.docker, onEvent, { ...options, log, clock, requestTimeoutMs: config.docker.requestTimeoutMs });
+    return followEvents(this.docker, onEvent, { ...options, log, clock, requestTimeoutMs: config.docker.requestTimeoutMs, instanceId: this.deps.firewall.instanceId });
   }
 
   /**

@@ -112,7 +112,7 @@ export async function removeInstanceContainers(instanceId: string | undefined): 
   if (!instanceId) return;
   const rules = await sh('iptables', ['-S']).catch(() => ({ stdout: '' }));
   const leases = new Set([...rules.stdout.matchAll(new RegExp(`provider-lease:(${instanceId}-[0-9]+)`, 'g'))].map((m) => m[1] as string));
-  const firewall = new Firewall(execFileAsync, silentLogger());
+  const firewall = new Firewall(execFileAsync, silentLogger(), { instanceId });
   for (const lease of leases) await firewall.remove(lease).catch(() => undefined);
   const { stdout } = await sh('docker', ['ps', '-aq', '--filter', `name=provider-lease-${instanceId}-`]).catch(() => ({ stdout: '' }));
   const ids = stdout.split('\n').filter(Boolean);

@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LogLine, RuntimeEvent } from '../../../src/runtime';
-import { leaseChains } from '../../../src/runtime';
 import { aManifest } from '../../fixtures/runtime';
 import { RuntimeHarness, sh, until } from './harness';
 
@@ -67,7 +66,7 @@ describe('engine restart mid-lease', () => {
     const info = await h.runtime.inspect(leaseId);
     expect(info.State.Running).toBe(true);
     expect(info.Id).toBe(started.containerId);
-    expect((await sh('iptables', ['-S'])).stdout).toContain(`-j ${leaseChains(leaseId).forward}`);
+    expect((await sh('iptables', ['-S'])).stdout).toContain(`-j ${h.firewall.chainsOf(leaseId).forward}`);
 
     await until('engine-back', async () => (events.some((e) => e.kind === 'engine-back') ? true : undefined), 30_000);
     expect(events.some((e) => e.kind === 'engine-lost')).toBe(true);

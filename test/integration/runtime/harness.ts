@@ -13,6 +13,8 @@ import { until as untilShared } from '../../support/until';
 export const TEST_IMAGE = 'provider-test/busybox:latest';
 export const sh = promisify(execFile);
 
+let harnesses = 0;
+
 /** A runtime against the real engine, with lease ids unique to this run and cleanup of all of them. */
 export class RuntimeHarness {
   readonly docker = new Docker({ socketPath: '/var/run/docker.sock' });
@@ -24,9 +26,14 @@ export class RuntimeHarness {
   private counter = 0;
   private readonly prefix: string;
 
-  constructor(overrides: { runtime?: object; gpu?: object; admission?: object } = {}, log: Logger = silentLogger()) {
+  /** This harness's daemon instance: a runtime of its own, as another daemon on the same engine would be. */
+  readonly instanceId: string;
+
+  constructor(overrides: { runtime?: object; gpu?: object; admission?: object } = {}, log: Logger = silentLogger(), options: { instanceId?: string } = {}) {
     this.config = aConfig(overrides);
-    this.firewall = new Firewall(execFileAsync, log);
+    harnesses += 1;
+    this.instanceId = options.instanceId ?? `t${(process.pid % 1_679_616).toString(36)}${harnesses}`;
+    this.firewall = new Firewall(execFileAsync, log, { instanceId: this.instanceId });
     this.images = new ImageService(this.docker, this.config, log, systemClock);
     this.runtime = new LeaseRuntime({ docker: this.docker, firewall: this.firewall, images: this.images, config: this.config, log, clock: systemClock });
     this.prefix = `it${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`;

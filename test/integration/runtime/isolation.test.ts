@@ -1,7 +1,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { bridgeName, leaseChains as leaseChainsFor } from '../../../src/runtime';
+import { bridgeName } from '../../../src/runtime';
 import { aManifest } from '../../fixtures/runtime';
 import { RuntimeHarness, sh } from './harness';
 
@@ -48,6 +48,7 @@ function startDnsServer(): Promise<Socket> {
   return new Promise((resolve) => socket.bind(53, PRIVATE_HOST, () => resolve(socket)));
 }
 let image: string;
+const chainsOf = (leaseId: string): { forward: string; input: string } => h.firewall.chainsOf(leaseId);
 let hostServer: Server;
 let hostPort: number;
 
@@ -187,36 +188,42 @@ describe('tenant network isolation', () => {
 
   test('the firewall rules are keyed on the lease bridge and go away with the lease', async () => {
     const rules = (await sh('iptables', ['-S'])).stdout;
-    expect(rules).toContain(`-A DOCKER-USER -i ${bridgeName(a)} -m comment --comment "provider-lease:${a}" -j ${leaseChainsFor(a).forward}`);
-    expect(rules).toContain(`-A INPUT -i ${bridgeName(a)} -m comment --comment "provider-lease:${a}" -j ${leaseChainsFor(a).input}`);
+    expect(rules).toContain(`-A DOCKER-USER -i ${bridgeName(a)} -m comment --comment "provider-lease:${a}" -j ${chainsOf(a).forward}`);
+    expect(rules).toContain(`-A INPUT -i ${bridgeName(a)} -m comment --comment "provider-lease:${a}" -j ${chainsOf(a).input}`);
     expect((await sh('ip', ['link', 'show', bridgeName(a)])).stdout).toContain(bridgeName(a));
     await h.runtime.remove(a);
     const after = (await sh('iptables', ['-S'])).stdout;
     expect(after).not.toContain(`provider-lease:${a}"`);
-    expect(after).not.toContain(leaseChainsFor(a).forward);
+    expect(after).not.toContain(chainsOf(a).forward);
     await expect(sh('ip', ['link', 'show', bridgeName(a)])).rejects.toBeDefined();
   });
 
-  test('rules and networks of a lease that no longer exists are removed on reconcile; those of known leases stay', async () => {
+  test("rules and networks of a lease that no longer exists are removed on reconcile; those of known leases stay, and another live instance's are not touched", async () => {
     // What a daemon that crashed between preparing a lease and starting it leaves behind.
-    const ghost = allowing.leaseId('ghost');
-    const pulling = allowing.leaseId('pulling');
-    await allowing.runtime.prepareNetwork(ghost, aManifest());
-    await allowing.runtime.prepareNetwork(pulling, aManifest());
-    expect(await h.firewall.leaseChainsPresent()).toContain(leaseChainsFor(ghost).forward);
+    const ghost = h.leaseId('ghost');
+    const pulling = h.leaseId('pulling');
+    // Another daemon on the same engine (the `allowing` harness), alive, with a lease still pulling.
+    const theirs = allowing.leaseId('theirs');
+    await h.runtime.prepareNetwork(ghost, aManifest());
+    await h.runtime.prepareNetwork(pulling, aManifest());
+    await allowing.runtime.prepareNetwork(theirs, aManifest());
+    expect(await h.firewall.leaseChainsPresent()).toContain(chainsOf(ghost).forward);
     await h.runtime.reconcile([b, pulling]);
-    expect(await h.firewall.leaseChainsPresent()).not.toContain(leaseChainsFor(ghost).forward);
-    expect(await h.firewall.leaseChainsPresent()).not.toContain(leaseChainsFor(ghost).input);
+    expect(await h.firewall.leaseChainsPresent()).not.toContain(chainsOf(ghost).forward);
+    expect(await h.firewall.leaseChainsPresent()).not.toContain(chainsOf(ghost).input);
     await expect(sh('docker', ['network', 'inspect', `provider-lease-${ghost}`])).rejects.toBeDefined();
-    expect(await h.firewall.leaseChainsPresent()).toEqual(expect.arrayContaining([leaseChainsFor(b).forward, leaseChainsFor(pulling).forward]));
+    expect(await h.firewall.leaseChainsPresent()).toEqual(expect.arrayContaining([chainsOf(b).forward, chainsOf(pulling).forward]));
     await sh('docker', ['network', 'inspect', `provider-lease-${pulling}`]);
+    expect(await allowing.firewall.leaseChainsPresent()).toEqual(expect.arrayContaining(Object.values(allowing.firewall.chainsOf(theirs))));
+    await sh('docker', ['network', 'inspect', `provider-lease-${theirs}`]);
+    await allowing.runtime.remove(theirs);
   });
 
   test('reconcile reinstalls the rules of a running lease when something flushed them', async () => {
     await h.firewall.remove(b);
-    expect(await h.firewall.leaseChainsPresent()).not.toContain(leaseChainsFor(b).forward);
+    expect(await h.firewall.leaseChainsPresent()).not.toContain(chainsOf(b).forward);
     await h.runtime.reconcile([b]);
-    expect(await h.firewall.leaseChainsPresent()).toEqual(expect.arrayContaining([leaseChainsFor(b).forward, leaseChainsFor(b).input]));
+    expect(await h.firewall.leaseChainsPresent()).toEqual(expect.arrayContaining([chainsOf(b).forward, chainsOf(b).input]));
     expect((await sh('iptables', ['-S', 'DOCKER-USER'])).stdout).toContain(`-i ${bridgeName(b)} `);
   });
 });

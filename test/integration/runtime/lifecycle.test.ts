@@ -1,6 +1,6 @@
 import { readdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { KEPT_CAPABILITIES, containerName, leaseChains } from '../../../src/runtime';
+import { KEPT_CAPABILITIES, containerName } from '../../../src/runtime';
 import { isProviderError } from '../../../src/errors';
 import { aManifest, GPU_A } from '../../fixtures/runtime';
 import { RuntimeHarness, sh, until } from './harness';
@@ -197,7 +197,7 @@ describe('lease container against the real engine', () => {
     expect((await h.runtime.list()).map((c) => c.leaseId)).not.toContain(leaseId);
     await expect(sh('docker', ['network', 'inspect', `provider-lease-${leaseId}`])).rejects.toBeDefined();
     // The start had installed the lease's chains alongside the container create; none may stay.
-    const { forward, input } = leaseChains(leaseId);
+    const { forward, input } = h.firewall.chainsOf(leaseId);
     const present = await h.firewall.leaseChainsPresent();
     expect(present).not.toContain(forward);
     expect(present).not.toContain(input);
