@@ -15,8 +15,9 @@
  * With --pretend-cores (default: enough for N) the bench tells the capacity probe the host has
  * that many cores, so the engine's own limits are what is measured; sleeping leases use no CPU.
  *
- * Cleanup, also on SIGINT/SIGTERM: the daemon stops (and its devnet), then every container and
- * network of this daemon's instance is removed. Figures are printed after it, the JSON line last.
+ * Cleanup, also on SIGINT/SIGTERM: the daemon stops (and its devnet), then every lease's container,
+ * network and firewall chains are removed through the runtime, and what is left is counted.
+ * Figures are printed after it, the JSON line last.
  *
  *   npm run bench -- density [--leases 500] [--ramp 8] [--window-seconds 20] [--minutes 15] [--pretend-cores 0]
  *   (DENSITY_LEASES sets --leases too)
@@ -27,13 +28,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { promisify } from 'node:util';
+import Docker from 'dockerode';
 import { JsonRpcProvider, NonceManager, Wallet } from 'ethers';
 import si from 'systeminformation';
 import { tokenAt } from '../src/chain';
-import { configSchema } from '../src/config';
+import { configSchema, type ProviderConfig } from '../src/config';
 import { Daemon } from '../src/daemon';
 import { devPrivateKey, freePort } from '../src/devnet';
-import { createLogger } from '../src/log';
+import { createLogger, silentLogger } from '../src/log';
+import { Firewall, ImageService, LeaseRuntime } from '../src/runtime';
 import { openStoreReadOnly, storePathFor, type Store } from '../src/store';
 import { TenantClient } from '../src/tenant';
 import { systemClock } from '../src/util/clock';
@@ -134,6 +137,8 @@ export async function run(args: string[]): Promise<void> {
     devnet: { port: await freePort(), blockTimeSeconds: 0 },
     api: { host: '127.0.0.1', port: await freePort() },
     reserve: { cpuMillis: 0, memoryBytes: 0, diskBytes: 0 },
+    // The host's registry of daemon instances is for daemons that stay: this one goes with its data dir.
+    runtime: { network: { instanceRegistryDir: join(dataDir, 'instances') } },
   });
   const log = createLogger({ level: 'warn', format: 'json' });
   const started = Date.now();
@@ -146,7 +151,8 @@ export async function run(args: string[]): Promise<void> {
   let store: Store | undefined;
   let rpc: JsonRpcProvider | undefined;
   let cleanupMs = 0;
-  let leftOver = { containers: 0, networks: 0 };
+  let leftOver = { containers: 0, networks: 0, chains: 0 };
+  let runtimeIds: string[] = [];
   const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
   try {
@@ -249,10 +255,11 @@ export async function run(args: string[]): Promise<void> {
     (si as { cpu: typeof si.cpu }).cpu = realCpu as typeof si.cpu;
     const cleanupStarted = Date.now();
     rpc?.destroy();
+    runtimeIds = store?.leases.list().map((l) => l.runtimeId) ?? [];
     store?.close();
     const instance = daemon?.info.instanceId;
     await daemon?.stop().catch((err: unknown) => process.stderr.write(`daemon stop failed: ${String(err)}\n`));
-    if (instance) leftOver = await removeInstance(instance);
+    if (instance) leftOver = await removeInstance(config, instance, runtimeIds);
     rmSync(dataDir, { recursive: true, force: true });
     cleanupMs = Date.now() - cleanupStarted;
   }
@@ -260,25 +267,36 @@ export async function run(args: string[]): Promise<void> {
   report({ target, reached, failures, levels, rampLatencies, stoppedBecause, totalMs: Date.now() - started, cleanupMs, leftOver, pretendCores });
 }
 
-/** Removes every container and network of the instance, a chunk at a time; what is still there after. */
-async function removeInstance(instance: string): Promise<{ containers: number; networks: number }> {
+/**
+ * Removes what the daemon left running (it leaves workloads for the next start to adopt): each
+ * lease's container, network and firewall chains, the runtime's own way, a few at a time; then
+ * counts what is still there.
+ */
+async function removeInstance(config: ProviderConfig, instance: string, runtimeIds: readonly string[]): Promise<{ containers: number; networks: number; chains: number }> {
+  const docker = new Docker({ socketPath: config.docker.socketPath });
+  const log = silentLogger();
+  const firewall = new Firewall(execFileAsync, log, { instanceId: instance });
+  const runtime = new LeaseRuntime({ docker, firewall, images: new ImageService(docker, config, log, systemClock), config, log, clock: systemClock });
+  const queue = [...runtimeIds];
+  let failed = 0;
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
+        await runtime.remove(id, { signal: AbortSignal.timeout(60_000) }).catch(() => (failed += 1));
+      }
+    }),
+  );
+  if (failed > 0) process.stderr.write(`${failed} lease workloads could not be removed through the runtime\n`);
   const filter = `name=provider-lease-${instance}-`;
-  const list = async (kind: 'ps' | 'network'): Promise<string[]> => {
-    const argv = kind === 'ps' ? ['ps', '-aq', '--filter', filter] : ['network', 'ls', '-q', '--filter', filter];
-    const { stdout } = await sh('docker', argv, { timeout: 60_000 }).catch(() => ({ stdout: '' }));
-    return stdout.split('\n').filter(Boolean);
+  const count = async (argv: string[]): Promise<number> => {
+    const { stdout } = await sh(argv[0]!, argv.slice(1), { timeout: 60_000 }).catch(() => ({ stdout: '' }));
+    return stdout.split('\n').filter(Boolean).length;
   };
-  const inChunks = async (ids: string[], argv: string[]): Promise<void> => {
-    const chunks: string[][] = [];
-    for (let i = 0; i < ids.length; i += 25) chunks.push(ids.slice(i, i + 25));
-    // A few engine calls at once: the engine serialises most of the work anyway.
-    for (let i = 0; i < chunks.length; i += 4) {
-      await Promise.all(chunks.slice(i, i + 4).map((chunk) => sh('docker', [...argv, ...chunk], { timeout: 300_000 }).catch(() => undefined)));
-    }
+  return {
+    containers: await count(['docker', 'ps', '-aq', '--filter', filter]),
+    networks: await count(['docker', 'network', 'ls', '-q', '--filter', filter]),
+    chains: (await sh('iptables', ['-S']).catch(() => ({ stdout: '' }))).stdout.split('\n').filter((l) => l.startsWith('-N') && l.includes(instance)).length,
   };
-  await inChunks(await list('ps'), ['rm', '-f']);
-  await inChunks(await list('network'), ['network', 'rm']);
-  return { containers: (await list('ps')).length, networks: (await list('network')).length };
 }
 
 interface Outcome {
@@ -290,7 +308,7 @@ interface Outcome {
   stoppedBecause: string | undefined;
   totalMs: number;
   cleanupMs: number;
-  leftOver: { containers: number; networks: number };
+  leftOver: { containers: number; networks: number; chains: number };
   pretendCores: number;
 }
 
@@ -319,7 +337,7 @@ function report(o: Outcome): void {
     console.log(`  per lease (level ${base.running} to ${last.running}): daemon RSS ${f2(per(base.rssMiB, last.rssMiB))} MiB, daemon CPU ${f2(per(base.cpuPercent, last.cpuPercent))} % of a core, host memory ${f2(per(last.hostAvailableMiB, base.hostAvailableMiB))} MiB`);
   }
   console.log(`  ramp start latency (${sorted.length} leases, ${'opened a few at a time'}): p50 ${pct(sorted, 50)} ms, p95 ${pct(sorted, 95)} ms, max ${sorted.at(-1) ?? '-'} ms`);
-  console.log(`  total ${(o.totalMs / 1000).toFixed(0)} s, cleanup ${(o.cleanupMs / 1000).toFixed(0)} s, left over: ${o.leftOver.containers} containers, ${o.leftOver.networks} networks`);
+  console.log(`  total ${(o.totalMs / 1000).toFixed(0)} s, cleanup ${(o.cleanupMs / 1000).toFixed(0)} s, left over: ${o.leftOver.containers} containers, ${o.leftOver.networks} networks, ${o.leftOver.chains} firewall chains`);
   const at = (running: number): number | null => o.levels.find((l) => l.running >= running)?.startLatencyMs ?? null;
   console.log(
     JSON.stringify({
