@@ -114,6 +114,10 @@ export async function run(args: string[]): Promise<void> {
   const deadline = Date.now() + option(args, 'minutes', '15') * 60_000;
   const pretendCores = Math.floor(option(args, 'pretend-cores', String(Math.ceil((target * MANIFEST.resources.cpuMillis) / 1000) + 1)));
   if (target < 1) throw new Error('--leases must be at least 1');
+  // Every lease would fail its pull (the devnet host has no registry): say so once instead.
+  await sh('docker', ['image', 'inspect', IMAGE], { timeout: 30_000 }).catch(() => {
+    throw new Error(`${IMAGE} is not in the local Docker engine: the tests build it (or docker tag a busybox image as it)`);
+  });
 
   const stop = new AbortController();
   const onSignal = (): void => stop.abort(new Error('interrupted'));
