@@ -3,18 +3,20 @@ import { Wakeup, ZERO_BYTES32 } from '../chain';
 import type { ProviderConfig } from '../config';
 import { describeError } from '../errors';
 import type { Logger } from '../log';
-import type { Store, StoredLease } from '../store';
+import type { SettlementRound, StepOutcome } from '../settlement';
+import type { CheckpointSummary, Store, StoredLease } from '../store';
 import type { Clock } from '../util/clock';
 import { QUOTE_HOLD_GRACE_SECONDS, quoteHolder } from './admission';
 
 /**
- * What the engine asks of settlement (the Settler is one): a checkpoint of a running lease, one
- * step of a lease's payment (a running lease's due redeems and in-time claims; an ended lease's
- * way to settled, true once the chain says it is settled), and withdrawals.
+ * What the engine asks of settlement (the Settler is one): a checkpoint of a running lease, the
+ * facts every lease's step in a round shares, one step of a lease's payment (a running lease's due
+ * redeems and in-time claims; an ended lease's way to settled), and withdrawals.
  */
 export interface LeaseSettlement {
   checkpoint(lease: StoredLease, options: { final: boolean }): Promise<unknown>;
-  step(lease: StoredLease, resultDigest?: string): Promise<boolean>;
+  round(): Promise<SettlementRound>;
+  step(lease: StoredLease, round: SettlementRound, resultDigest?: string): Promise<StepOutcome>;
   withdrawIfDue(): Promise<void>;
 }
 
@@ -32,12 +34,24 @@ export interface SettlementLoopDeps {
 /** How often the loop looks at leases when nothing wakes it. */
 const SETTLEMENT_TICK_MS = 1_000;
 
+/** A running lease whose last step planned nothing: not stepped again before `until` (chain time) while its checkpoints stay `facts`. */
+interface Quiet {
+  facts: string;
+  until: bigint | null;
+}
+
 /**
  * Checkpoints running leases on the interval and steps every settling lease towards settled; also
  * lets lapsed quote holds go and withdraws earnings when due.
+ *
+ * The cost of a round does not grow with chain reads per running lease: the facts every step
+ * shares are read once a round (and only when some lease is stepped), and a running lease whose
+ * last plan had nothing due is stepped again only when its checkpoints change or the time its plan
+ * named comes (a lease with no checkpoint yet is read from the chain once).
  */
 export class SettlementLoop {
   private readonly wakeup = new Wakeup();
+  private readonly quiet = new Map<string, Quiet>();
 
   constructor(private readonly deps: SettlementLoopDeps) {}
 
@@ -46,24 +60,29 @@ export class SettlementLoop {
   }
 
   async run(signal: AbortSignal): Promise<void> {
-    const { store, settlement, log, config, clock } = this.deps;
+    const { store, settlement, log, clock } = this.deps;
     while (!signal.aborted) {
       try {
         const now = Math.floor(clock.now() / 1000);
         for (const nonce of store.quotes.expire(now - QUOTE_HOLD_GRACE_SECONDS)) this.deps.ledger.release(quoteHolder(nonce));
-        for (const lease of store.leases.list({ states: ['running', 'settling'] })) {
+        const leases = store.leases.list({ states: ['running', 'settling'] });
+        const summaries = store.checkpoints.summaries(leases.filter((l) => l.state === 'running').map((l) => l.leaseId));
+        this.forgetAllBut(leases);
+        let round: Promise<SettlementRound> | undefined;
+        const roundOnce = (): Promise<SettlementRound> => (round ??= settlement.round());
+        for (const lease of leases) {
           if (signal.aborted) break;
           if (lease.state === 'running') {
-            const last = store.checkpoints.forLease(lease.leaseId).at(-1);
-            const since = last ? last.createdAt : (lease.startedAt ?? now);
-            if (now - since >= config.settlement.checkpointIntervalSeconds) await settlement.checkpoint(lease, { final: false });
-            await settlement.step(lease).catch((err: unknown) => log.warn({ leaseId: lease.leaseId, err: describeError(err) }, 'payment step of a running lease failed; retrying'));
+            await this.stepRunning(lease, summaries.get(lease.leaseId), now, roundOnce);
             continue;
           }
-          const done = await settlement.step(lease, lease.resultDigest ?? ZERO_BYTES32).catch((err: unknown) => {
-            log.warn({ leaseId: lease.leaseId, err: describeError(err) }, 'settlement step failed; retrying');
-            return false;
-          });
+          const done = await roundOnce()
+            .then((r) => settlement.step(lease, r, lease.resultDigest ?? ZERO_BYTES32))
+            .then((outcome) => outcome.settled)
+            .catch((err: unknown) => {
+              log.warn({ leaseId: lease.leaseId, err: describeError(err) }, 'settlement step failed; retrying');
+              return false;
+            });
           if (done) await this.deps.onSettled(lease);
         }
         await settlement.withdrawIfDue().catch((err: unknown) => log.warn({ err: describeError(err) }, 'withdraw check failed'));
@@ -73,4 +92,37 @@ export class SettlementLoop {
       await this.wakeup.wait(SETTLEMENT_TICK_MS, signal).catch(() => undefined);
     }
   }
+
+  private async stepRunning(lease: StoredLease, summary: CheckpointSummary | undefined, now: number, round: () => Promise<SettlementRound>): Promise<void> {
+    const { store, settlement, log, config } = this.deps;
+    const since = summary ? summary.latest.createdAt : (lease.startedAt ?? now);
+    if (now - since >= config.settlement.checkpointIntervalSeconds) {
+      await settlement.checkpoint(lease, { final: false });
+      summary = store.checkpoints.summaries([lease.leaseId]).get(lease.leaseId);
+    }
+    const facts = factsOf(summary);
+    const quiet = this.quiet.get(lease.leaseId);
+    try {
+      if (quiet?.facts === facts && (quiet.until === null || (await round()).now < quiet.until)) return;
+      const outcome = await settlement.step(lease, await round());
+      if (outcome.quietUntil === undefined) this.quiet.delete(lease.leaseId);
+      else this.quiet.set(lease.leaseId, { facts, until: outcome.quietUntil });
+    } catch (err) {
+      this.quiet.delete(lease.leaseId);
+      log.warn({ leaseId: lease.leaseId, err: describeError(err) }, 'payment step of a running lease failed; retrying');
+    }
+  }
+
+  private forgetAllBut(leases: readonly StoredLease[]): void {
+    if (this.quiet.size === 0) return;
+    const running = new Set(leases.filter((l) => l.state === 'running').map((l) => l.leaseId));
+    for (const leaseId of this.quiet.keys()) if (!running.has(leaseId)) this.quiet.delete(leaseId);
+  }
+}
+
+/** What of a lease's checkpoints a plan depends on beyond time: a change means it is stepped again. */
+function factsOf(summary: CheckpointSummary | undefined): string {
+  if (!summary) return 'none';
+  const { latest, countersigned } = summary;
+  return `${latest.seq}:${latest.status}:${latest.tenantSig === null ? 0 : 1}:${countersigned}`;
 }

@@ -68,9 +68,48 @@ export interface SettlementPlan {
   /** The chain settled the lease: nothing is left to do. */
   settled: boolean;
   actions: SettlementAction[];
+  /**
+   * A running lease with nothing to do now: the chain time before which nothing comes due while
+   * its facts (checkpoints, intents) stay as they are; null: nothing ever does. Absent: look again
+   * next round (something is in flight, or the lease is ending).
+   */
+  quietUntil?: bigint | null;
 }
 
 const max = (a: bigint, b: bigint): bigint => (a > b ? a : b);
+
+/** Whether an intent of the lease's latest checkpoint (or the pending claim's finalisation) awaits its outcome. */
+function intentsInFlight(facts: LeaseFacts): boolean {
+  return facts.checkpoints.some((cp) => (['redeem', 'claim', 'finalize'] as const).some((kind) => facts.intent(kind, cp.seq) === 'pending'));
+}
+
+/**
+ * When a quiet running lease's next payment can come due by time alone: its pending claim
+ * matures (finalise), or its unpaid usage gets old enough to claim. Redeems come from new facts (a
+ * countersignature), never from time.
+ */
+function nextDue(facts: LeaseFacts, floor: bigint, lastClaim: bigint, canClaim: boolean): bigint | null {
+  const { chain, challengeWindow, deposit } = facts;
+  let due: bigint | null = null;
+  const earliest = (at: bigint): void => {
+    due = due === null || at < due ? at : due;
+  };
+  const claimed = [...facts.checkpoints].reverse().find((cp) => facts.intent('claim', cp.seq) === 'confirmed') ?? facts.checkpoints.at(-1);
+  if (canClaim && chain.payableAt !== 0n && claimed && facts.intent('finalize', claimed.seq) === 'none') earliest(chain.payableAt);
+  const latest = facts.checkpoints.at(-1);
+  if (canClaim && latest && payableTo(latest.cumulativeAmount, deposit) > floor && facts.intent('claim', latest.seq) === 'none') {
+    const oldestUnpaid = facts.checkpoints.find(
+      (cp) => payableTo(cp.cumulativeAmount, deposit) > floor && !(cp.tenantSig && facts.intent('redeem', cp.seq) === 'confirmed'),
+    );
+    if (oldestUnpaid) {
+      // The claim rule compares Number(now - periodEnd) >= fraction * window: the first whole second that passes it.
+      const age = BigInt(Math.ceil(facts.claimAfterWindowFraction * Number(challengeWindow)));
+      const at = [latest.periodEnd, oldestUnpaid.periodEnd + age].reduce(max);
+      if (at < lastClaim) earliest(at);
+    }
+  }
+  return due;
+}
 
 /** The chain actions due for one lease now. */
 export function planSettlement(facts: LeaseFacts): SettlementPlan {
@@ -118,7 +157,10 @@ export function planSettlement(facts: LeaseFacts): SettlementPlan {
     if (claimed && facts.intent('finalize', claimed.seq) === 'none') actions.push({ kind: 'finalize', seq: claimed.seq });
   }
 
-  if (facts.phase === 'running') return { settled: false, actions };
+  if (facts.phase === 'running') {
+    if (actions.length > 0 || paymentInFlight || intentsInFlight(facts)) return { settled: false, actions };
+    return { settled: false, actions, quietUntil: nextDue(facts, floor, lastClaim, canClaim) };
+  }
 
   // 4. An ended lease is closed on-chain, so it ends now rather than at its maxDuration.
   if (now < chain.end && facts.intent('close') === 'none') actions.push({ kind: 'close' });

@@ -17,6 +17,21 @@ export interface SettlerSettings {
   withdrawThreshold: bigint;
 }
 
+/** What every lease's step in one settlement round shares (Settler.round). */
+export interface SettlementRound {
+  /** Chain time, unix seconds. */
+  now: bigint;
+  challengeWindow: bigint;
+  lateWindow: bigint;
+  slashed: boolean;
+}
+
+/** How one step left a lease: settled on-chain, or when it next needs a step (SettlementPlan.quietUntil). */
+export interface StepOutcome {
+  settled: boolean;
+  quietUntil?: bigint | null;
+}
+
 export interface SettlerDeps {
   chain: ChainClient;
   store: Store;
@@ -127,35 +142,45 @@ export class Settler {
   }
 
   /**
+   * What every lease's step in one round of the settlement loop shares, read once for all of them:
+   * the chain's time, the marketplace's windows, whether this provider was slashed.
+   */
+  async round(): Promise<SettlementRound> {
+    const [now, windows, account] = await Promise.all([this.chainNow(), this.marketWindows(), this.account()]);
+    return { now: BigInt(now), ...windows, slashed: account.status === PROVIDER_SLASHED };
+  }
+
+  /**
    * One step of a lease's settlement: a running lease's due payments (redeem a countersigned
    * checkpoint, claim in time), or an ended one's whole way (final checkpoint, payment, close,
-   * finalise, settle). The planner decides from the facts; this runs its actions through the
-   * outbox. True once the chain says the lease is settled.
+   * finalise, settle). The planner decides from the facts (the round's, and the lease's own: one
+   * chain read); this runs its actions through the outbox. `settled` once the chain says so;
+   * `quietUntil` as the plan says (see SettlementPlan).
    */
-  async step(lease: StoredLease, resultDigest?: string): Promise<boolean> {
-    const { chain, store, log, settings, clock } = this.deps;
+  async step(lease: StoredLease, round: SettlementRound, resultDigest?: string): Promise<StepOutcome> {
+    const { store, log, settings, clock } = this.deps;
     const leaseId = BigInt(lease.leaseId);
     const phase = lease.state === 'settling' ? 'settling' : 'running';
     if (phase === 'settling') await this.checkpoint(lease, { final: true, resultDigest });
-    const [on, now, windows, account] = await Promise.all([this.chainLease(lease.leaseId), this.chainNow(), this.marketWindows(), this.account()]);
+    const on = await this.chainLease(lease.leaseId);
     const checkpoints = store.checkpoints.forLease(lease.leaseId);
     const plan = planSettlement({
       phase,
       deposit: lease.deposit,
       checkpoints,
       chain: on,
-      now: BigInt(now),
+      now: round.now,
       wallNow: Math.floor(clock.now() / 1000),
-      challengeWindow: windows.challengeWindow,
-      lateWindow: windows.lateWindow,
+      challengeWindow: round.challengeWindow,
+      lateWindow: round.lateWindow,
       claimAfterWindowFraction: settings.claimAfterWindowFraction,
-      providerSlashed: account.status === PROVIDER_SLASHED,
+      providerSlashed: round.slashed,
       countersignGraceSeconds: settings.countersignGraceSeconds,
       intent: (kind, seq) => this.intentState(kind, leaseId, seq),
     });
     if (plan.settled) {
       for (const cp of checkpoints) if (cp.status !== 'final') store.checkpoints.setStatus(lease.leaseId, Number(cp.seq), 'final');
-      return true;
+      return { settled: true };
     }
     for (const cp of checkpoints) {
       if (cp.tenantSig && this.intentState('redeem', leaseId, cp.seq) === 'confirmed' && cp.status !== 'final') store.checkpoints.setStatus(lease.leaseId, Number(cp.seq), 'final');
@@ -165,7 +190,7 @@ export class Settler {
       }
     }
     for (const action of plan.actions) this.run(lease, action, checkpoints);
-    return false;
+    return plan.quietUntil === undefined ? { settled: false } : { settled: false, quietUntil: plan.quietUntil };
   }
 
   private run(lease: StoredLease, action: SettlementAction, checkpoints: readonly StoredCheckpoint[]): void {

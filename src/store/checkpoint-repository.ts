@@ -47,6 +47,15 @@ function checkpointFromRow(row: CheckpointRow): StoredCheckpoint {
   };
 }
 
+/** A lease's latest checkpoint, and how many of its checkpoints the tenant countersigned. */
+export interface CheckpointSummary {
+  latest: StoredCheckpoint;
+  countersigned: number;
+}
+
+/** Bound parameters per statement: SQLite caps them (32766 here), a chunk keeps far below. */
+const IDS_PER_QUERY = 500;
+
 /** The checkpoints signed over each lease's usage, and how far each got on-chain. */
 export class CheckpointRepository {
   constructor(private readonly db: Db) {}
@@ -76,6 +85,27 @@ export class CheckpointRepository {
   /** A lease's checkpoints by seq, oldest first. */
   forLease(leaseId: string): StoredCheckpoint[] {
     return (this.db.prepare('SELECT * FROM checkpoints WHERE lease_id = ? ORDER BY seq').all(leaseId) as CheckpointRow[]).map(checkpointFromRow);
+  }
+
+  /**
+   * The summary of each of these leases that has a checkpoint, in one query per few hundred leases
+   * (the settlement loop looks at every running lease each round).
+   */
+  summaries(leaseIds: readonly string[]): Map<string, CheckpointSummary> {
+    const out = new Map<string, CheckpointSummary>();
+    for (let i = 0; i < leaseIds.length; i += IDS_PER_QUERY) {
+      const ids = leaseIds.slice(i, i + IDS_PER_QUERY);
+      const rows = this.db
+        .prepare(
+          `SELECT c.*, (SELECT COUNT(*) FROM checkpoints s WHERE s.lease_id = c.lease_id AND s.tenant_sig IS NOT NULL) AS countersigned
+           FROM checkpoints c
+           WHERE c.lease_id IN (${ids.map(() => '?').join(',')})
+             AND c.seq = (SELECT MAX(m.seq) FROM checkpoints m WHERE m.lease_id = c.lease_id)`,
+        )
+        .all(...ids) as (CheckpointRow & { countersigned: number })[];
+      for (const row of rows) out.set(row.lease_id, { latest: checkpointFromRow(row), countersigned: row.countersigned });
+    }
+    return out;
   }
 
   get(leaseId: string, seq: number): StoredCheckpoint | undefined {

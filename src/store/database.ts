@@ -25,6 +25,7 @@ export function openDatabase(path: string): Db {
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
     db.pragma('busy_timeout = 5000');
+    cachePreparedStatements(db);
     return db;
   } catch (err) {
     throw new ProviderError('STORE_OPEN_FAILED', `cannot open the store at ${path}: ${(err as Error).message}`, {
@@ -33,6 +34,29 @@ export function openDatabase(path: string): Db {
       fix: 'check that dataDir is writable by the daemon and the disk is not full',
     });
   }
+}
+
+/** Distinct statements kept prepared; the SQL here is a fixed set, IN lists aside. */
+const PREPARED_CACHE_SIZE = 512;
+
+/**
+ * The repositories call `db.prepare(sql)` where they run it: SQLite compiles the SQL each time,
+ * a cost the settlement and metering loops pay per lease per round. The same SQL gets the same
+ * statement back. Safe here: no repository iterates a statement lazily or switches its mode
+ * (pluck, raw), so one statement never serves two callers at once.
+ */
+function cachePreparedStatements(db: Db): void {
+  const prepare = db.prepare.bind(db);
+  const cache = new Map<string, Database.Statement>();
+  db.prepare = ((sql: string) => {
+    let statement = cache.get(sql);
+    if (statement === undefined) {
+      statement = prepare(sql);
+      if (cache.size >= PREPARED_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
+      cache.set(sql, statement);
+    }
+    return statement;
+  }) as Db['prepare'];
 }
 
 /** Applies every migration not yet recorded in `schema_migrations`, in id order. Returns the ids applied. */

@@ -4,6 +4,7 @@ import { configSchema, type ProviderConfig } from '../../../src/config';
 import { LeaseEngine, quoteHolder, type LeaseSettlement } from '../../../src/leases';
 import { silentLogger } from '../../../src/log';
 import { MemoryBackend, type MemoryProgram, type ManifestInput } from '../../../src/runtime';
+import type { SettlementRound, StepOutcome } from '../../../src/settlement';
 import { openStore, type Store, type StoredLease } from '../../../src/store';
 import { manualClock, type ManualClock } from '../../../src/util/clock';
 import type { LeaseState } from '../../../src/vocabulary';
@@ -21,6 +22,12 @@ const ALLOCATION = { cpuMillicores: 1_000n, gpuCount: 0n, egressBytesPerSecond: 
 /** Settlement as the engine sees it, in memory: a lease is settled after `stepsToSettle` steps. */
 export class FakeSettlement implements LeaseSettlement {
   stepsToSettle = 1;
+  runningQuietUntil: bigint | null | undefined = undefined;
+  /** Chain time every round reports. */
+  roundNow = 0n;
+  rounds = 0;
+  /** One per settlement round (each round ends with it). */
+  withdrawChecks = 0;
   readonly checkpointed: string[] = [];
   readonly steps = new Map<string, number>();
   readonly digests = new Map<string, string>();
@@ -30,14 +37,22 @@ export class FakeSettlement implements LeaseSettlement {
     return Promise.resolve(undefined);
   }
 
-  step(lease: StoredLease, resultDigest: string): Promise<boolean> {
+  round(): Promise<SettlementRound> {
+    this.rounds += 1;
+    return Promise.resolve({ now: this.roundNow, challengeWindow: 600n, lateWindow: 1_200n, slashed: false });
+  }
+
+  /** A running lease: `quietUntil` as this says (absent: look again next round); an ended one: settled after `stepsToSettle`. */
+  step(lease: StoredLease, _round: SettlementRound, resultDigest?: string): Promise<StepOutcome> {
     const n = (this.steps.get(lease.leaseId) ?? 0) + 1;
     this.steps.set(lease.leaseId, n);
-    this.digests.set(lease.leaseId, resultDigest);
-    return Promise.resolve(n >= this.stepsToSettle);
+    if (lease.state === 'running') return Promise.resolve(this.runningQuietUntil === undefined ? { settled: false } : { settled: false, quietUntil: this.runningQuietUntil });
+    if (resultDigest !== undefined) this.digests.set(lease.leaseId, resultDigest);
+    return Promise.resolve({ settled: n >= this.stepsToSettle });
   }
 
   withdrawIfDue(): Promise<void> {
+    this.withdrawChecks += 1;
     return Promise.resolve();
   }
 }

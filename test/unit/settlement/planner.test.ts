@@ -54,8 +54,8 @@ const final = { final: true };
 describe('planSettlement', () => {
   it.each<[string, Situation, SettlementPlan]>([
     // A running lease.
-    ['running, a fresh checkpoint: nothing yet', { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 10n)] }, { settled: false, actions: [] }],
-    ['running, nothing metered yet: nothing', { now: RUNNING }, { settled: false, actions: [] }],
+    ['running, a fresh checkpoint: nothing yet', { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 10n)] }, { settled: false, actions: [], quietUntil: RUNNING + 290n }],
+    ['running, nothing metered yet: nothing', { now: RUNNING }, { settled: false, actions: [], quietUntil: null }],
     [
       'running, usage unpaid for half the window: the latest checkpoint is claimed on time',
       { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 300n), aCheckpoint(2, 900n, RUNNING - 10n)] },
@@ -64,7 +64,7 @@ describe('planSettlement', () => {
     [
       'running, unpaid usage just under the fraction: not yet',
       { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 299n)] },
-      { settled: false, actions: [] },
+      { settled: false, actions: [], quietUntil: RUNNING + 1n },
     ],
     [
       'running, that claim in flight: nothing more',
@@ -74,7 +74,7 @@ describe('planSettlement', () => {
     [
       'running, usage claimed and pending on-chain: no new claim until there is more',
       { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 400n)], chain: { pending: 500n, payableAt: RUNNING + 200n }, intents: { 'claim:1': 'confirmed' } },
-      { settled: false, actions: [] },
+      { settled: false, actions: [], quietUntil: RUNNING + 200n },
     ],
     [
       'running, countersigned: redeemed at once, without waiting',
@@ -94,7 +94,7 @@ describe('planSettlement', () => {
     [
       'running, redeemed and paid: nothing',
       { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 400n, countersigned)], chain: { paid: 500n }, intents: { 'redeem:1': 'confirmed' } },
-      { settled: false, actions: [] },
+      { settled: false, actions: [], quietUntil: null },
     ],
     [
       'running, the redeem failed: the usage is claimed instead once due',
@@ -104,7 +104,7 @@ describe('planSettlement', () => {
     [
       'running, the escrow used up and paid in full: nothing to claim above the deposit',
       { now: RUNNING, deposit: 400n, checkpoints: [aCheckpoint(1, 500n, RUNNING - 400n)], chain: { paid: 400n } },
-      { settled: false, actions: [] },
+      { settled: false, actions: [], quietUntil: null },
     ],
     [
       'a pending claim matured: finalised',
@@ -194,7 +194,7 @@ describe('planSettlement', () => {
     [
       'slashed, running, unpaid usage due: no claim',
       { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 400n)], slashed: true },
-      { settled: false, actions: [] },
+      { settled: false, actions: [], quietUntil: null },
     ],
     [
       'slashed, running, countersigned: still redeemed',
@@ -204,7 +204,7 @@ describe('planSettlement', () => {
     [
       'slashed, a pending claim matured: not finalised',
       { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 900n)], chain: { pending: 500n, payableAt: RUNNING - 1n }, intents: { 'claim:1': 'confirmed' }, slashed: true },
-      { settled: false, actions: [] },
+      { settled: false, actions: [], quietUntil: null },
     ],
     [
       'slashed, ended, after end + window with the final checkpoint unpaid: settled at once, nothing claimed',
@@ -221,5 +221,41 @@ describe('planSettlement', () => {
     ['settled on-chain: done', { phase: 'settling', now: END + WINDOW, checkpoints: [aCheckpoint(1, 500n, END, final)], chain: { end: 0n } }, { settled: true, actions: [] }],
   ])('%s', (_name, situation, expected) => {
     expect(plan(situation)).toEqual(expected);
+  });
+});
+
+describe('planSettlement quietUntil', () => {
+  const quiet: [string, Situation][] = [
+    ['a fresh checkpoint (its claim comes due)', { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 10n)] }],
+    ['a checkpoint claimed, pending on-chain (its finalisation comes due)', { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 400n)], chain: { pending: 500n, payableAt: RUNNING + 200n }, intents: { 'claim:1': 'confirmed' } }],
+    ['a claimed checkpoint and a newer one (the earlier of the two)', { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 400n), aCheckpoint(2, 900n, RUNNING - 5n)], chain: { pending: 500n, payableAt: RUNNING + 1_000n }, intents: { 'claim:1': 'confirmed' } }],
+    ['a checkpoint past its period (chain time behind the meter)', { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING + 40n, { createdAt: Number(RUNNING) })] }],
+  ];
+
+  it.each(quiet)('a running lease with %s is quiet until the first second something is due, and due then', (_name, situation) => {
+    const { quietUntil } = plan(situation);
+    if (typeof quietUntil !== 'bigint') throw new Error(`expected a time, got ${String(quietUntil)}`);
+    expect(quietUntil).toBeGreaterThan(situation.now);
+    for (const now of [situation.now, (situation.now + quietUntil) / 2n, quietUntil - 1n]) expect(plan({ ...situation, now }).actions).toEqual([]);
+    expect(plan({ ...situation, now: quietUntil }).actions).not.toEqual([]);
+  });
+
+  it.each<[string, Situation]>([
+    ['nothing metered', { now: RUNNING }],
+    ['everything redeemed', { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 400n, countersigned)], chain: { paid: 500n }, intents: { 'redeem:1': 'confirmed' } }],
+    ['its provider slashed', { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 400n)], slashed: true }],
+  ])('a running lease with %s is quiet until its facts change: nothing comes due by time alone', (_name, situation) => {
+    expect(plan(situation).quietUntil).toBeNull();
+    for (const now of [situation.now + WINDOW, END - 1n]) expect(plan({ ...situation, now }).actions).toEqual([]);
+  });
+
+  it.each<[string, Situation]>([
+    ['a claim in flight', { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 400n)], intents: { 'claim:1': 'pending' } }],
+    ['a redeem in flight', { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 400n, countersigned)], intents: { 'redeem:1': 'pending' } }],
+    ['a finalisation in flight', { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 900n)], chain: { pending: 500n, payableAt: RUNNING - 1n }, intents: { 'claim:1': 'confirmed', 'finalize:1': 'pending' } }],
+    ['an action planned', { now: RUNNING, checkpoints: [aCheckpoint(1, 500n, RUNNING - 10n, countersigned)] }],
+    ['an ended lease', { phase: 'settling', now: END - 10n, checkpoints: [aCheckpoint(1, 500n, END - 20n, final)] }],
+  ])('a lease with %s is looked at again next round', (_name, situation) => {
+    expect(plan(situation)).not.toHaveProperty('quietUntil');
   });
 });

@@ -54,4 +54,21 @@ describe('store repositories', () => {
     store.inbox.markHandled(open[0]!.id);
     expect(store.inbox.open()).toHaveLength(1);
   });
+  it("summarises many leases' checkpoints in one call: each one's latest and how many the tenant countersigned, none for a lease without", () => {
+    const store = openStore(':memory:');
+    const t = { fromState: 'quoted', toState: 'quoted', event: 'x', reason: null, at: 1 };
+    for (const id of ['1', '2', '3']) store.leases.insert(aLease({ leaseId: id, runtimeId: `pabc-${id}` }), t);
+    const cp = (leaseId: bigint, seq: number, tenantSig: string | null) => ({
+      leaseId, seq: BigInt(seq), usageRoot: '0x00', recordCount: 1n, cumulativeAmount: BigInt(seq), periodEnd: 1n, resultDigest: '0x00',
+      final: false, providerSig: '0x', tenantSig, status: 'signed' as const, createdAt: seq,
+    });
+    store.checkpoints.insert(cp(1n, 1, '0xaa'));
+    store.checkpoints.insert(cp(1n, 2, null));
+    store.checkpoints.insert(cp(2n, 1, null));
+    const summaries = store.checkpoints.summaries(['1', '2', '3']);
+    expect([...summaries.keys()].sort()).toEqual(['1', '2']);
+    expect(summaries.get('1')).toMatchObject({ latest: { seq: 2n, tenantSig: null }, countersigned: 1 });
+    expect(summaries.get('2')).toMatchObject({ latest: { seq: 1n }, countersigned: 0 });
+    expect(store.checkpoints.summaries([]).size).toBe(0);
+  });
 });
