@@ -48,8 +48,9 @@ const COMMENT_PREFIX = 'provider-lease:';
  *                   egress is on, DROP when it is off.
  *   I: ESTABLISHED,RELATED ACCEPT; DNS to a resolver on a host address ACCEPT; DROP (the host's every address: LAN, public,
  *                   the bridge gateway, Docker's other bridges).
- * Every rule carries the comment `provider-lease:<id>`; chains of leases that no longer exist are
- * found by name and removed at start (`removeStale`). Inter-container traffic inside the network is
+ * Every rule carries the comment `provider-lease:<id>`; this instance's chains of leases that no
+ * longer exist are found by name and removed at start (`removeStale`), and the rules of every lease
+ * are checked and restored when another tool removed them (`verify`, run by FirewallWatch). Inter-container traffic inside the network is
  * off by the network's enable_icc=false; other bridges are private ranges, dropped here as well.
  *
  * Each change is one `iptables-restore --noflush` per family (atomic, one process), so a lease

@@ -1,4 +1,4 @@
-import { mkdir, readFile, readlink, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, readlink, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { describeError } from '../errors';
@@ -123,6 +123,12 @@ export class InstanceRegistry {
   async judge(instanceId: string, graceMs: number): Promise<OwnerVerdict> {
     const record = await this.read(instanceId);
     return judgeOwner(record, await this.hostFacts(record === undefined ? [] : [record.pid]), this.deps.clock.now(), graceMs);
+  }
+
+  /** The instances with a record. */
+  async ids(): Promise<string[]> {
+    const names = await readdir(this.deps.dir).catch(() => [] as string[]);
+    return names.filter((n) => /^[a-z0-9]{1,10}\.json$/.test(n)).map((n) => n.slice(0, -'.json'.length));
   }
 
   /** Removes an abandoned instance's record once nothing of it is left. */

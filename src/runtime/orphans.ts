@@ -59,6 +59,8 @@ export class OrphanCollector {
       const owner = parseChainName(chain)?.instanceId;
       if (owner !== undefined && owner !== ours) instances.add(owner);
     }
+    // Records of abandoned instances that left nothing at all go too: the registry does not grow forever.
+    for (const instanceId of await registry.ids()) if (instanceId !== ours) instances.add(instanceId);
     const collected: Collected = { networks: [], chains: [] };
     for (const instanceId of instances) {
       const verdict = await registry.judge(instanceId, this.deps.graceMs).catch((err: unknown) => ({ state: 'unknown' as const, why: describeError(err) }));

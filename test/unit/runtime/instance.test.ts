@@ -2,6 +2,8 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InstanceRegistry, judgeOwner, processStartOf, type HostFacts, type InstanceRecord } from '../../../src/runtime/instance';
+import type Docker from 'dockerode';
+import { Firewall, OrphanCollector } from '../../../src/runtime';
 import { silentLogger } from '../../../src/log';
 import { ManualClock } from '../../../src/util/clock';
 
@@ -87,5 +89,24 @@ describe('instance registry', () => {
   test('an unreadable record proves nothing', async () => {
     writeFileSync(join(dir, 'pa3.json'), '{"instanceId":');
     expect((await new InstanceRegistry({ dir, clock, log: silentLogger(), procRoot: proc }).judge('pa3', GRACE)).state).toBe('unknown');
+  });
+});
+
+describe('collecting what gone instances left', () => {
+  test('forgets the record of an abandoned instance that left nothing, and keeps a live one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'provider-registry-'));
+    try {
+      const clock = new ManualClock(Date.now());
+      const registry = new InstanceRegistry({ dir, clock, log: silentLogger() });
+      await registry.register('plive', '/data/live');
+      writeFileSync(join(dir, 'pdead.json'), JSON.stringify({ ...record, instanceId: 'pdead', bootId: 'another-boot', heartbeatAt: 0 }));
+      const docker = { listNetworks: async () => [], listContainers: async () => [] } as unknown as Docker;
+      const firewall = new Firewall(async () => ({ stdout: '', stderr: '' }), silentLogger(), { instanceId: 'pours' });
+      const collector = new OrphanCollector({ docker, firewall, registry, clock, log: silentLogger(), graceMs: GRACE, requestTimeoutMs: 1000 });
+      expect(await collector.collect()).toEqual({ networks: [], chains: [] });
+      expect((await registry.ids()).sort()).toEqual(['plive']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
