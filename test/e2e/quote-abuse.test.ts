@@ -35,6 +35,8 @@ const manifest = (cpuMillis: number, image = IMAGE, command: string[] = ['sleep'
  * requests from other loopback addresses (127.0.0.2...), which the daemon sees as other hosts.
  */
 let daemon: DaemonProcess;
+/** Repositories this file pushed and pulled: every local image of theirs is removed at the end. */
+const pushedImages: string[] = [];
 const clients: { rpc: { destroy(): void } }[] = [];
 
 beforeAll(async () => {
@@ -53,6 +55,10 @@ afterAll(async () => {
   for (const c of clients) c.rpc.destroy();
   const code = await daemon.stop();
   await daemon.cleanup();
+  for (const repository of pushedImages) {
+    const images = await docker.listImages({ filters: { reference: [repository] } });
+    for (const img of images) await docker.getImage(img.Id).remove({ force: true }).catch(() => undefined);
+  }
   expect(code).toBe(0);
 });
 
@@ -233,8 +239,11 @@ describe('images are resolved before a quote is signed', () => {
   });
 
   it('names the registry digest it will run, and the lease runs exactly that digest', async () => {
-    const image = `${address}/provider-test/busybox:quoted`;
-    await docker.getImage(IMAGE).tag({ repo: `${address}/provider-test/busybox`, tag: 'quoted' });
+    // An image of its own (never a tag on the shared test image: a pushed image gains RepoDigests,
+    // and the provider then pulls it again from its registry for every other test's lease).
+    const image = `${address}/provider-test/quoted:${process.pid}`;
+    await sh('sh', ['-c', `printf 'FROM ${IMAGE}\\nLABEL quoted=1\\n' | docker build -q -t ${image} -`]);
+    pushedImages.push(`${address}/provider-test/quoted`);
     const stream = await docker.getImage(image).push({ authconfig: { serveraddress: address } } as object);
     const pushed = await new Promise<string>((resolve, reject) =>
       docker.modem.followProgress(stream, (err: Error | null, out: { error?: string; aux?: { Digest?: string } }[]) => {
@@ -246,7 +255,7 @@ describe('images are resolved before a quote is signed', () => {
     );
     await docker.getImage(image).remove({ force: true });
     const quote = await tenant.quote(manifest(10, image, ['sleep', '20']));
-    expect(quote.image).toEqual({ reference: image, digest: `${address}/provider-test/busybox@${pushed}`, source: 'registry' });
+    expect(quote.image).toEqual({ reference: image, digest: `${address}/provider-test/quoted@${pushed}`, source: 'registry' });
 
     // The tag moves to another image: the lease still runs the quoted digest.
     await sh('sh', ['-c', `printf 'FROM ${IMAGE}\\nLABEL moved=1\\n' | docker build -q -t ${image} - && docker push -q ${image} >/dev/null && docker rmi ${image} >/dev/null`]);
@@ -256,7 +265,7 @@ describe('images are resolved before a quote is signed', () => {
     const containers = await docker.listContainers({ all: true, filters: { name: [`-${leaseId}`] } });
     expect(containers).toHaveLength(1);
     const ran = await docker.getImage(containers[0]!.ImageID).inspect();
-    expect(ran.RepoDigests).toContain(`${address}/provider-test/busybox@${pushed}`);
+    expect(ran.RepoDigests).toContain(`${address}/provider-test/quoted@${pushed}`);
   });
 
   it('refuses an image its registry does not have (IMAGE_NOT_FOUND), before anything is held', async () => {

@@ -5,7 +5,7 @@ import { AllocationLedger, CapacityDetector, HostProbe, NvidiaSmi, systemInforma
 import { QUOTE_TYPES, ceilingRate, manifestHash, marketplaceDomain } from '../../../src/chain';
 import { configSchema, type ProviderConfig } from '../../../src/config';
 import { isProviderError, type ErrorCode } from '../../../src/errors';
-import { Admission } from '../../../src/leases';
+import { Admission, type AdmissionDeps } from '../../../src/leases';
 import { silentLogger } from '../../../src/log';
 import { ImageResolver, ImageService, createDockerClient } from '../../../src/runtime';
 import { openStore, type Store } from '../../../src/store';
@@ -37,7 +37,7 @@ afterEach(() => {
  * machine's Docker cannot pass GPUs through, so the Docker probe is the one seam: it declares the
  * NVIDIA runtime present, which is what makes a detected GPU allocatable.
  */
-async function admission(config: ProviderConfig): Promise<{ admission: Admission; ledger: AllocationLedger }> {
+async function admission(config: ProviderConfig, images?: AdmissionDeps['images']): Promise<{ admission: Admission; ledger: AllocationLedger }> {
   const docker = createDockerClient(config);
   const detector = new CapacityDetector(
     {
@@ -66,7 +66,7 @@ async function admission(config: ProviderConfig): Promise<{ admission: Admission
       // No chain here: every tenant is funded (the funding check runs on the chain in test/e2e/quote-abuse).
       funding: { require: async () => undefined },
       // The real engine: the manifests' image is built on this host.
-      images: new ImageResolver(docker, new ImageService(docker, config, silentLogger(), systemClock), config),
+      images: images ?? new ImageResolver(docker, new ImageService(docker, config, silentLogger(), systemClock), config),
     }),
   };
 }
@@ -122,8 +122,18 @@ describe('admission and pricing (real SQLite, fake nvidia-smi)', () => {
   });
 
   it('never stores registry credentials', async () => {
-    const { admission: a } = await admission(aConfig());
+    // Credentials mean a private registry, and none is reachable here: the registry's answer is
+    // given (what it is asked, credentials included, is recorded).
+    const asked: unknown[] = [];
+    const registry: AdmissionDeps['images'] = {
+      resolve: async (reference, options) => {
+        asked.push(options.registryAuth);
+        return { reference, pinned: `${reference}@sha256:${'ab'.repeat(32)}`, digest: `${reference}@sha256:${'ab'.repeat(32)}`, source: 'registry', sizeBytes: null };
+      },
+    };
+    const { admission: a } = await admission(aConfig(), registry);
     const quoted = await a.quote(tenantA, aManifest({ registryAuth: { username: 'u', password: 'hunter2-secret' } }));
+    expect(asked).toEqual([{ username: 'u', password: 'hunter2-secret' }]);
     const nonce = quoted.quote.nonce.toString();
     // The row as SQLite holds it, every column, not as the store reads it back.
     const file = new Database(join(dir, 'store.sqlite'), { readonly: true });
