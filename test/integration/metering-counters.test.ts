@@ -110,7 +110,7 @@ describe('metering what a lease used after its last sample (its own parent cgrou
     await sh('ip', ['netns', 'exec', NS, 'ip', 'link', 'set', `pvtm${suffix}n`, 'up']);
     // One connection, everything it brings thrown away; its stdin stays open (an nc that reads
     // EOF there closes the connection early), and it listens before any lease connects.
-    await sh('sh', ['-c', `sleep 120 | ip netns exec ${NS} busybox nc -l -p ${SINK_PORT} >/dev/null 2>&1 &`]);
+    await sh('sh', ['-c', `(sleep 120 | ip netns exec ${NS} busybox nc -l -p ${SINK_PORT}) </dev/null >/dev/null 2>&1 &`]);
     await until('the sink to listen', async () => {
       const { stdout } = await sh('ip', ['netns', 'exec', NS, 'busybox', 'netstat', '-ltn']);
       return stdout.includes(`:${SINK_PORT} `) || undefined;
