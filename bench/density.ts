@@ -307,10 +307,14 @@ async function removeInstance(config: ProviderConfig, instance: string, runtimeI
   );
   if (failed > 0) process.stderr.write(`${failed} lease workloads could not be removed through the runtime\n`);
   const filter = `name=provider-lease-${instance}-`;
-  const count = async (argv: string[]): Promise<number> => {
+  const ids = async (argv: string[]): Promise<string[]> => {
     const { stdout } = await sh(argv[0]!, argv.slice(1), { timeout: 60_000 }).catch(() => ({ stdout: '' }));
-    return stdout.split('\n').filter(Boolean).length;
+    return stdout.split('\n').filter(Boolean);
   };
+  const count = async (argv: string[]): Promise<number> => (await ids(argv)).length;
+  // A lease opened while the daemon stopped has a network the store did not list yet.
+  for (const id of await ids(['docker', 'ps', '-aq', '--filter', filter])) await sh('docker', ['rm', '-f', id], { timeout: 60_000 }).catch(() => undefined);
+  for (const id of await ids(['docker', 'network', 'ls', '-q', '--filter', filter])) await sh('docker', ['network', 'rm', id], { timeout: 60_000 }).catch(() => undefined);
   return {
     containers: await count(['docker', 'ps', '-aq', '--filter', filter]),
     networks: await count(['docker', 'network', 'ls', '-q', '--filter', filter]),
