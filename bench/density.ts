@@ -43,7 +43,13 @@ import { systemClock } from '../src/util/clock';
 import { execFileAsync } from '../src/util/exec';
 
 const sh = promisify(execFile);
-const IMAGE = 'provider-test/busybox:latest';
+const BASE_IMAGE = 'provider-test/busybox:latest';
+/**
+ * The bench's own image (the test image plus a label): an image the engine got from a registry
+ * (any RepoDigest, e.g. a test pushed it to a local registry) is pulled again for every lease, and
+ * this host has no registry. A fresh image id is never pushed anywhere.
+ */
+const IMAGE = 'provider-bench/density-busybox:latest';
 const MANIFEST = { image: IMAGE, command: ['sleep', '86400'], resources: { cpuMillis: 10, memoryBytes: 16 * 2 ** 20, diskBytes: 16 * 2 ** 20 }, maxDurationSeconds: 3600 };
 const DEPOSIT = 10n ** 15n;
 /** A lease that is not running this long after its open is counted failed (START_TIMEOUT). */
@@ -114,10 +120,7 @@ export async function run(args: string[]): Promise<void> {
   const deadline = Date.now() + option(args, 'minutes', '15') * 60_000;
   const pretendCores = Math.floor(option(args, 'pretend-cores', String(Math.ceil((target * MANIFEST.resources.cpuMillis) / 1000) + 1)));
   if (target < 1) throw new Error('--leases must be at least 1');
-  // Every lease would fail its pull (the devnet host has no registry): say so once instead.
-  await sh('docker', ['image', 'inspect', IMAGE], { timeout: 30_000 }).catch(() => {
-    throw new Error(`${IMAGE} is not in the local Docker engine: the tests build it (or docker tag a busybox image as it)`);
-  });
+  await buildImage();
 
   const stop = new AbortController();
   const onSignal = (): void => stop.abort(new Error('interrupted'));
@@ -264,11 +267,23 @@ export async function run(args: string[]): Promise<void> {
     const instance = daemon?.info.instanceId;
     await daemon?.stop().catch((err: unknown) => process.stderr.write(`daemon stop failed: ${String(err)}\n`));
     if (instance) leftOver = await removeInstance(config, instance, runtimeIds);
+    await sh('docker', ['image', 'rm', IMAGE], { timeout: 60_000 }).catch(() => undefined);
     rmSync(dataDir, { recursive: true, force: true });
     cleanupMs = Date.now() - cleanupStarted;
   }
 
   report({ target, reached, failures, levels, rampLatencies, stoppedBecause, totalMs: Date.now() - started, cleanupMs, leftOver, pretendCores });
+}
+
+/** Builds IMAGE from BASE_IMAGE (no context, nothing pulled). */
+async function buildImage(): Promise<void> {
+  await sh('docker', ['image', 'inspect', BASE_IMAGE], { timeout: 30_000 }).catch(() => {
+    throw new Error(`${BASE_IMAGE} is not in the local Docker engine: the tests build it (or docker tag a busybox image as it)`);
+  });
+  await new Promise<void>((resolve, reject) => {
+    const child = execFile('docker', ['build', '--pull=false', '-q', '-t', IMAGE, '-'], { timeout: 120_000 }, (err) => (err ? reject(err) : resolve()));
+    child.stdin?.end(`FROM ${BASE_IMAGE}\nLABEL provider.bench=density\n`);
+  });
 }
 
 /**
@@ -292,10 +307,14 @@ async function removeInstance(config: ProviderConfig, instance: string, runtimeI
   );
   if (failed > 0) process.stderr.write(`${failed} lease workloads could not be removed through the runtime\n`);
   const filter = `name=provider-lease-${instance}-`;
-  const count = async (argv: string[]): Promise<number> => {
+  const ids = async (argv: string[]): Promise<string[]> => {
     const { stdout } = await sh(argv[0]!, argv.slice(1), { timeout: 60_000 }).catch(() => ({ stdout: '' }));
-    return stdout.split('\n').filter(Boolean).length;
+    return stdout.split('\n').filter(Boolean);
   };
+  const count = async (argv: string[]): Promise<number> => (await ids(argv)).length;
+  // A lease opened while the daemon stopped has a network the store did not list yet.
+  for (const id of await ids(['docker', 'ps', '-aq', '--filter', filter])) await sh('docker', ['rm', '-f', id], { timeout: 60_000 }).catch(() => undefined);
+  for (const id of await ids(['docker', 'network', 'ls', '-q', '--filter', filter])) await sh('docker', ['network', 'rm', id], { timeout: 60_000 }).catch(() => undefined);
   return {
     containers: await count(['docker', 'ps', '-aq', '--filter', filter]),
     networks: await count(['docker', 'network', 'ls', '-q', '--filter', filter]),
