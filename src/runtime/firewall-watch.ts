@@ -18,6 +18,8 @@ export class FirewallWatch {
       clock: Clock;
       log: Logger;
       intervalMs: number;
+      /** How long dockerd is given to finish moving its FORWARD hook before a missing one counts (default 1 s). */
+      settleMs?: number;
       /** Told how many things one pass restored (provider_firewall_restored_total). */
       onRestored?: (count: number) => void;
     },
@@ -25,7 +27,8 @@ export class FirewallWatch {
 
   /** One check; what it restored (lease ids, `hook:v4`). */
   async check(): Promise<string[]> {
-    const restored = await this.deps.firewall.verify();
+    const { clock, settleMs = 1_000 } = this.deps;
+    const restored = await this.deps.firewall.verify(() => clock.sleep(settleMs));
     if (restored.length > 0) {
       this.deps.log.warn({ restored }, 'lease firewall rules were removed by something else (a firewall reload, iptables -F); restored them');
       this.deps.onRestored?.(restored.length);

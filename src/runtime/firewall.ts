@@ -133,16 +133,26 @@ export class Firewall {
    * Checks the rules of every lease this firewall installed or tracks against iptables, and
    * restores what another tool took away: a flushed or deleted lease chain, a missing jump to one,
    * Docker's FORWARD -> DOCKER-USER hook. Returns what it restored (lease ids, `hook:<family>`).
+   *
+   * dockerd itself moves the hook whenever it creates a network (its bridge rules are inserted
+   * first, then the hook is deleted and inserted back on top): a listing taken in between shows
+   * it missing or second. With `settle`, a hook that looks out of place is listed again after
+   * `settle()` resolves and restored only if it still is, so lease starts are not "restored".
    */
-  verify(): Promise<string[]> {
+  verify(settle?: () => Promise<void>): Promise<string[]> {
     return this.exclusive(async () => {
       const restored = new Set<string>();
       for (const family of this.activeFamilies()) {
         if (this.applied.size === 0) break;
-        const listing = await this.list(family);
+        let listing = await this.list(family);
         if (listing === undefined) continue;
         const specs = [...this.applied.values()];
-        const hook = family === 'v4' ? forwardHookScript(listing) : undefined;
+        let hook = family === 'v4' ? forwardHookScript(listing) : undefined;
+        if (hook !== undefined && settle) {
+          await settle();
+          listing = (await this.list(family)) ?? listing;
+          hook = forwardHookScript(listing);
+        }
         if (hook !== undefined) {
           await this.restore(family, hook);
           restored.add(`hook:${family}`);

@@ -248,6 +248,33 @@ describe('lease firewall check', () => {
     expect(ipt.rules.filter((r) => r.startsWith('-A FORWARD '))).toEqual(['-A FORWARD -j DOCKER-USER']);
   });
 
+  test("leaves Docker's hook alone when it is only being moved: a network create lists it second for a moment", async () => {
+    const ipt = statefulIptables();
+    const fw = new Firewall(ipt.exec, silentLogger(), { ipv6: false });
+    await fw.apply(spec);
+    // What dockerd's network create leaves for a moment: its bridge rule on top, the hook second.
+    ipt.rules.splice(ipt.rules.indexOf('-A FORWARD -j DOCKER-USER'), 0, '-A FORWARD -o br-new -j DOCKER');
+    const before = ipt.restores();
+    const dockerdFinishes = async (): Promise<void> => {
+      ipt.rules.splice(ipt.rules.indexOf('-A FORWARD -j DOCKER-USER'), 1);
+      ipt.rules.splice(ipt.rules.findIndex((r) => r.startsWith('-A FORWARD ')), 0, '-A FORWARD -j DOCKER-USER');
+    };
+    expect(await fw.verify(dockerdFinishes)).toEqual([]);
+    expect(ipt.restores()).toBe(before);
+    expect(ipt.rules.filter((r) => r === '-A FORWARD -j DOCKER-USER')).toHaveLength(1);
+  });
+
+  test('restores the hook when it is still out of place after the settle', async () => {
+    const ipt = statefulIptables();
+    const fw = new Firewall(ipt.exec, silentLogger(), { ipv6: false });
+    await fw.apply(spec);
+    for (let i = ipt.rules.length - 1; i >= 0; i--) if (ipt.rules[i]?.startsWith('-A FORWARD ')) ipt.rules.splice(i, 1);
+    let settled = 0;
+    expect(await fw.verify(async () => void (settled += 1))).toEqual(['hook:v4']);
+    expect(settled).toBe(1);
+    expect(ipt.rules.filter((r) => r.startsWith('-A FORWARD '))).toEqual(['-A FORWARD -j DOCKER-USER']);
+  });
+
   test('forgets the rules of a removed lease: nothing is restored for it', async () => {
     const ipt = statefulIptables();
     const fw = new Firewall(ipt.exec, silentLogger(), { ipv6: false });
