@@ -8,6 +8,13 @@ import { SECRET_CONFIG_PATHS, type ProviderConfig } from './schema';
 export const RELOADABLE_SECTIONS = ['pricing', 'admission'] as const;
 type ReloadableSection = (typeof RELOADABLE_SECTIONS)[number];
 
+/**
+ * Keys inside a reloadable section that are read once, when the part they configure is built (the
+ * rate limiter's buckets, the funding cache): a reload names them as needing a restart rather than
+ * claiming they applied.
+ */
+export const START_ONLY_KEYS = ['admission.rateLimit', 'admission.fundingCacheSeconds'] as const;
+
 export interface ConfigChange {
   /** Dotted key path. */
   key: string;
@@ -43,7 +50,9 @@ export class ReloadableConfig {
   /** Takes the reloadable sections of `next`; reports every key that differs, applied or not. */
   apply(next: ProviderConfig): ReloadOutcome {
     const changes = diffConfig(this.startedWithCurrent(), next);
-    const reloadable = (change: ConfigChange): boolean => RELOADABLE_SECTIONS.some((s) => change.key === s || change.key.startsWith(`${s}.`));
+    const under = (key: string, prefix: string): boolean => key === prefix || key.startsWith(`${prefix}.`);
+    const reloadable = (change: ConfigChange): boolean =>
+      RELOADABLE_SECTIONS.some((s) => under(change.key, s)) && !START_ONLY_KEYS.some((k) => under(change.key, k));
     this.current = { pricing: next.pricing, admission: next.admission };
     return { applied: changes.filter(reloadable), needRestart: changes.filter((c) => !reloadable(c)) };
   }

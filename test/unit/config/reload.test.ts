@@ -24,6 +24,13 @@ describe('ReloadableConfig (SIGHUP)', () => {
     expect(outcome.needRestart.map(describeChange)).toEqual(['api.port: 8420 → 9000', 'region: unspecified → eu-west']);
   });
 
+  it('names the admission keys read once at start (rate limits, funding cache) as needing a restart', () => {
+    const live = new ReloadableConfig(config());
+    const outcome = live.apply(config({ admission: { maxQuoteShare: 0.25, fundingCacheSeconds: 60, rateLimit: { perTenant: { perMinute: 5 } } } }));
+    expect(outcome.applied.map((c) => c.key)).toEqual(['admission.maxQuoteShare']);
+    expect(outcome.needRestart.map((c) => c.key).sort()).toEqual(['admission.fundingCacheSeconds', 'admission.rateLimit.perTenant.perMinute']);
+  });
+
   it('compares a second reload with the first, not with the start', () => {
     const live = new ReloadableConfig(config());
     live.apply(config({ pricing: { perCpuSecond: '5' } }));
