@@ -31,7 +31,9 @@ async function startDaemon(name: string, reuse?: ProviderConfig): Promise<{ daem
   daemon = await Daemon.start({ config, log, env: {}, exec: execFileAsync, clock: systemClock, version: 'test' });
   rpc?.destroy();
   rpc = createRpcProvider(daemon.info.rpcUrl, { chainId: daemon.info.chainId });
-  return { daemon, tenant: new ChainTenant(rpc, daemon.info.marketplace, daemon.info.token!), config };
+  const tenant = new ChainTenant(rpc, daemon.info.marketplace, daemon.info.token!);
+  await tenant.approveMarketplace();
+  return { daemon, tenant, config };
 }
 
 describe('lease engine (in process: real Docker, real anvil)', () => {

@@ -66,8 +66,14 @@ export class ChainTenant {
     this.token = new Contract(token, mockTokenAbi as unknown as InterfaceAbi, this.wallet);
   }
 
+  /** What a funded tenant does before asking for quotes: the provider refuses quotes to a tenant whose allowance cannot pay the minimum deposit. */
+  async approveMarketplace(amount: bigint = 10n ** 24n): Promise<void> {
+    await (await this.token.getFunction('approve')(this.market.target, amount)).wait();
+  }
+
   async open(response: QuoteResponse, deposit: bigint): Promise<bigint> {
-    await (await this.token.getFunction('approve')(this.market.target, deposit)).wait();
+    const allowance = (await this.token.getFunction('allowance')(this.wallet.address, this.market.target)) as bigint;
+    if (allowance < deposit) await this.approveMarketplace(deposit);
     const receipt = await (await this.market.getFunction('openLease')(response.quote, response.signature, deposit)).wait();
     const typed = marketplaceAt(this.market.target as string, null);
     for (const log of receipt.logs) {
