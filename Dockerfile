@@ -8,7 +8,8 @@
 #     provider start
 #
 # Change the API port with -e PROVIDER_API__PORT=<port> (not only in the config file): the
-# HEALTHCHECK reads it from there.
+# HEALTHCHECK reads it from there. It asks the plain-HTTP operator listener on loopback
+# (api.operatorPort, default the API port + 1; PROVIDER_API__OPERATOR_PORT); the API port speaks TLS.
 # --network host: the API port and the lease firewall rules live in the host's network namespace.
 # --pid host and the cgroup mount: metering reads each lease's counters from the host's /proc and
 # /sys/fs/cgroup. Root inside the container is needed for iptables; whoever can use the Docker
@@ -42,6 +43,6 @@ ENV NODE_ENV=production
 VOLUME ["/var/lib/provider"]
 EXPOSE 8420
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-  CMD node -e "fetch('http://127.0.0.1:' + (process.env.PROVIDER_API__PORT || 8420) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"
+  CMD node -e "const e = process.env; fetch('http://127.0.0.1:' + (e.PROVIDER_API__OPERATOR_PORT || Number(e.PROVIDER_API__PORT || 8420) + 1) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"
 ENTRYPOINT ["/opt/provider/bin/provider"]
 CMD ["start"]

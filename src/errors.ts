@@ -38,6 +38,10 @@ export type ErrorCode =
   | 'QUOTE_UNTRUSTED'
   | 'USAGE_UNVERIFIED'
   | 'CLAIM_NOT_DISPUTABLE'
+  // tls: the API's certificate (provider side) and its on-chain pin (tenant side)
+  | 'TLS_CERT_INVALID'
+  | 'TLS_PIN_MISMATCH'
+  | 'TLS_PIN_MISSING'
   // leases
   | 'LEASE_NOT_FOUND'
   | 'PROVIDER_DRAINING'

@@ -34,6 +34,9 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   OPERATOR_ONLY: 403,
   // Raised by the tenant client about a provider, never served by this API: a bad upstream.
   PROVIDER_UNREACHABLE: 502,
+  TLS_CERT_INVALID: 500,
+  TLS_PIN_MISMATCH: 502,
+  TLS_PIN_MISSING: 502,
   PROVIDER_REFUSED: 502,
   PROVIDER_RESPONSE_INVALID: 502,
   QUOTE_UNTRUSTED: 502,

@@ -1,4 +1,5 @@
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Duplex } from 'node:stream';
@@ -56,6 +57,8 @@ export interface ApiServerOptions {
   upgrade?: UpgradeHandler;
   /** This host's interface addresses; default os.networkInterfaces(), read at each operator request. */
   ownAddresses?: () => NodeJS.Dict<{ address: string }[]>;
+  /** Serve HTTPS (and WSS) with this PEM certificate and key; without it, plain HTTP. */
+  tls?: { cert: string; key: string };
 }
 
 /** Serves upgrade requests on the API's own port (ws with `noServer`). */
@@ -77,14 +80,17 @@ export interface ErrorBody {
 }
 
 export class ApiServer {
-  private readonly server: Server;
+  private readonly server: Server | TlsServer;
   private readonly routes: CompiledRoute[];
   /** Responses still streaming: close() ends them rather than waiting for a follow to end. */
   private readonly streaming = new Set<AbortController>();
 
   constructor(private readonly options: ApiServerOptions) {
     this.routes = options.routes.map((route) => compile(route as Route<unknown>));
-    this.server = createServer((req, res) => void this.handle(req, res));
+    const handler = (req: IncomingMessage, res: ServerResponse): void => void this.handle(req, res);
+    this.server = options.tls ? createTlsServer({ cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2' }, handler) : createServer(handler);
+    // A peer that fails the handshake (a scanner, a tenant refusing our certificate) is nothing to log.
+    this.server.on('tlsClientError', (_err: Error, socket: Duplex) => socket.destroy());
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       socket.on('error', () => socket.destroy());
       if (options.upgrade) options.upgrade.handleUpgrade(req, socket, head);
@@ -103,6 +109,12 @@ export class ApiServer {
       });
     });
     return this.server.address() as AddressInfo;
+  }
+
+  /** Serves `tls` to new connections from now on (a renewed certificate); open ones keep theirs. */
+  setCertificate(tls: { cert: string; key: string }): void {
+    if (!this.options.tls) throw new ProviderError('INTERNAL', 'this API server speaks plain HTTP');
+    (this.server as TlsServer).setSecureContext({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' });
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { localApiUrl } from '../api';
+import { getAddress, toBeHex } from 'ethers';
+import { publicApiUrl } from '../api';
 import { ProviderError, describeError, isProviderError } from '../errors';
 import type { DisputeOutcome } from '../tenant';
 import { CliExit, commandContext, type CliIo } from './context';
@@ -43,10 +44,12 @@ export function registerDisputeCommand(program: Command, io: CliIo): void {
       const { config } = ctx.loaded;
       const options = parseFlags(optionsSchema, raw, 'dispute');
       const leaseId = parseLeaseId(rawLeaseId);
-      const apiUrl = options.apiUrl ?? localApiUrl(config);
+      const apiUrl = options.apiUrl ?? publicApiUrl(config);
+      // A lease id is (provider << 96) | nonce: the provider whose registered certificate is pinned.
+      const provider = async (): Promise<string> => getAddress(toBeHex(leaseId >> 96n, 20));
       let outcome: DisputeOutcome;
       try {
-        const { tenant, rpc } = await openTenantSession(config, options, { apiUrl, clock: io.clock, keyNeeded: 'a dispute is sent by the lease\'s tenant' });
+        const { tenant, rpc } = await openTenantSession(config, options, { apiUrl, clock: io.clock, keyNeeded: 'a dispute is sent by the lease\'s tenant', provider, log: ctx.log });
         try {
           outcome = await tenant.dispute(leaseId);
         } finally {

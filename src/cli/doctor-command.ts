@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
 import { createCapacityDetector } from '../capacity';
 import { createRpcProvider } from '../chain';
-import { formatDoctorText, runDoctor } from '../doctor';
+import { formatDoctorText, runDoctor, type RegistrationSource } from '../doctor';
 import { createDockerClient } from '../runtime';
 import { CliExit, commandContext, type CliIo } from './context';
+import { OperatorClient, daemonMarketplace } from './local-api';
 
 export function registerDoctorCommand(program: Command, io: CliIo): void {
   program
@@ -16,6 +17,15 @@ export function registerDoctorCommand(program: Command, io: CliIo): void {
       const { config } = ctx.loaded;
       const capacity = await createCapacityDetector(config, { exec: io.exec, env: io.env, clock: io.clock }).detect();
       const rpc = config.network ? createRpcProvider(config.network.rpcUrl, { chainId: config.network.chainId }) : undefined;
+      let devnetRpc: ReturnType<typeof createRpcProvider> | undefined;
+      // The devnet's chain runs inside the daemon: when it answers, its registration can be read.
+      const devnetRegistration = async (): Promise<RegistrationSource | undefined> => {
+        const status = await new OperatorClient({ baseUrl: OperatorClient.forConfig(config).baseUrl, timeoutMs: 2_000 }).status().catch(() => undefined);
+        if (!status) return undefined;
+        const host = config.devnet.host === '0.0.0.0' ? '127.0.0.1' : config.devnet.host;
+        devnetRpc = createRpcProvider(`http://${host}:${config.devnet.port}`, { chainId: config.devnet.chainId });
+        return { rpc: devnetRpc, marketplace: daemonMarketplace(config, ctx.log).marketplace, provider: status.provider };
+      };
       try {
         const results = await runDoctor({
           config,
@@ -27,6 +37,7 @@ export function registerDoctorCommand(program: Command, io: CliIo): void {
           rpc,
           fetch,
           timeoutMs: config.docker.requestTimeoutMs,
+          ...(config.network ? {} : { devnetRegistration }),
         });
         const ok = results.every((r) => r.status !== 'fail');
         if (options.json) ctx.print(JSON.stringify({ ok, checks: results }, null, 2));
@@ -34,6 +45,7 @@ export function registerDoctorCommand(program: Command, io: CliIo): void {
         if (!ok) throw new CliExit(1);
       } finally {
         rpc?.destroy();
+        devnetRpc?.destroy();
       }
     });
 }

@@ -217,28 +217,26 @@ const deploymentWire = z.object({ chainId: z.number().int(), marketplaceAddress:
  * deployed (recorded in <dataDir>/devnet/deployment.json).
  */
 export function openDaemonStore(config: ProviderConfig, log: Logger): DaemonStore {
-  let chainId: number;
-  let marketplace: string;
-  if (config.network) {
-    chainId = config.network.chainId;
-    marketplace = config.network.marketplaceAddress;
-  } else {
-    const deployment = new Devnet({ dataDir: config.dataDir, ...config.devnet, log }).deploymentPath;
-    let recorded: z.output<typeof deploymentWire>;
-    try {
-      recorded = deploymentWire.parse(JSON.parse(readFileSync(deployment, 'utf8')));
-    } catch {
-      throw noStore(config.dataDir);
-    }
-    chainId = config.devnet.chainId;
-    marketplace = recorded.marketplaceAddress;
-  }
+  const { chainId, marketplace } = daemonMarketplace(config, log);
   const path = storePathFor(config.dataDir, chainId, marketplace);
   // openStore would create an empty one: a missing file means the daemon never ran here.
   if (!existsSync(path)) throw noStore(config.dataDir);
   // Read-only: "nothing answers" may also mean the daemon is still starting up and owns the file.
   const store = openStoreReadOnly(path);
   return { path, chainId, marketplace, store, close: () => store.close() };
+}
+
+/** The chain and marketplace the daemon of this config works on (on the devnet, as it deployed it). */
+export function daemonMarketplace(config: ProviderConfig, log: Logger): { chainId: number; marketplace: string } {
+  if (config.network) return { chainId: config.network.chainId, marketplace: config.network.marketplaceAddress };
+  const deployment = new Devnet({ dataDir: config.dataDir, ...config.devnet, log }).deploymentPath;
+  let recorded: z.output<typeof deploymentWire>;
+  try {
+    recorded = deploymentWire.parse(JSON.parse(readFileSync(deployment, 'utf8')));
+  } catch {
+    throw noStore(config.dataDir);
+  }
+  return { chainId: config.devnet.chainId, marketplace: recorded.marketplaceAddress };
 }
 
 /** Runs `read` on the stopped daemon's store, closing it after. */

@@ -5,8 +5,9 @@ import { formatDoctorText } from '../doctor';
 import { manifestSchema } from '../runtime';
 import { Selftest, type SelftestReport } from '../selftest';
 import { CliExit, commandContext, type CliIo } from './context';
-import { localApiUrl } from '../api';
+import { publicApiUrl } from '../api';
 import { parseFlags } from './flags';
+import { OperatorClient } from './local-api';
 import { openTenantSession } from './tenant-session';
 
 const DEFAULT_IMAGE = 'busybox:1.36';
@@ -45,8 +46,17 @@ export function registerSelftestCommand(program: Command, io: CliIo): void {
       const ctx = commandContext(io, command);
       const { config } = ctx.loaded;
       const options: SelftestOptions = parseFlags(optionsSchema, raw, 'selftest');
-      const apiUrl = localApiUrl(config);
-      const { tenant, rpc } = await openTenantSession(config, options, { apiUrl, clock: io.clock, keyNeeded: 'selftest pays for its leases from a tenant account you fund' });
+      const apiUrl = publicApiUrl(config);
+      // Tested as a tenant sees it: the certificate pinned is the one registered on-chain for the
+      // provider the daemon runs as (asked over the operator listener).
+      const provider = async (): Promise<string> => (await OperatorClient.forConfig(config).status()).provider;
+      const { tenant, rpc } = await openTenantSession(config, options, {
+        apiUrl,
+        clock: io.clock,
+        keyNeeded: 'selftest pays for its leases from a tenant account you fund',
+        provider,
+        log: ctx.log,
+      });
       const controller = new AbortController();
       const onSignal = (signal: NodeJS.Signals): void => controller.abort(new Error(`stopped by ${signal}`));
       process.on('SIGINT', onSignal);

@@ -1,11 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { Wallet, type JsonRpcProvider } from 'ethers';
 import { z } from 'zod';
-import { createRpcProvider } from '../chain';
+import { createRpcProvider, marketplaceAt } from '../chain';
 import type { ProviderConfig } from '../config';
 import { DEV_ACCOUNT, devPrivateKey } from '../devnet';
 import { ProviderError, describeError } from '../errors';
-import { TenantClient } from '../tenant';
+import type { Logger } from '../log';
+import { TenantClient, registeredPin } from '../tenant';
+import { daemonMarketplace } from './local-api';
 import type { Clock } from '../util/clock';
 
 /**
@@ -44,15 +46,25 @@ const privateKeySchema = z
   .regex(/^(0x)?[0-9a-fA-F]{64}$/, 'expected a private key: 64 hex digits, with or without 0x')
   .transform((key) => (key.startsWith('0x') ? key : `0x${key}`));
 
-/** A TenantClient of the provider at `apiUrl`; `keyNeeded` says, off the devnet, why a key file is required. */
+/**
+ * A TenantClient of the provider at `apiUrl`; `keyNeeded` says, off the devnet, why a key file is
+ * required. The client pins the certificate `provider` registered on the marketplace this config
+ * names (on the devnet, the one it deployed), read from the chain when first needed: `provider`
+ * is asked then too, so a daemon that is down fails the first request, not the session.
+ */
 export async function openTenantSession(
   config: ProviderConfig,
   flags: TenantFlags,
-  options: { apiUrl: string; clock: Clock; keyNeeded: string },
+  options: { apiUrl: string; clock: Clock; keyNeeded: string; provider: () => Promise<string>; log: Logger },
 ): Promise<TenantSession> {
   const chain = await tenantChain(config, flags, options.keyNeeded);
   const rpc = createRpcProvider(chain.rpcUrl, { chainId: chain.chainId, pollingIntervalMs: chain.devnet ? 250 : 1_000 });
+  const tlsPin = async (): Promise<string> => {
+    const marketplace = chain.marketplace ?? daemonMarketplace(config, options.log).marketplace;
+    return registeredPin(marketplaceAt(marketplace, rpc), await options.provider());
+  };
   const tenant = new TenantClient({
+    tlsPin,
     signer: new Wallet(chain.tenantKey, rpc),
     apiUrl: options.apiUrl,
     chainId: chain.chainId,

@@ -96,15 +96,49 @@ export const keystoreSchema = z
   })
   .prefault({});
 
+/**
+ * The API's certificate. By default the daemon makes its own (EC P-256, self-signed) in
+ * <dataDir>/tls and renews it `renewBeforeDays` before it expires; tenants trust it through the
+ * SHA-256 pin in the provider's on-chain metadata, not through a CA. certFile and keyFile bring a
+ * CA-issued one instead, pinned the same way.
+ */
+export const apiTlsSchema = z
+  .strictObject({
+    /** False serves the public port in plain HTTP: tenants then reach it only on loopback (development). */
+    enabled: z.boolean().default(true),
+    /** PEM certificate (chain allowed: the first is the server's); needs keyFile. */
+    certFile: z.string().min(1).optional(),
+    /** PEM private key (unencrypted) of certFile. */
+    keyFile: z.string().min(1).optional(),
+    /** Lifetime of a self-made certificate. */
+    validityDays: z.number().int().min(2).max(825).default(90),
+    /** Renew a self-made certificate this long before it expires; warn about an operator's one. */
+    renewBeforeDays: z.number().int().min(1).default(30),
+  })
+  .refine((tls) => (tls.certFile === undefined) === (tls.keyFile === undefined), { path: ['keyFile'], message: 'certFile and keyFile go together' })
+  .refine((tls) => tls.renewBeforeDays < tls.validityDays, { path: ['renewBeforeDays'], message: 'must be less than validityDays' })
+  .prefault({});
+
 export const apiSchema = z
   .strictObject({
     host: z.string().min(1).default('0.0.0.0'),
     port: port.default(8420),
-    /** URL tenants reach the API at, advertised on-chain; default http://<host>:<port>. */
+    /** URL tenants reach the API at, advertised on-chain; default https://<host>:<port> (http:// with tls.enabled false). */
     publicUrl: z.url().optional(),
     maxBodyBytes: positiveByteSize.default(1024 * 1024),
     /** How long a tenant request signature stays acceptable. */
     maxSignatureAgeSeconds: z.number().int().positive().default(300),
+    /**
+     * Plain HTTP for the operator's commands, on loopback only (127.0.0.1); default api.port + 1.
+     * The public port speaks TLS, and the CLI on this machine has no pin to check.
+     */
+    operatorPort: port.optional(),
+    tls: apiTlsSchema,
+  })
+  .refine((api) => api.operatorPort === undefined || api.operatorPort !== api.port, { path: ['operatorPort'], message: 'must differ from api.port' })
+  .refine((api) => !api.tls.enabled || api.publicUrl === undefined || api.publicUrl.startsWith('https:'), {
+    path: ['publicUrl'],
+    message: 'must be an https:// URL while api.tls.enabled is true (tenants pin the certificate)',
   })
   .prefault({});
 

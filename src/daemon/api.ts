@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import { ProviderMetrics, RequestRateLimiter, TenantAuthenticator, createProviderApi, type ProviderService } from '../api';
+import { ProviderMetrics, RequestRateLimiter, TenantAuthenticator, createOperatorApi, createProviderApi, operatorPortOf, type ApiServer, type ProviderService } from '../api';
 import type { AllocationLedger } from '../capacity';
 import { TenantFunding, providerAccount, tokenAt, type ChainClient } from '../chain';
 import type { ProviderConfig } from '../config';
@@ -13,7 +13,11 @@ import { storeEarnings } from './operator-views';
 
 export interface RunningApi {
   address: AddressInfo;
+  /** The plain-HTTP operator listener on loopback. */
+  operatorAddress: AddressInfo;
   metrics: ProviderMetrics;
+  /** Serves a renewed certificate to new connections. */
+  setCertificate(tls: { cert: string; key: string }): void;
   close(): Promise<void>;
 }
 
@@ -26,6 +30,8 @@ export interface StartApiOptions {
   provider: string;
   clock: Clock;
   log: Logger;
+  /** The certificate of the public port; absent with api.tls.enabled false (plain HTTP). */
+  tls?: { cert: string; key: string };
 }
 
 /** How often the Prometheus figures are refreshed from the store, the ledger and the chain. */
@@ -45,18 +51,13 @@ export async function startApi(options: StartApiOptions): Promise<RunningApi> {
   });
   const metrics = new ProviderMetrics();
   const limiter = new RequestRateLimiter(config.admission.rateLimit, clock, (action, scope) => metrics.requestRateLimited(action, scope));
-  const server = createProviderApi({ service: options.service, metrics, limiter, authenticator, maxBodyBytes: config.api.maxBodyBytes, log });
-  const address = await server.listen(config.api.host, config.api.port).catch((err: unknown) => {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'EADDRINUSE' && code !== 'EACCES' && code !== 'EADDRNOTAVAIL') throw err;
-    const why = code === 'EADDRINUSE' ? 'the port is in use' : code === 'EACCES' ? 'permission denied' : 'no such local address';
-    throw new ProviderError('PORT_UNAVAILABLE', `the API cannot listen on ${config.api.host}:${config.api.port}: ${why}`, {
-      cause: err,
-      fix:
-        code === 'EADDRINUSE'
-          ? `stop what listens there (\`ss -ltnp 'sport = :${config.api.port}'\` names it; another provider daemon?) or set api.port`
-          : 'set api.host to an address of this machine (0.0.0.0 for all) and api.port to 1024 or above unless running as root',
-    });
+  const server = createProviderApi({ service: options.service, metrics, limiter, authenticator, maxBodyBytes: config.api.maxBodyBytes, log, ...(options.tls ? { tls: options.tls } : {}) });
+  const address = await listenOrExplain(server, config.api.host, config.api.port, 'api.port');
+  const operator = createOperatorApi({ service: options.service, metrics, maxBodyBytes: config.api.maxBodyBytes, log });
+  // Loopback only: this listener has no TLS and answers operator routes without credentials.
+  const operatorAddress = await listenOrExplain(operator, '127.0.0.1', operatorPortOf(config), 'api.operatorPort').catch(async (err: unknown) => {
+    await server.close();
+    throw err;
   });
   const refresh = (): Promise<void> => refreshMetrics(metrics, options).catch((err: unknown) => log.debug({ err: describeError(err) }, 'metrics refresh failed'));
   await refresh();
@@ -64,12 +65,29 @@ export async function startApi(options: StartApiOptions): Promise<RunningApi> {
   timer.unref();
   return {
     address,
+    operatorAddress,
     metrics,
+    setCertificate: (tls) => server.setCertificate(tls),
     close: async () => {
       clearInterval(timer);
-      await server.close();
+      await Promise.all([server.close(), operator.close()]);
     },
   };
+}
+
+async function listenOrExplain(server: ApiServer, host: string, port: number, key: string): Promise<AddressInfo> {
+  return server.listen(host, port).catch((err: unknown) => {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EADDRINUSE' && code !== 'EACCES' && code !== 'EADDRNOTAVAIL') throw err;
+    const why = code === 'EADDRINUSE' ? 'the port is in use' : code === 'EACCES' ? 'permission denied' : 'no such local address';
+    throw new ProviderError('PORT_UNAVAILABLE', `the API cannot listen on ${host}:${port}: ${why}`, {
+      cause: err,
+      fix:
+        code === 'EADDRINUSE'
+          ? `stop what listens there (\`ss -ltnp 'sport = :${port}'\` names it; another provider daemon?) or set ${key}`
+          : 'set api.host to an address of this machine (0.0.0.0 for all) and api.port to 1024 or above unless running as root',
+    });
+  });
 }
 
 async function refreshMetrics(metrics: ProviderMetrics, options: StartApiOptions): Promise<void> {

@@ -28,7 +28,9 @@ import { startApi, tenantFunding, type RunningApi } from './api';
 import { confirmedChainTime } from './chain-time';
 import { drainLeases, type DrainOptions, type DrainResult } from './drain';
 import { ensureRegistered, metadataOf, payoutAddressOf } from './registration';
-import { localApiUrl, localUrl } from '../api';
+import { localUrl, publicApiUrl } from '../api';
+import { ensureCertificate } from '../tls';
+import { startCertificateRenewal } from './certificate-renewal';
 
 export interface DaemonOptions {
   config: ProviderConfig;
@@ -55,6 +57,8 @@ export interface DaemonInfo {
   instanceId: string;
   /** The devnet's funded dev tenant (public key material), for selftests; absent off the devnet. */
   devTenantKey?: string;
+  /** SHA-256 of the API certificate at start (the pin in the on-chain metadata); null without TLS. */
+  tlsSha256: string | null;
 }
 
 /**
@@ -76,6 +80,8 @@ export class Daemon {
       report: CapacityReport;
       signer: Wallet;
       apiUrl: string;
+      /** The pin registered on-chain now; a renewal changes it. */
+      pin: { sha256: string | undefined };
       settlementBound: () => number;
       clock: Clock;
       log: Logger;
@@ -210,15 +216,17 @@ export class Daemon {
       await engine.start();
       chain.start();
 
-      // ---- registration, then the API
-      const apiUrl = config.api.publicUrl ?? localApiUrl(config);
+      // ---- the certificate, registration (with its pin), then the API
+      const certificate = config.api.tls.enabled ? await ensureCertificate({ config, now: clock.now(), log }) : undefined;
+      const pin = { sha256: certificate?.info.sha256 };
+      const apiUrl = config.api.publicUrl ?? publicApiUrl(config);
       step('registering on-chain (waits for the transaction when something changed)');
       await ensureRegistered({
         chain,
         outbox: store.outbox,
         signer,
         apiUrl,
-        metadata: metadataOf(config, report),
+        metadata: metadataOf(config, report, pin.sha256),
         payout: payoutAddressOf(config, signer.address),
         log,
         signal: options.signal,
@@ -241,12 +249,12 @@ export class Daemon {
         clock,
         cursorBlock: () => following.cursor(),
       });
-      const api = await startApi({ config, service, store, ledger, chain, provider, clock, log });
+      const api = await startApi({ config, service, store, ledger, chain, provider, clock, log, ...(certificate ? { tls: { cert: certificate.certPem, key: certificate.keyPem } } : {}) });
       cleanups.push(() => api.close());
       const stopUpkeep = startUpkeep({ config, docker, firewall, registry, clock, log, onRestored: (count) => api.metrics.firewallRestored(count) });
       cleanups.push(stopUpkeep);
       const address = api.address as AddressInfo;
-      const listening = localUrl(address.address, address.port);
+      const listening = localUrl(address.address, address.port, certificate ? 'https' : 'http');
       const info: DaemonInfo = {
         apiUrl: config.api.publicUrl ?? listening,
         provider,
@@ -257,12 +265,18 @@ export class Daemon {
         devnet: devnet !== undefined,
         instanceId,
         devTenantKey,
+        tlsSha256: pin.sha256 ?? null,
       };
       log.info({ apiUrl: info.apiUrl, provider, chainId: info.chainId, marketplace: info.marketplace }, 'provider daemon ready');
       // A drained lease is billed once its final checkpoint is paid or claimed: within the
       // tenant's countersign grace plus a few blocks.
       const settlementBound = (): number => (grace + 60) * 1000;
-      return new Daemon(info, service, { devnet, store, chain, engine, api, live, report, signer, apiUrl, settlementBound, clock, log, stopUpkeep });
+      const daemon = new Daemon(info, service, { devnet, store, chain, engine, api, live, report, signer, apiUrl, pin, settlementBound, clock, log, stopUpkeep });
+      if (certificate) {
+        const stopRenewal = startCertificateRenewal({ config, current: certificate, clock, log, onRenewed: (renewed) => daemon.certificateRenewed(renewed) });
+        daemon.stopRenewal = stopRenewal;
+      }
+      return daemon;
     } catch (err) {
       await cleanup();
       throw err;
@@ -276,25 +290,36 @@ export class Daemon {
    * on-chain metadata is updated in the background.
    */
   reload(next: ProviderConfig): ReloadOutcome {
-    const { live, report, log } = this.parts;
-    const before = metadataOf(live.view, report);
+    const { live, report, pin, log } = this.parts;
+    const before = metadataOf(live.view, report, pin.sha256);
     const outcome = live.apply(next);
     for (const change of outcome.applied) log.info({ key: change.key }, `config reloaded: ${describeChange(change)}`);
     for (const change of outcome.needRestart) log.warn({ key: change.key }, `config change not applied (takes a restart): ${describeChange(change)}`);
     if (outcome.applied.length + outcome.needRestart.length === 0) log.info('config reloaded: nothing changed');
-    const metadata = metadataOf(live.view, report);
-    if (metadata !== before) this.updateRegistration(metadata);
+    const metadata = metadataOf(live.view, report, pin.sha256);
+    if (metadata !== before) this.updateRegistration(metadata, 'on-chain metadata updated with the new prices');
     return outcome;
+  }
+
+  /** Stops the certificate renewal loop (set at start when the API speaks TLS). */
+  stopRenewal: () => Promise<void> = async () => undefined;
+
+  /** A renewed certificate: new connections get it at once, and its pin goes on-chain. */
+  certificateRenewed(renewed: { certPem: string; keyPem: string; info: { sha256: string } }): void {
+    const { api, live, report, pin } = this.parts;
+    api.setCertificate({ cert: renewed.certPem, key: renewed.keyPem });
+    pin.sha256 = renewed.info.sha256;
+    this.updateRegistration(metadataOf(live.view, report, pin.sha256), 'on-chain TLS pin updated to the renewed certificate');
   }
 
   private registrationUpdate: Promise<void> = Promise.resolve();
 
-  private updateRegistration(metadata: string): void {
+  private updateRegistration(metadata: string, done: string): void {
     const { chain, signer, apiUrl, log } = this.parts;
     // One at a time, in order: the last reload's metadata is the one left on-chain.
     this.registrationUpdate = this.registrationUpdate
       .then(() => ensureRegistered({ chain, outbox: this.parts.store.outbox, signer, apiUrl, metadata, payout: payoutAddressOf(this.parts.live.view, signer.address), log }))
-      .then(() => log.info('on-chain metadata updated with the new prices'))
+      .then(() => log.info(done))
       .catch((err: unknown) => log.warn({ err: describeError(err) }, 'updating the on-chain metadata failed; the next start tries again'));
   }
 
@@ -309,6 +334,7 @@ export class Daemon {
     const { engine, api, chain, store, devnet, log } = this.parts;
     log.info('shutting down: no new quotes; running leases keep running and are adopted at the next start');
     engine.stopAccepting();
+    await this.stopRenewal();
     await this.parts.stopUpkeep();
     await api.close().catch(() => undefined);
     await engine.stop();

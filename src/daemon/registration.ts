@@ -14,8 +14,11 @@ export function payoutAddressOf(config: Pick<ProviderConfig, 'settlement'>, prov
 /** How long start-up waits for the provider's registration transaction. */
 const REGISTRATION_TIMEOUT_MS = 180_000;
 
-/** The on-chain metadata: what this provider sells and at what price (stable across restarts). */
-export function metadataOf(config: ProviderConfig, report: CapacityReport): string {
+/**
+ * The on-chain metadata: what this provider sells and at what price (stable across restarts), and
+ * the SHA-256 pin of the API's certificate (tenants refuse any other; a renewal re-registers).
+ */
+export function metadataOf(config: ProviderConfig, report: CapacityReport, tlsSha256?: string): string {
   const gpus = new Map<string, number>();
   for (const gpu of report.allocatable.gpus) {
     const name = gpu.profile ? `${gpu.model} ${gpu.profile}` : gpu.model;
@@ -35,6 +38,7 @@ export function metadataOf(config: ProviderConfig, report: CapacityReport): stri
       perGiBEgress: config.pricing.perGiBEgress,
       minimumPerLease: config.pricing.minimumPerLease,
     },
+    ...(tlsSha256 ? { tls: { sha256: tlsSha256 } } : {}),
   });
 }
 

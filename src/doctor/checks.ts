@@ -10,6 +10,10 @@ import { buildDeviceRequests, containerError, gpuEnv } from '../runtime';
 import { formatBytes } from '../util/bytes';
 import type { Clock } from '../util/clock';
 import { withTimeout } from '../util/with-timeout';
+import { operatorPortOf } from '../api';
+import type { RegistrationSource } from './tls-checks';
+import { PinnedTransport } from '../tenant';
+import { readCertificateInfo } from '../tls';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
 
@@ -34,6 +38,8 @@ export interface DoctorContext {
   rpc: JsonRpcProvider | undefined;
   fetch: typeof fetch;
   timeoutMs: number;
+  /** On the devnet, where the running daemon's registration is read (its chain runs with it); undefined when it is down. */
+  devnetRegistration?: () => Promise<RegistrationSource | undefined>;
 }
 
 const pass = (id: string, detail: string): CheckResult => ({ id, status: 'pass', detail, fix: null });
@@ -148,8 +154,9 @@ export async function checkApiPort(ctx: DoctorContext): Promise<CheckResult> {
   });
   if (!bound) return pass('api-port', `${host}:${port} is free`);
   if (bound.code === 'EADDRINUSE') {
+    // The public port speaks TLS; the daemon's plain operator listener says whether it is ours.
     const ours = await ctx
-      .fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(Math.min(ctx.timeoutMs, 2_000)) })
+      .fetch(`http://127.0.0.1:${operatorPortOf(ctx.config)}/healthz`, { signal: AbortSignal.timeout(Math.min(ctx.timeoutMs, 2_000)) })
       .then((res) => res.ok)
       .catch(() => false);
     if (ours) return pass('api-port', `${host}:${port} is served by a running provider daemon`);
@@ -166,11 +173,23 @@ export async function checkApiReachable(ctx: DoctorContext): Promise<CheckResult
   }
   const healthz = new URL('healthz', url.endsWith('/') ? url : `${url}/`).toString();
   try {
-    const res = await ctx.fetch(healthz, { signal: AbortSignal.timeout(ctx.timeoutMs) });
+    const res = await healthzOf(ctx, url, healthz);
     if (res.ok) return pass('api-reachable', `${healthz} answers (checked from this machine, not from outside)`);
     return warn('api-reachable', `${healthz} answered ${res.status}`, 'check that api.publicUrl leads to this daemon');
   } catch (err) {
     return warn('api-reachable', `${healthz} does not answer: ${describeError(err)}`, 'start the daemon, and check port forwarding and the firewall towards api.port');
+  }
+}
+
+/** GET healthz; over https pinned to this machine's own certificate (no CA would vouch for a self-signed one). */
+async function healthzOf(ctx: DoctorContext, url: string, healthz: string): Promise<Response> {
+  if (!url.startsWith('https:')) return ctx.fetch(healthz, { signal: AbortSignal.timeout(ctx.timeoutMs) });
+  const own = readCertificateInfo(ctx.config);
+  const transport = new PinnedTransport(url, own?.info.sha256);
+  try {
+    return await transport.fetch(healthz, { method: 'GET', signal: AbortSignal.timeout(ctx.timeoutMs) });
+  } finally {
+    transport.close();
   }
 }
 

@@ -15,8 +15,10 @@ import {
   type CheckResult,
   type DoctorContext,
 } from './checks';
+import { checkTlsCertificate, checkTlsPin } from './tls-checks';
 
 export type { CheckResult, CheckStatus, DoctorContext } from './checks';
+export type { RegistrationSource } from './tls-checks';
 
 /**
  * Every preflight check, in the order an operator fixes things: the engine, its sandbox, the GPUs through it,
@@ -25,6 +27,7 @@ export type { CheckResult, CheckStatus, DoctorContext } from './checks';
  */
 export async function runDoctor(ctx: DoctorContext): Promise<CheckResult[]> {
   const facts: ChainFacts = { rpcOk: false, wallet: undefined };
+  let certificate: ReturnType<typeof checkTlsCertificate>['info'];
   const steps: [string, () => CheckResult | CheckResult[] | Promise<CheckResult | CheckResult[]>][] = [
     ['docker', () => checkDocker(ctx)],
     ['cgroup', () => checkCgroup(ctx)],
@@ -36,6 +39,15 @@ export async function runDoctor(ctx: DoctorContext): Promise<CheckResult[]> {
     ['chain', () => checkChain(ctx, facts)],
     ['key', () => checkKey(ctx, facts)],
     ['account', () => checkAccount(ctx, facts)],
+    [
+      'tls-cert',
+      () => {
+        const found = checkTlsCertificate(ctx);
+        certificate = found.info;
+        return found.check;
+      },
+    ],
+    ['tls-pin', () => checkTlsPin(ctx, facts, certificate)],
     ['clock', () => checkClock(ctx, facts)],
   ];
   const results: CheckResult[] = [];

@@ -52,7 +52,8 @@ export function fixFor(step: StepKind, err: unknown, facts: FixFacts): string {
     if (err.fix) return err.fix;
     return `the daemon refused (${err.remoteCode}): look at its log`;
   }
-  if (isProviderError(err, 'PROVIDER_UNREACHABLE')) {
+  // DAEMON_NOT_RUNNING: the operator listener did not answer when the pin was looked up.
+  if (isProviderError(err, 'PROVIDER_UNREACHABLE') || isProviderError(err, 'DAEMON_NOT_RUNNING')) {
     return step === 'daemon'
       ? `start it: provider start (nothing answers at ${facts.apiUrl}; selftest finds the daemon through api.host and api.port of this config)`
       : `the daemon stopped answering at ${facts.apiUrl}: look at its log, then start it again: provider start`;

@@ -13,3 +13,5 @@ export {
   type QuoteFault,
   type UsageFault,
 } from './errors';
+export { PinnedTransport, connectPinned, pinMismatch, type PinSource, type PinnedRequest } from './pinned-transport';
+export { resolveProviderEndpoint, registeredPin, pinFromMetadata, type ProviderEndpoint } from './provider-endpoint';

@@ -4,18 +4,26 @@ import { z } from 'zod';
 import { wire, type CheckpointView, type LeaseView, type LogEntry, type Offer, type QuoteResponse, type UsageView } from '../api';
 import { boundedRpc, decodeMarketplaceLog, hashCheckpoint, marketplaceAt, marketplaceDomain, signCheckpoint, tokenAt, type LeaseTerms, type MarketplaceContract, type TokenContract } from '../chain';
 import { claimNotDisputable, disputeCalldata, type DisputeOutcome } from './dispute';
-import { ProviderError } from '../errors';
+import { ProviderError, isProviderError } from '../errors';
 import { manifestSchema, type Manifest, type ManifestInput } from '../runtime';
 import { systemClock, type Clock } from '../util/clock';
 import { ProviderRefusedError, QuoteUntrustedError, UsageUnverifiedError } from './errors';
+import { PinnedTransport, type PinSource } from './pinned-transport';
+import { registeredPin } from './provider-endpoint';
 import { signRequest } from './request-signer';
 import { verifyQuote, verifyUsage, type LeaseOnChain, type UsageEvidence, type VerifiedUsage } from './verify';
 
 export interface TenantClientOptions {
   /** The tenant's key, connected to `chain` for transactions. */
   signer: Signer;
-  /** The provider's API, e.g. http://127.0.0.1:8420 */
+  /** The provider's API, e.g. https://203.0.113.7:8420 (http:// only to loopback). */
   apiUrl: string;
+  /**
+   * SHA-256 of the certificate the provider registered (metadata tls.sha256), or how to read it.
+   * Default, with `provider` and `marketplace` given: read from the chain when first needed, and
+   * again after a mismatch (a renewal). An https URL with neither is refused (TLS_PIN_MISSING).
+   */
+  tlsPin?: PinSource;
   chainId: number;
   /** Reads (leases, registrations, receipts). */
   chain: Provider;
@@ -63,11 +71,16 @@ export class TenantClient {
   /** Each lease's terms as LeaseOpened announced them. */
   private readonly terms = new Map<string, LeaseTerms>();
   private readonly apiUrl: string;
+  /** Every request and the log stream go through it: pinned TLS, or plain HTTP to loopback. */
+  readonly transport: PinnedTransport;
   private settled: { provider: string; marketplace: MarketplaceContract; token: TokenContract; domain: TypedDataDomain; offer: Offer } | undefined;
 
   constructor(private readonly options: TenantClientOptions) {
     this.clock = options.clock ?? systemClock;
     this.apiUrl = options.apiUrl.replace(/\/+$/, '');
+    const { provider, marketplace } = options;
+    const fromChain = provider && marketplace ? () => registeredPin(marketplaceAt(marketplace, options.chain), provider) : undefined;
+    this.transport = new PinnedTransport(this.apiUrl, options.tlsPin ?? fromChain);
   }
 
   async address(): Promise<string> {
@@ -223,7 +236,7 @@ export class TenantClient {
     const query = search.toString();
     const path = `/v1/leases/${leaseId}/logs${query ? `?${query}` : ''}`;
     const headers = await signRequest(this.options.signer, this.options.chainId, 'GET', path, '');
-    const ws = new WebSocket(`${this.apiUrl.replace(/^http/, 'ws')}${path}`, { headers, handshakeTimeout: this.options.requestTimeoutMs ?? 30_000 });
+    const ws = new WebSocket(this.transport.webSocketUrl(path), { headers, handshakeTimeout: this.options.requestTimeoutMs ?? 30_000, ...(await this.transport.webSocketOptions()) });
     const queue: LogEntry[] = [];
     let done = false;
     let failure: unknown;
@@ -269,7 +282,7 @@ export class TenantClient {
       notify();
     });
     ws.on('error', (err) => {
-      if (!failure && !done) failure = new ProviderError('PROVIDER_UNREACHABLE', `log stream: ${err.message}`, { cause: err });
+      if (!failure && !done) failure = isProviderError(err) ? err : new ProviderError('PROVIDER_UNREACHABLE', `log stream: ${err.message}`, { cause: err });
       done = true;
       notify();
     });
@@ -373,7 +386,7 @@ export class TenantClient {
     const timeout = AbortSignal.timeout(this.options.requestTimeoutMs ?? 30_000);
     let res: Response;
     try {
-      res = await fetch(`${this.apiUrl}${path}`, {
+      res = await this.transport.fetch(`${this.apiUrl}${path}`, {
         method,
         headers,
         ...(body === undefined ? {} : { body: text }),
@@ -381,6 +394,8 @@ export class TenantClient {
       });
     } catch (err) {
       options.signal?.throwIfAborted();
+      // A pin refused, or no pin to check: not "unreachable", and its fix is another one.
+      if (isProviderError(err)) throw err;
       throw new ProviderError('PROVIDER_UNREACHABLE', `${method} ${path}: ${(err as Error).message}`, { cause: err, fix: 'check the provider API URL and that it is up' });
     }
     const raw = await res.text();

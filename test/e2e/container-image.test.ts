@@ -55,7 +55,7 @@ it('builds from the Dockerfile and its container answers /healthz and turns heal
     const state = JSON.parse(docker('inspect', '-f', '{{json .State}}', NAME)) as { Running: boolean; Health?: { Status: string } };
     if (!state.Running) throw new Error(`the container stopped:\n${docker('logs', '--tail', '40', NAME)}`);
     health = state.Health?.Status ?? '';
-    answered = await fetch(`http://127.0.0.1:${apiPort}/healthz`).then((r) => r.ok, () => false);
+    answered = await fetch(`http://127.0.0.1:${apiPort + 1}/healthz`).then((r) => r.ok, () => false);
   }
   if (!answered || health !== 'healthy') throw new Error(`not healthy (${health}):\n${spawnSync('docker', ['logs', '--tail', '40', NAME], { encoding: 'utf8' }).stderr}`);
   expect(health).toBe('healthy');

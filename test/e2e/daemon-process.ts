@@ -6,7 +6,7 @@ import { JsonRpcProvider, Wallet, toBeHex, type Provider } from 'ethers';
 import { createRpcProvider, decodeMarketplaceLog, marketplaceAt, providerAccount, type ProviderAccount } from '../../src/chain';
 import YAML from 'yaml';
 import { devPrivateKey, freePort } from '../../src/devnet';
-import { TenantClient } from '../../src/tenant';
+import { PinnedTransport, TenantClient, type PinnedRequest } from '../../src/tenant';
 import { removeInstanceContainers } from '../integration/leases/support';
 export { until } from '../support/until';
 
@@ -37,6 +37,8 @@ export interface DaemonReady {
   token: string;
   rpcUrl: string;
   devnet: boolean;
+  /** SHA-256 of the API certificate the daemon serves (and registered); null without TLS. */
+  tlsSha256: string | null;
 }
 
 export interface CliResult {
@@ -68,7 +70,7 @@ export class DaemonProcess {
       dataDir,
       log: { level: 'info', format: 'json' },
       devnet: { port: await freePort(), blockTimeSeconds: 1, challengeWindowSeconds: 20 },
-      api: { host: '127.0.0.1', port: await freePort() },
+      api: { host: '127.0.0.1', port: await freePort(), operatorPort: await freePort() },
       reserve: { cpuMillis: 0, memoryBytes: 0, diskBytes: 0 },
       metering: { sampleIntervalSeconds: 1 },
       settlement: { checkpointIntervalSeconds: 5, countersignGraceSeconds: 6, withdrawIntervalSeconds: 60 },
@@ -194,8 +196,20 @@ export class DaemonProcess {
     const ready = this.ready!;
     const rpc = createRpcProvider(ready.rpcUrl, { chainId: ready.chainId, pollingIntervalMs: 250 });
     const wallet = new Wallet(key, rpc);
-    const client = new TenantClient({ signer: wallet, apiUrl: ready.apiUrl, chainId: ready.chainId, chain: rpc, marketplace: ready.marketplace });
+    // The provider named: its certificate pin is read from its on-chain registration, as any tenant's.
+    const client = new TenantClient({ signer: wallet, apiUrl: ready.apiUrl, chainId: ready.chainId, chain: rpc, marketplace: ready.marketplace, provider: ready.provider });
     return { client, wallet, rpc };
+  }
+
+  /** A request to the daemon's public API, pinned to the certificate it reported at start. */
+  async fetch(path: string, init: PinnedRequest = { method: 'GET' }): Promise<Response> {
+    const ready = this.ready!;
+    const transport = new PinnedTransport(ready.apiUrl, ready.tlsSha256 ?? undefined);
+    try {
+      return await transport.fetch(`${ready.apiUrl}${path}`, init);
+    } finally {
+      transport.close();
+    }
   }
 }
 

@@ -43,7 +43,7 @@ describe('provider start under hostile input', () => {
       expect(requests.length).toBeGreaterThanOrEqual(200);
       const wrong: string[] = [];
       for (const req of requests) {
-        const reply = await sendHostile(url.hostname, Number(url.port), req);
+        const reply = await sendHostile(url.hostname, Number(url.port), req, url.protocol === 'https:');
         if (reply.status !== req.expect.status || reply.code !== req.expect.code) {
           wrong.push(`${req.name}: expected ${req.expect.status} ${req.expect.code}, got ${reply.status} ${reply.code ?? reply.body.slice(0, 120)}`);
         }
@@ -54,7 +54,7 @@ describe('provider start under hostile input', () => {
       const after = await client.offer();
       expect(after.free.cpuMillis).toBe(before.free.cpuMillis);
       expect(after.free.memoryBytes).toBe(before.free.memoryBytes);
-      const health = await fetch(`${daemon.ready!.apiUrl}/healthz`);
+      const health = await daemon.fetch('/healthz');
       expect(health.status).toBe(200);
       await client.quote({ image: 'provider-test/busybox:latest', resources: { cpuMillis: 100, memoryBytes: 32 * 2 ** 20 }, maxDurationSeconds: 60 });
     } finally {

@@ -55,7 +55,7 @@ describe('provider start after kill -9', () => {
     expect(ready.provider).toBe(provider.address);
     expect(ready.devnet).toBe(false);
 
-    const client = new TenantClient({ signer: tenantWallet, apiUrl: ready.apiUrl, chainId: anvil.chainId, chain: rpc, marketplace });
+    const client = new TenantClient({ signer: tenantWallet, apiUrl: ready.apiUrl, chainId: anvil.chainId, chain: rpc, marketplace, provider: ready.provider });
     const quote = await client.quote({
       image: 'provider-test/busybox:latest',
       command: ['sh', '-c', 'for i in $(seq 1 14); do echo tick $i; sleep 1; done'],

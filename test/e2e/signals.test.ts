@@ -66,7 +66,7 @@ describe('provider start: SIGHUP reloads pricing and policy', () => {
       expect(logged).toContain(`config reloaded: pricing.perCpuSecond: ${before.rateCard.perCpuSecond} → 7777`);
       expect(logged.some((m) => m.startsWith('config change not applied (takes a restart): api.port:'))).toBe(true);
       // The API still listens where it started.
-      expect((await fetch(`${ready.apiUrl}/healthz`)).status).toBe(200);
+      expect((await daemon.fetch('/healthz')).status).toBe(200);
       // The advertised metadata follows the prices.
       const market = marketplaceAt(ready.marketplace, rpc);
       await until('the on-chain metadata', async () => {
@@ -84,7 +84,7 @@ describe('provider start: SIGHUP reloads pricing and policy', () => {
       expect(String(failure.msg)).toContain('admision');
       expect((await client.offer()).rateCard.perCpuSecond).toBe('7777');
       await expect(client.quote({ ...LONG_WORKLOAD, image: 'docker.io/library/busybox:1.36' })).rejects.toMatchObject({ remoteCode: 'IMAGE_DENIED' });
-      expect((await fetch(`${ready.apiUrl}/healthz`)).status).toBe(200);
+      expect((await daemon.fetch('/healthz')).status).toBe(200);
 
       // Back to the first prices, then to the new ones again: each a new update on-chain, never
       // one found already done under the same content.

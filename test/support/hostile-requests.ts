@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { Wallet, type BaseWallet } from 'ethers';
 import type { ErrorCode } from '../../src/errors';
 import { AUTH_HEADERS, HTTP_STATUS } from '../../src/api';
@@ -367,19 +368,21 @@ export interface HostileReply {
 }
 
 /** Sends one hostile request (`repeat` times) and returns the last reply, raw. */
-export async function sendHostile(host: string, port: number, req: HostileRequest): Promise<HostileReply> {
+export async function sendHostile(host: string, port: number, req: HostileRequest, secure = false): Promise<HostileReply> {
   let reply: HostileReply = { status: 0, code: undefined, body: '' };
-  for (let i = 0; i < (req.repeat ?? 1); i += 1) reply = await sendOnce(host, port, req);
+  for (let i = 0; i < (req.repeat ?? 1); i += 1) reply = await sendOnce(host, port, req, secure);
   return reply;
 }
 
 /** A reply slower than this is a hung request: the run names it instead of waiting forever. */
 const REPLY_TIMEOUT_MS = 20_000;
 
-function sendOnce(host: string, port: number, req: HostileRequest): Promise<HostileReply> {
+function sendOnce(host: string, port: number, req: HostileRequest, secure: boolean): Promise<HostileReply> {
   return new Promise((resolve, reject) => {
     let answered = false;
-    const r = request({ host, port, method: req.method, path: req.path, headers: req.headers, timeout: REPLY_TIMEOUT_MS }, (res) => {
+    // A hostile client checks no certificate: what is tested is the server's answer.
+    const send = secure ? httpsRequest : request;
+    const r = send({ host, port, method: req.method, path: req.path, headers: req.headers, timeout: REPLY_TIMEOUT_MS, ...(secure ? { rejectUnauthorized: false } : {}) }, (res) => {
       answered = true;
       res.on('error', reject);
       const chunks: Buffer[] = [];
