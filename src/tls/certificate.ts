@@ -108,7 +108,7 @@ export function describeCertificate(certPem: string): CertificateInfo {
 function describe(cert: X509Certificate): CertificateInfo {
   const altNames = (cert.subjectAltName ?? '')
     .split(',')
-    .map((name) => name.trim().replace(/^(DNS|IP Address):/, ''))
+    .map((name) => canonicalHost(name.trim().replace(/^(DNS|IP Address):/, '')))
     .filter((name) => name !== '');
   return {
     sha256: sha256OfDer(cert.raw),
@@ -116,8 +116,19 @@ function describe(cert: X509Certificate): CertificateInfo {
     notBefore: new Date(cert.validFrom),
     notAfter: new Date(cert.validTo),
     altNames,
-    selfSigned: cert.checkIssued(cert),
+    // checkIssued would also want keyCertSign, which a server certificate has no use for.
+    selfSigned: cert.issuer === cert.subject && cert.verify(cert.publicKey),
   };
+}
+
+/** Node spells IPv6 names in full (0:0:0:0:0:0:0:1); compared as URLs write them (::1). */
+function canonicalHost(name: string): string {
+  if (!name.includes(':')) return name;
+  try {
+    return new URL(`http://[${name}]`).hostname.replace(/^\[|\]$/g, '');
+  } catch {
+    return name;
+  }
 }
 
 /** When a certificate is due for renewal: `renewBeforeDays` before it expires. */

@@ -57,7 +57,9 @@ export interface ApiHarness {
 }
 
 /** The real provider API (routes + log WebSocket) over a fake service, on 127.0.0.1. */
-export async function startApi(options: { providerKey?: BaseWallet; marketplace?: string; maxBodyBytes?: number; service?: FakeProviderService; highWaterMarkBytes?: number } = {}): Promise<ApiHarness> {
+export async function startApi(
+  options: { providerKey?: BaseWallet; marketplace?: string; maxBodyBytes?: number; service?: FakeProviderService; highWaterMarkBytes?: number; tls?: { cert: string; key: string } } = {},
+): Promise<ApiHarness> {
   const providerKey = options.providerKey ?? Wallet.createRandom();
   const marketplace = options.marketplace ?? Wallet.createRandom().address;
   const clock = systemClock;
@@ -72,9 +74,10 @@ export async function startApi(options: { providerKey?: BaseWallet; marketplace?
     maxBodyBytes: options.maxBodyBytes ?? 64 * 1024,
     log: silentLogger(),
     ...(options.highWaterMarkBytes === undefined ? {} : { logHighWaterMarkBytes: options.highWaterMarkBytes }),
+    ...(options.tls ? { tls: options.tls } : {}),
   });
   const { port } = await api.listen('127.0.0.1', 0);
-  return { api, port, url: `http://127.0.0.1:${port}`, service, metrics, providerKey, close: () => api.close() };
+  return { api, port, url: `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`, service, metrics, providerKey, close: () => api.close() };
 }
 
 export interface WsOutcome {
