@@ -4,6 +4,7 @@ import { Daemon } from '../daemon';
 import { describeError } from '../errors';
 import { commandContext, type CliIo, type CommandContext } from './context';
 import { LiveSummary } from './start-summary';
+import { formatPin } from '../tls';
 
 interface StartOptions {
   json?: boolean;
@@ -82,13 +83,15 @@ export function registerStartCommand(program: Command, io: CliIo, version: strin
         });
         const { info } = daemon;
         if (options.json) {
-          ctx.print(JSON.stringify({ apiUrl: info.apiUrl, provider: info.provider, chainId: info.chainId, marketplace: info.marketplace, token: info.token, rpcUrl: info.rpcUrl, devnet: info.devnet }));
+          ctx.print(JSON.stringify({ apiUrl: info.apiUrl, provider: info.provider, chainId: info.chainId, marketplace: info.marketplace, token: info.token, rpcUrl: info.rpcUrl, devnet: info.devnet, tlsSha256: info.tlsSha256 }));
         } else {
           ctx.print(`provider daemon running${info.devnet ? ' on the LOCAL DEVNET (not a real network; tokens are worthless)' : ''} (ready in ${elapsed(io.clock.now() - startedAt)})`);
           ctx.print(`  api          ${info.apiUrl}`);
           ctx.print(`  provider     ${info.provider}`);
           ctx.print(`  chain id     ${info.chainId}`);
           ctx.print(`  marketplace  ${info.marketplace}`);
+          // What tenants pin (read from the chain): compare with `openssl x509 -fingerprint -sha256`.
+          if (info.tlsSha256) ctx.print(`  tls sha256   ${formatPin(info.tlsSha256)}`);
           if (info.devnet) ctx.print(`  rpc          ${info.rpcUrl}`);
           ctx.print(
             options.drainTimeout === undefined
