@@ -60,8 +60,10 @@ export async function openTenantSession(
   const chain = await tenantChain(config, flags, options.keyNeeded);
   const rpc = createRpcProvider(chain.rpcUrl, { chainId: chain.chainId, pollingIntervalMs: chain.devnet ? 250 : 1_000 });
   const tlsPin = async (): Promise<string> => {
+    // The provider first: a daemon that is down (or never ran) is what to say, before the chain.
+    const provider = await options.provider();
     const marketplace = chain.marketplace ?? daemonMarketplace(config, options.log).marketplace;
-    return registeredPin(marketplaceAt(marketplace, rpc), await options.provider());
+    return registeredPin(marketplaceAt(marketplace, rpc), provider);
   };
   const tenant = new TenantClient({
     tlsPin,

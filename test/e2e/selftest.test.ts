@@ -72,8 +72,9 @@ describe('provider selftest (a real daemon process on the devnet, real Docker)',
     try {
       const run = await idle.cli(['selftest'], 30_000);
       expect(run.code).toBe(1);
-      expect(run.stdout).toMatch(/^FAIL {2}daemon +\d+ ms {2}GET \/v1\/offer: /m);
-      expect(run.stdout).toMatch(/fix: start it: provider start \(nothing answers at http:\/\/127\.0\.0\.1:\d+/);
+      // Before the offer, selftest asks the daemon (operator listener) which provider's pin to check.
+      expect(run.stdout).toMatch(/^FAIL {2}daemon +\d+ ms {2}the daemon is not running: nothing answers at http:\/\/127\.0\.0\.1:\d+/m);
+      expect(run.stdout).toMatch(/fix: start it: provider start \(nothing answers at https:\/\/127\.0\.0\.1:\d+/);
       expect(run.stdout).toMatch(/^SKIP {2}cpu\.quote +not run: daemon failed$/m);
       expect(run.stdout).toMatch(/selftest FAILED in \d+\.\d s\n$/);
     } finally {
