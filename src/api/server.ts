@@ -38,7 +38,7 @@ export interface Route<Body = unknown> {
   path: string;
   /**
    * tenant: a signed request (tenant-auth.ts); none: anyone; operator: only the operator's own
-   * machine (`curl localhost:8420/v1/status`), with no credentials to manage: a loopback peer, or
+   * machine (`curl localhost:8421/v1/status` on the operator listener), with no credentials to manage: a loopback peer, or
    * one whose address is this host's own (the API bound to one address only).
    */
   auth: 'tenant' | 'none' | 'operator';
@@ -135,7 +135,7 @@ export class ApiServer {
       const remoteAddress = req.socket.remoteAddress;
       if (route.auth === 'operator' && !isLoopback(remoteAddress) && !isOwnAddress(remoteAddress, (this.options.ownAddresses ?? networkInterfaces)())) {
         throw new ProviderError('OPERATOR_ONLY', `${url.pathname} answers only to the provider machine itself`, {
-          fix: 'ask from the provider machine itself (curl http://127.0.0.1:<api.port>...)',
+          fix: 'ask from the provider machine itself (curl http://127.0.0.1:<api.operatorPort>/..., default api.port + 1)',
         });
       }
       const tenant = route.auth === 'tenant' ? this.authenticate(req, url, raw) : undefined;
