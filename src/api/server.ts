@@ -105,6 +105,17 @@ export class ApiServer {
     return this.server.address() as AddressInfo;
   }
 
+  /**
+   * Serves a connection that did not arrive on the listening socket (a relay tunnel's channel):
+   * the same routes and WebSocket, and whatever the server speaks on its port. Such a stream has no
+   * peer address, so operator routes refuse it, although its bytes come from a process on this
+   * machine: a tunnel must never make the internet look like loopback.
+   */
+  accept(socket: Duplex): void {
+    socket.on('error', () => socket.destroy());
+    this.server.emit('connection', socket);
+  }
+
   async close(): Promise<void> {
     for (const controller of this.streaming) controller.abort(new ProviderError('OPERATION_ABORTED', 'the daemon is shutting down'));
     await this.options.upgrade?.close();

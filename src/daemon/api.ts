@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { ProviderMetrics, RequestRateLimiter, TenantAuthenticator, createProviderApi, type ProviderService } from '../api';
 import type { AllocationLedger } from '../capacity';
 import { TenantFunding, providerAccount, tokenAt, type ChainClient } from '../chain';
@@ -13,6 +14,8 @@ import { storeEarnings } from './operator-views';
 
 export interface RunningApi {
   address: AddressInfo;
+  /** Serves a connection that came another way (the relay tunnel), as if it arrived on the port. */
+  accept(stream: Duplex): void;
   metrics: ProviderMetrics;
   close(): Promise<void>;
 }
@@ -64,6 +67,7 @@ export async function startApi(options: StartApiOptions): Promise<RunningApi> {
   timer.unref();
   return {
     address,
+    accept: (stream) => server.accept(stream),
     metrics,
     close: async () => {
       clearInterval(timer);

@@ -28,7 +28,9 @@ import { startApi, tenantFunding, type RunningApi } from './api';
 import { confirmedChainTime } from './chain-time';
 import { drainLeases, type DrainOptions, type DrainResult } from './drain';
 import { ensureRegistered, metadataOf, payoutAddressOf } from './registration';
-import { localApiUrl, localUrl } from '../api';
+import { localUrl } from '../api';
+import { NatLibraryDiscovery, Reachability, SshRelayTunnel } from '../reachability';
+import { networkInterfaces } from 'node:os';
 
 export interface DaemonOptions {
   config: ProviderConfig;
@@ -80,6 +82,7 @@ export class Daemon {
       clock: Clock;
       log: Logger;
       stopUpkeep: () => Promise<void>;
+      reachability: Reachability;
     },
   ) {}
 
@@ -210,20 +213,9 @@ export class Daemon {
       await engine.start();
       chain.start();
 
-      // ---- registration, then the API
-      const apiUrl = config.api.publicUrl ?? localApiUrl(config);
-      step('registering on-chain (waits for the transaction when something changed)');
-      await ensureRegistered({
-        chain,
-        outbox: store.outbox,
-        signer,
-        apiUrl,
-        metadata: metadataOf(config, report),
-        payout: payoutAddressOf(config, signer.address),
-        log,
-        signal: options.signal,
-      });
+      // ---- the API, how tenants reach it, then the registration that tells them
       step('serving the API');
+      let reachability: Reachability | undefined;
       const service = new EngineProviderService({
         config,
         store,
@@ -240,15 +232,45 @@ export class Daemon {
         startedAt: Math.floor(clock.now() / 1000),
         clock,
         cursorBlock: () => following.cursor(),
+        reachability: () => reachability?.status ?? null,
       });
       const api = await startApi({ config, service, store, ledger, chain, provider, clock, log });
       cleanups.push(() => api.close());
+      // The path is proven against the listening API before its URL goes on-chain.
+      step('finding how tenants reach this machine (public address, router port mapping, IPv6, relay)');
+      const reachLog = log.child({ component: 'reachability' });
+      const address = api.address as AddressInfo;
+      reachability = await Reachability.resolve({
+        config,
+        apiPort: address.port,
+        scheme: 'http',
+        listenUrl: localUrl(address.address, address.port),
+        interfaces: networkInterfaces,
+        discovery: new NatLibraryDiscovery(),
+        relay: (relay) => new SshRelayTunnel(relay, { accept: api.accept, clock, log: reachLog }),
+        clock,
+        log: reachLog,
+        signal: options.signal,
+      });
+      const reached = reachability;
+      cleanups.push(() => reached.stop());
+      const apiUrl = reached.status.url;
+      log.info({ path: reached.status.path, url: apiUrl, verified: reached.status.verified }, `reachable: ${reached.status.detail}`);
+      step('registering on-chain (waits for the transaction when something changed)');
+      await ensureRegistered({
+        chain,
+        outbox: store.outbox,
+        signer,
+        apiUrl,
+        metadata: metadataOf(config, report),
+        payout: payoutAddressOf(config, signer.address),
+        log,
+        signal: options.signal,
+      });
       const stopUpkeep = startUpkeep({ config, docker, firewall, registry, clock, log, onRestored: (count) => api.metrics.firewallRestored(count) });
       cleanups.push(stopUpkeep);
-      const address = api.address as AddressInfo;
-      const listening = localUrl(address.address, address.port);
       const info: DaemonInfo = {
-        apiUrl: config.api.publicUrl ?? listening,
+        apiUrl,
         provider,
         chainId: settings.chainId,
         marketplace: settings.marketplaceAddress,
@@ -262,7 +284,7 @@ export class Daemon {
       // A drained lease is billed once its final checkpoint is paid or claimed: within the
       // tenant's countersign grace plus a few blocks.
       const settlementBound = (): number => (grace + 60) * 1000;
-      return new Daemon(info, service, { devnet, store, chain, engine, api, live, report, signer, apiUrl, settlementBound, clock, log, stopUpkeep });
+      return new Daemon(info, service, { devnet, store, chain, engine, api, live, report, signer, apiUrl, settlementBound, clock, log, stopUpkeep, reachability: reached });
     } catch (err) {
       await cleanup();
       throw err;
@@ -310,6 +332,8 @@ export class Daemon {
     log.info('shutting down: no new quotes; running leases keep running and are adopted at the next start');
     engine.stopAccepting();
     await this.parts.stopUpkeep();
+    // The router mapping and the relay tunnel go first: nothing should lead to a closed port.
+    await this.parts.reachability.stop().catch(() => undefined);
     await api.close().catch(() => undefined);
     await engine.stop();
     await chain.stop().catch(() => undefined);
