@@ -10,6 +10,7 @@ import { buildDeviceRequests, containerError, gpuEnv } from '../runtime';
 import { formatBytes } from '../util/bytes';
 import type { Clock } from '../util/clock';
 import { withTimeout } from '../util/with-timeout';
+import type { ReachabilityProbes } from './reachability';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
 
@@ -34,6 +35,8 @@ export interface DoctorContext {
   rpc: JsonRpcProvider | undefined;
   fetch: typeof fetch;
   timeoutMs: number;
+  /** How tenants reach the API: the daemon's answer, or what a start would find (reachability.ts). */
+  reachability?: ReachabilityProbes;
 }
 
 const pass = (id: string, detail: string): CheckResult => ({ id, status: 'pass', detail, fix: null });
@@ -156,22 +159,6 @@ export async function checkApiPort(ctx: DoctorContext): Promise<CheckResult> {
     return fail('api-port', `${host}:${port} is in use by another program`, 'stop that program or set api.port to a free port');
   }
   return fail('api-port', `cannot listen on ${host}:${port}: ${bound.code ?? bound.message}`, 'pick a port above 1024 or an address this host has (api.host)');
-}
-
-export async function checkApiReachable(ctx: DoctorContext): Promise<CheckResult> {
-  const url = ctx.config.api.publicUrl;
-  if (!url) {
-    if (!ctx.config.network) return skip('api-reachable', 'on the local devnet tenants are local');
-    return warn('api-reachable', 'api.publicUrl is not set: tenants are told the listen address', 'set api.publicUrl to the URL tenants can reach (port forwarding, DNS)');
-  }
-  const healthz = new URL('healthz', url.endsWith('/') ? url : `${url}/`).toString();
-  try {
-    const res = await ctx.fetch(healthz, { signal: AbortSignal.timeout(ctx.timeoutMs) });
-    if (res.ok) return pass('api-reachable', `${healthz} answers (checked from this machine, not from outside)`);
-    return warn('api-reachable', `${healthz} answered ${res.status}`, 'check that api.publicUrl leads to this daemon');
-  } catch (err) {
-    return warn('api-reachable', `${healthz} does not answer: ${describeError(err)}`, 'start the daemon, and check port forwarding and the firewall towards api.port');
-  }
 }
 
 export interface ChainFacts {

@@ -45,7 +45,8 @@ export interface ReachabilityDeps {
 }
 
 const PROBE_TIMEOUT_MS = 10_000;
-const NAT_FIX = 'enable UPnP (or NAT-PMP) on the home router so the daemon can map its port, or name an SSH server in reachability.relay (any VPS with OpenSSH and GatewayPorts clientspecified)';
+/** What to do when no path from the internet exists: said by start-up, status and doctor alike. */
+export const NAT_FIX = 'enable UPnP (or NAT-PMP) on the home router so the daemon can map its port, or name an SSH server in reachability.relay (any VPS with OpenSSH and GatewayPorts clientspecified)';
 
 interface Candidate {
   path: ReachPath;
