@@ -10,7 +10,8 @@ IPT=iptables-legacy
 nsx() { ns=$1; shift; ip netns exec "$ns" "$@"; }
 
 down() {
-  for ns in pvr-home pvr-router pvr-inet pvr-relay; do ip netns del "$ns" 2>/dev/null || true; done
+  # pvr-host only names the host's own namespace: deleting the name leaves the namespace alone.
+  for ns in pvr-home pvr-router pvr-inet pvr-relay pvr-host; do ip netns del "$ns" 2>/dev/null || true; done
   # veths die with their namespace; one left in the root namespace by a failed `up` does not.
   for link in pvr-h0 pvr-r0 pvr-r1 pvr-i0 pvr-i1 pvr-l0; do ip link del "$link" 2>/dev/null || true; done
 }
@@ -40,6 +41,8 @@ up() {
   nsx pvr-router sysctl -qw net.ipv4.ip_forward=1
   nsx pvr-inet sysctl -qw net.ipv4.ip_forward=1
   nsx pvr-router $IPT -t nat -A POSTROUTING -o pvr-r1 -j MASQUERADE
+  # A name for this (the host's) namespace, where Docker runs the leases: host-net-bin enters it.
+  ip netns attach pvr-host $$
 }
 
 # The chains miniupnpd 2.3.1 (iptables build) adds its rules to; Debian's init script that
