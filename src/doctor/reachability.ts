@@ -48,15 +48,9 @@ export async function checkReachability(ctx: DoctorContext, probes: Reachability
   };
 }
 
-const VERIFIED: Record<ReachabilityView['verified'], string> = {
-  outside: 'verified from outside',
-  'no-vantage': 'not verified from outside (no vantage point)',
-  failed: 'NOT reachable from outside',
-  'not-needed': 'local only',
-};
-
 function fromDaemon(r: ReachabilityView): CheckResult {
-  const detail = `${r.path} at ${r.url}: ${VERIFIED[r.verified]} (${r.detail})`;
+  // The detail says how the path works and how (or whether) it was verified.
+  const detail = `${r.path} at ${r.url}: ${r.detail}`;
   if (r.path === 'local') return { id: ID, status: 'skip', detail, fix: null };
   if (r.path === 'none' || r.verified === 'failed') return { id: ID, status: 'fail', detail, fix: r.fix ?? NAT_FIX };
   return pass(detail);

@@ -38,6 +38,7 @@ const work = mkdtempSync(join(tmpdir(), 'pvr-home-'));
 const children: ChildProcess[] = [];
 const daemons: DaemonProcess[] = [];
 let chain: { rpcUrl: string; chainId: number; marketplaceAddress: string; tokenAddress: string; providerKey: string; providerAddress: string; tenantKey: string };
+let miniupnpd: ChildProcess | undefined;
 let relay: { host: string; port: number; user: string; keyFile: string; knownHostKey: string; remotePort: number };
 
 /** A long-running child in a namespace; resolves on the first stdout line that `ready` accepts. */
@@ -168,17 +169,21 @@ describeHome('a provider at home, reached from the internet', () => {
       'ext_ifname=pvr-r1', 'listening_ip=pvr-r0', 'port=5000', 'enable_upnp=yes', 'enable_natpmp=yes', 'secure_mode=yes', 'system_uptime=yes',
       'uuid=3b9d1f4e-2c7a-4e11-9d3b-0f5e6a7b8c9d', 'allow 1024-65535 192.168.77.0/24 1024-65535', 'deny 0-65535 0.0.0.0/0 0-65535', '',
     ].join('\n'));
-    const { child: miniupnpd } = await background(['ip', 'netns', 'exec', 'pvr-router', 'miniupnpd', '-d', '-f', conf, '-P', join(work, 'miniupnpd.pid')], (l) => l.includes('HTTP listening on port'), 'miniupnpd.log');
+    ({ child: miniupnpd } = await background(['ip', 'netns', 'exec', 'pvr-router', 'miniupnpd', '-d', '-f', conf, '-P', join(work, 'miniupnpd.pid')], (l) => l.includes('HTTP listening on port'), 'miniupnpd.log'));
 
     const daemon = await homeDaemon('upnp', { mode: 'auto', upnp: { discoveryTimeoutMs: 5000, ttlSeconds: 120 }, relay });
     const ready = await daemon.start(120_000);
     expect(ready.apiUrl).toBe('http://11.0.0.1:8420');
     const mapped = await sh('ip', ['netns', 'exec', 'pvr-router', 'iptables-legacy', '-t', 'nat', '-S', 'MINIUPNPD']);
-    expect(mapped.stdout).toContain('--dport 8420 -j DNAT --to-destination 192.168.77.2:8420');
+    // (iptables-legacy prints this miniupnpd's DNAT target as `[unsupported revision]`.)
+    expect(mapped.stdout).toContain('-A MINIUPNPD -p tcp -m tcp --dport 8420 -j DNAT');
 
     const status = await daemon.cli(['status']);
     expect(status.stdout).toContain('reachable  upnp at http://11.0.0.1:8420: verified from outside');
     writeFileSync(join(work, 'status-upnp.txt'), status.stdout);
+    const doctor = await daemon.cli(['doctor']);
+    expect(doctor.stdout).toMatch(/PASS +reachability +upnp at http:\/\/11\.0\.0\.1:8420: UPnP-IGD at 192\.168\.77\.1 .*; verified from outside/);
+    writeFileSync(join(work, 'doctor-upnp.txt'), doctor.stdout);
 
     const seen = await tenantLease();
     expectWholeLease(seen, 'http://11.0.0.1:8420');
@@ -194,12 +199,25 @@ describeHome('a provider at home, reached from the internet', () => {
   });
 
   it('behind a router without UPnP (carrier-grade NAT): goes through the SSH relay and serves a whole lease through it', async () => {
+    // The router of the first case, without its UPnP daemon, and nothing of that case still running.
+    for (const earlier of daemons) await earlier.stop();
+    if (miniupnpd) await stopChild(miniupnpd);
+    // Without a relay, doctor says there is no way in, and what to do.
+    const stranded = await homeDaemon('nat', { mode: 'auto', upnp: { discoveryTimeoutMs: 2000, ttlSeconds: 120 } });
+    const nat = await stranded.cli(['doctor']);
+    expect(nat.stdout).toMatch(/FAIL +reachability +behind NAT: no public address on an interface, no UPnP-IGD or NAT-PMP gateway answered/);
+    expect(nat.stdout).toMatch(/fix: enable UPnP .* or name an SSH server in reachability\.relay/);
+    writeFileSync(join(work, 'doctor-nat.txt'), nat.stdout);
+
     const daemon = await homeDaemon('relay', { mode: 'auto', upnp: { discoveryTimeoutMs: 3000, ttlSeconds: 120 }, relay });
     const ready = await daemon.start(120_000);
     expect(ready.apiUrl).toBe('http://11.0.1.3:9000');
     const status = await daemon.cli(['status']);
     expect(status.stdout).toContain('reachable  relay at http://11.0.1.3:9000: verified from outside');
     writeFileSync(join(work, 'status-relay.txt'), status.stdout);
+    const doctor = await daemon.cli(['doctor']);
+    expect(doctor.stdout).toMatch(/PASS +reachability +relay at http:\/\/11\.0\.1\.3:9000: reverse SSH tunnel .*; verified from outside/);
+    writeFileSync(join(work, 'doctor-relay.txt'), doctor.stdout);
 
     const seen = await tenantLease();
     expectWholeLease(seen, 'http://11.0.1.3:9000');
