@@ -29,7 +29,7 @@ import { confirmedChainTime } from './chain-time';
 import { drainLeases, type DrainOptions, type DrainResult } from './drain';
 import { ensureRegistered, metadataOf, payoutAddressOf } from './registration';
 import { localUrl } from '../api';
-import { NatLibraryDiscovery, Reachability, SshRelayTunnel } from '../reachability';
+import { NatLibraryDiscovery, Reachability, SshRelayTunnel, type ReachabilityStatus } from '../reachability';
 import { networkInterfaces } from 'node:os';
 
 export interface DaemonOptions {
@@ -46,7 +46,10 @@ export interface DaemonOptions {
 }
 
 export interface DaemonInfo {
+  /** The URL registered on-chain: the one the reachability path found to work. */
   apiUrl: string;
+  /** How tenants reach it (path, verified, detail, fix). */
+  reachability: ReachabilityStatus;
   provider: string;
   chainId: number;
   marketplace: string;
@@ -271,6 +274,7 @@ export class Daemon {
       cleanups.push(stopUpkeep);
       const info: DaemonInfo = {
         apiUrl,
+        reachability: reached.status,
         provider,
         chainId: settings.chainId,
         marketplace: settings.marketplaceAddress,
