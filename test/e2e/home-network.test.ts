@@ -1,5 +1,5 @@
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -24,7 +24,7 @@ const missing = process.getuid?.() !== 0 ? 'not root (network namespaces need it
 function missingTool(): string | undefined {
   for (const tool of TOOLS) {
     try {
-      require('node:child_process').execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
     } catch {
       return `${tool} is not installed`;
     }
@@ -88,7 +88,7 @@ beforeAll(async () => {
 
   // The relay: a stock OpenSSH server with its own host key, one authorized key, GatewayPorts.
   const dir = join(work, 'relay');
-  require('node:fs').mkdirSync(dir);
+  mkdirSync(dir);
   await sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'host_key')]);
   await sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'client_key')]);
   writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'client_key.pub')));
@@ -99,7 +99,7 @@ beforeAll(async () => {
     'AllowTcpForwarding yes', 'GatewayPorts clientspecified', 'StrictModes no', 'UsePAM no', `PidFile ${join(dir, 'sshd.pid')}`, '',
   ].join('\n'));
   // sshd insists on its privilege-separation directory, which Debian's unit creates at boot.
-  require('node:fs').mkdirSync('/run/sshd', { recursive: true });
+  mkdirSync('/run/sshd', { recursive: true });
   await background([...NETNS('pvr-relay'), '/usr/sbin/sshd', '-D', '-e', '-f', join(dir, 'sshd_config')], (l) => l.includes('Server listening'), 'sshd.log');
   relay = { host: '11.0.1.3', port: 2222, user: 'root', keyFile: join(dir, 'client_key'), knownHostKey: readFileSync(join(dir, 'host_key.pub'), 'utf8').trim(), remotePort: 9000 };
 }, 120_000);
