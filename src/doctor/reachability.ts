@@ -23,6 +23,9 @@ export async function checkReachability(ctx: DoctorContext, probes: Reachability
   if (running) return fromDaemon(running);
   const { config } = ctx;
   if (!config.network && config.reachability.mode === 'auto') return { id: ID, status: 'skip', detail: 'on the local devnet tenants are local', fix: null };
+  if (/^(127\.|::1$|localhost$)/.test(config.api.host) && config.reachability.mode === 'auto') {
+    return { id: ID, status: 'warn', detail: `the API listens on ${config.api.host} only: tenants on other machines cannot reach it`, fix: 'set api.host to 0.0.0.0 (or ::) so the daemon can be reached and the router asked to map its port' };
+  }
   if (config.api.publicUrl) return checkConfiguredUrl(ctx, config.api.publicUrl);
   if (config.reachability.mode === 'off') return { id: ID, status: 'warn', detail: 'reachability.mode is off: tenants are told the listen address', fix: 'set reachability.mode to auto, or api.publicUrl to the URL tenants can reach' };
   const mode = config.reachability.mode;

@@ -71,12 +71,14 @@ export class Reachability {
   static async resolve(deps: ReachabilityDeps): Promise<Reachability> {
     const { config, log } = deps;
     const settings = config.reachability;
-    const mode = settings.mode === 'auto' && !config.network ? 'off' : settings.mode;
+    // On the devnet, or with the API on loopback only, tenants are on this machine: no router is asked.
+    const localOnly = !config.network || isLoopbackHost(config.api.host);
+    const mode = settings.mode === 'auto' && localOnly ? 'off' : settings.mode;
     if (config.api.publicUrl) {
       return new Reachability({ path: 'configured', url: config.api.publicUrl, verified: 'no-vantage', detail: 'api.publicUrl as configured; not verified from outside (no vantage point)', fix: null }, async () => undefined);
     }
     if (mode === 'off') {
-      const why = settings.mode === 'off' ? 'reachability.mode is off' : 'the devnet\'s tenants are local';
+      const why = settings.mode === 'off' ? 'reachability.mode is off' : config.network ? 'the API listens on loopback only' : 'the devnet\'s tenants are local';
       return new Reachability({ path: 'local', url: deps.listenUrl, verified: 'not-needed', detail: `the listen address (${why})`, fix: null }, async () => undefined);
     }
 
@@ -191,4 +193,8 @@ export class Reachability {
   stop(): Promise<void> {
     return this.release();
   }
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
 }

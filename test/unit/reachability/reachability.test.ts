@@ -125,6 +125,13 @@ describe('Reachability.resolve', () => {
     expect(devnet.status).toMatchObject({ path: 'local', url: 'http://127.0.0.1:8420', verified: 'not-needed' });
   });
 
+  it('asks no router when the API listens on loopback only', async () => {
+    const router = aRouter();
+    const r = await resolve(config({}, { api: { host: '127.0.0.1' } }), { discovery: router.discovery });
+    expect(r.status).toMatchObject({ path: 'local', detail: 'the listen address (the API listens on loopback only)' });
+    expect(router.calls).toEqual([]);
+  });
+
   it('fails start-up when a named mode cannot be had', async () => {
     await expect(resolve(config({ mode: 'upnp' }), {})).rejects.toMatchObject({ code: 'REACHABILITY_FAILED' });
     const refusing: RelayTunnel = { ...aRelay().relay, open: async () => Promise.reject(new Error('auth failed')) };
