@@ -79,6 +79,11 @@ export type ErrorCode =
   | 'DOCKER_REQUEST_FAILED'
   | 'BACKEND_TIMEOUT'
   | 'OPERATION_ABORTED'
+  // reachability
+  | 'REACHABILITY_FAILED'
+  | 'UPNP_FAILED'
+  | 'RELAY_FAILED'
+  | 'RELAY_HOST_KEY_MISMATCH'
   // cli
   | 'INIT_WOULD_OVERWRITE'
   | 'USAGE'

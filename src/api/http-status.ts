@@ -83,6 +83,10 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   DOCKER_REQUEST_FAILED: 503,
   BACKEND_TIMEOUT: 503,
   OPERATION_ABORTED: 503,
+  REACHABILITY_FAILED: 500,
+  UPNP_FAILED: 502,
+  RELAY_FAILED: 502,
+  RELAY_HOST_KEY_MISMATCH: 502,
   // The chain and the provider's own keys and store: nothing a tenant did or can fix.
   RPC_UNAVAILABLE: 503,
   RPC_TIMEOUT: 503,

@@ -20,6 +20,7 @@ export type {
   LogQuery,
   LogEntry,
   DaemonStatus,
+  ReachabilityView,
   OperatorService,
   OperatorLeaseSummary,
   OperatorLeaseDetail,

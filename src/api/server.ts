@@ -117,6 +117,17 @@ export class ApiServer {
     (this.server as TlsServer).setSecureContext({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' });
   }
 
+  /**
+   * Serves a connection that did not arrive on the listening socket (a relay tunnel's channel):
+   * the same routes and WebSocket, and whatever the server speaks on its port. Such a stream has no
+   * peer address, so operator routes refuse it, although its bytes come from a process on this
+   * machine: a tunnel must never make the internet look like loopback.
+   */
+  accept(socket: Duplex): void {
+    socket.on('error', () => socket.destroy());
+    this.server.emit('connection', socket);
+  }
+
   async close(): Promise<void> {
     for (const controller of this.streaming) controller.abort(new ProviderError('OPERATION_ABORTED', 'the daemon is shutting down'));
     await this.options.upgrade?.close();

@@ -137,6 +137,17 @@ export interface DaemonStatus {
   leases: Record<LeaseState, number>;
   docker: { reachable: boolean };
   chain: { headBlock: number | null; cursorBlock: number | null };
+  /** How tenants reach this API (decided at start); null before it is decided. */
+  reachability: ReachabilityView | null;
+}
+
+/** The path tenants reach the API by (public, upnp, ipv6, relay, configured, local, none), its URL, and whether it was proven from outside. */
+export interface ReachabilityView {
+  path: 'public' | 'upnp' | 'ipv6' | 'relay' | 'configured' | 'local' | 'none';
+  url: string;
+  verified: 'outside' | 'no-vantage' | 'failed' | 'not-needed';
+  detail: string;
+  fix: string | null;
 }
 
 export type CheckpointStatus = CheckpointView['status'];

@@ -152,6 +152,16 @@ export const daemonStatusWire = z.object({
   leases: z.record(z.enum(LEASE_STATES), count),
   docker: z.object({ reachable: z.boolean() }),
   chain: z.object({ headBlock: count.nullable(), cursorBlock: count.nullable() }),
+  reachability: z
+    .object({
+      path: z.enum(['public', 'upnp', 'ipv6', 'relay', 'configured', 'local', 'none']),
+      url: z.string(),
+      verified: z.enum(['outside', 'no-vantage', 'failed', 'not-needed']),
+      detail: z.string(),
+      fix: z.string().nullable(),
+    })
+    .nullable()
+    .default(null),
 });
 
 const checkpointStatusWire = z.enum(['signed', 'redeemed', 'claimed', 'final']);

@@ -5,6 +5,9 @@ import { formatDoctorText, runDoctor, type RegistrationSource } from '../doctor'
 import { createDockerClient } from '../runtime';
 import { CliExit, commandContext, type CliIo } from './context';
 import { OperatorClient, daemonMarketplace } from './local-api';
+import { NatLibraryDiscovery } from '../reachability';
+import { isProviderError } from '../errors';
+import { networkInterfaces } from 'node:os';
 
 export function registerDoctorCommand(program: Command, io: CliIo): void {
   program
@@ -38,6 +41,11 @@ export function registerDoctorCommand(program: Command, io: CliIo): void {
           fetch,
           timeoutMs: config.docker.requestTimeoutMs,
           ...(config.network ? {} : { devnetRegistration }),
+          reachability: {
+            daemon: () => OperatorClient.forConfig(config).status().then((s) => s.reachability, (err: unknown) => (isProviderError(err, 'DAEMON_NOT_RUNNING') ? undefined : Promise.reject(err))),
+            interfaces: networkInterfaces,
+            discovery: new NatLibraryDiscovery(),
+          },
         });
         const ok = results.every((r) => r.status !== 'fail');
         if (options.json) ctx.print(JSON.stringify({ ok, checks: results }, null, 2));

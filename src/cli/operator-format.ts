@@ -1,5 +1,5 @@
 import { formatUnits } from 'ethers';
-import type { DaemonStatus, EarningsView, LogEntry, OperatorLeaseDetail, OperatorLeaseSummary, WithdrawResult } from '../api';
+import type { DaemonStatus, EarningsView, ReachabilityView, LogEntry, OperatorLeaseDetail, OperatorLeaseSummary, WithdrawResult } from '../api';
 import type { LeaseState } from '../leases';
 import { table } from '../util/text-table';
 
@@ -25,6 +25,7 @@ export function formatStatus(report: StatusReport): string {
     rows.push(['chain', chain.join(', ')]);
     rows.push(['docker', report.docker.reachable ? 'reachable' : 'NOT reachable']);
     rows.push(['accepting', report.accepting ? 'yes: taking new leases' : 'no: draining or shutting down']);
+    if (report.reachability) rows.push(...reachabilityRows(report.reachability));
   } else {
     rows.push(['daemon', `NOT running (nothing answers at ${report.apiUrl}); from its store`]);
     rows.push(['store', report.store]);
@@ -33,6 +34,23 @@ export function formatStatus(report: StatusReport): string {
   }
   rows.push(['leases', leaseCountsText(report.leases)]);
   return lines(table(rows));
+}
+
+const VERIFIED_TEXT: Record<ReachabilityView['verified'], string> = {
+  outside: 'verified from outside',
+  'no-vantage': 'not verified from outside (no vantage point)',
+  failed: 'NOT reachable from outside',
+  'not-needed': 'local only',
+};
+
+/** The path tenants use, its URL, whether it was proven, and the fix when it was not. */
+export function reachabilityRows(r: ReachabilityView): string[][] {
+  const rows = [
+    ['reachable', `${r.path === 'none' ? 'NO PATH' : r.path} at ${r.url}: ${VERIFIED_TEXT[r.verified]}`],
+    ['', r.detail],
+  ];
+  if (r.fix) rows.push(['', `fix: ${r.fix}`]);
+  return rows;
 }
 
 function leaseCountsText(counts: Record<LeaseState, number>): string {

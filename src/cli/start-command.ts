@@ -5,6 +5,7 @@ import { describeError } from '../errors';
 import { commandContext, type CliIo, type CommandContext } from './context';
 import { LiveSummary } from './start-summary';
 import { formatPin } from '../tls';
+import { reachabilityRows } from './operator-format';
 
 interface StartOptions {
   json?: boolean;
@@ -83,10 +84,11 @@ export function registerStartCommand(program: Command, io: CliIo, version: strin
         });
         const { info } = daemon;
         if (options.json) {
-          ctx.print(JSON.stringify({ apiUrl: info.apiUrl, provider: info.provider, chainId: info.chainId, marketplace: info.marketplace, token: info.token, rpcUrl: info.rpcUrl, devnet: info.devnet, tlsSha256: info.tlsSha256 }));
+          ctx.print(JSON.stringify({ apiUrl: info.apiUrl, reachability: info.reachability, provider: info.provider, chainId: info.chainId, marketplace: info.marketplace, token: info.token, rpcUrl: info.rpcUrl, devnet: info.devnet, tlsSha256: info.tlsSha256 }));
         } else {
           ctx.print(`provider daemon running${info.devnet ? ' on the LOCAL DEVNET (not a real network; tokens are worthless)' : ''} (ready in ${elapsed(io.clock.now() - startedAt)})`);
           ctx.print(`  api          ${info.apiUrl}`);
+          for (const [key = '', value = ''] of reachabilityRows(info.reachability)) ctx.print(`  ${key.padEnd(11)}  ${value}`);
           ctx.print(`  provider     ${info.provider}`);
           ctx.print(`  chain id     ${info.chainId}`);
           ctx.print(`  marketplace  ${info.marketplace}`);

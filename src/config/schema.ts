@@ -367,6 +367,50 @@ export const settlementSchema = z
   })
   .prefault({});
 
+export const reachabilitySchema = z
+  .strictObject({
+    /**
+     * How tenants reach the API, decided at start. auto: a public address on an interface, else a
+     * port mapping on the home router (UPnP-IGD, NAT-PMP), else a global IPv6 address, else the
+     * relay below; off: the listen address (or api.publicUrl) as it is. A named mode uses that path
+     * only. api.publicUrl, when set, is used as it is whatever the mode (the relay still verifies it).
+     * On the embedded devnet auto means off: its tenants are local.
+     */
+    mode: z.enum(['auto', 'public', 'upnp', 'ipv6', 'relay', 'off']).default('auto'),
+    upnp: z
+      .strictObject({
+        /** How long to look for a UPnP-IGD or NAT-PMP gateway on the LAN before the next path. */
+        discoveryTimeoutMs: z.number().int().min(100).max(60_000).default(5_000),
+        /** Lease time asked of the router; the mapping is renewed at half of it and removed on stop. */
+        ttlSeconds: z.number().int().min(60).max(86_400).default(3_600),
+      })
+      .prefault({}),
+    /**
+     * An OpenSSH server that carries a reverse tunnel (`ssh -R`) to the API port: raw TCP, so TLS is
+     * end to end and the relay sees only ciphertext. Its sshd needs `GatewayPorts clientspecified`
+     * (or yes) and the public key of keyFile in the user's authorized_keys.
+     */
+    relay: z
+      .strictObject({
+        host: z.string().min(1),
+        port: port.default(22),
+        user: z.string().min(1),
+        /** Private key (OpenSSH or PEM format, unencrypted) the daemon logs in with. */
+        keyFile: z.string().min(1),
+        /** The relay's host key as in known_hosts (`ssh-ed25519 AAAA...`) or its `SHA256:...` fingerprint: any other key is refused. */
+        knownHostKey: z.string().min(1),
+        /** Port opened on the relay for tenants. */
+        remotePort: port,
+        /** Host name or address tenants use for the relay; default: host. */
+        publicHost: z.string().min(1).optional(),
+        connectTimeoutMs: z.number().int().min(500).max(120_000).default(15_000),
+        /** Longest wait between reconnections once the tunnel drops (backoff doubles up to it). */
+        maxReconnectDelayMs: z.number().int().min(1_000).max(600_000).default(60_000),
+      })
+      .optional(),
+  })
+  .prefault({});
+
 export const configSchema = z.strictObject({
   /** Where the store, the devnet's state and the keystore live. Default: /var/lib/provider as root, else ~/.local/share/provider. */
   dataDir: z.string().min(1),
@@ -379,6 +423,7 @@ export const configSchema = z.strictObject({
   devnet: devnetSchema,
   keystore: keystoreSchema,
   api: apiSchema,
+  reachability: reachabilitySchema,
   pricing: pricingSchema,
   reserve: reserveSchema,
   gpu: gpuSchema,

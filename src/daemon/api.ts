@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { ProviderMetrics, RequestRateLimiter, TenantAuthenticator, createOperatorApi, createProviderApi, operatorPortOf, type ApiServer, type ProviderService } from '../api';
 import type { AllocationLedger } from '../capacity';
 import { TenantFunding, providerAccount, tokenAt, type ChainClient } from '../chain';
@@ -15,6 +16,8 @@ export interface RunningApi {
   address: AddressInfo;
   /** The plain-HTTP operator listener on loopback. */
   operatorAddress: AddressInfo;
+  /** Serves a connection that came another way (the relay tunnel), as if it arrived on the port. */
+  accept(stream: Duplex): void;
   metrics: ProviderMetrics;
   /** Serves a renewed certificate to new connections. */
   setCertificate(tls: { cert: string; key: string }): void;
@@ -66,6 +69,7 @@ export async function startApi(options: StartApiOptions): Promise<RunningApi> {
   return {
     address,
     operatorAddress,
+    accept: (stream) => server.accept(stream),
     metrics,
     setCertificate: (tls) => server.setCertificate(tls),
     close: async () => {

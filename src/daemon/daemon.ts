@@ -28,9 +28,11 @@ import { startApi, tenantFunding, type RunningApi } from './api';
 import { confirmedChainTime } from './chain-time';
 import { drainLeases, type DrainOptions, type DrainResult } from './drain';
 import { ensureRegistered, metadataOf, payoutAddressOf } from './registration';
-import { localUrl, publicApiUrl } from '../api';
+import { localUrl } from '../api';
 import { ensureCertificate } from '../tls';
 import { startCertificateRenewal } from './certificate-renewal';
+import { NatLibraryDiscovery, Reachability, SshRelayTunnel, type ReachabilityStatus } from '../reachability';
+import { networkInterfaces } from 'node:os';
 
 export interface DaemonOptions {
   config: ProviderConfig;
@@ -46,7 +48,10 @@ export interface DaemonOptions {
 }
 
 export interface DaemonInfo {
+  /** The URL registered on-chain: the one the reachability path found to work. */
   apiUrl: string;
+  /** How tenants reach it (path, verified, detail, fix). */
+  reachability: ReachabilityStatus;
   provider: string;
   chainId: number;
   marketplace: string;
@@ -86,6 +91,7 @@ export class Daemon {
       clock: Clock;
       log: Logger;
       stopUpkeep: () => Promise<void>;
+      reachability: Reachability;
     },
   ) {}
 
@@ -216,22 +222,11 @@ export class Daemon {
       await engine.start();
       chain.start();
 
-      // ---- the certificate, registration (with its pin), then the API
+      // ---- the certificate, the API, how tenants reach it, then the registration (with the pin) that tells them
       const certificate = config.api.tls.enabled ? await ensureCertificate({ config, now: clock.now(), log }) : undefined;
       const pin = { sha256: certificate?.info.sha256 };
-      const apiUrl = config.api.publicUrl ?? publicApiUrl(config);
-      step('registering on-chain (waits for the transaction when something changed)');
-      await ensureRegistered({
-        chain,
-        outbox: store.outbox,
-        signer,
-        apiUrl,
-        metadata: metadataOf(config, report, pin.sha256),
-        payout: payoutAddressOf(config, signer.address),
-        log,
-        signal: options.signal,
-      });
       step('serving the API');
+      let reachability: Reachability | undefined;
       const service = new EngineProviderService({
         config,
         store,
@@ -248,15 +243,46 @@ export class Daemon {
         startedAt: Math.floor(clock.now() / 1000),
         clock,
         cursorBlock: () => following.cursor(),
+        reachability: () => reachability?.status ?? null,
       });
       const api = await startApi({ config, service, store, ledger, chain, provider, clock, log, ...(certificate ? { tls: { cert: certificate.certPem, key: certificate.keyPem } } : {}) });
       cleanups.push(() => api.close());
+      // The path is proven against the listening API before its URL goes on-chain.
+      step('finding how tenants reach this machine (public address, router port mapping, IPv6, relay)');
+      const reachLog = log.child({ component: 'reachability' });
+      const address = api.address as AddressInfo;
+      reachability = await Reachability.resolve({
+        config,
+        apiPort: address.port,
+        scheme: certificate ? 'https' : 'http',
+        listenUrl: localUrl(address.address, address.port, certificate ? 'https' : 'http'),
+        interfaces: networkInterfaces,
+        discovery: new NatLibraryDiscovery(),
+        relay: (relay) => new SshRelayTunnel(relay, { accept: api.accept, clock, log: reachLog }),
+        clock,
+        log: reachLog,
+        signal: options.signal,
+      });
+      const reached = reachability;
+      cleanups.push(() => reached.stop());
+      const apiUrl = reached.status.url;
+      log.info({ path: reached.status.path, url: apiUrl, verified: reached.status.verified }, `reachable: ${reached.status.detail}`);
+      step('registering on-chain (waits for the transaction when something changed)');
+      await ensureRegistered({
+        chain,
+        outbox: store.outbox,
+        signer,
+        apiUrl,
+        metadata: metadataOf(config, report, pin.sha256),
+        payout: payoutAddressOf(config, signer.address),
+        log,
+        signal: options.signal,
+      });
       const stopUpkeep = startUpkeep({ config, docker, firewall, registry, clock, log, onRestored: (count) => api.metrics.firewallRestored(count) });
       cleanups.push(stopUpkeep);
-      const address = api.address as AddressInfo;
-      const listening = localUrl(address.address, address.port, certificate ? 'https' : 'http');
       const info: DaemonInfo = {
-        apiUrl: config.api.publicUrl ?? listening,
+        apiUrl,
+        reachability: reached.status,
         provider,
         chainId: settings.chainId,
         marketplace: settings.marketplaceAddress,
@@ -271,7 +297,7 @@ export class Daemon {
       // A drained lease is billed once its final checkpoint is paid or claimed: within the
       // tenant's countersign grace plus a few blocks.
       const settlementBound = (): number => (grace + 60) * 1000;
-      const daemon = new Daemon(info, service, { devnet, store, chain, engine, api, live, report, signer, apiUrl, pin, settlementBound, clock, log, stopUpkeep });
+      const daemon = new Daemon(info, service, { devnet, store, chain, engine, api, live, report, signer, apiUrl, pin, settlementBound, clock, log, stopUpkeep, reachability: reached });
       if (certificate) {
         const stopRenewal = startCertificateRenewal({ config, current: certificate, clock, log, onRenewed: (renewed) => daemon.certificateRenewed(renewed) });
         daemon.stopRenewal = stopRenewal;
@@ -336,6 +362,8 @@ export class Daemon {
     engine.stopAccepting();
     await this.stopRenewal();
     await this.parts.stopUpkeep();
+    // The router mapping and the relay tunnel go first: nothing should lead to a closed port.
+    await this.parts.reachability.stop().catch(() => undefined);
     await api.close().catch(() => undefined);
     await engine.stop();
     await chain.stop().catch(() => undefined);

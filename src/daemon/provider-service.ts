@@ -2,6 +2,7 @@ import { getAddress, verifyTypedData, type TypedDataDomain } from 'ethers';
 import type {
   CheckpointView,
   DaemonStatus,
+  ReachabilityView,
   EarningsView,
   LeaseView,
   LogEntry,
@@ -44,6 +45,8 @@ export interface ProviderServiceDeps {
   clock: Clock;
   /** The follower's stored cursor. */
   cursorBlock: () => number | undefined;
+  /** How tenants reach the API; decided after the API listens, so read at each status. */
+  reachability?: () => ReachabilityView | null;
 }
 
 /** The longest a tenant's or operator's view waits on the backend before it answers without it. */
@@ -216,6 +219,7 @@ export class EngineProviderService implements ProviderService {
       leases,
       docker: { reachable },
       chain: { headBlock, cursorBlock: this.deps.cursorBlock() ?? null },
+      reachability: this.deps.reachability?.() ?? null,
     };
   }
 

@@ -14,6 +14,7 @@ import { operatorPortOf } from '../api';
 import type { RegistrationSource } from './tls-checks';
 import { PinnedTransport } from '../tenant';
 import { readCertificateInfo } from '../tls';
+import type { ReachabilityProbes } from './reachability';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
 
@@ -40,6 +41,8 @@ export interface DoctorContext {
   timeoutMs: number;
   /** On the devnet, where the running daemon's registration is read (its chain runs with it); undefined when it is down. */
   devnetRegistration?: () => Promise<RegistrationSource | undefined>;
+  /** How tenants reach the API: the daemon's answer, or what a start would find (reachability.ts). */
+  reachability?: ReachabilityProbes;
 }
 
 const pass = (id: string, detail: string): CheckResult => ({ id, status: 'pass', detail, fix: null });
@@ -165,24 +168,8 @@ export async function checkApiPort(ctx: DoctorContext): Promise<CheckResult> {
   return fail('api-port', `cannot listen on ${host}:${port}: ${bound.code ?? bound.message}`, 'pick a port above 1024 or an address this host has (api.host)');
 }
 
-export async function checkApiReachable(ctx: DoctorContext): Promise<CheckResult> {
-  const url = ctx.config.api.publicUrl;
-  if (!url) {
-    if (!ctx.config.network) return skip('api-reachable', 'on the local devnet tenants are local');
-    return warn('api-reachable', 'api.publicUrl is not set: tenants are told the listen address', 'set api.publicUrl to the URL tenants can reach (port forwarding, DNS)');
-  }
-  const healthz = new URL('healthz', url.endsWith('/') ? url : `${url}/`).toString();
-  try {
-    const res = await healthzOf(ctx, url, healthz);
-    if (res.ok) return pass('api-reachable', `${healthz} answers (checked from this machine, not from outside)`);
-    return warn('api-reachable', `${healthz} answered ${res.status}`, 'check that api.publicUrl leads to this daemon');
-  } catch (err) {
-    return warn('api-reachable', `${healthz} does not answer: ${describeError(err)}`, 'start the daemon, and check port forwarding and the firewall towards api.port');
-  }
-}
-
 /** GET healthz; over https pinned to this machine's own certificate (no CA would vouch for a self-signed one). */
-async function healthzOf(ctx: DoctorContext, url: string, healthz: string): Promise<Response> {
+export async function healthzOf(ctx: DoctorContext, url: string, healthz: string): Promise<Response> {
   if (!url.startsWith('https:')) return ctx.fetch(healthz, { signal: AbortSignal.timeout(ctx.timeoutMs) });
   const own = readCertificateInfo(ctx.config);
   const transport = new PinnedTransport(url, own?.info.sha256);

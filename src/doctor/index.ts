@@ -2,7 +2,6 @@ import { describeError } from '../errors';
 import {
   checkAccount,
   checkApiPort,
-  checkApiReachable,
   checkCgroup,
   checkChain,
   checkClock,
@@ -17,6 +16,9 @@ import {
 } from './checks';
 import { checkTlsCertificate, checkTlsPin } from './tls-checks';
 
+import { checkReachability } from './reachability';
+
+export type { ReachabilityProbes } from './reachability';
 export type { CheckResult, CheckStatus, DoctorContext } from './checks';
 export type { RegistrationSource } from './tls-checks';
 
@@ -35,7 +37,7 @@ export async function runDoctor(ctx: DoctorContext): Promise<CheckResult[]> {
     ['gpu-passthrough', () => checkGpuPassthrough(ctx)],
     ['disk', () => checkDisk(ctx)],
     ['api-port', () => checkApiPort(ctx)],
-    ['api-reachable', () => checkApiReachable(ctx)],
+    ['reachability', () => (ctx.reachability ? checkReachability(ctx, ctx.reachability) : { id: 'reachability', status: 'skip' as const, detail: 'not checked', fix: null })],
     ['chain', () => checkChain(ctx, facts)],
     ['key', () => checkKey(ctx, facts)],
     ['account', () => checkAccount(ctx, facts)],

@@ -61,10 +61,17 @@ export class DaemonProcess {
     readonly dataDir: string,
     readonly configPath: string,
     private readonly env: NodeJS.ProcessEnv,
+    /** A command the daemon and its CLI run under, e.g. nsenter into a network namespace. */
+    private readonly launcher: readonly string[] = [],
   ) {}
 
+  private spawnArgs(args: readonly string[]): [string, string[]] {
+    const [command, ...rest] = [...this.launcher, process.execPath, join(ROOT, 'bin', 'provider'), ...args];
+    return [command!, rest];
+  }
+
   /** Writes the config (devnet on a free port, short challenge window, fast metering) and starts. */
-  static async create(name: string, config: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}): Promise<DaemonProcess> {
+  static async create(name: string, config: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}, launcher: readonly string[] = []): Promise<DaemonProcess> {
     const dataDir = mkdtempSync(join(tmpdir(), `provider-e2e-${name}-`));
     const base = {
       dataDir,
@@ -78,13 +85,13 @@ export class DaemonProcess {
     const merged = { ...base, ...config };
     const configPath = join(dataDir, 'provider.yaml');
     writeFileSync(configPath, YAML.stringify(merged));
-    return new DaemonProcess(dataDir, configPath, env);
+    return new DaemonProcess(dataDir, configPath, env, launcher);
   }
 
   /** `startArgs`: more `provider start` flags (--drain-timeout...). */
   async start(timeoutMs = 90_000, startArgs: readonly string[] = []): Promise<DaemonReady> {
     const log = createWriteStream(join(this.dataDir, 'daemon.log'), { flags: 'a' });
-    const child = spawn(process.execPath, [join(ROOT, 'bin', 'provider'), 'start', '--json', '-c', this.configPath, ...startArgs], {
+    const child = spawn(...this.spawnArgs(['start', '--json', '-c', this.configPath, ...startArgs]), {
       cwd: ROOT,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -173,7 +180,7 @@ export class DaemonProcess {
   cli(args: readonly string[], timeoutMs = 120_000): Promise<CliResult> {
     const started = Date.now();
     return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [join(ROOT, 'bin', 'provider'), '-c', this.configPath, ...args], {
+      const child = spawn(...this.spawnArgs(['-c', this.configPath, ...args]), {
         cwd: ROOT,
         env: { PATH: process.env.PATH, HOME: process.env.HOME, ...this.env },
         stdio: ['ignore', 'pipe', 'pipe'],

@@ -128,6 +128,9 @@ describe('provider doctor', () => {
         '--set', `network.marketplaceAddress="${overrides.marketplace ?? marketplace}"`,
         '--set', `keystore.path=${join(keystoreDir, 'keystore.json')}`,
         '--set', `keystore.passwordFile=${passwordFile}`,
+        // No SSDP or NAT-PMP onto this machine's own network from a test: reachability is the
+        // home-network e2e's, in namespaces it creates.
+        '--set', 'reachability.mode=off',
       ];
     }
 

@@ -55,6 +55,28 @@ describe('operator output', () => {
     expect(text).not.toMatch(/^provider/m);
   });
 
+  it('says which path tenants reach the daemon by, whether it was verified, and the fix when there is none', () => {
+    const base = {
+      daemon: 'running' as const,
+      apiUrl: 'http://127.0.0.1:8420',
+      version: '0.1.0',
+      provider: '0x70997970C51812dc3A010C7d01b50e0d17dc79C8',
+      chainId: 8453,
+      devnet: false,
+      accepting: true,
+      startedAt: 1_700_000_000,
+      leases: NONE,
+      docker: { reachable: true },
+      chain: { headBlock: 1, cursorBlock: 1 },
+    };
+    const upnp = formatStatus({ ...base, reachability: { path: 'upnp', url: 'http://11.0.0.1:8420', verified: 'outside', detail: 'UPnP-IGD at 192.168.1.1 maps 11.0.0.1:8420 to this machine\'s port 8420', fix: null } });
+    expect(upnp).toContain('reachable  upnp at http://11.0.0.1:8420: verified from outside\n');
+    expect(upnp).toContain('UPnP-IGD at 192.168.1.1 maps');
+    const none = formatStatus({ ...base, reachability: { path: 'none', url: 'http://127.0.0.1:8420', verified: 'failed', detail: 'no path found', fix: 'enable UPnP on the router' } });
+    expect(none).toContain('reachable  NO PATH at http://127.0.0.1:8420: NOT reachable from outside\n');
+    expect(none).toContain('fix: enable UPnP on the router\n');
+  });
+
   it('prints a running daemon\'s status, marking the devnet and an unreachable Docker', () => {
     const text = formatStatus({
       daemon: 'running',
@@ -68,6 +90,7 @@ describe('operator output', () => {
       leases: NONE,
       docker: { reachable: false },
       chain: { headBlock: null, cursorBlock: 7 },
+      reachability: null,
     });
     expect(text).toContain('chain      chain id 31337 (LOCAL DEVNET: tokens are worthless), RPC not answering, events handled to block 7\n');
     expect(text).toContain('docker     NOT reachable\n');
