@@ -54,6 +54,8 @@ export interface ApiServerOptions {
   requestTimeoutMs?: number;
   /** Takes HTTP upgrade requests (the WebSocket log stream); without it they are refused. */
   upgrade?: UpgradeHandler;
+  /** Takes the requests it claims before they are read (a lease's port, proxied); the routes get the rest. */
+  passthrough?: RequestPassthrough;
   /** This host's interface addresses; default os.networkInterfaces(), read at each operator request. */
   ownAddresses?: () => NodeJS.Dict<{ address: string }[]>;
 }
@@ -64,6 +66,12 @@ export interface UpgradeHandler {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
   /** Ends every upgraded connection; ApiServer.close calls it first. */
   close(): Promise<void>;
+}
+
+/** Serves some plain requests itself, body unread (a reverse proxy streams and bounds it its own way). */
+export interface RequestPassthrough {
+  handles(req: IncomingMessage): boolean;
+  serve(req: IncomingMessage, res: ServerResponse): void;
 }
 
 interface CompiledRoute {
@@ -84,7 +92,10 @@ export class ApiServer {
 
   constructor(private readonly options: ApiServerOptions) {
     this.routes = options.routes.map((route) => compile(route as Route<unknown>));
-    this.server = createServer((req, res) => void this.handle(req, res));
+    this.server = createServer((req, res) => {
+      if (options.passthrough?.handles(req)) options.passthrough.serve(req, res);
+      else void this.handle(req, res);
+    });
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       socket.on('error', () => socket.destroy());
       if (options.upgrade) options.upgrade.handleUpgrade(req, socket, head);

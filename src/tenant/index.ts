@@ -13,3 +13,7 @@ export {
   type QuoteFault,
   type UsageFault,
 } from './errors';
+export { openLeaseSocket, authHeaders, type LeaseEndpoint, type WebSocketFactory } from './lease-transport';
+export { openExec, runShell, type ExecOptions, type ExecHandle, type LocalTerminal } from './exec-client';
+export { forwardPort, type PortForward, type PortForwardOptions } from './port-forward';
+export { mintAccessToken, listAccessTokens, revokeAccessToken, type MintedAccessToken, type AccessTokenSummary } from './access-tokens';
