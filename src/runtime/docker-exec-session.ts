@@ -36,7 +36,8 @@ export async function openExecSession(docker: Docker, leaseId: string, input: Ex
       // No abortSignal on the start: the signal would end the session's connection when the call's bound ends.
       const started = (await created.start({ hijack: true, stdin: true, Tty: input.tty })) as Duplex;
       // Engines before API 1.42 ignore ConsoleSize: the size is set once the process runs, as `docker exec -t` does.
-      if (input.tty && input.size) await created.resize({ h: input.size.rows, w: input.size.cols, abortSignal } as object);
+      // Best effort: a process that has already ended (a quick command) has no terminal left to size.
+      if (input.tty && input.size) await created.resize({ h: input.size.rows, w: input.size.cols, abortSignal } as object).catch(() => undefined);
       return { exec: created, stream: started };
     }));
   } catch (err) {
