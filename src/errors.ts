@@ -31,6 +31,14 @@ export type ErrorCode =
   | 'METHOD_NOT_ALLOWED'
   | 'INTERNAL'
   | 'OPERATOR_ONLY'
+  // lease access: shells, ports and the tokens that open them
+  | 'EXEC_SESSIONS_EXHAUSTED'
+  | 'PORT_NOT_PUBLISHED'
+  | 'ACCESS_TOKEN_INVALID'
+  | 'ACCESS_TOKEN_EXPIRED'
+  | 'ACCESS_TOKEN_REVOKED'
+  | 'UPSTREAM_UNREACHABLE'
+  | 'UPSTREAM_TIMEOUT'
   // tenant client: what a tenant finds wrong with a provider's answers
   | 'PROVIDER_UNREACHABLE'
   | 'PROVIDER_REFUSED'

@@ -25,6 +25,15 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   AUTH_BAD_SIGNATURE: 401,
   AUTH_REPLAYED: 401,
   AUTH_FORBIDDEN: 403,
+  // Sessions end and free their slot: Retry-After says nothing sooner, so 429 without one.
+  EXEC_SESSIONS_EXHAUSTED: 429,
+  PORT_NOT_PUBLISHED: 403,
+  ACCESS_TOKEN_INVALID: 401,
+  ACCESS_TOKEN_EXPIRED: 401,
+  ACCESS_TOKEN_REVOKED: 401,
+  // The lease's own service did not answer: the tenant's program, not the daemon.
+  UPSTREAM_UNREACHABLE: 502,
+  UPSTREAM_TIMEOUT: 504,
   REQUEST_INVALID: 400,
   REQUEST_TOO_LARGE: 413,
   ROUTE_NOT_FOUND: 404,

@@ -1,5 +1,5 @@
 export { ApiServer, errorResponse } from './server';
-export type { Route, RouteContext, RouteResult, ApiServerOptions, ErrorBody } from './server';
+export type { Route, RouteContext, RouteResult, ApiServerOptions, ErrorBody, RequestPassthrough } from './server';
 export { HTTP_STATUS } from './http-status';
 export {
   TenantAuthenticator,
@@ -33,7 +33,11 @@ export type { UpgradeHandler } from './server';
 export { providerRoutes, type ProviderRoutesDeps } from './routes';
 export { LogStreamServer, type LogStreamOptions } from './log-stream';
 export { ProviderMetrics, type CapacityFigures, type EarningsFigures } from './metrics';
-export { createProviderApi, createOperatorApi, type ProviderApiOptions } from './provider-api';
+export { createProviderApi, createOperatorApi, type ProviderApiOptions, type LeaseAccessOptions } from './provider-api';
+export type { AccessibleLease, LeaseDirectory, WorkloadDoor, ExecAudit, AccessTokenStore, AccessSettings } from './lease-access';
+export { EXEC_STREAM, execControlWire, type ExecServerMessage } from './exec-server';
+export { TOKEN_QUERY, tokenCookieName } from './lease-door';
+export { mintBodyWire, type MintedToken, type TokenView } from './access-tokens';
 export { localUrl, localApiUrl, publicApiUrl, operatorPortOf } from './local-url';
 export * as wire from './wire';
 export type { LogEnd, LogMessage } from './wire';

@@ -1,16 +1,35 @@
 import type { Logger } from '../log';
+import type { Clock } from '../util/clock';
+import { AccessTokens, accessTokenRoutes } from './access-tokens';
+import { EXEC_PATH, ExecServer } from './exec-server';
+import { PerLeaseSlots, type AccessSettings, type AccessTokenStore, type ExecAudit, type LeaseDirectory, type WorkloadDoor } from './lease-access';
+import { LeaseDoor } from './lease-door';
 import { LogStreamServer } from './log-stream';
 import type { ProviderMetrics } from './metrics';
+import { PORTS_PATH, PortProxy } from './port-proxy';
 import type { RequestRateLimiter } from './rate-limit';
 import { providerRoutes } from './routes';
-import { ApiServer } from './server';
+import { ApiServer, type Route } from './server';
 import type { ProviderService } from './service';
 import type { TenantAuthenticator } from './tenant-auth';
+import { TUNNEL_PATH, TunnelServer } from './tunnel-server';
+import { UpgradeRouter } from './upgrade-router';
+
+/** What a tenant reaches of its running leases through the API port: shells, ports, tunnels, tokens. */
+export interface LeaseAccessOptions {
+  directory: LeaseDirectory;
+  backend: WorkloadDoor;
+  audit: ExecAudit;
+  tokens: AccessTokenStore;
+  /** The `access` config section; read at each use, so a reload applies. */
+  settings: () => AccessSettings;
+  clock: Clock;
+}
 
 export interface ProviderApiOptions {
   service: ProviderService;
   metrics: ProviderMetrics;
-  /** Limits on quote requests (per tenant, per address). */
+  /** Limits on quote and exec requests (per tenant, per address). */
   limiter?: RequestRateLimiter;
   authenticator: TenantAuthenticator;
   maxBodyBytes: number;
@@ -20,9 +39,11 @@ export interface ProviderApiOptions {
   logHighWaterMarkBytes?: number;
   /** PEM certificate and key: the API speaks HTTPS (the log stream WSS). */
   tls?: { cert: string; key: string };
+  /** Without it, no shell, port or tunnel route is served. */
+  access?: LeaseAccessOptions;
 }
 
-/** The provider's API server: the §3.2 routes plus the log WebSocket, on one port. */
+/** The provider's API server: the §3.2 routes, the log WebSocket and the lease access routes, on one port. */
 export function createProviderApi(options: ProviderApiOptions): ApiServer {
   const log = options.log.child({ module: 'api' });
   const logs = new LogStreamServer({
@@ -31,12 +52,49 @@ export function createProviderApi(options: ProviderApiOptions): ApiServer {
     log,
     ...(options.logHighWaterMarkBytes === undefined ? {} : { highWaterMarkBytes: options.logHighWaterMarkBytes }),
   });
+  const routes: Route<never>[] = providerRoutes({ service: options.service, metrics: options.metrics, ...(options.limiter ? { limiter: options.limiter } : {}) });
+  const access = options.access;
+  if (!access) {
+    return new ApiServer({
+      routes,
+      authenticator: options.authenticator,
+      maxBodyBytes: options.maxBodyBytes,
+      log,
+      upgrade: logs,
+      ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
+    });
+  }
+  const accessLog = log.child({ component: 'lease-access' });
+  const tokens = new AccessTokens({ store: access.tokens, directory: access.directory, settings: access.settings, clock: access.clock });
+  const door = new LeaseDoor({ authenticator: options.authenticator, tokens, directory: access.directory });
+  const connections = new PerLeaseSlots(() => access.settings().proxy.maxConnectionsPerLease);
+  const exec = new ExecServer({
+    authenticator: options.authenticator,
+    directory: access.directory,
+    backend: access.backend,
+    audit: access.audit,
+    ...(options.limiter ? { limiter: options.limiter } : {}),
+    settings: access.settings,
+    clock: access.clock,
+    log: accessLog,
+  });
+  const proxy = new PortProxy({ door, backend: access.backend, connections, settings: access.settings, log: accessLog });
+  const tunnels = new TunnelServer({ door, backend: access.backend, connections, settings: access.settings, log: accessLog });
+  const upgrade = new UpgradeRouter(
+    [
+      { pattern: EXEC_PATH, handler: exec },
+      { pattern: TUNNEL_PATH, handler: tunnels },
+      { pattern: PORTS_PATH, handler: proxy },
+    ],
+    logs,
+  );
   return new ApiServer({
-    routes: providerRoutes({ service: options.service, metrics: options.metrics, ...(options.limiter ? { limiter: options.limiter } : {}) }),
+    routes: [...routes, ...accessTokenRoutes(tokens)],
     authenticator: options.authenticator,
     maxBodyBytes: options.maxBodyBytes,
     log,
-    upgrade: logs,
+    upgrade,
+    passthrough: proxy,
     ...(options.tls ? { tls: options.tls } : {}),
     ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
   });

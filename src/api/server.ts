@@ -55,6 +55,8 @@ export interface ApiServerOptions {
   requestTimeoutMs?: number;
   /** Takes HTTP upgrade requests (the WebSocket log stream); without it they are refused. */
   upgrade?: UpgradeHandler;
+  /** Takes the requests it claims before they are read (a lease's port, proxied); the routes get the rest. */
+  passthrough?: RequestPassthrough;
   /** This host's interface addresses; default os.networkInterfaces(), read at each operator request. */
   ownAddresses?: () => NodeJS.Dict<{ address: string }[]>;
   /** Serve HTTPS (and WSS) with this PEM certificate and key; without it, plain HTTP. */
@@ -67,6 +69,12 @@ export interface UpgradeHandler {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
   /** Ends every upgraded connection; ApiServer.close calls it first. */
   close(): Promise<void>;
+}
+
+/** Serves some plain requests itself, body unread (a reverse proxy streams and bounds it its own way). */
+export interface RequestPassthrough {
+  handles(req: IncomingMessage): boolean;
+  serve(req: IncomingMessage, res: ServerResponse): void;
 }
 
 interface CompiledRoute {
@@ -87,7 +95,10 @@ export class ApiServer {
 
   constructor(private readonly options: ApiServerOptions) {
     this.routes = options.routes.map((route) => compile(route as Route<unknown>));
-    const handler = (req: IncomingMessage, res: ServerResponse): void => void this.handle(req, res);
+    const handler = (req: IncomingMessage, res: ServerResponse): void => {
+      if (options.passthrough?.handles(req)) options.passthrough.serve(req, res);
+      else void this.handle(req, res);
+    };
     this.server = options.tls ? createTlsServer({ cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2' }, handler) : createServer(handler);
     // A peer that fails the handshake (a scanner, a tenant refusing our certificate) is nothing to log.
     this.server.on('tlsClientError', (_err: Error, socket: Duplex) => socket.destroy());

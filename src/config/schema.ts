@@ -411,6 +411,42 @@ export const reachabilitySchema = z
   })
   .prefault({});
 
+/** What a lease's tenant reaches through the API port: shells, the lease's ports, the tokens that open them. */
+export const accessSchema = z
+  .strictObject({
+    exec: z
+      .strictObject({
+        /** Shells open at once into one lease; each is a process in the lease's container. */
+        maxSessionsPerLease: z.number().int().min(0).max(64).default(4),
+        /** A session with no input or output for this long is closed (the process is killed with its container's exec). */
+        idleTimeoutSeconds: z.number().int().min(10).max(86_400).default(3_600),
+      })
+      .prefault({}),
+    tokens: z
+      .strictObject({
+        /** Longest life a minted port token may ask. */
+        maxTtlSeconds: z.number().int().min(60).max(30 * 86_400).default(7 * 86_400),
+        /** Tokens alive (not expired, not revoked) per lease. */
+        maxPerLease: z.number().int().min(1).max(1_000).default(32),
+      })
+      .prefault({}),
+    proxy: z
+      .strictObject({
+        /** How long a connection to the lease's port may take. */
+        connectTimeoutMs: z.number().int().min(100).max(60_000).default(5_000),
+        /** How long the lease's service may take to answer with its headers. */
+        responseTimeoutMs: z.number().int().min(1_000).max(600_000).default(60_000),
+        /** A proxied response, websocket or tunnel idle this long is cut. */
+        idleTimeoutMs: z.number().int().min(1_000).max(86_400_000).default(600_000),
+        /** Largest request body forwarded to a lease's port (signed requests hash it whole). */
+        maxRequestBodyBytes: positiveByteSize.default(16 * 1024 * 1024),
+        /** Tunnels and proxied websockets open at once into one lease. */
+        maxConnectionsPerLease: z.number().int().min(1).max(10_000).default(64),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
 export const configSchema = z.strictObject({
   /** Where the store, the devnet's state and the keystore live. Default: /var/lib/provider as root, else ~/.local/share/provider. */
   dataDir: z.string().min(1),
@@ -431,6 +467,7 @@ export const configSchema = z.strictObject({
   runtime: runtimeSchema,
   metering: meteringSchema,
   settlement: settlementSchema,
+  access: accessSchema,
 });
 
 export type ProviderConfig = z.output<typeof configSchema>;

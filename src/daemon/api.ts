@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { ProviderMetrics, RequestRateLimiter, TenantAuthenticator, createOperatorApi, createProviderApi, operatorPortOf, type ApiServer, type ProviderService } from '../api';
+import { ProviderMetrics, RequestRateLimiter, TenantAuthenticator, createOperatorApi, createProviderApi, operatorPortOf, type ApiServer, type ProviderService, type WorkloadDoor } from '../api';
 import type { AllocationLedger } from '../capacity';
 import { TenantFunding, providerAccount, tokenAt, type ChainClient } from '../chain';
 import type { ProviderConfig } from '../config';
@@ -10,6 +10,7 @@ import type { Logger } from '../log';
 import { isPaymentKey } from '../settlement';
 import type { Store } from '../store';
 import type { Clock } from '../util/clock';
+import { StoreLeaseDirectory } from './lease-directory';
 import { storeEarnings } from './operator-views';
 
 export interface RunningApi {
@@ -29,6 +30,8 @@ export interface StartApiOptions {
   service: ProviderService;
   store: Store;
   ledger: AllocationLedger;
+  /** What runs the leases: shells and the lease ports go through it. */
+  backend: WorkloadDoor;
   chain: ChainClient;
   provider: string;
   clock: Clock;
@@ -54,7 +57,18 @@ export async function startApi(options: StartApiOptions): Promise<RunningApi> {
   });
   const metrics = new ProviderMetrics();
   const limiter = new RequestRateLimiter(config.admission.rateLimit, clock, (action, scope) => metrics.requestRateLimited(action, scope));
-  const server = createProviderApi({ service: options.service, metrics, limiter, authenticator, maxBodyBytes: config.api.maxBodyBytes, log, ...(options.tls ? { tls: options.tls } : {}) });
+  // Sessions the last run left open ended with it (their processes got a hangup when the daemon's connection went).
+  const interrupted = store.execSessions.closeInterrupted(Math.floor(clock.now() / 1000));
+  if (interrupted > 0) log.info({ sessions: interrupted }, 'shell sessions of the last run recorded as interrupted');
+  const access = {
+    directory: new StoreLeaseDirectory(store),
+    backend: options.backend,
+    audit: store.execSessions,
+    tokens: store.accessTokens,
+    settings: () => config.access,
+    clock,
+  };
+  const server = createProviderApi({ service: options.service, metrics, limiter, authenticator, maxBodyBytes: config.api.maxBodyBytes, log, access, ...(options.tls ? { tls: options.tls } : {}) });
   const address = await listenOrExplain(server, config.api.host, config.api.port, 'api.port');
   const operator = createOperatorApi({ service: options.service, metrics, maxBodyBytes: config.api.maxBodyBytes, log });
   // Loopback only: this listener has no TLS and answers operator routes without credentials.

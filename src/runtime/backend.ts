@@ -1,3 +1,4 @@
+import type { Readable, Writable } from 'node:stream';
 import type { PullProgress } from './images';
 import type { LogLine, LogOptions } from './logs';
 import type { Manifest, RegistryAuth } from './manifest';
@@ -94,6 +95,41 @@ export interface ExecResult {
   stderr: string;
 }
 
+export interface TerminalSize {
+  cols: number;
+  rows: number;
+}
+
+export interface ExecSessionInput extends Signalled {
+  command: string[];
+  /** A terminal: stdout and stderr arrive as one stream, and `resize` applies. */
+  tty: boolean;
+  /** The terminal's size from the start (tty only). */
+  size?: TerminalSize;
+}
+
+/**
+ * An interactive process inside a running workload (a tenant's shell). It runs in the workload's
+ * own limits (pids, memory, CPU): it is one more process of the workload, not a neighbour.
+ */
+export interface ExecSession {
+  /** What the process reads; ending it sends end-of-file. */
+  stdin: Writable;
+  /** With a tty, everything the terminal shows; else the process's stdout. */
+  stdout: Readable;
+  /** Empty and ended with a tty. */
+  stderr: Readable;
+  /** Resizes the terminal (tty only; ignored otherwise). */
+  resize(size: TerminalSize, options?: Signalled): Promise<void>;
+  /** The exit code, once the process has ended and its output is read. */
+  exit: Promise<number>;
+  /**
+   * Stops listening and hangs the terminal up: a shell dies of the hangup; what ignores it runs on
+   * until it ends (the engine has no call to kill one exec) or the workload stops.
+   */
+  close(): void;
+}
+
 export type BackendEvent =
   | { kind: 'exited'; runtimeId: string; exitCode: number | undefined }
   /** The backend stopped answering. */
@@ -136,6 +172,16 @@ export interface LeaseBackend {
   logs(runtimeId: string, options?: LogOptions): AsyncGenerator<LogLine>;
   /** Runs a command inside the running workload and collects its output; CONTAINER_NOT_RUNNING once it has stopped. */
   exec(runtimeId: string, command: string[], options?: Signalled): Promise<ExecResult>;
+  /**
+   * Starts an interactive process inside the running workload (stdin attached, a tty if asked);
+   * CONTAINER_NOT_RUNNING once it has stopped. Opening is bounded; the session lasts until it ends or is closed.
+   */
+  openExec(runtimeId: string, input: ExecSessionInput): Promise<ExecSession>;
+  /**
+   * The running workload's address on its own lease network: what the API's port proxy and
+   * tunnels connect to, and nothing else. CONTAINER_NOT_RUNNING when it has none.
+   */
+  address(runtimeId: string, options?: Signalled): Promise<string>;
   /** The running workload's counters, or undefined when it is not running. */
   counters(runtimeId: string, options?: Signalled): Promise<WorkloadCounters | undefined>;
   /**

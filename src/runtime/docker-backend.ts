@@ -6,6 +6,8 @@ import type { Clock } from '../util/clock';
 import type {
   BackendEvent,
   ExecResult,
+  ExecSession,
+  ExecSessionInput,
   ExitReport,
   LeaseBackend,
   ObservedWorkload,
@@ -22,11 +24,12 @@ import type {
 import { aborted, boundedCall } from './bounded-call';
 import { DockerLeaseCounters, type PidCounterReader } from './docker-counters';
 import { execInLease } from './docker-exec';
+import { leaseAddressOf, openExecSession } from './docker-exec-session';
 import type { ImageService } from './images';
 import type { LeaseContainer } from './lease-containers';
 import type { LeaseRuntime } from './lease-runtime';
 import { leaseLogs, type LogLine, type LogOptions } from './logs';
-import { assertLeaseId } from './names';
+import { assertLeaseId, networkName } from './names';
 
 export type { PidCounterReader } from './docker-counters';
 
@@ -108,6 +111,15 @@ export class DockerBackend implements LeaseBackend {
   exec(runtimeId: string, command: string[], options: Signalled = {}): Promise<ExecResult> {
     const bounds = { signal: options.signal, timeoutMs: this.deps.execTimeoutMs ?? 60_000 };
     return execInLease(this.deps.docker, assertLeaseId(runtimeId), command, bounds, this.deps.clock);
+  }
+
+  openExec(runtimeId: string, input: ExecSessionInput): Promise<ExecSession> {
+    const bounds = { signal: input.signal, timeoutMs: this.deps.config.docker.requestTimeoutMs };
+    return openExecSession(this.deps.docker, assertLeaseId(runtimeId), input, bounds, this.deps.clock);
+  }
+
+  async address(runtimeId: string, options: Signalled = {}): Promise<string> {
+    return leaseAddressOf(await this.deps.runtime.inspect(assertLeaseId(runtimeId), options), runtimeId, networkName(runtimeId));
   }
 
   counters(runtimeId: string, options: Signalled = {}): Promise<WorkloadCounters | undefined> {

@@ -4,6 +4,8 @@ import type { Clock } from '../util/clock';
 import type {
   BackendEvent,
   ExecResult,
+  ExecSession,
+  ExecSessionInput,
   ExitReport,
   LeaseBackend,
   PrepareInput,
@@ -21,7 +23,7 @@ import { checkImagePolicy, type ImagePolicy } from './image-policy';
 import { leaseNotFound } from './lease-containers';
 import type { LogLine, LogOptions } from './logs';
 import type { Manifest } from './manifest';
-import { ZERO_COUNTERS, observed, report, started, wake, type Workload } from './memory-workload';
+import { ZERO_COUNTERS, execSession, observed, report, started, wake, type Workload } from './memory-workload';
 import { assertLeaseId } from './names';
 
 /** What a started workload does, as the test that starts it decides. */
@@ -181,6 +183,17 @@ export class MemoryBackend implements LeaseBackend {
     const workload = this.existing(runtimeId);
     if (!workload.running) throw new ProviderError('CONTAINER_NOT_RUNNING', `lease ${runtimeId} is not running`, { input: runtimeId });
     return this.options.exec?.(runtimeId, command) ?? { exitCode: 127, stdout: '', stderr: `${command[0] ?? ''}: not found\n` };
+  }
+
+  async openExec(runtimeId: string, input: ExecSessionInput): Promise<ExecSession> {
+    return execSession(await this.exec(runtimeId, input.command, { signal: input.signal }), input.tty);
+  }
+
+  async address(runtimeId: string, options: Signalled = {}): Promise<string> {
+    await this.gate(`address of lease ${runtimeId}`, runtimeId, options.signal);
+    if (!this.existing(runtimeId).running) throw new ProviderError('CONTAINER_NOT_RUNNING', `lease ${runtimeId} is not running`, { input: runtimeId });
+    // A documentation address (RFC 5737): nothing in memory listens, and nothing must be dialled.
+    return '192.0.2.1';
   }
 
   async counters(runtimeId: string, options: Signalled = {}): Promise<WorkloadCounters | undefined> {

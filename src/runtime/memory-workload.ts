@@ -1,4 +1,5 @@
-import type { ExitReport, ObservedWorkload, PublishedPort, StartedWorkload, StopReason, WorkloadCounters } from './backend';
+import { PassThrough } from 'node:stream';
+import type { ExecResult, ExecSession, ExitReport, ObservedWorkload, PublishedPort, StartedWorkload, StopReason, WorkloadCounters } from './backend';
 import type { LogLine } from './logs';
 
 /** A workload of the in-memory backend: a record its test controls change. */
@@ -46,4 +47,18 @@ export function report(workload: Workload): ExitReport {
 
 export function observed(workload: Workload): ObservedWorkload {
   return { runtimeId: workload.runtimeId, handle: workload.handle, running: workload.running, state: workload.running ? 'running' : 'exited' };
+}
+
+/**
+ * An in-memory session: the exec answer's output, then its exit code. With a tty the two streams
+ * are one, as a terminal shows them.
+ */
+export function execSession(result: ExecResult, tty: boolean): ExecSession {
+  const stdin = new PassThrough();
+  stdin.resume();
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  stdout.end(tty ? result.stdout + result.stderr : result.stdout);
+  stderr.end(tty ? '' : result.stderr);
+  return { stdin, stdout, stderr, exit: Promise.resolve(result.exitCode), resize: async () => undefined, close: () => stdin.destroy() };
 }

@@ -9,3 +9,5 @@ export type { InboxRepository, InboxEvent } from './inbox-repository';
 export type { OutboxRepository, OutboxEntry, OutboxAttempt, OutboxState, NewIntent } from './outbox-repository';
 export type { CursorRepository, BlockCursor } from './cursor-repository';
 export type { SqliteNonceLedger } from './nonce-ledger';
+export type { ExecAuditRepository, ExecSessionStart, ExecSessionRecord } from './exec-audit-repository';
+export type { AccessTokenRepository, StoredAccessToken } from './access-token-repository';

@@ -205,4 +205,35 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE leases DROP COLUMN max_rate_per_second;
     `,
   },
+  {
+    id: 5,
+    name: 'lease access: an audit of tenant shells (never their input), and the port tokens tenants mint (hashed)',
+    up: `
+      CREATE TABLE exec_sessions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        lease_id TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        remote_address TEXT,
+        command_json TEXT NOT NULL,
+        tty INTEGER NOT NULL,
+        started_at INTEGER NOT NULL,
+        ended_at INTEGER,
+        exit_code INTEGER,
+        outcome TEXT
+      );
+      CREATE INDEX exec_sessions_by_lease ON exec_sessions (lease_id, started_at);
+      CREATE TABLE access_tokens (
+        token_id TEXT PRIMARY KEY,
+        lease_id TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        port INTEGER,
+        secret_hash TEXT NOT NULL,
+        label TEXT,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        revoked_at INTEGER
+      );
+      CREATE INDEX access_tokens_by_lease ON access_tokens (lease_id);
+    `,
+  },
 ];

@@ -1,9 +1,11 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { ProviderError } from '../errors';
+import { AccessTokenRepository } from './access-token-repository';
 import { CheckpointRepository } from './checkpoint-repository';
 import { CursorRepository } from './cursor-repository';
 import { migrate, openDatabase, type Db } from './database';
+import { ExecAuditRepository } from './exec-audit-repository';
 import { InboxRepository } from './inbox-repository';
 import { LeaseRepository } from './lease-repository';
 import { MetaRepository } from './meta-repository';
@@ -29,6 +31,8 @@ export class Store {
   readonly inbox: InboxRepository;
   readonly outbox: OutboxRepository;
   readonly cursors: CursorRepository;
+  readonly execSessions: ExecAuditRepository;
+  readonly accessTokens: AccessTokenRepository;
 
   constructor(private readonly db: Db) {
     this.meta = new MetaRepository(db);
@@ -39,6 +43,8 @@ export class Store {
     this.inbox = new InboxRepository(db);
     this.outbox = new OutboxRepository(db);
     this.cursors = new CursorRepository(db);
+    this.execSessions = new ExecAuditRepository(db);
+    this.accessTokens = new AccessTokenRepository(db);
   }
 
   /** Runs `fn` in one SQLite transaction: every write it makes through the repositories commits together, or none. */

@@ -15,3 +15,7 @@ export {
 } from './errors';
 export { PinnedTransport, connectPinned, pinMismatch, type PinSource, type PinnedRequest } from './pinned-transport';
 export { resolveProviderEndpoint, registeredPin, pinFromMetadata, type ProviderEndpoint } from './provider-endpoint';
+export { openLeaseSocket, authHeaders, transportOf, type LeaseEndpoint } from './lease-transport';
+export { openExec, runShell, type ExecOptions, type ExecHandle, type LocalTerminal } from './exec-client';
+export { forwardPort, type PortForward, type PortForwardOptions } from './port-forward';
+export { mintAccessToken, listAccessTokens, revokeAccessToken, type MintedAccessToken, type AccessTokenSummary } from './access-tokens';

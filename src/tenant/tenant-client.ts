@@ -415,7 +415,8 @@ export class TenantClient {
   }
 }
 
-function refusal(status: number, raw: string): ProviderError {
+/** A provider's error answer (status and JSON body) as the error the client throws. */
+export function refusal(status: number, raw: string): ProviderError {
   const error = wire.decodeErrorBody(raw);
   if (!error) return new ProviderRefusedError(status, 'UNKNOWN', raw.slice(0, 200) || `HTTP ${status}`);
   const { code, message, fix } = error;

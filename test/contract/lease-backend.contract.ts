@@ -2,6 +2,12 @@ import { isProviderError, type ErrorCode } from '../../src/errors';
 import type { BackendEvent, ExecResult, LeaseAllocation, LeaseBackend, LogLine, Manifest, StartedWorkload } from '../../src/runtime';
 import { until } from '../support/until';
 
+async function text(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.from(chunk as Buffer));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 /** What a contract test asks a workload to do; each adapter's fixture makes it so. */
 export interface ContractWorkload {
   /** Lines it writes as it starts, in order. */
@@ -153,6 +159,22 @@ export function describeLeaseBackend(name: string, makeFixture: () => Promise<Le
       await backend.stop(runtimeId, 'requested');
       await backend.wait(runtimeId);
       expect(await code(backend.exec(runtimeId, fx.execCommand({ exitCode: 0, stdout: '', stderr: '' })))).toBe('CONTAINER_NOT_RUNNING');
+    });
+
+    test('opens a session in a running workload: its output, its exit code, an address while it runs', async () => {
+      const { runtimeId } = await run('session');
+      const piped = await backend.openExec(runtimeId, { command: fx.execCommand({ exitCode: 3, stdout: 'out here\n', stderr: 'err here\n' }), tty: false });
+      const [stdout, stderr] = await Promise.all([text(piped.stdout), text(piped.stderr)]);
+      expect({ stdout, stderr, exitCode: await piped.exit }).toEqual({ stdout: 'out here\n', stderr: 'err here\n', exitCode: 3 });
+      const terminal = await backend.openExec(runtimeId, { command: fx.execCommand({ exitCode: 0, stdout: 'on a tty\n', stderr: '' }), tty: true, size: { cols: 100, rows: 30 } });
+      await terminal.resize({ cols: 120, rows: 40 }).catch(() => undefined);
+      expect((await text(terminal.stdout)).replace(/\r\n/g, '\n')).toBe('on a tty\n');
+      expect(await terminal.exit).toBe(0);
+      expect(await backend.address(runtimeId)).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+      await backend.stop(runtimeId, 'requested');
+      await backend.wait(runtimeId);
+      expect(await code(backend.openExec(runtimeId, { command: fx.execCommand({ exitCode: 0, stdout: '', stderr: '' }), tty: false }))).toBe('CONTAINER_NOT_RUNNING');
+      expect(await code(backend.address(runtimeId))).toBe('CONTAINER_NOT_RUNNING');
     });
 
     test('has counters while it runs and none once it has stopped', async () => {

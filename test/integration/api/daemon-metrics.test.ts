@@ -3,6 +3,7 @@ import { AllocationLedger } from '../../../src/capacity';
 import { marketplaceDomain, type ChainClient } from '../../../src/chain';
 import { configSchema } from '../../../src/config';
 import { startApi, type RunningApi } from '../../../src/daemon/api';
+import { MemoryBackend } from '../../../src/runtime';
 import { silentLogger } from '../../../src/log';
 import { openStore, type StoredCheckpoint, type StoredLease } from '../../../src/store';
 import { CHAIN_ID } from '../../support/api-harness';
@@ -51,6 +52,7 @@ describe('the daemon API\'s metrics', () => {
       service: new FakeProviderService({ providerKey, domain: marketplaceDomain(CHAIN_ID, marketplace), chainId: CHAIN_ID, marketplace }),
       store,
       ledger: new AllocationLedger(anAllocatable(), clock),
+      backend: new MemoryBackend({ clock }),
       chain,
       provider: providerKey.address,
       clock,
