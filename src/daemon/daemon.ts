@@ -18,7 +18,7 @@ import type { Logger } from '../log';
 import { Admission, LeaseEngine, QUOTE_HOLD_GRACE_SECONDS } from '../leases';
 import { LIVE_STATES } from '../vocabulary';
 import { ContainerCounterReader, hostKernelFiles } from '../metering';
-import { DockerBackend, Firewall, FirewallWatch, ImageResolver, ImageService, InstanceRegistry, LeaseRuntime, OrphanCollector, createDockerClient } from '../runtime';
+import { DockerBackend, Firewall, FirewallWatch, ImageResolver, ImageService, InstanceRegistry, LeaseRuntime, OrphanCollector, LogArchive, createDockerClient, logArchiveDirFor } from '../runtime';
 import { Settler } from '../settlement';
 import { openStore, storePathFor, type Store } from '../store';
 import type { Clock } from '../util/clock';
@@ -189,7 +189,14 @@ export class Daemon {
       });
       let follower: EventFollower | undefined;
       const confirmedTime = confirmedChainTime(chain, () => follower?.cursor(), clock);
+      const logArchive = new LogArchive({
+        dir: logArchiveDirFor(config.dataDir, settings.chainId, settings.marketplaceAddress),
+        settings: () => config.logArchive,
+        clock,
+        log: log.child({ component: 'log-archive' }),
+      });
       engine = new LeaseEngine({
+        logArchive,
         config,
         store,
         ledger,
@@ -240,6 +247,7 @@ export class Daemon {
         startedAt: Math.floor(clock.now() / 1000),
         clock,
         cursorBlock: () => following.cursor(),
+        logArchive,
       });
       const api = await startApi({ config, service, store, ledger, chain, provider, clock, log });
       cleanups.push(() => api.close());
