@@ -223,13 +223,8 @@ export function openDaemonStore(config: ProviderConfig, log: Logger): DaemonStor
     chainId = config.network.chainId;
     marketplace = config.network.marketplaceAddress;
   } else {
-    const deployment = new Devnet({ dataDir: config.dataDir, ...config.devnet, log }).deploymentPath;
-    let recorded: z.output<typeof deploymentWire>;
-    try {
-      recorded = deploymentWire.parse(JSON.parse(readFileSync(deployment, 'utf8')));
-    } catch {
-      throw noStore(config.dataDir);
-    }
+    const recorded = devnetDeployment(config, log);
+    if (!recorded) throw noStore(config.dataDir);
     chainId = config.devnet.chainId;
     marketplace = recorded.marketplaceAddress;
   }
@@ -239,6 +234,16 @@ export function openDaemonStore(config: ProviderConfig, log: Logger): DaemonStor
   // Read-only: "nothing answers" may also mean the daemon is still starting up and owns the file.
   const store = openStoreReadOnly(path);
   return { path, chainId, marketplace, store, close: () => store.close() };
+}
+
+/** The marketplace the devnet of this config deployed (<dataDir>/devnet/deployment.json); undefined before its first start. */
+export function devnetDeployment(config: ProviderConfig, log: Logger): z.output<typeof deploymentWire> | undefined {
+  const deployment = new Devnet({ dataDir: config.dataDir, ...config.devnet, log }).deploymentPath;
+  try {
+    return deploymentWire.parse(JSON.parse(readFileSync(deployment, 'utf8')));
+  } catch {
+    return undefined;
+  }
 }
 
 /** Runs `read` on the stopped daemon's store, closing it after. */
