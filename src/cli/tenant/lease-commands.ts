@@ -60,7 +60,8 @@ export function registerLeaseCommands(group: Command, io: CliIo): void {
           return;
         }
         env.ctx.print(formatStatus(view, apiUrl));
-        env.ctx.print(`  chain:      deposit ${chain.terms.deposit}, paid ${chain.paid}, pending claim ${chain.pending}${chain.end === 0n ? ', settled' : ''}`);
+        // A settled lease's slot is cleared on-chain (V2): only its deposit is left to say.
+        env.ctx.print(chain.end === 0n ? `  chain:      settled (deposit was ${chain.terms.deposit})` : `  chain:      deposit ${chain.terms.deposit}, paid ${chain.paid}, pending claim ${chain.pending}`);
       });
     });
 
