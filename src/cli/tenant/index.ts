@@ -24,8 +24,16 @@ export const TENANT_COMMANDS: readonly TenantCommandRegistration[] = [
 export function registerTenantCommand(program: Command, io: CliIo, extra: readonly TenantCommandRegistration[] = []): Command {
   const group = addTenantGroupOptions(program.command('tenant').description('rent compute as a tenant: find providers, deploy a manifest, follow, verify and pay a lease'));
   for (const register of [...TENANT_COMMANDS, ...extra]) register(group, io);
-  for (const command of group.commands) command.exitOverride().configureOutput(program.configureOutput());
+  overrideExits(group, program);
   return group;
+}
+
+/** Commander exits the process on a usage error unless told not to, at every level (`tenant manifest schema`). */
+function overrideExits(parent: Command, program: Command): void {
+  for (const command of parent.commands) {
+    command.exitOverride().configureOutput(program.configureOutput());
+    overrideExits(command, program);
+  }
 }
 
 export { openTenantEnv, withTenantEnv, leaseClient, parseLeaseId, toJson, type TenantEnv } from './session';

@@ -1,8 +1,9 @@
-import { readFileSync } from 'node:fs';
+
 import { join } from 'node:path';
 import { manifestJsonSchema, parseManifestText } from '../../../../src/cli/tenant';
 import { manifestSchema } from '../../../../src/runtime';
-import { runCli } from '../../../support/cli-io';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { offDevnetConfig, runCli, tempDir } from '../../../support/cli-io';
 
 const EXAMPLE = join(__dirname, '..', '..', '..', '..', 'examples', 'hello.yaml');
 
@@ -49,5 +50,46 @@ describe('tenant manifest files', () => {
     const run = await runCli(['tenant', 'manifest', 'schema']);
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ title: 'Lease manifest', type: 'object' });
+  });
+});
+
+describe('provider tenant (command line)', () => {
+  it.each([
+    [['tenant', 'status', 'twelve'], 'provider: lease id twelve: expected a lease id'],
+    [['tenant', 'logs', `${2n ** 256n}`], 'a lease id fits in 256 bits'],
+    [['tenant', 'deploy'], "error: missing required argument 'manifest'"],
+    [['tenant', 'manifest', 'check'], "error: missing required argument 'file'"],
+    [['tenant', 'providers', '--sort', 'colour'], 'provider: --sort: '],
+    [['tenant', 'usage', '1', '--api-url', 'localhost'], 'provider: --api-url: '],
+    [['tenant', 'leases', '--rpc-url', 'not a url'], 'provider: --rpc-url: '],
+  ])('refuses %j before doing anything (exit 2)', async (args, said) => {
+    const run = await runCli(['--data-dir', tempDir(), ...args]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(said);
+    expect(run.stdout).toBe('');
+  });
+
+  it('off the devnet, asks for the tenant\'s key and says how to give it (exit 2)', async () => {
+    const { file } = await offDevnetConfig();
+    const run = await runCli(['--config', file, 'tenant', 'leases']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('pass --keystore <file> or --key-file <file>');
+  });
+
+  it('on the devnet before its first start, says to start the provider first (exit 1)', async () => {
+    const run = await runCli(['--data-dir', tempDir(), 'tenant', 'leases']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('fix: start the provider on the devnet first');
+  });
+
+  it('refuses a manifest file that is not there, or not a manifest, with the file named', async () => {
+    const missing = await runCli(['--data-dir', tempDir(), 'tenant', 'deploy', '/nonexistent/m.yaml']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('cannot read the manifest /nonexistent/m.yaml');
+    const dir = tempDir();
+    writeFileSync(join(dir, 'm.yaml'), 'image: UPPER/Case\nresources: {cpuMillis: 100, memoryBytes: 64MiB}\nmaxDurationSeconds: 60\n');
+    const bad = await runCli(['--data-dir', dir, 'tenant', 'manifest', 'check', join(dir, 'm.yaml')]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain(`${join(dir, 'm.yaml')}: manifest refused: image: expected an image reference`);
   });
 });
