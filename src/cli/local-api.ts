@@ -229,14 +229,19 @@ export function openDaemonStore(config: ProviderConfig, log: Logger): DaemonStor
 /** The chain and marketplace the daemon of this config works on (on the devnet, as it deployed it). */
 export function daemonMarketplace(config: ProviderConfig, log: Logger): { chainId: number; marketplace: string } {
   if (config.network) return { chainId: config.network.chainId, marketplace: config.network.marketplaceAddress };
-  const deployment = new Devnet({ dataDir: config.dataDir, ...config.devnet, log }).deploymentPath;
-  let recorded: z.output<typeof deploymentWire>;
-  try {
-    recorded = deploymentWire.parse(JSON.parse(readFileSync(deployment, 'utf8')));
-  } catch {
-    throw noStore(config.dataDir);
-  }
+  const recorded = devnetDeployment(config, log);
+  if (!recorded) throw noStore(config.dataDir);
   return { chainId: config.devnet.chainId, marketplace: recorded.marketplaceAddress };
+}
+
+/** The marketplace the devnet of this config deployed (<dataDir>/devnet/deployment.json); undefined before its first start. */
+export function devnetDeployment(config: ProviderConfig, log: Logger): z.output<typeof deploymentWire> | undefined {
+  const deployment = new Devnet({ dataDir: config.dataDir, ...config.devnet, log }).deploymentPath;
+  try {
+    return deploymentWire.parse(JSON.parse(readFileSync(deployment, 'utf8')));
+  } catch {
+    return undefined;
+  }
 }
 
 /** Runs `read` on the stopped daemon's store, closing it after. */

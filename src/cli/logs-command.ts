@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { wire, type LogEntry, type LogQuery } from '../api';
 import { leaseDetail } from '../daemon';
 import { ProviderError, isProviderError } from '../errors';
-import { createDockerClient, leaseLogs } from '../runtime';
+import { LogArchive, createDockerClient, leaseLogs, logArchiveDirFor } from '../runtime';
 import { CliExit, commandContext, type CliIo, type CommandContext } from './context';
 import { OperatorClient, readDaemonStore } from './local-api';
 import { formatLogLine } from './operator-format';
@@ -54,7 +54,7 @@ export function registerLogsCommand(program: Command, io: CliIo): void {
         read = await fromDocker(ctx, leaseId, query, print);
       }
       if (read.lines === 0 && read.containerGone) {
-        io.stderr.write(`(lease ${leaseId}'s container is removed, as it is once the lease is settled: its logs are gone)\n`);
+        io.stderr.write(`(lease ${leaseId}'s container is removed, as it is once the lease is settled, and no archive of its logs is kept: see logArchive)\n`);
         throw new CliExit(1);
       }
     });
@@ -62,10 +62,24 @@ export function registerLogsCommand(program: Command, io: CliIo): void {
 
 async function fromDocker(ctx: CommandContext, leaseId: string, query: LogQuery, print: (entry: LogEntry) => void): Promise<{ lines: number; containerGone: boolean }> {
   const { config } = ctx.loaded;
-  const { lease, runtimeId } = readDaemonStore(config, ctx.log, (opened) => {
+  const { lease, runtimeId, archiveDir } = readDaemonStore(config, ctx.log, (opened) => {
     const detail = leaseDetail(opened.store, leaseId);
-    return { lease: detail, runtimeId: (opened.store.leases.get(detail.leaseId) as { runtimeId: string }).runtimeId };
+    return {
+      lease: detail,
+      runtimeId: (opened.store.leases.get(detail.leaseId) as { runtimeId: string }).runtimeId,
+      archiveDir: logArchiveDirFor(config.dataDir, opened.chainId, opened.marketplace),
+    };
   });
+  const archive = new LogArchive({ dir: archiveDir, settings: () => config.logArchive, clock: ctx.io.clock, log: ctx.log });
+  if (archive.entry(lease.leaseId)) {
+    ctx.io.stderr.write(`(the daemon is not running: reading lease ${lease.leaseId}'s archived logs)\n`);
+    let lines = 0;
+    for await (const line of archive.read(lease.leaseId, { tail: query.tail })) {
+      lines += 1;
+      print({ stream: line.stream, time: line.time, line: line.text });
+    }
+    return { lines, containerGone: true };
+  }
   ctx.io.stderr.write(`(the daemon is not running: reading ${lease.container}'s logs from Docker)\n`);
   const reader = { log: ctx.log, clock: ctx.io.clock, requestTimeoutMs: config.docker.requestTimeoutMs };
   let lines = 0;

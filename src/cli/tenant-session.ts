@@ -21,6 +21,8 @@ export interface TenantFlags {
   tenantKeyFile?: string | undefined;
   /** The JSON-RPC endpoint the tenant uses (default: network.rpcUrl, or the devnet's). */
   rpcUrl?: string | undefined;
+  /** A key already read (from an encrypted keystore): it wins over the key file. */
+  tenantKey?: string | undefined;
 }
 
 export interface TenantChain {
@@ -79,7 +81,7 @@ export async function openTenantSession(
 }
 
 export async function tenantChain(config: ProviderConfig, flags: TenantFlags, keyNeeded: string): Promise<TenantChain> {
-  const keyFromFile = flags.tenantKeyFile === undefined ? undefined : await readTenantKey(flags.tenantKeyFile);
+  const keyFromFile = flags.tenantKey ?? (flags.tenantKeyFile === undefined ? undefined : await readTenantKey(flags.tenantKeyFile));
   const network = config.network;
   if (!network) {
     const host = config.devnet.host === '0.0.0.0' ? '127.0.0.1' : config.devnet.host;

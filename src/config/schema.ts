@@ -447,6 +447,22 @@ export const accessSchema = z
   })
   .prefault({});
 
+export const logArchiveSchema = z
+  .strictObject({
+    /** Keep a lease's logs (gzip, in the data dir) when its container is removed after settlement. */
+    enabled: z.boolean().default(true),
+    /** Most all archives together may take; the oldest go first, but never one still in its keep period. */
+    maxTotalBytes: positiveByteSize.default(2 ** 30),
+    /** Archives older than this go, once past their keep period. */
+    maxAgeDays: z.number().min(0).max(3650).default(30),
+    /**
+     * Seconds an archive is kept beyond the marketplace's challenge window after the lease settled,
+     * whatever the bounds above: the tenant's evidence for a dispute must not vanish while one can be filed.
+     */
+    retentionSeconds: z.number().int().min(0).max(366 * 86_400).default(7 * 86_400),
+  })
+  .prefault({});
+
 export const configSchema = z.strictObject({
   /** Where the store, the devnet's state and the keystore live. Default: /var/lib/provider as root, else ~/.local/share/provider. */
   dataDir: z.string().min(1),
@@ -468,6 +484,7 @@ export const configSchema = z.strictObject({
   metering: meteringSchema,
   settlement: settlementSchema,
   access: accessSchema,
+  logArchive: logArchiveSchema,
 });
 
 export type ProviderConfig = z.output<typeof configSchema>;

@@ -18,7 +18,7 @@ import type { Logger } from '../log';
 import { Admission, LeaseEngine, QUOTE_HOLD_GRACE_SECONDS } from '../leases';
 import { LIVE_STATES } from '../vocabulary';
 import { ContainerCounterReader, hostKernelFiles } from '../metering';
-import { DockerBackend, Firewall, FirewallWatch, ImageResolver, ImageService, InstanceRegistry, LeaseRuntime, OrphanCollector, createDockerClient } from '../runtime';
+import { DockerBackend, Firewall, FirewallWatch, ImageResolver, ImageService, InstanceRegistry, LeaseRuntime, OrphanCollector, LogArchive, createDockerClient, logArchiveDirFor } from '../runtime';
 import { Settler } from '../settlement';
 import { openStore, storePathFor, type Store } from '../store';
 import type { Clock } from '../util/clock';
@@ -201,7 +201,14 @@ export class Daemon {
       });
       let follower: EventFollower | undefined;
       const confirmedTime = confirmedChainTime(chain, () => follower?.cursor(), clock);
+      const logArchive = new LogArchive({
+        dir: logArchiveDirFor(config.dataDir, settings.chainId, settings.marketplaceAddress),
+        settings: () => config.logArchive,
+        clock,
+        log: log.child({ component: 'log-archive' }),
+      });
       engine = new LeaseEngine({
+        logArchive,
         config,
         store,
         ledger,
@@ -244,6 +251,7 @@ export class Daemon {
         clock,
         cursorBlock: () => following.cursor(),
         reachability: () => reachability?.status ?? null,
+        logArchive,
       });
       const api = await startApi({ config, service, store, ledger, backend, chain, provider, clock, log, ...(certificate ? { tls: { cert: certificate.certPem, key: certificate.keyPem } } : {}) });
       cleanups.push(() => api.close());

@@ -20,9 +20,9 @@ import { CHECKPOINT_TYPES, decodeMarketplaceLog, tokenAt, type ChainClient, type
 import type { ProviderConfig } from '../config';
 import { ProviderError, isProviderError } from '../errors';
 import type { Admission, LeaseEngine, LeaseState, EndReason } from '../leases';
-import { LIVE_STATES } from '../vocabulary';
+import { LIVE_STATES, TERMINAL_STATES } from '../vocabulary';
 
-import type { LeaseBackend, Manifest } from '../runtime';
+import type { LeaseBackend, LogArchive, Manifest } from '../runtime';
 import { toCheckpoint, usageProofs, type Settler } from '../settlement';
 import type { Store, StoredCheckpoint, StoredLease } from '../store';
 import type { Clock } from '../util/clock';
@@ -47,6 +47,8 @@ export interface ProviderServiceDeps {
   cursorBlock: () => number | undefined;
   /** How tenants reach the API; decided after the API listens, so read at each status. */
   reachability?: () => ReachabilityView | null;
+  /** Logs of leases whose container is removed. */
+  logArchive?: LogArchive;
 }
 
 /** The longest a tenant's or operator's view waits on the backend before it answers without it. */
@@ -188,14 +190,34 @@ export class EngineProviderService implements ProviderService {
     return this.containerLogs(this.leaseFor(leaseId, tenant), query, signal);
   }
 
+  /**
+   * From the archive once the lease has one (its container is removed, or about to be), else from
+   * the backend; a container gone with no archive is LOGS_GONE for a lease that settled.
+   */
   private async *containerLogs(lease: StoredLease, query: LogQuery, signal: AbortSignal): AsyncIterable<LogEntry> {
     if (!lease.containerId) return;
+    const archive = this.deps.logArchive;
+    if (archive?.entry(lease.leaseId)) {
+      for await (const line of archive.read(lease.leaseId, { tail: query.tail, since: query.since, signal })) {
+        yield { stream: line.stream, time: line.time, line: line.text };
+      }
+      return;
+    }
     try {
       for await (const line of this.deps.backend.logs(lease.runtimeId, { follow: query.follow, tail: query.tail, since: query.since, signal })) {
         yield { stream: line.stream, time: line.time, line: line.text };
       }
     } catch (err) {
-      if (isProviderError(err, 'CONTAINER_NOT_FOUND') || signal.aborted) return;
+      if (signal.aborted) return;
+      if (isProviderError(err, 'CONTAINER_NOT_FOUND')) {
+        // Removed between the look at the archive and the read (the archive has it now), or
+        // settled with its logs lost or pruned: the archive says which (LOGS_GONE).
+        const settled = TERMINAL_STATES.has(this.deps.store.leases.get(lease.leaseId)?.state ?? lease.state);
+        if (archive && (settled || archive.entry(lease.leaseId))) {
+          for await (const line of archive.read(lease.leaseId, { tail: query.tail, since: query.since, signal })) yield { stream: line.stream, time: line.time, line: line.text };
+        }
+        return;
+      }
       throw err;
     }
   }

@@ -1,8 +1,9 @@
 import type { AllocationLedger } from '../capacity';
 import type { ProviderConfig } from '../config';
-import { describeError } from '../errors';
+import { describeError, isProviderError } from '../errors';
 import type { Logger } from '../log';
-import type { LeaseBackend } from '../runtime';
+import type { LeaseBackend, LogArchive } from '../runtime';
+import { LogDigest, type SettlementRound } from '../settlement';
 import type { Store, StoredLease, StoredQuote } from '../store';
 import type { Clock } from '../util/clock';
 import { HOLDING_STATES } from '../vocabulary';
@@ -29,6 +30,8 @@ export interface LeaseEngineDeps {
   instanceId: string;
   clock: Clock;
   log: Logger;
+  /** Where a lease's logs go before its container is removed; none: they go with it. */
+  logArchive?: LogArchive;
   /** See MeterDeps.confirmedChainTime. */
   confirmedChainTime?: () => Promise<number | undefined>;
   /** Bounds on backend calls and waits (tests shorten them). */
@@ -67,7 +70,7 @@ export class LeaseEngine {
       },
     });
     const dispatch = (leaseId: string, event: LeaseEvent, reason: string) => this.orchestrator.dispatch(leaseId, event, reason);
-    this.settlementLoop = new SettlementLoop({ config, store, ledger: deps.ledger, settlement: deps.settlement, clock, log, onSettled: (lease) => this.settled(lease) });
+    this.settlementLoop = new SettlementLoop({ config, store, ledger: deps.ledger, settlement: deps.settlement, clock, log, onSettled: (lease, round) => this.settled(lease, round) });
     const wakeSettlement = () => this.settlementLoop.wake();
     this.meter = new LeaseMeter({
       config,
@@ -141,6 +144,7 @@ export class LeaseEngine {
     this.tasks.track(this.settlementLoop.run(signal));
     this.tasks.track(this.guardLimits(signal));
     this.tasks.track(this.watchBackend(signal));
+    this.tasks.track(this.pruneArchive(signal));
   }
 
   /** Stops taking quotes and every loop; running workloads keep running (a restart adopts them). */
@@ -217,11 +221,13 @@ export class LeaseEngine {
   }
 
   /**
-   * The chain settled the lease: its workload is removed, then it is terminal. A removal that
-   * fails leaves it settling, so the next round tries again (a shutdown mid-way, a wedged engine).
+   * The chain settled the lease: its logs are archived, its workload removed, then it is terminal.
+   * An archive or a removal that fails leaves it settling, so the next round tries again (a
+   * shutdown mid-way, a wedged engine): a crash between the two finds the archive and removes.
    */
-  private async settled(lease: StoredLease): Promise<void> {
+  private async settled(lease: StoredLease, round: SettlementRound): Promise<void> {
     const { backend, log } = this.deps;
+    if (!(await this.archiveLogs(lease, round))) return;
     try {
       await backend.remove(lease.runtimeId, { signal: this.backendSignal() });
     } catch (err) {
@@ -230,6 +236,55 @@ export class LeaseEngine {
     }
     await this.dispatch(lease.leaseId, { type: 'settlement-done' }, 'paid and settled on-chain');
     log.info({ leaseId: lease.leaseId }, 'lease settled on-chain; container removed');
+  }
+
+  /**
+   * Keeps the lease's logs before its container goes: true once they are kept, or there is nothing
+   * to keep (no container ever ran, archiving is off), or they were already gone (said in the log
+   * and in the archive, so the log route explains it). False: try again next round.
+   */
+  private async archiveLogs(lease: StoredLease, round: SettlementRound): Promise<boolean> {
+    const { backend, log, clock } = this.deps;
+    const archive = this.deps.logArchive;
+    if (!archive?.enabled || !lease.containerId || archive.entry(lease.leaseId)) return true;
+    const settledAt = Math.max(Math.floor(clock.now() / 1000), Number(round.now));
+    const keepUntil = archive.keepUntil(settledAt, Number(round.challengeWindow));
+    const signal = this.backendSignal();
+    try {
+      const entry = await archive.write(lease.leaseId, backend.logs(lease.runtimeId, { follow: false, signal }), { keepUntil, digest: new LogDigest(), signal });
+      if (lease.logsSha256 !== null && entry.logsSha256 !== lease.logsSha256) {
+        log.warn({ leaseId: lease.leaseId, archived: entry.logsSha256, final: lease.logsSha256 }, 'the archived logs differ from those the result digest was taken over (the engine rotated or lost lines)');
+      }
+      log.info({ leaseId: lease.leaseId, lines: entry.lines, bytes: entry.bytes, keepUntil }, 'lease logs archived');
+    } catch (err) {
+      if (!isProviderError(err, 'CONTAINER_NOT_FOUND')) {
+        if (!this.tasks.signal.aborted) log.warn({ leaseId: lease.leaseId, err: describeError(err) }, 'could not archive the lease logs; trying again before removing its container');
+        return false;
+      }
+      archive.markLost(lease.leaseId, 'the container was gone before its logs were archived', keepUntil);
+      log.warn({ leaseId: lease.leaseId }, 'the lease container was gone before its logs were archived: its logs are lost');
+    }
+    try {
+      archive.prune();
+    } catch (err) {
+      log.warn({ err: describeError(err) }, 'could not apply the log archive bounds');
+    }
+    return true;
+  }
+
+  /** Applies the archive's bounds at start and hourly: age bounds pass while no lease settles. */
+  private async pruneArchive(signal: AbortSignal): Promise<void> {
+    const archive = this.deps.logArchive;
+    if (!archive) return;
+    while (!signal.aborted) {
+      try {
+        archive.open();
+        archive.prune();
+      } catch (err) {
+        this.deps.log.warn({ err: describeError(err) }, 'could not apply the log archive bounds');
+      }
+      await this.deps.clock.sleep(3_600_000, signal).catch(() => undefined);
+    }
   }
 
   /** The backend's own limits (the disk quota) end leases through the state machine. */

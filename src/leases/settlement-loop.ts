@@ -28,7 +28,7 @@ export interface SettlementLoopDeps {
   clock: Clock;
   log: Logger;
   /** A lease is settled on-chain: the engine finishes it (settlement-done, remove its workload). */
-  onSettled: (lease: StoredLease) => Promise<void>;
+  onSettled: (lease: StoredLease, round: SettlementRound) => Promise<void>;
 }
 
 /** How often the loop looks at leases when nothing wakes it. */
@@ -77,13 +77,12 @@ export class SettlementLoop {
             continue;
           }
           const done = await roundOnce()
-            .then((r) => settlement.step(lease, r, lease.resultDigest ?? ZERO_BYTES32))
-            .then((outcome) => outcome.settled)
+            .then(async (r) => ((await settlement.step(lease, r, lease.resultDigest ?? ZERO_BYTES32)).settled ? r : undefined))
             .catch((err: unknown) => {
               log.warn({ leaseId: lease.leaseId, err: describeError(err) }, 'settlement step failed; retrying');
-              return false;
+              return undefined;
             });
-          if (done) await this.deps.onSettled(lease);
+          if (done) await this.deps.onSettled(lease, done);
         }
         await settlement.withdrawIfDue().catch((err: unknown) => log.warn({ err: describeError(err) }, 'withdraw check failed'));
       } catch (err) {

@@ -52,6 +52,7 @@ export type {
   StartInput,
 } from './backend';
 export { leaseLogs, streamLogs } from './logs';
+export { LogArchive, logArchiveDirFor, type ArchiveEntry, type LineDigest, type LogArchiveDeps, type LogArchiveSettings } from './log-archive';
 export type { LogLine, LogOptions, LogReaderContext } from './logs';
 export type { RuntimeEvent } from './events';
 export { pickHostPorts } from './ports';

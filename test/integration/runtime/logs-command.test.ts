@@ -1,6 +1,11 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { configSchema } from '../../../src/config';
+import { silentLogger } from '../../../src/log';
+import { LogArchive, logArchiveDirFor } from '../../../src/runtime';
+import { LogDigest } from '../../../src/settlement';
 import { openStore, storePathFor, type StoredLease } from '../../../src/store';
+import { systemClock } from '../../../src/util/clock';
 import { deadPort, runCli, tempDir } from '../../support/cli-io';
 import { aManifest } from '../../fixtures/runtime';
 import { RuntimeHarness } from './harness';
@@ -44,6 +49,21 @@ describe('provider logs with the daemon down', () => {
   test('says so when the container is gone, and exits 1', async () => {
     const run = await runCli(['-c', await storeWithLease(h.leaseId('gone')), 'logs', '4']);
     expect(run.code).toBe(1);
-    expect(run.stderr).toContain("container is removed, as it is once the lease is settled: its logs are gone");
+    expect(run.stderr).toContain('container is removed, as it is once the lease is settled, and no archive of its logs is kept');
+  });
+
+  test('reads a settled lease\'s archived logs when its container is gone', async () => {
+    const config = await storeWithLease(h.leaseId('archived'));
+    const dataDir = config.slice(0, -'/provider.yaml'.length);
+    const archive = new LogArchive({ dir: logArchiveDirFor(dataDir, 5, MARKET), settings: () => configSchema.parse({ dataDir }).logArchive, clock: systemClock, log: silentLogger() });
+    async function* lines() {
+      yield { stream: 'stdout' as const, time: '2026-12-04T00:00:00.000000001Z', text: 'kept line' };
+      yield { stream: 'stderr' as const, time: '2026-12-04T00:00:01.000000001Z', text: 'kept error' };
+    }
+    await archive.write('4', lines(), { keepUntil: 0, digest: new LogDigest() });
+    const run = await runCli(['-c', config, 'logs', '4']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe('kept line\n');
+    expect(run.stderr).toBe("(the daemon is not running: reading lease 4's archived logs)\nkept error\n");
   });
 });

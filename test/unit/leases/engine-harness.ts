@@ -3,7 +3,8 @@ import { quoteNonceOf, type MarketplaceEvent } from '../../../src/chain';
 import { configSchema, type ProviderConfig } from '../../../src/config';
 import { LeaseEngine, quoteHolder, type LeaseSettlement } from '../../../src/leases';
 import { silentLogger } from '../../../src/log';
-import { MemoryBackend, type MemoryProgram, type ManifestInput } from '../../../src/runtime';
+import { LogArchive, MemoryBackend, type MemoryProgram, type ManifestInput } from '../../../src/runtime';
+import { tempDir } from '../../support/cli-io';
 import type { SettlementRound, StepOutcome } from '../../../src/settlement';
 import { openStore, type Store, type StoredLease } from '../../../src/store';
 import { manualClock, type ManualClock } from '../../../src/util/clock';
@@ -64,6 +65,8 @@ export interface HarnessOptions {
   callTimeoutMs?: number;
   /** Whether the backend keeps an ended workload's counters (default true). */
   keepsFinalCounters?: boolean;
+  /** Archive logs before removing a settled lease's workload (in a fresh temporary folder). */
+  archive?: boolean;
 }
 
 /**
@@ -79,6 +82,7 @@ export class EngineHarness {
   readonly config: ProviderConfig;
   ledger: AllocationLedger;
   engine: LeaseEngine;
+  readonly archive: LogArchive | undefined;
   private block = 1;
 
   constructor(private readonly options: HarnessOptions = {}) {
@@ -91,6 +95,9 @@ export class EngineHarness {
     });
     this.backend = new MemoryBackend({ clock: this.clock, program: options.program as never, callTimeoutMs: options.callTimeoutMs ?? 10_000, keepsFinalCounters: options.keepsFinalCounters });
     this.ledger = this.newLedger();
+    this.archive = options.archive
+      ? new LogArchive({ dir: tempDir('provider-archive-'), settings: () => this.config.logArchive, clock: this.clock, log: silentLogger() })
+      : undefined;
     this.engine = this.newEngine();
   }
 
@@ -110,6 +117,7 @@ export class EngineHarness {
       instanceId: 'ptest',
       clock: this.clock,
       log: silentLogger(),
+      ...(this.archive ? { logArchive: this.archive } : {}),
       // Real-time bounds, short: a hung backend call or stop is given up on in a test's time.
       timeouts: { backendMs: 200, stopGraceMs: 200, confirmWaitMs: 0 },
     });
