@@ -9,6 +9,7 @@ import { devPrivateKey, freePort } from '../../src/devnet';
 import { PinnedTransport, TenantClient, type PinnedRequest } from '../../src/tenant';
 import { removeInstanceContainers } from '../integration/leases/support';
 export { until } from '../support/until';
+import { until } from '../support/until';
 
 /** What LeaseSettled paid the provider and refunded the tenant: V2 clears a settled lease's slot, so the event is the chain's record. */
 export async function leaseSettlement(rpc: Provider, marketplace: string, leaseId: bigint): Promise<{ paid: bigint; refund: bigint } | undefined> {
@@ -197,6 +198,34 @@ export class DaemonProcess {
         resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), ms: Date.now() - started });
       });
     });
+  }
+
+  /**
+   * A command that runs until stopped (`tenant port-forward`): its first stdout line is awaited,
+   * and `stop` sends SIGINT as Ctrl-C would (SIGKILL if it has not exited 10 s later).
+   */
+  spawnCli(args: readonly string[]): { firstLine(timeoutMs: number): Promise<string>; stop(): Promise<number | null> } {
+    const child = spawn(...this.spawnArgs(['-c', this.configPath, ...args]), {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...this.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (c: Buffer) => (out += c.toString('utf8')));
+    child.stderr!.on('data', (c: Buffer) => (err += c.toString('utf8')));
+    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+    return {
+      firstLine: (timeoutMs) =>
+        until(`the first line of ${args.join(' ')} (stderr: ${err.slice(-400)})`, async () => (out.includes('\n') ? out.slice(0, out.indexOf('\n')) : undefined), timeoutMs, 100),
+      stop: async () => {
+        child.kill('SIGINT');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        const code = await exited;
+        clearTimeout(timer);
+        return code;
+      },
+    };
   }
 
   tenant(key = devPrivateKey(2)): { client: TenantClient; wallet: Wallet; rpc: JsonRpcProvider } {

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ZERO_BYTES32 } from '../../src/chain';
@@ -116,16 +117,63 @@ describe('provider tenant on the devnet', () => {
     expect(listed.leases.find((l) => l.leaseId === leaseId)).toMatchObject({ settled: true });
   });
 
-  it('closes a lease that would run for minutes: the provider stops it', async () => {
-    const manifest = join(daemon.dataDir, 'sleeper.yaml');
-    writeFileSync(manifest, 'image: provider-test/busybox:latest\ncommand: [sh, -c, "echo up; sleep 600"]\nresources: {cpuMillis: 100, memoryBytes: 32MiB}\nmaxDurationSeconds: 15m\n');
-    const deployed = JSON.parse(ok(await daemon.cli(['tenant', 'deploy', manifest, '--json'])).stdout) as { leaseId: string };
-    const closed = await json<{ txHash: string }>(['close', deployed.leaseId]);
-    expect(closed.txHash).toMatch(/^0x[0-9a-f]{64}$/);
-    const status = await until('the closed lease ended', async () => {
-      const s = await json<StatusJson>(['status', deployed.leaseId]);
-      return s.lease.endReason !== null ? s : undefined;
-    }, 60_000, 500);
-    expect(status.lease.endReason).toBe('tenant-closed');
+  describe('a lease that serves (examples/service.yaml)', () => {
+    let service: string;
+
+    beforeAll(async () => {
+      service = (JSON.parse(ok(await daemon.cli(['tenant', 'deploy', 'examples/service.yaml', '--json'])).stdout) as { leaseId: string }).leaseId;
+      await until('the lease serves', async () => (await daemon.cli(['tenant', 'shell', service, '--', 'sh', '-c', 'nc -z 127.0.0.1 8080 && nc -z 127.0.0.1 9000'])).code === 0, 30_000, 500);
+    });
+
+    it('runs a command in a shell inside the lease and hands back its output and exit code', async () => {
+      const run = await daemon.cli(['tenant', 'shell', service, '--', 'sh', '-c', 'cat /tmp/www/index.html; exit 3']);
+      expect(run.code).toBe(3);
+      expect(run.stdout).toMatch(/^hello from lease /);
+    });
+
+    it('serves the lease\'s web page through the API port to a token, and to nobody once it is revoked', async () => {
+      const minted = await json<{ tokenId: string; token: string; url: string }>(['token', 'mint', service, '--port', '8080', '--ttl', '600']);
+      expect(minted.url).toBe(`${daemon.ready!.apiUrl}/v1/leases/${service}/ports/8080/?access_token=${minted.token}`);
+      const page = await daemon.fetch(`/v1/leases/${service}/ports/8080/index.html`, { method: 'GET', headers: { authorization: `Bearer ${minted.token}` } });
+      expect(page.status).toBe(200);
+      expect(await page.text()).toMatch(/^hello from lease /);
+      ok(await daemon.cli(['tenant', 'token', 'revoke', service, minted.tokenId]));
+      const refused = await daemon.fetch(`/v1/leases/${service}/ports/8080/index.html`, { method: 'GET', headers: { authorization: `Bearer ${minted.token}` } });
+      expect(refused.status).toBe(401);
+    });
+
+    it('forwards a local port to the lease\'s TCP echo service', async () => {
+      const forward = daemon.spawnCli(['tenant', 'port-forward', service, '9000', '--json']);
+      try {
+        const { local } = JSON.parse(await forward.firstLine(30_000)) as { local: string };
+        const [host, port] = [local.slice(0, local.lastIndexOf(':')), Number(local.slice(local.lastIndexOf(':') + 1))];
+        const echoed = await new Promise<string>((resolve, reject) => {
+          const socket = connect({ host, port }, () => socket.write('ping through the door\n'));
+          let got = '';
+          socket.on('data', (chunk: Buffer) => {
+            got += chunk.toString('utf8');
+            if (got.includes('\n')) {
+              socket.end();
+              resolve(got);
+            }
+          });
+          socket.on('error', reject);
+          socket.setTimeout(15_000, () => reject(new Error(`no echo; got ${JSON.stringify(got)}`)));
+        });
+        expect(echoed).toBe('ping through the door\n');
+      } finally {
+        await forward.stop();
+      }
+    });
+
+    it('closes it: the provider stops the container', async () => {
+      const closed = await json<{ txHash: string }>(['close', service]);
+      expect(closed.txHash).toMatch(/^0x[0-9a-f]{64}$/);
+      const status = await until('the closed lease ended', async () => {
+        const s = await json<StatusJson>(['status', service]);
+        return s.lease.endReason !== null ? s : undefined;
+      }, 60_000, 500);
+      expect(status.lease.endReason).toBe('tenant-closed');
+    });
   });
 });

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { CliIo } from '../context';
+import { registerAccessCommands } from './access-commands';
 import { registerDeployCommand } from './deploy-command';
 import { registerLeaseCommands } from './lease-commands';
 import { registerManifestCommand } from './manifest-command';
@@ -14,6 +15,7 @@ export const TENANT_COMMANDS: readonly TenantCommandRegistration[] = [
   registerProvidersCommand,
   registerDeployCommand,
   registerLeaseCommands,
+  registerAccessCommands,
   registerManifestCommand,
 ];
 

@@ -8,7 +8,7 @@ import { parseFlags } from '../flags';
 import { formatLogLine } from '../operator-format';
 import { leaseClient, parseLeaseId, toJson, withTenantEnv } from './session';
 
-const apiUrlOption = z.object({ apiUrl: z.url().optional() });
+export const apiUrlOption = z.object({ apiUrl: z.url().optional() });
 
 /** `logs`, `status`, `usage`, `countersign`, `close` and `leases`: the tenant's side of a lease. */
 export function registerLeaseCommands(group: Command, io: CliIo): void {
