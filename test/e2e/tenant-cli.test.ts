@@ -122,7 +122,8 @@ describe('provider tenant on the devnet', () => {
 
     beforeAll(async () => {
       service = (JSON.parse(ok(await daemon.cli(['tenant', 'deploy', 'examples/service.yaml', '--json'])).stdout) as { leaseId: string }).leaseId;
-      await until('the lease serves', async () => (await daemon.cli(['tenant', 'shell', service, '--', 'sh', '-c', 'nc -z 127.0.0.1 8080 && nc -z 127.0.0.1 9000'])).code === 0, 30_000, 500);
+      // The workload prints this once both servers listen.
+      await until('the lease serves', async () => ok(await daemon.cli(['tenant', 'logs', service])).stdout.includes('serving on 8080'), 30_000, 500);
     });
 
     it('runs a command in a shell inside the lease and hands back its output and exit code', async () => {
