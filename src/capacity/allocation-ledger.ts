@@ -50,6 +50,8 @@ export class AllocationLedger {
   private allocatable: Allocatable;
   private readonly held = new Map<string, Allocation>();
   private readonly quoteGraceMs: number;
+  /** Physical GPU UUID -> why it is off sale (gpu health, passthrough). */
+  private withdrawn = new Map<string, string>();
 
   constructor(
     allocatable: Allocatable,
@@ -63,6 +65,28 @@ export class AllocationLedger {
   /** New detection results. Existing holds stay even if a GPU disappeared: the lease engine decides. */
   updateAllocatable(allocatable: Allocatable): void {
     this.allocatable = allocatable;
+  }
+
+  /**
+   * The GPUs off sale now (by physical GPU UUID, with why), replacing the previous set. free()
+   * leaves them and their MIG devices out at once, and a quote holding one loses its hold: the
+   * lease opened with it is refused rather than started on a bad GPU. Returns those quotes' holders.
+   */
+  withdrawGpus(withdrawn: ReadonlyMap<string, string>): string[] {
+    this.withdrawn = new Map(withdrawn);
+    const released: string[] = [];
+    for (const [holder, allocation] of this.held) {
+      if (allocation.kind === 'quote' && allocation.gpuUuids.some((uuid) => this.isWithdrawn(uuid))) {
+        this.held.delete(holder);
+        released.push(holder);
+      }
+    }
+    return released;
+  }
+
+  /** Holds (quotes and leases) on the physical GPU `gpuUuid` or a MIG device of it. */
+  holdersOfGpu(gpuUuid: string): Allocation[] {
+    return this.list().filter((allocation) => allocation.gpuUuids.some((uuid) => this.physicalGpuOf(uuid) === gpuUuid));
   }
 
   restore(allocations: readonly Allocation[]): void {
@@ -81,7 +105,9 @@ export class AllocationLedger {
       diskBytes -= allocation.diskBytes;
       for (const uuid of allocation.gpuUuids) taken.add(uuid);
     }
-    const gpus = this.allocatable.gpus.filter((gpu) => !taken.has(gpu.uuid) && !(gpu.kind === 'mig' && taken.has(gpu.gpuUuid)));
+    const gpus = this.allocatable.gpus.filter(
+      (gpu) => !taken.has(gpu.uuid) && !(gpu.kind === 'mig' && taken.has(gpu.gpuUuid)) && !this.withdrawn.has(gpu.gpuUuid),
+    );
     return { cpuMillis: Math.max(0, cpuMillis), memoryBytes: Math.max(0, memoryBytes), diskBytes: Math.max(0, diskBytes), gpus };
   }
 
@@ -150,6 +176,14 @@ export class AllocationLedger {
   list(): Allocation[] {
     this.lapseExpired();
     return [...this.held.values()].map((allocation) => ({ ...allocation, gpuUuids: [...allocation.gpuUuids] }));
+  }
+
+  private physicalGpuOf(uuid: string): string {
+    return this.allocatable.gpus.find((gpu) => gpu.uuid === uuid)?.gpuUuid ?? uuid;
+  }
+
+  private isWithdrawn(uuid: string): boolean {
+    return this.withdrawn.has(this.physicalGpuOf(uuid));
   }
 
   private lapseExpired(): void {
