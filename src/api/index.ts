@@ -20,6 +20,8 @@ export type {
   LogQuery,
   LogEntry,
   DaemonStatus,
+  GpuHealthStatusView,
+  GpuModelOffer,
   OperatorService,
   OperatorLeaseSummary,
   OperatorLeaseDetail,

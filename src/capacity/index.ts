@@ -28,3 +28,5 @@ export { judgeGpu, nextHealth, reasonOf, HEALTHY } from './gpu-health';
 export type { GpuHealthRules, GpuHealthState, GpuHealthStatus, HealthFinding, HealthEffect, GpuObservation } from './gpu-health';
 export { parseXidLines, pciKey } from './xid-log';
 export { lostGpuOf } from './nvidia-smi';
+export { gpuCatalogue } from './gpu-catalogue';
+export type { GpuModelInfo } from './gpu-catalogue';

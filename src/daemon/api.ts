@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import { ProviderMetrics, RequestRateLimiter, TenantAuthenticator, createProviderApi, type ProviderService } from '../api';
+import { ProviderMetrics, RequestRateLimiter, TenantAuthenticator, createProviderApi, type GpuHealthStatusView, type ProviderService } from '../api';
 import type { AllocationLedger } from '../capacity';
 import { TenantFunding, providerAccount, tokenAt, type ChainClient } from '../chain';
 import type { ProviderConfig } from '../config';
@@ -26,6 +26,8 @@ export interface StartApiOptions {
   provider: string;
   clock: Clock;
   log: Logger;
+  /** Each GPU's health, for /metrics. */
+  gpuHealth?: () => GpuHealthStatusView[];
 }
 
 /** How often the Prometheus figures are refreshed from the store, the ledger and the chain. */
@@ -75,6 +77,7 @@ export async function startApi(options: StartApiOptions): Promise<RunningApi> {
 async function refreshMetrics(metrics: ProviderMetrics, options: StartApiOptions): Promise<void> {
   const { store, ledger, chain, provider, clock } = options;
   metrics.setLeases(store.leases.countByState() as Partial<Record<LeaseState, number>>);
+  if (options.gpuHealth) metrics.setGpuHealth(options.gpuHealth());
   const free = ledger.free();
   const held = ledger.list();
   const allocated = {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Wallet } from 'ethers';
 import type { AddressInfo } from 'node:net';
-import { AllocationLedger, createCapacityDetector, type CapacityReport } from '../capacity';
+import { AllocationLedger, createCapacityDetector, type CapacityReport, type DockerSource } from '../capacity';
 import {
   ChainClient,
   keystoreSettings,
@@ -20,6 +20,7 @@ import { LIVE_STATES } from '../vocabulary';
 import { ContainerCounterReader, hostKernelFiles } from '../metering';
 import { DockerBackend, Firewall, FirewallWatch, ImageResolver, ImageService, InstanceRegistry, LeaseRuntime, OrphanCollector, createDockerClient } from '../runtime';
 import { Settler } from '../settlement';
+import type { LeaseBackend } from '../runtime';
 import { openStore, storePathFor, type Store } from '../store';
 import type { Clock } from '../util/clock';
 import type { Exec } from '../util/exec';
@@ -28,7 +29,8 @@ import { startApi, tenantFunding, type RunningApi } from './api';
 import { confirmedChainTime } from './chain-time';
 import { drainLeases, type DrainOptions, type DrainResult } from './drain';
 import { ensureRegistered, metadataOf, payoutAddressOf } from './registration';
-import { localApiUrl, localUrl } from '../api';
+import { startGpuHealth } from './gpu-health';
+import { localApiUrl, localUrl, type GpuModelOffer } from '../api';
 
 export interface DaemonOptions {
   config: ProviderConfig;
@@ -41,6 +43,11 @@ export interface DaemonOptions {
   signal?: AbortSignal;
   /** Told each start-up step as it begins (the terminal shows them; logs say them too). */
   onStep?: (step: string) => void;
+  /**
+   * Replacements for the parts that need hardware this host may not have: in-process tests sell
+   * fake GPUs through an engine with an NVIDIA runtime (`docker`) and run leases in memory.
+   */
+  seams?: { docker?: DockerSource; backend?: LeaseBackend };
 }
 
 export interface DaemonInfo {
@@ -80,6 +87,7 @@ export class Daemon {
       clock: Clock;
       log: Logger;
       stopUpkeep: () => Promise<void>;
+      gpuModels: () => GpuModelOffer[];
     },
   ) {}
 
@@ -136,7 +144,7 @@ export class Daemon {
 
       // ---- capacity and the runtime
       step('detecting capacity');
-      const report = await createCapacityDetector(config, { exec, env, clock }).detect(options.signal);
+      const report = await createCapacityDetector(config, { exec, env, clock, docker: options.seams?.docker }).detect(options.signal);
       for (const missing of report.notDetected) log.warn({ part: missing.part, code: missing.code }, missing.reason);
       const ledger = new AllocationLedger(report.allocatable, clock, { quoteGraceMs: QUOTE_HOLD_GRACE_SECONDS * 1000 });
       const docker = createDockerClient(config);
@@ -148,7 +156,7 @@ export class Daemon {
       );
       const images = new ImageService(docker, config, log.child({ component: 'images' }), clock);
       const runtime = new LeaseRuntime({ docker, firewall, images, config, log: log.child({ component: 'runtime' }), clock, exec });
-      const backend = new DockerBackend({ docker, runtime, images, counters: new ContainerCounterReader(hostKernelFiles()), config, clock, log: log.child({ component: 'backend' }) });
+      const backend = options.seams?.backend ?? new DockerBackend({ docker, runtime, images, counters: new ContainerCounterReader(hostKernelFiles()), config, clock, log: log.child({ component: 'backend' }) });
 
       // ---- the engine
       const domain = marketplaceDomain(settings.chainId, settings.marketplaceAddress);
@@ -209,6 +217,9 @@ export class Daemon {
       step('recovering leases from the store and Docker');
       await engine.start();
       chain.start();
+      step('reading GPU health');
+      const gpuHealth = await startGpuHealth({ config, report, ledger, engine: running, exec, env, clock, log });
+      cleanups.push(() => gpuHealth.stop());
 
       // ---- registration, then the API
       const apiUrl = config.api.publicUrl ?? localApiUrl(config);
@@ -218,7 +229,7 @@ export class Daemon {
         outbox: store.outbox,
         signer,
         apiUrl,
-        metadata: metadataOf(config, report),
+        metadata: metadataOf(config, report, gpuHealth.catalogue()),
         payout: payoutAddressOf(config, signer.address),
         log,
         signal: options.signal,
@@ -240,11 +251,16 @@ export class Daemon {
         startedAt: Math.floor(clock.now() / 1000),
         clock,
         cursorBlock: () => following.cursor(),
+        gpus: gpuHealth,
       });
-      const api = await startApi({ config, service, store, ledger, chain, provider, clock, log });
+      const api = await startApi({ config, service, store, ledger, chain, provider, clock, log, gpuHealth: () => gpuHealth.health() });
       cleanups.push(() => api.close());
-      const stopUpkeep = startUpkeep({ config, docker, firewall, registry, clock, log, onRestored: (count) => api.metrics.firewallRestored(count) });
-      cleanups.push(stopUpkeep);
+      const stopRuntimeUpkeep = startUpkeep({ config, docker, firewall, registry, clock, log, onRestored: (count) => api.metrics.firewallRestored(count) });
+      const stopUpkeep = async (): Promise<void> => {
+        await gpuHealth.stop();
+        await stopRuntimeUpkeep();
+      };
+      cleanups.push(stopRuntimeUpkeep);
       const address = api.address as AddressInfo;
       const listening = localUrl(address.address, address.port);
       const info: DaemonInfo = {
@@ -262,7 +278,7 @@ export class Daemon {
       // A drained lease is billed once its final checkpoint is paid or claimed: within the
       // tenant's countersign grace plus a few blocks.
       const settlementBound = (): number => (grace + 60) * 1000;
-      return new Daemon(info, service, { devnet, store, chain, engine, api, live, report, signer, apiUrl, settlementBound, clock, log, stopUpkeep });
+      return new Daemon(info, service, { devnet, store, chain, engine, api, live, report, signer, apiUrl, settlementBound, clock, log, stopUpkeep, gpuModels: () => gpuHealth.catalogue() });
     } catch (err) {
       await cleanup();
       throw err;
@@ -277,12 +293,12 @@ export class Daemon {
    */
   reload(next: ProviderConfig): ReloadOutcome {
     const { live, report, log } = this.parts;
-    const before = metadataOf(live.view, report);
+    const before = metadataOf(live.view, report, this.parts.gpuModels());
     const outcome = live.apply(next);
     for (const change of outcome.applied) log.info({ key: change.key }, `config reloaded: ${describeChange(change)}`);
     for (const change of outcome.needRestart) log.warn({ key: change.key }, `config change not applied (takes a restart): ${describeChange(change)}`);
     if (outcome.applied.length + outcome.needRestart.length === 0) log.info('config reloaded: nothing changed');
-    const metadata = metadataOf(live.view, report);
+    const metadata = metadataOf(live.view, report, this.parts.gpuModels());
     if (metadata !== before) this.updateRegistration(metadata);
     return outcome;
   }

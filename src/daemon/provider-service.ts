@@ -2,6 +2,8 @@ import { getAddress, verifyTypedData, type TypedDataDomain } from 'ethers';
 import type {
   CheckpointView,
   DaemonStatus,
+  GpuHealthStatusView,
+  GpuModelOffer,
   EarningsView,
   LeaseView,
   LogEntry,
@@ -44,6 +46,8 @@ export interface ProviderServiceDeps {
   clock: Clock;
   /** The follower's stored cursor. */
   cursorBlock: () => number | undefined;
+  /** The GPU models on this machine and each GPU's health (the health monitor's view). */
+  gpus: { catalogue: () => GpuModelOffer[]; health: () => GpuHealthStatusView[] };
 }
 
 /** The longest a tenant's or operator's view waits on the backend before it answers without it. */
@@ -84,6 +88,7 @@ export class EngineProviderService implements ProviderService {
         minimumPerLease: p.minimumPerLease,
       },
       maxLeaseDurationSeconds: config.admission.maxLeaseDurationSeconds,
+      gpuModels: this.deps.gpus.catalogue(),
     };
   }
 
@@ -216,6 +221,7 @@ export class EngineProviderService implements ProviderService {
       leases,
       docker: { reachable },
       chain: { headBlock, cursorBlock: this.deps.cursorBlock() ?? null },
+      gpus: this.deps.gpus.health(),
     };
   }
 

@@ -98,6 +98,7 @@ export class FakeProviderService implements ProviderService {
         minimumPerLease: '0',
       },
       maxLeaseDurationSeconds: 86_400,
+      gpuModels: [],
     };
   }
 
@@ -337,6 +338,7 @@ export class FakeProviderService implements ProviderService {
       leases: { quoted: 0, pulling: 0, starting: 0, running: this.leases.size, stopping: 0, finishing: 0, settling: 0, settled: 0, failed: 0, rejected: 0 },
       docker: { reachable: true },
       chain: { headBlock: 10, cursorBlock: 9 },
+      gpus: [],
     };
   }
 

@@ -68,6 +68,7 @@ describe('operator output', () => {
       leases: NONE,
       docker: { reachable: false },
       chain: { headBlock: null, cursorBlock: 7 },
+      gpus: [],
     });
     expect(text).toContain('chain      chain id 31337 (LOCAL DEVNET: tokens are worthless), RPC not answering, events handled to block 7\n');
     expect(text).toContain('docker     NOT reachable\n');

@@ -12,6 +12,7 @@ const STATUS: DaemonStatus = {
   leases: { quoted: 0, pulling: 1, starting: 0, running: 2, stopping: 0, finishing: 0, settling: 0, settled: 5, failed: 0, rejected: 3 },
   docker: { reachable: true },
   chain: { headBlock: 120, cursorBlock: 119 },
+  gpus: [],
 };
 
 const OFFER = {
