@@ -21,6 +21,8 @@ export interface AllocationRequest {
   memoryBytes: number;
   diskBytes: number;
   gpus: { count: number; model?: string | undefined };
+  /** Which free units the request's constraints accept (memory, MIG profile...); all when unset. */
+  acceptGpu?: (gpu: AllocatableGpu) => boolean;
   expiresAt: number;
 }
 
@@ -121,11 +123,12 @@ export class AllocationLedger {
     if (request.cpuMillis > free.cpuMillis) short.push(`cpu: asked ${request.cpuMillis}m, free ${free.cpuMillis}m`);
     if (request.memoryBytes > free.memoryBytes) short.push(`memory: asked ${request.memoryBytes} B, free ${free.memoryBytes} B`);
     if (request.diskBytes > free.diskBytes) short.push(`disk: asked ${request.diskBytes} B, free ${free.diskBytes} B`);
-    const gpus = request.gpus.count > 0 ? pickGpus(free.gpus, request.gpus.count, request.gpus.model) : [];
+    const offered = request.acceptGpu ? free.gpus.filter(request.acceptGpu) : free.gpus;
+    const gpus = request.gpus.count > 0 ? pickGpus(offered, request.gpus.count, request.gpus.model) : [];
     if (gpus === undefined) {
       const model = request.gpus.model ? ` matching "${request.gpus.model}"` : '';
-      const matching = countMatching(free.gpus, request.gpus.model);
-      const alike = largestGroup(free.gpus, request.gpus.model);
+      const matching = countMatching(offered, request.gpus.model);
+      const alike = largestGroup(offered, request.gpus.model);
       const detail = matching > alike ? ` but at most ${alike} of one model` : '';
       short.push(`gpus: asked ${request.gpus.count}${model}, free ${matching}${detail}`);
     }

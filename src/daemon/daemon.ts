@@ -194,6 +194,10 @@ export class Daemon {
         portsInUse: () => portsInUse(store),
         funding: await tenantFunding(chain, config, clock),
         images: new ImageResolver(docker, images, config),
+        gpus: {
+          units: () => report.allocatable.gpus,
+          facts: () => ({ driverVersion: report.gpus.ok ? report.gpus.driverVersion : null, cudaVersion: report.gpus.ok ? report.gpus.cudaVersion : null }),
+        },
       });
       let follower: EventFollower | undefined;
       const confirmedTime = confirmedChainTime(chain, () => follower?.cursor(), clock);

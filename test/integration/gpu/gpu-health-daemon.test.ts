@@ -108,7 +108,19 @@ describe('GPU health in a running daemon (fake nvidia-smi and dmesg)', () => {
 
   it('ends a lease whose GPU is lost with gpu-failed, billed to the failure, and refuses quotes for GPUs it does not have healthy', async () => {
     const { d, tenant, state } = await startDaemon('gpu-failed');
-    const manifest = aManifest({ command: ['sleep', '600'], resources: { cpuMillis: 100, memoryBytes: 64 * 2 ** 20, gpus: { count: 8 } } });
+    const refusal = async (gpus: Record<string, unknown>) => {
+      const asked = aManifest({ resources: { cpuMillis: 100, memoryBytes: 64 * 2 ** 20, gpus: { count: 1, ...gpus } as never } });
+      const err = (await d.service.quote(tenant.wallet.address, asked as never).catch((e: unknown) => e)) as { code?: string; message?: string; input?: string };
+      return { code: err.code, input: err.input, message: err.message };
+    };
+    expect(await refusal({ model: 'A100' })).toMatchObject({ code: 'GPU_CONSTRAINT_UNMET', input: 'resources.gpus.model', message: expect.stringContaining('no GPU here matches "A100"; this provider has NVIDIA H100 80GB HBM3 (81559 MiB)') });
+    expect(await refusal({ minMemoryBytes: 96 * 2 ** 30 })).toMatchObject({ code: 'GPU_CONSTRAINT_UNMET', input: 'resources.gpus.minMemoryBytes' });
+    expect(await refusal({ minMemory: '96GiB' })).toMatchObject({ code: 'GPU_CONSTRAINT_UNMET', input: 'resources.gpus.minMemory' });
+    expect(await refusal({ minCudaVersion: '13.1' })).toMatchObject({ code: 'GPU_CONSTRAINT_UNMET', input: 'resources.gpus.minCudaVersion', message: expect.stringContaining('CUDA 13.0, below 13.1') });
+    expect(await refusal({ minDriverVersion: '580.82' })).toMatchObject({ code: 'GPU_CONSTRAINT_UNMET', input: 'resources.gpus.minDriverVersion', message: expect.stringContaining('580.65.06, below 580.82') });
+    expect(await refusal({ migProfile: '1g.10gb' })).toMatchObject({ code: 'GPU_CONSTRAINT_UNMET', input: 'resources.gpus.migProfile' });
+    expect(await refusal({ minMemory: 'lots' })).toMatchObject({ code: 'MANIFEST_INVALID' });
+    const manifest = aManifest({ command: ['sleep', '600'], resources: { cpuMillis: 100, memoryBytes: 64 * 2 ** 20, gpus: { count: 8, model: 'H100', minMemory: '80GiB', minCudaVersion: '12.2', minDriverVersion: '535' } } });
     const leaseId = (await tenant.open(await d.service.quote(tenant.wallet.address, manifest as never), 1n * TOKEN)).toString();
     await until('the lease runs', async () => ((await d.service.lease(leaseId, tenant.wallet.address)).state === 'running' ? true : undefined), 60_000);
     await d.service.lease(leaseId, tenant.wallet.address);
