@@ -2,7 +2,7 @@ import { ProviderError } from '../errors';
 import { ExecError, type Exec } from '../util/exec';
 import { parseNvidiaSmiList, type ListedGpu } from './nvidia-smi-list';
 import { parseNvidiaSmiXml, toInventory, type XmlInventory } from './nvidia-smi-xml';
-import type { GpuInventory } from './types';
+import type { GpuHealthReading, GpuInventory } from './types';
 import { ProbeTimeoutError, withTimeout } from '../util/with-timeout';
 
 export interface NvidiaSmiOptions {
@@ -18,6 +18,8 @@ export interface NvidiaSmiResult {
   inventory: GpuInventory;
   /** Things that did not stop detection but leave gaps (e.g. `-L` failed: MIG UUIDs unknown). */
   warnings: string[];
+  /** Each GPU's health reading, by UUID. */
+  readings?: Record<string, GpuHealthReading>;
 }
 
 /**
@@ -49,7 +51,7 @@ export class NvidiaSmi {
       const reason = list.reason instanceof Error ? list.reason.message : String(list.reason);
       warnings.push(`MIG device UUIDs unknown: \`${this.options.path} -L\` failed (${reason}), so MIG devices cannot be offered`);
     }
-    return { inventory: toInventory(xml, listed), warnings };
+    return { inventory: toInventory(xml, listed), warnings, readings: Object.fromEntries(xml.gpus.map((gpu) => [gpu.uuid, gpu.health])) };
   }
 
   /** `nvidia-smi -q -x` alone, for the health monitor's rounds. Throws as `query` does. */

@@ -242,6 +242,16 @@ export interface NotDetected {
   fix: string | null;
 }
 
+/** One GPU's health as one read judges it (the daemon's monitor also counts Xids and waits out recovery). */
+export interface GpuHealthLine {
+  index: number;
+  uuid: string;
+  healthy: boolean;
+  /** Why not; null when healthy. */
+  reason: string | null;
+  temperatureCelsius: number | null;
+}
+
 export interface CapacityReport {
   schemaVersion: typeof CAPACITY_SCHEMA_VERSION;
   detectedAt: string;
@@ -254,4 +264,6 @@ export interface CapacityReport {
   allocatable: Allocatable;
   notDetected: NotDetected[];
   warnings: string[];
+  /** Each GPU's health by gpu.health's rules, from this one read; absent when GPUs were not read. */
+  gpuHealth?: GpuHealthLine[];
 }

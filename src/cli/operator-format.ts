@@ -1,5 +1,5 @@
 import { formatUnits } from 'ethers';
-import type { DaemonStatus, EarningsView, LogEntry, OperatorLeaseDetail, OperatorLeaseSummary, WithdrawResult } from '../api';
+import type { DaemonStatus, EarningsView, GpuHealthStatusView, LogEntry, OperatorLeaseDetail, OperatorLeaseSummary, WithdrawResult } from '../api';
 import type { LeaseState } from '../leases';
 import { table } from '../util/text-table';
 
@@ -25,6 +25,12 @@ export function formatStatus(report: StatusReport): string {
     rows.push(['chain', chain.join(', ')]);
     rows.push(['docker', report.docker.reachable ? 'reachable' : 'NOT reachable']);
     rows.push(['accepting', report.accepting ? 'yes: taking new leases' : 'no: draining or shutting down']);
+    const gpus = report.gpus ?? [];
+    if (gpus.length > 0) {
+      const sick = gpus.filter((gpu) => gpu.status !== 'healthy');
+      rows.push(['gpus', `${gpus.length - sick.length} of ${gpus.length} healthy and on sale`]);
+      for (const gpu of gpus) rows.push(['', gpuHealthText(gpu)]);
+    }
   } else {
     rows.push(['daemon', `NOT running (nothing answers at ${report.apiUrl}); from its store`]);
     rows.push(['store', report.store]);
@@ -33,6 +39,15 @@ export function formatStatus(report: StatusReport): string {
   }
   rows.push(['leases', leaseCountsText(report.leases)]);
   return lines(table(rows));
+}
+
+function gpuHealthText(gpu: GpuHealthStatusView): string {
+  const temperature = gpu.temperatureCelsius === null ? '' : `, ${gpu.temperatureCelsius} C`;
+  const xids = gpu.xidErrors > 0 ? `, ${gpu.xidErrors} Xid error(s)` : '';
+  const head = `GPU ${gpu.index} ${gpu.uuid}${temperature}${xids}`;
+  if (gpu.status === 'healthy') return `${head}: healthy`;
+  if (gpu.status === 'recovering') return `${head}: RECOVERING, back on sale at ${time(gpu.backOnSaleAt)} if it stays healthy (was: ${gpu.reason})`;
+  return `${head}: UNHEALTHY since ${time(gpu.since)}, off sale: ${gpu.reason}`;
 }
 
 function leaseCountsText(counts: Record<LeaseState, number>): string {

@@ -187,6 +187,8 @@ export const gpuSchema = z
     health: gpuHealthSchema,
     /** Hours between the daemon's throwaway-container GPU passthrough checks (also run at start and after Docker or driver events); 0: only those. */
     passthroughCheckIntervalHours: z.number().nonnegative().default(6),
+    /** The image the daemon's passthrough check runs `nvidia-smi -L` in (the NVIDIA hook mounts nvidia-smi into it); it must be on the host: the check never pulls. */
+    passthroughCheckImage: z.string().min(1).default('debian:bookworm-slim'),
   })
   .prefault({});
 

@@ -30,6 +30,7 @@ import { confirmedChainTime } from './chain-time';
 import { drainLeases, type DrainOptions, type DrainResult } from './drain';
 import { ensureRegistered, metadataOf, payoutAddressOf } from './registration';
 import { startGpuHealth } from './gpu-health';
+import { testGpuPassthrough, type PassthroughVerdict } from '../doctor';
 import { localApiUrl, localUrl, type GpuModelOffer } from '../api';
 
 export interface DaemonOptions {
@@ -47,7 +48,7 @@ export interface DaemonOptions {
    * Replacements for the parts that need hardware this host may not have: in-process tests sell
    * fake GPUs through an engine with an NVIDIA runtime (`docker`) and run leases in memory.
    */
-  seams?: { docker?: DockerSource; backend?: LeaseBackend };
+  seams?: { docker?: DockerSource; backend?: LeaseBackend; passthrough?: (uuid: string, signal: AbortSignal) => Promise<PassthroughVerdict> };
 }
 
 export interface DaemonInfo {
@@ -222,7 +223,10 @@ export class Daemon {
       await engine.start();
       chain.start();
       step('reading GPU health');
-      const gpuHealth = await startGpuHealth({ config, report, ledger, engine: running, exec, env, clock, log });
+      const passthrough =
+        options.seams?.passthrough ??
+        ((uuid: string, signal: AbortSignal) => testGpuPassthrough(docker, { image: config.gpu.passthroughCheckImage, uuid, gpu: config.gpu, timeoutMs: config.docker.requestTimeoutMs * 3, signal }));
+      const gpuHealth = await startGpuHealth({ config, report, ledger, engine: running, exec, env, clock, log, passthrough, backend });
       cleanups.push(() => gpuHealth.stop());
 
       // ---- registration, then the API

@@ -7,6 +7,8 @@ import type { Logger } from '../log';
 import type { Clock } from '../util/clock';
 import type { Exec } from '../util/exec';
 import { withTimeout } from '../util/with-timeout';
+import type { PassthroughVerdict } from '../doctor';
+import type { LeaseBackend } from '../runtime';
 
 /** How long the kernel log read may take (dmesg prints the ring buffer: milliseconds). */
 const KERNEL_LOG_TIMEOUT_MS = 10_000;
@@ -32,7 +34,10 @@ export async function startGpuHealth(options: {
   env: NodeJS.ProcessEnv;
   clock: Clock;
   log: Logger;
-  onDriverChanged?: (from: string | null, to: string | null) => void;
+  /** The throwaway-container passthrough test (doctor's), with the GPU a lease would get. */
+  passthrough: (uuid: string, signal: AbortSignal) => Promise<PassthroughVerdict>;
+  /** Docker events: the engine coming back after being lost (a dockerd restart). */
+  backend: Pick<LeaseBackend, 'watch'>;
 }): Promise<GpuHealthService> {
   const { config, report, ledger, engine, exec, env, clock } = options;
   const log = options.log.child({ component: 'gpu-health' });
@@ -61,14 +66,59 @@ export async function startGpuHealth(options: {
       log.info({ withdrawn: Object.fromEntries(withdrawn) }, `GPUs off sale: ${withdrawn.size}`);
     },
     onLeases: (gpuUuid, detail, at) => engine.gpuUnhealthy(gpuUuid, detail, at),
-    onDriverChanged: options.onDriverChanged,
+    onDriverChanged: (from, to) => {
+      log.warn({ from, to }, 'the NVIDIA driver version changed: checking GPU passthrough again');
+      void verify('driver-changed');
+    },
   });
   const controller = new AbortController();
+  const sample = report.allocatable.gpus[0]?.uuid;
+  let checking: Promise<void> | undefined;
+  const verify = (why: string): Promise<void> => {
+    if (!sample || checking) return checking ?? Promise.resolve();
+    checking = (async () => {
+      try {
+        const verdict = await options.passthrough(sample, controller.signal);
+        if (verdict.ok) {
+          log.info({ why }, `GPU passthrough works: ${verdict.detail}`);
+          await monitor.setPassthroughFailure(null, controller.signal);
+        } else if (verdict.gpusBroken) {
+          log.error({ why, fix: verdict.fix }, `GPU passthrough is broken, every GPU is off sale: ${verdict.detail}`);
+          await monitor.setPassthroughFailure(verdict.detail, controller.signal);
+        } else {
+          log.warn({ why, fix: verdict.fix }, `GPU passthrough could not be checked: ${verdict.detail}`);
+        }
+      } catch (err) {
+        if (!controller.signal.aborted) log.warn({ why, err: describeError(err) }, 'GPU passthrough check failed to run');
+      } finally {
+        checking = undefined;
+      }
+    })();
+    return checking;
+  };
   await monitor.check(controller.signal).catch((err: unknown) => log.warn({ err: describeError(err) }, 'first GPU health round failed'));
-  const loop = (async () => {
-    await clock.sleep(config.gpu.health.intervalSeconds * 1000, controller.signal).catch(() => undefined);
-    await monitor.run(controller.signal);
-  })();
+  await verify('start');
+  const loop = Promise.all([
+    (async () => {
+      await clock.sleep(config.gpu.health.intervalSeconds * 1000, controller.signal).catch(() => undefined);
+      await monitor.run(controller.signal);
+    })(),
+    (async () => {
+      const everyMs = config.gpu.passthroughCheckIntervalHours * 3_600_000;
+      while (everyMs > 0 && !controller.signal.aborted) {
+        await clock.sleep(everyMs, controller.signal).catch(() => undefined);
+        if (!controller.signal.aborted) await verify('interval');
+      }
+    })(),
+    options.backend
+      .watch(
+        (event) => {
+          if (event.kind === 'back') void verify('docker-restarted');
+        },
+        { signal: controller.signal },
+      )
+      .catch(() => undefined),
+  ]);
   return {
     monitor,
     catalogue,
@@ -87,6 +137,7 @@ export async function startGpuHealth(options: {
     stop: async () => {
       controller.abort();
       await loop;
+      await checking;
     },
   };
 }

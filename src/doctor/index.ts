@@ -8,6 +8,7 @@ import {
   checkClock,
   checkDisk,
   checkDocker,
+  checkGpuHealth,
   checkGpuPassthrough,
   checkKey,
   checkSandbox,
@@ -17,6 +18,8 @@ import {
 } from './checks';
 
 export type { CheckResult, CheckStatus, DoctorContext } from './checks';
+export { testGpuPassthrough } from './gpu-passthrough-test';
+export type { PassthroughVerdict } from './gpu-passthrough-test';
 
 /**
  * Every preflight check, in the order an operator fixes things: the engine, its sandbox, the GPUs through it,
@@ -30,6 +33,7 @@ export async function runDoctor(ctx: DoctorContext): Promise<CheckResult[]> {
     ['cgroup', () => checkCgroup(ctx)],
     ['sandbox', () => checkSandbox(ctx)],
     ['gpu-passthrough', () => checkGpuPassthrough(ctx)],
+    ['gpu-health', () => checkGpuHealth(ctx)],
     ['disk', () => checkDisk(ctx)],
     ['api-port', () => checkApiPort(ctx)],
     ['api-reachable', () => checkApiReachable(ctx)],

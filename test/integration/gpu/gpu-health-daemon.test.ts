@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { JsonRpcProvider } from 'ethers';
 import { createRpcProvider } from '../../../src/chain';
 import { Daemon } from '../../../src/daemon';
+import type { PassthroughVerdict } from '../../../src/doctor';
 import { createLogger } from '../../../src/log';
 import { MemoryBackend } from '../../../src/runtime';
 import { systemClock } from '../../../src/util/clock';
@@ -22,6 +23,8 @@ const GPU3 = 'GPU-d31a7b58-9e0c-4b62-b7f4-08a5c1e6d9f2';
 let dataDir: string | undefined;
 let daemon: Daemon | undefined;
 let rpc: JsonRpcProvider | undefined;
+/** What the daemon's throwaway-container passthrough check finds (no container can get a GPU here). */
+let passthrough: PassthroughVerdict = { ok: true, detail: 'a container sees it' };
 
 afterEach(async () => {
   await daemon?.stop().catch(() => undefined);
@@ -54,7 +57,7 @@ async function startDaemon(name: string): Promise<{ d: Daemon; tenant: ChainTena
     exec: execFileAsync,
     clock: systemClock,
     version: 'test',
-    seams: { docker: { probe: async () => aDockerInfo() }, backend: new MemoryBackend({ clock: systemClock }) },
+    seams: { docker: { probe: async () => aDockerInfo() }, backend: new MemoryBackend({ clock: systemClock }), passthrough: async () => passthrough },
   });
   rpc = createRpcProvider(daemon.info.rpcUrl, { chainId: daemon.info.chainId });
   const tenant = new ChainTenant(rpc, daemon.info.marketplace, daemon.info.token!);
@@ -104,6 +107,17 @@ describe('GPU health in a running daemon (fake nvidia-smi and dmesg)', () => {
     expect(await freeGpus(d)).toBe(6);
     await until('both back on sale', async () => ((await freeGpus(d)) === 8 ? true : undefined), 30_000);
     expect((await d.service.offer()).gpuModels[0]).toMatchObject({ healthy: 8, unhealthy: [] });
+
+    // A driver change makes the daemon run the passthrough check again; NVML failing in the
+    // container takes every GPU off sale, and a later passing check puts them back.
+    const nvml = 'nvidia-smi -L in a container exited 255: Failed to initialize NVML: Unknown Error';
+    passthrough = { ok: false, gpusBroken: true, detail: nvml, fix: null };
+    writeFileSync(state, 'x driver=580.82.07\n');
+    await until('every GPU is withdrawn', async () => ((await freeGpus(d)) === 0 ? true : undefined));
+    expect((await d.service.status()).gpus[5]).toMatchObject({ status: 'unhealthy', reason: `passthrough-failed: ${nvml}` });
+    passthrough = { ok: true, detail: 'a container sees it' };
+    writeFileSync(state, '');
+    await until('every GPU is back', async () => ((await freeGpus(d)) === 8 ? true : undefined), 30_000);
   });
 
   it('ends a lease whose GPU is lost with gpu-failed, billed to the failure, and refuses quotes for GPUs it does not have healthy', async () => {
@@ -120,7 +134,7 @@ describe('GPU health in a running daemon (fake nvidia-smi and dmesg)', () => {
     expect(await refusal({ minDriverVersion: '580.82' })).toMatchObject({ code: 'GPU_CONSTRAINT_UNMET', input: 'resources.gpus.minDriverVersion', message: expect.stringContaining('580.65.06, below 580.82') });
     expect(await refusal({ migProfile: '1g.10gb' })).toMatchObject({ code: 'GPU_CONSTRAINT_UNMET', input: 'resources.gpus.migProfile' });
     expect(await refusal({ minMemory: 'lots' })).toMatchObject({ code: 'MANIFEST_INVALID' });
-    const manifest = aManifest({ command: ['sleep', '600'], resources: { cpuMillis: 100, memoryBytes: 64 * 2 ** 20, gpus: { count: 8, model: 'H100', minMemory: '80GiB', minCudaVersion: '12.2', minDriverVersion: '535' } } });
+    const manifest = aManifest({ command: ['sleep', '600'], resources: { cpuMillis: 100, memoryBytes: 64 * 2 ** 20, gpus: { count: 8, model: 'H100', minMemory: '79GiB', minCudaVersion: '12.2', minDriverVersion: '535' } } });
     const leaseId = (await tenant.open(await d.service.quote(tenant.wallet.address, manifest as never), 1n * TOKEN)).toString();
     await until('the lease runs', async () => ((await d.service.lease(leaseId, tenant.wallet.address)).state === 'running' ? true : undefined), 60_000);
     await d.service.lease(leaseId, tenant.wallet.address);
