@@ -2,6 +2,7 @@ import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { JsonRpcProvider } from 'ethers';
 import { createRpcProvider } from '../../../src/chain';
+import { formatStatus } from '../../../src/cli/operator-format';
 import { Daemon } from '../../../src/daemon';
 import type { PassthroughVerdict } from '../../../src/doctor';
 import { createLogger } from '../../../src/log';
@@ -89,18 +90,22 @@ describe('GPU health in a running daemon (fake nvidia-smi and dmesg)', () => {
     expect(withdrawn.gpuModels[0]).toMatchObject({ total: 8, healthy: 7, unhealthy: [{ uuid: GPU0, reason: 'ecc-uncorrectable: uncorrectable ECC errors rose from 0 to 2' }] });
     const status = await d.service.status();
     expect(status.gpus[0]).toMatchObject({ index: 0, uuid: GPU0, status: 'unhealthy', reason: 'ecc-uncorrectable: uncorrectable ECC errors rose from 0 to 2' });
+    const text = formatStatus({ daemon: 'running', apiUrl: d.info.apiUrl, ...status });
+    expect(text).toContain('7 of 8 healthy and on sale');
+    expect(text).toMatch(new RegExp(`GPU 0 ${GPU0}, \\d+ C: UNHEALTHY since \\S+, off sale: ecc-uncorrectable: uncorrectable ECC errors rose from 0 to 2`));
+    if (process.env.TEST_LOG_LEVEL === 'info') process.stdout.write(`provider status:\n${text}`);
 
     appendFileSync(kernelLog, '[ 5123.456789] NVRM: Xid (PCI:0000:2a:00): 79, pid=2345, name=python3, GPU has fallen off the bus.\n');
     await until('GPU 1 is withdrawn', async () => ((await freeGpus(d)) === 6 ? true : undefined));
     expect((await d.service.status()).gpus[1]).toMatchObject({ uuid: GPU1, status: 'unhealthy', reason: 'xid: Xid 79: pid=2345, name=python3, GPU has fallen off the bus.', xidErrors: 1 });
-    const text = await until('the metrics show both', async () => {
+    const scraped = await until('the metrics show both', async () => {
       const body = await metrics(d);
       return body.includes(`provider_gpu_xid_errors_total{uuid="${GPU1}"} 1`) ? body : undefined;
     });
-    expect(text).toContain(`provider_gpu_healthy{uuid="${GPU0}",model="NVIDIA H100 80GB HBM3"} 0`);
-    expect(text).toContain(`provider_gpu_healthy{uuid="${GPU1}",model="NVIDIA H100 80GB HBM3"} 0`);
-    expect(text).toContain(`provider_gpu_healthy{uuid="${GPU2}",model="NVIDIA H100 80GB HBM3"} 1`);
-    expect(text).toMatch(new RegExp(`provider_gpu_temperature_celsius\\{uuid="${GPU0}"\\} \\d+`));
+    expect(scraped).toContain(`provider_gpu_healthy{uuid="${GPU0}",model="NVIDIA H100 80GB HBM3"} 0`);
+    expect(scraped).toContain(`provider_gpu_healthy{uuid="${GPU1}",model="NVIDIA H100 80GB HBM3"} 0`);
+    expect(scraped).toContain(`provider_gpu_healthy{uuid="${GPU2}",model="NVIDIA H100 80GB HBM3"} 1`);
+    expect(scraped).toMatch(new RegExp(`provider_gpu_temperature_celsius\\{uuid="${GPU0}"\\} \\d+`));
 
     // ECC stays at 2 (no rise), the Xid is not repeated: both recover, and stay off sale meanwhile.
     await until('both recovering', async () => ((await d.service.status()).gpus.slice(0, 2).every((g) => g.status === 'recovering') ? true : undefined));
