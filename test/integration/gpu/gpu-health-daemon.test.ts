@@ -6,11 +6,11 @@ import { formatStatus } from '../../../src/cli/operator-format';
 import { Daemon } from '../../../src/daemon';
 import type { PassthroughVerdict } from '../../../src/doctor';
 import { createLogger } from '../../../src/log';
-import { MemoryBackend } from '../../../src/runtime';
+import { MemoryBackend, type PrepareInput, type PreparedWorkload, type StartInput, type StartedWorkload } from '../../../src/runtime';
 import { systemClock } from '../../../src/util/clock';
 import { execFileAsync } from '../../../src/util/exec';
 import { aDockerInfo } from '../../unit/capacity/builders';
-import { ChainTenant, TOKEN, aManifest, removeDir, tempDataDir, testConfig, until } from '../leases/support';
+import { ChainTenant, TOKEN, aManifest, removeDir, sh, tempDataDir, testConfig, until } from '../leases/support';
 
 jest.setTimeout(180_000);
 
@@ -36,6 +36,25 @@ afterEach(async () => {
 });
 
 /**
+ * Leases in memory, prepared with the image the quote resolved on this host's Docker (the memory
+ * backend names images by a hash of their reference, which the quote's pin would refuse).
+ */
+class HostImageMemoryBackend extends MemoryBackend {
+  private readonly hostIds = new Map<string, string>();
+
+  override async prepare(input: PrepareInput): Promise<PreparedWorkload> {
+    const prepared = await super.prepare(input);
+    const hostId = (await sh('docker', ['image', 'inspect', '--format', '{{.Id}}', input.manifest.image])).stdout.trim();
+    this.hostIds.set(hostId, prepared.imageId);
+    return { ...prepared, imageId: hostId, digest: hostId };
+  }
+
+  override start(input: StartInput): Promise<StartedWorkload> {
+    return super.start({ ...input, imageId: this.hostIds.get(input.imageId) ?? input.imageId });
+  }
+}
+
+/**
  * The daemon in process with the fake nvidia-smi (its GPUs change when the test rewrites the
  * state file), the fake dmesg, a Docker engine that reports an NVIDIA runtime, and leases in
  * memory: no lease can hold a GPU on this host's Docker. Chain, store, API and engine are real.
@@ -58,7 +77,7 @@ async function startDaemon(name: string): Promise<{ d: Daemon; tenant: ChainTena
     exec: execFileAsync,
     clock: systemClock,
     version: 'test',
-    seams: { docker: { probe: async () => aDockerInfo() }, backend: new MemoryBackend({ clock: systemClock }), passthrough: async () => passthrough },
+    seams: { docker: { probe: async () => aDockerInfo() }, backend: new HostImageMemoryBackend({ clock: systemClock }), passthrough: async () => passthrough },
   });
   rpc = createRpcProvider(daemon.info.rpcUrl, { chainId: daemon.info.chainId });
   const tenant = new ChainTenant(rpc, daemon.info.marketplace, daemon.info.token!);
