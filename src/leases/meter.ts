@@ -165,7 +165,9 @@ export class LeaseMeter {
       // one that ended within the second of its last sample having used CPU or traffic since.
       const state = timeline.state();
       const unbilled = final !== undefined && timeline.unbilled(final);
-      if ((state.nextSeq === 0 || unbilled) && at <= state.boundary) at = Math.min(state.boundary + 1, chainEnd(current));
+      // A lease billed until its GPU failed gets no second past that, unless it has no record at all.
+      const capped = this.billedUntil.has(leaseId) && state.nextSeq > 0;
+      if ((state.nextSeq === 0 || unbilled) && at <= state.boundary && !capped) at = Math.min(state.boundary + 1, chainEnd(current));
       if (at > state.boundary) await this.awaitConfirmedTime(at);
       this.append(current, timeline, timeline.finish(at, final));
     }
