@@ -74,8 +74,15 @@ export async function startGpuHealth(options: {
   const controller = new AbortController();
   const sample = report.allocatable.gpus[0]?.uuid;
   let checking: Promise<void> | undefined;
+  // A check asked for while one runs (a driver change seen by the round that check started) runs
+  // after it: skipping it would leave the previous verdict standing.
+  let again: string | undefined;
   const verify = (why: string): Promise<void> => {
-    if (!sample || checking) return checking ?? Promise.resolve();
+    if (!sample) return Promise.resolve();
+    if (checking) {
+      again = why;
+      return checking;
+    }
     checking = (async () => {
       try {
         const verdict = await options.passthrough(sample, controller.signal);
@@ -92,6 +99,9 @@ export async function startGpuHealth(options: {
         if (!controller.signal.aborted) log.warn({ why, err: describeError(err) }, 'GPU passthrough check failed to run');
       } finally {
         checking = undefined;
+        const next = again;
+        again = undefined;
+        if (next !== undefined && !controller.signal.aborted) void verify(next);
       }
     })();
     return checking;
