@@ -161,7 +161,8 @@ describe('GPU health in a running daemon (fake nvidia-smi and dmesg)', () => {
     const manifest = aManifest({ command: ['sleep', '600'], resources: { cpuMillis: 100, memoryBytes: 64 * 2 ** 20, gpus: { count: 8, model: 'H100', minMemory: '79GiB', minCudaVersion: '12.2', minDriverVersion: '535' } } });
     const leaseId = (await tenant.open(await d.service.quote(tenant.wallet.address, manifest as never), 1n * TOKEN)).toString();
     await until('the lease runs', async () => ((await d.service.lease(leaseId, tenant.wallet.address)).state === 'running' ? true : undefined), 60_000);
-    await d.service.lease(leaseId, tenant.wallet.address);
+    // A first record before the failure, so the test sees where billing stops.
+    await until('a first usage record', async () => ((await d.service.usage(leaseId, tenant.wallet.address)).records.length > 0 ? true : undefined));
 
     writeFileSync(state, '3 lost\n');
     const ended = await until('the lease ends', async () => {
