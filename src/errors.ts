@@ -55,6 +55,8 @@ export type ErrorCode =
   | 'PROVIDER_DRAINING'
   | 'TENANT_DENIED'
   | 'POLICY_REFUSED'
+  /** The manifest's gpus constraints (model, memory, CUDA/driver version, MIG profile) name what this provider does not have. */
+  | 'GPU_CONSTRAINT_UNMET'
   // quotes: what a stranger must show before capacity is held for it
   | 'TENANT_UNFUNDED'
   | 'QUOTE_SHARE_EXCEEDED'

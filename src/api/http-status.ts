@@ -58,6 +58,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   TENANT_DENIED: 403,
   // A manifest within the schema but beyond this provider's policy (duration, ceilings, GPU models).
   POLICY_REFUSED: 403,
+  GPU_CONSTRAINT_UNMET: 409,
   // The tenant's tokens or allowance do not cover the minimum deposit: it can fix that and ask again.
   TENANT_UNFUNDED: 402,
   // The tenant already holds its share of free capacity in quotes: it may open or let them lapse.

@@ -21,6 +21,8 @@ export type {
   LogEntry,
   DaemonStatus,
   ReachabilityView,
+  GpuHealthStatusView,
+  GpuModelOffer,
   OperatorService,
   OperatorLeaseSummary,
   OperatorLeaseDetail,

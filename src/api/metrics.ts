@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { LeaseState } from '../leases';
 import { LEASE_STATES } from './wire';
+import type { GpuHealthStatusView } from './service';
 
 export interface CapacityFigures {
   cpuMillis: number;
@@ -35,6 +36,10 @@ export class ProviderMetrics {
   private readonly meteringLag: Gauge;
   private readonly firewallRestores: Counter;
   private readonly rateLimited: Counter<'action' | 'scope'>;
+  private readonly gpuHealthy: Gauge<'uuid' | 'model'>;
+  private readonly gpuTemperature: Gauge<'uuid'>;
+  private readonly gpuXids: Counter<'uuid'>;
+  private readonly xidsCounted = new Map<string, number>();
 
   constructor(options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -70,6 +75,9 @@ export class ProviderMetrics {
       labelNames: ['action', 'scope'],
       registers,
     });
+    this.gpuHealthy = new Gauge({ name: 'provider_gpu_healthy', help: 'Whether a GPU is healthy and on sale (1) or withdrawn by the health monitor (0).', labelNames: ['uuid', 'model'], registers });
+    this.gpuTemperature = new Gauge({ name: 'provider_gpu_temperature_celsius', help: 'GPU temperature at the health monitor\'s last read.', labelNames: ['uuid'], registers });
+    this.gpuXids = new Counter({ name: 'provider_gpu_xid_errors_total', help: 'Xid errors the kernel logged for a GPU since the daemon started.', labelNames: ['uuid'], registers });
     for (const state of LEASE_STATES) this.leases.set({ state }, 0);
     this.setEarnings({ claimed: 0n, finalised: 0n, withdrawn: 0n });
     this.meteringLag.set(0);
@@ -94,6 +102,17 @@ export class ProviderMetrics {
     this.memory.set({ kind: 'allocated' }, allocated.memoryBytes);
     this.gpus.set({ kind: 'allocatable' }, allocatable.gpus);
     this.gpus.set({ kind: 'allocated' }, allocated.gpus);
+  }
+
+  /** The health monitor's view of each GPU; Xid counts only ever grow, so the counter takes the difference. */
+  setGpuHealth(gpus: readonly GpuHealthStatusView[]): void {
+    for (const gpu of gpus) {
+      this.gpuHealthy.set({ uuid: gpu.uuid, model: gpu.model }, gpu.status === 'healthy' ? 1 : 0);
+      if (gpu.temperatureCelsius !== null) this.gpuTemperature.set({ uuid: gpu.uuid }, gpu.temperatureCelsius);
+      const counted = this.xidsCounted.get(gpu.uuid) ?? 0;
+      this.gpuXids.inc({ uuid: gpu.uuid }, Math.max(0, gpu.xidErrors - counted));
+      this.xidsCounted.set(gpu.uuid, Math.max(counted, gpu.xidErrors));
+    }
   }
 
   /** `reason`: a short fixed word (an error code such as TX_REVERTED), never free text. */

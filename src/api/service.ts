@@ -36,6 +36,36 @@ export interface OperatorService {
   withdraw(timeoutMs: number, signal?: AbortSignal): Promise<WithdrawResult>;
 }
 
+/** One GPU model (or MIG profile) on this machine: what a tenant filters on (see the quote's gpus constraints). */
+export interface GpuModelOffer {
+  model: string;
+  profile: string | null;
+  memoryBytes: number | null;
+  driverVersion: string | null;
+  cudaVersion: string | null;
+  pcie: { gen: number | null; width: number | null };
+  total: number;
+  /** Units on sale by health; free ones are in `free.gpus`. */
+  healthy: number;
+  /** Units off sale because of their health, with why. */
+  unhealthy: { uuid: string; reason: string }[];
+}
+
+/** One GPU's health as the daemon's monitor last judged it. */
+export interface GpuHealthStatusView {
+  index: number;
+  uuid: string;
+  model: string;
+  status: 'healthy' | 'unhealthy' | 'recovering';
+  reason: string | null;
+  /** Unix seconds the status began (0: since start). */
+  since: number;
+  /** Unix seconds a recovering GPU goes back on sale if it stays healthy. */
+  backOnSaleAt: number | null;
+  temperatureCelsius: number | null;
+  xidErrors: number;
+}
+
 export interface Offer {
   provider: string;
   chainId: number;
@@ -50,6 +80,8 @@ export interface Offer {
     /** Free GPU units grouped by model (and MIG profile). */
     gpus: { model: string; profile: string | null; memoryBytes: number | null; count: number }[];
   };
+  /** Every GPU model on this machine, with its driver, CUDA, PCIe link and health. */
+  gpuModels: GpuModelOffer[];
   /** The config's rate card, amounts as decimal strings of token base units. */
   rateCard: {
     perLeaseSecond: string;
@@ -137,6 +169,8 @@ export interface DaemonStatus {
   leases: Record<LeaseState, number>;
   docker: { reachable: boolean };
   chain: { headBlock: number | null; cursorBlock: number | null };
+  /** Each GPU's health (empty on a machine without GPUs on offer). */
+  gpus: GpuHealthStatusView[];
   /** How tenants reach this API (decided at start); null before it is decided. */
   reachability: ReachabilityView | null;
 }

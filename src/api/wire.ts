@@ -81,6 +81,30 @@ export const usageRecordWire = z.object({
   total: uintWire,
 });
 
+const gpuModelOfferWire = z.object({
+  model: z.string(),
+  profile: z.string().nullable(),
+  memoryBytes: count.nullable(),
+  driverVersion: z.string().nullable(),
+  cudaVersion: z.string().nullable(),
+  pcie: z.object({ gen: count.nullable(), width: count.nullable() }),
+  total: count,
+  healthy: count,
+  unhealthy: z.array(z.object({ uuid: z.string(), reason: z.string() })),
+});
+
+const gpuHealthWire = z.object({
+  index: count,
+  uuid: z.string(),
+  model: z.string(),
+  status: z.enum(['healthy', 'unhealthy', 'recovering']),
+  reason: z.string().nullable(),
+  since: count,
+  backOnSaleAt: count.nullable(),
+  temperatureCelsius: z.number().nullable(),
+  xidErrors: count,
+});
+
 export const offerWire = z.object({
   provider: addressWire,
   chainId: z.number().int().positive(),
@@ -93,6 +117,7 @@ export const offerWire = z.object({
     diskBytes: count,
     gpus: z.array(z.object({ model: z.string(), profile: z.string().nullable(), memoryBytes: count.nullable(), count })),
   }),
+  gpuModels: z.array(gpuModelOfferWire).default([]),
   rateCard: z.object({
     perLeaseSecond: amountWire,
     perCpuSecond: amountWire,
@@ -162,6 +187,7 @@ export const daemonStatusWire = z.object({
     })
     .nullable()
     .default(null),
+  gpus: z.array(gpuHealthWire).default([]),
 });
 
 const checkpointStatusWire = z.enum(['signed', 'redeemed', 'claimed', 'final']);

@@ -21,6 +21,8 @@ export interface AllocationRequest {
   memoryBytes: number;
   diskBytes: number;
   gpus: { count: number; model?: string | undefined };
+  /** Which free units the request's constraints accept (memory, MIG profile...); all when unset. */
+  acceptGpu?: (gpu: AllocatableGpu) => boolean;
   expiresAt: number;
 }
 
@@ -50,6 +52,8 @@ export class AllocationLedger {
   private allocatable: Allocatable;
   private readonly held = new Map<string, Allocation>();
   private readonly quoteGraceMs: number;
+  /** Physical GPU UUID -> why it is off sale (gpu health, passthrough). */
+  private withdrawn = new Map<string, string>();
 
   constructor(
     allocatable: Allocatable,
@@ -63,6 +67,28 @@ export class AllocationLedger {
   /** New detection results. Existing holds stay even if a GPU disappeared: the lease engine decides. */
   updateAllocatable(allocatable: Allocatable): void {
     this.allocatable = allocatable;
+  }
+
+  /**
+   * The GPUs off sale now (by physical GPU UUID, with why), replacing the previous set. free()
+   * leaves them and their MIG devices out at once, and a quote holding one loses its hold: the
+   * lease opened with it is refused rather than started on a bad GPU. Returns those quotes' holders.
+   */
+  withdrawGpus(withdrawn: ReadonlyMap<string, string>): string[] {
+    this.withdrawn = new Map(withdrawn);
+    const released: string[] = [];
+    for (const [holder, allocation] of this.held) {
+      if (allocation.kind === 'quote' && allocation.gpuUuids.some((uuid) => this.isWithdrawn(uuid))) {
+        this.held.delete(holder);
+        released.push(holder);
+      }
+    }
+    return released;
+  }
+
+  /** Holds (quotes and leases) on the physical GPU `gpuUuid` or a MIG device of it. */
+  holdersOfGpu(gpuUuid: string): Allocation[] {
+    return this.list().filter((allocation) => allocation.gpuUuids.some((uuid) => this.physicalGpuOf(uuid) === gpuUuid));
   }
 
   restore(allocations: readonly Allocation[]): void {
@@ -81,7 +107,9 @@ export class AllocationLedger {
       diskBytes -= allocation.diskBytes;
       for (const uuid of allocation.gpuUuids) taken.add(uuid);
     }
-    const gpus = this.allocatable.gpus.filter((gpu) => !taken.has(gpu.uuid) && !(gpu.kind === 'mig' && taken.has(gpu.gpuUuid)));
+    const gpus = this.allocatable.gpus.filter(
+      (gpu) => !taken.has(gpu.uuid) && !(gpu.kind === 'mig' && taken.has(gpu.gpuUuid)) && !this.withdrawn.has(gpu.gpuUuid),
+    );
     return { cpuMillis: Math.max(0, cpuMillis), memoryBytes: Math.max(0, memoryBytes), diskBytes: Math.max(0, diskBytes), gpus };
   }
 
@@ -95,11 +123,12 @@ export class AllocationLedger {
     if (request.cpuMillis > free.cpuMillis) short.push(`cpu: asked ${request.cpuMillis}m, free ${free.cpuMillis}m`);
     if (request.memoryBytes > free.memoryBytes) short.push(`memory: asked ${request.memoryBytes} B, free ${free.memoryBytes} B`);
     if (request.diskBytes > free.diskBytes) short.push(`disk: asked ${request.diskBytes} B, free ${free.diskBytes} B`);
-    const gpus = request.gpus.count > 0 ? pickGpus(free.gpus, request.gpus.count, request.gpus.model) : [];
+    const offered = request.acceptGpu ? free.gpus.filter(request.acceptGpu) : free.gpus;
+    const gpus = request.gpus.count > 0 ? pickGpus(offered, request.gpus.count, request.gpus.model) : [];
     if (gpus === undefined) {
       const model = request.gpus.model ? ` matching "${request.gpus.model}"` : '';
-      const matching = countMatching(free.gpus, request.gpus.model);
-      const alike = largestGroup(free.gpus, request.gpus.model);
+      const matching = countMatching(offered, request.gpus.model);
+      const alike = largestGroup(offered, request.gpus.model);
       const detail = matching > alike ? ` but at most ${alike} of one model` : '';
       short.push(`gpus: asked ${request.gpus.count}${model}, free ${matching}${detail}`);
     }
@@ -150,6 +179,14 @@ export class AllocationLedger {
   list(): Allocation[] {
     this.lapseExpired();
     return [...this.held.values()].map((allocation) => ({ ...allocation, gpuUuids: [...allocation.gpuUuids] }));
+  }
+
+  private physicalGpuOf(uuid: string): string {
+    return this.allocatable.gpus.find((gpu) => gpu.uuid === uuid)?.gpuUuid ?? uuid;
+  }
+
+  private isWithdrawn(uuid: string): boolean {
+    return this.withdrawn.has(this.physicalGpuOf(uuid));
   }
 
   private lapseExpired(): void {

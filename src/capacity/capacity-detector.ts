@@ -2,6 +2,7 @@ import type { ProviderConfig } from '../config';
 import type { ErrorCode } from '../errors';
 import type { Clock } from '../util/clock';
 import { computeAllocatable } from './allocatable';
+import { judgeGpu, reasonOf, type GpuHealthRules } from './gpu-health';
 import { failureFrom } from './probe-failure';
 import type { NvidiaSmiResult } from './nvidia-smi';
 import {
@@ -12,6 +13,9 @@ import {
   type Detected,
   type DiskInfo,
   type DockerInfo,
+  type Gpu,
+  type GpuHealthLine,
+  type GpuHealthReading,
   type MemoryInfo,
   type NotDetected,
   type ResourceReserve,
@@ -35,11 +39,12 @@ export interface CapacitySettings {
   reserve: ResourceReserve;
   gpuOffer: ProviderConfig['gpu']['offer'];
   gpuMode: ProviderConfig['gpu']['mode'];
+  gpuHealth?: GpuHealthRules;
 }
 
 /** The capacity settings of a loaded config. */
 export function capacitySettings(config: ProviderConfig): CapacitySettings {
-  return { dataDir: config.dataDir, reserve: { ...config.reserve }, gpuOffer: config.gpu.offer, gpuMode: config.gpu.mode };
+  return { dataDir: config.dataDir, reserve: { ...config.reserve }, gpuOffer: config.gpu.offer, gpuMode: config.gpu.mode, gpuHealth: config.gpu.health };
 }
 
 /**
@@ -97,6 +102,7 @@ export class CapacityDetector {
       allocatable,
       notDetected,
       warnings: [...(gpuResult.ok ? gpuResult.warnings : []), ...warnings],
+      ...(gpuResult.ok && gpuResult.readings && this.settings.gpuHealth ? { gpuHealth: healthLines(gpuResult.inventory.devices, gpuResult.readings, this.settings.gpuHealth) } : {}),
     };
   }
 }
@@ -104,6 +110,14 @@ export class CapacityDetector {
 /** True when not one part could be read: the only case `provider capacity` exits non-zero. */
 export function nothingDetected(report: CapacityReport): boolean {
   return report.notDetected.length === 5;
+}
+
+function healthLines(devices: readonly Gpu[], readings: Record<string, GpuHealthReading>, rules: GpuHealthRules): GpuHealthLine[] {
+  return devices.map((gpu) => {
+    const reading = readings[gpu.uuid] ?? null;
+    const findings = judgeGpu({ reading, xids: [] }, undefined, rules);
+    return { index: gpu.index, uuid: gpu.uuid, healthy: findings.length === 0, reason: findings.length === 0 ? null : reasonOf(findings), temperatureCelsius: reading?.temperatureCelsius ?? null };
+  });
 }
 
 async function settle<T extends object>(probe: () => Promise<T>, fallback: ErrorCode): Promise<Detected<T>> {

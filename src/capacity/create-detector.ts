@@ -2,7 +2,7 @@ import Docker from 'dockerode';
 import type { ProviderConfig } from '../config';
 import type { Clock } from '../util/clock';
 import type { Exec } from '../util/exec';
-import { CapacityDetector, capacitySettings } from './capacity-detector';
+import { CapacityDetector, capacitySettings, type DockerSource } from './capacity-detector';
 import { DockerProbe } from './docker-probe';
 import { HostProbe, systemInformationSource } from './host-probe';
 import { NvidiaSmi } from './nvidia-smi';
@@ -15,6 +15,8 @@ export interface CapacityWiring {
   /** The environment nvidia-smi runs in. */
   env: NodeJS.ProcessEnv;
   clock: Clock;
+  /** The Docker engine as the detector sees it; the socket in docker.socketPath when unset. */
+  docker?: DockerSource;
 }
 
 /** Builds the detector the CLI and the daemon use, from the config and the process's environment. */
@@ -22,7 +24,7 @@ export function createCapacityDetector(config: ProviderConfig, wiring: CapacityW
   // PROVIDER_NVIDIA_SMI reaches us as gpu.nvidiaSmiPath (the config loader's env layer).
   const nvidiaSmiPath = config.gpu.nvidiaSmiPath ?? 'nvidia-smi';
   const nvidiaSmi = new NvidiaSmi({ exec: wiring.exec, path: nvidiaSmiPath, timeoutMs: config.gpu.nvidiaSmiTimeoutMs, env: wiring.env });
-  const docker = new DockerProbe(new Docker({ socketPath: config.docker.socketPath }), {
+  const docker = wiring.docker ?? new DockerProbe(new Docker({ socketPath: config.docker.socketPath }), {
     socketPath: config.docker.socketPath,
     timeoutMs: config.docker.requestTimeoutMs,
     sandbox: config.runtime.sandbox,

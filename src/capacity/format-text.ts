@@ -65,6 +65,16 @@ export function formatCapacityText(report: CapacityReport): string {
       }
     }
     out.push(...table(rows, '  '));
+    if (report.gpuHealth) {
+      out.push('', 'GPU health (this read; a running daemon\'s verdict, with Xid errors and recovery: provider status)');
+      const health: string[][] = [['IDX', 'HEALTH', 'TEMP', 'PCIE', 'WHY']];
+      for (const line of report.gpuHealth) {
+        const gpu = gpus.devices.find((d) => d.uuid === line.uuid);
+        const pcie = gpu && gpu.pcie.maxGen !== null ? `gen ${gpu.pcie.maxGen} x${gpu.pcie.maxWidth ?? '?'}` : '-';
+        health.push([String(line.index), line.healthy ? 'ok' : 'UNHEALTHY', line.temperatureCelsius === null ? '-' : `${line.temperatureCelsius} C`, pcie, line.reason ?? '']);
+      }
+      out.push(...table(health, '  '));
+    }
   }
 
   out.push('', 'Allocatable (detected minus reserve)');

@@ -1,7 +1,7 @@
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { ProviderError } from '../errors';
 import { parseBytes } from '../util/bytes';
-import type { GpuInventory, MigMode } from './types';
+import type { GpuHealthReading, GpuInventory, MigMode, PcieLink } from './types';
 
 /**
  * What `nvidia-smi -q -x` says about one MIG device. Its UUID and profile name are not in this
@@ -23,6 +23,8 @@ export interface XmlGpu {
   memory: { totalBytes: number | null; usedBytes: number | null; freeBytes: number | null; reservedBytes: number | null };
   utilization: { gpuPercent: number | null; memoryPercent: number | null };
   mig: { current: MigMode; pending: MigMode; devices: XmlMigDevice[] };
+  pcie: PcieLink;
+  health: GpuHealthReading;
 }
 
 export interface XmlInventory {
@@ -100,6 +102,48 @@ function readGpu(gpu: Node, position: number): XmlGpu {
       pending: migModeOf(migMode.pending_mig),
       devices: asArray(node(gpu.mig_devices).mig_device).filter(isNode).map(readMigDevice),
     },
+    pcie: readPcie(node(pci.pci_gpu_link_info)),
+    health: readHealth(gpu),
+  };
+}
+
+function readPcie(link: Node): PcieLink {
+  const gen = node(link.pcie_gen);
+  const widths = node(link.link_widths);
+  const width = (value: unknown) => {
+    const match = /^(\d+)x$/i.exec(text(value) ?? '');
+    return match ? Number(match[1]) : null;
+  };
+  return {
+    currentGen: integer(gen.current_link_gen),
+    maxGen: integer(gen.max_link_gen),
+    currentWidth: width(widths.current_link_width),
+    maxWidth: width(widths.max_link_width),
+  };
+}
+
+/**
+ * What health rules read. ECC counters are `<volatile>` (since the last driver load), DRAM and
+ * SRAM; R575+ splits SRAM uncorrectable into `_parity`/`_secded`, R470 and older name them
+ * `double_bit/total`. Clock event reasons are read under both the R535 and the older name.
+ */
+function readHealth(gpu: Node): GpuHealthReading {
+  const ecc = node(node(gpu.ecc_errors).volatile);
+  const eccParts = [ecc.dram_uncorrectable, ecc.sram_uncorrectable, ecc.sram_uncorrectable_parity, ecc.sram_uncorrectable_secded, node(ecc.double_bit).total].map(integer);
+  const retired = node(gpu.retired_pages);
+  const remapped = node(gpu.remapped_rows);
+  const reasonsNode = isNode(gpu.clocks_event_reasons) ? gpu.clocks_event_reasons : node(gpu.clocks_throttle_reasons);
+  const activeReasons = Object.entries(reasonsNode)
+    .filter(([, value]) => text(value)?.toLowerCase() === 'active')
+    .map(([key]) => key.replace(/^clocks_(event|throttle)_reason_/, ''));
+  return {
+    temperatureCelsius: celsius(node(gpu.temperature).gpu_temp),
+    eccUncorrectableVolatile: eccParts.every((part) => part === null) ? null : eccParts.reduce<number>((sum, part) => sum + (part ?? 0), 0),
+    pendingRetirement: yes(retired.pending_retirement) || yes(retired.pending_blacklist),
+    remapPending: yes(remapped.remapped_row_pending),
+    remapFailure: yes(remapped.remapped_row_failure),
+    activeClockEvents: activeReasons,
+    recoveryAction: text(gpu.gpu_recovery_action),
   };
 }
 
@@ -132,6 +176,7 @@ export function toInventory(
         cudaVersion: xml.cudaVersion,
         memory: gpu.memory,
         utilization: gpu.utilization,
+        pcie: gpu.pcie,
         mig: {
           current: gpu.mig.current,
           pending: gpu.mig.pending,
@@ -195,6 +240,15 @@ function percent(value: unknown): number | null {
 function integer(value: unknown): number | null {
   const raw = text(value);
   return raw !== null && /^\d+$/.test(raw) ? Number(raw) : null;
+}
+
+function celsius(value: unknown): number | null {
+  const match = /^(-?\d+(?:\.\d+)?)\s*C$/.exec(text(value) ?? '');
+  return match ? Number(match[1]) : null;
+}
+
+function yes(value: unknown): boolean {
+  return text(value)?.toLowerCase() === 'yes';
 }
 
 function migModeOf(value: unknown): MigMode {

@@ -1,8 +1,8 @@
 import { ProviderError } from '../errors';
 import { ExecError, type Exec } from '../util/exec';
 import { parseNvidiaSmiList, type ListedGpu } from './nvidia-smi-list';
-import { parseNvidiaSmiXml, toInventory } from './nvidia-smi-xml';
-import type { GpuInventory } from './types';
+import { parseNvidiaSmiXml, toInventory, type XmlInventory } from './nvidia-smi-xml';
+import type { GpuHealthReading, GpuInventory } from './types';
 import { ProbeTimeoutError, withTimeout } from '../util/with-timeout';
 
 export interface NvidiaSmiOptions {
@@ -18,6 +18,8 @@ export interface NvidiaSmiResult {
   inventory: GpuInventory;
   /** Things that did not stop detection but leave gaps (e.g. `-L` failed: MIG UUIDs unknown). */
   warnings: string[];
+  /** Each GPU's health reading, by UUID. */
+  readings?: Record<string, GpuHealthReading>;
 }
 
 /**
@@ -49,7 +51,12 @@ export class NvidiaSmi {
       const reason = list.reason instanceof Error ? list.reason.message : String(list.reason);
       warnings.push(`MIG device UUIDs unknown: \`${this.options.path} -L\` failed (${reason}), so MIG devices cannot be offered`);
     }
-    return { inventory: toInventory(xml, listed), warnings };
+    return { inventory: toInventory(xml, listed), warnings, readings: Object.fromEntries(xml.gpus.map((gpu) => [gpu.uuid, gpu.health])) };
+  }
+
+  /** `nvidia-smi -q -x` alone, for the health monitor's rounds. Throws as `query` does. */
+  async readXml(signal?: AbortSignal): Promise<XmlInventory> {
+    return parseNvidiaSmiXml(await this.run(['-q', '-x'], signal));
   }
 
   private async run(args: readonly string[], outer: AbortSignal | undefined): Promise<string> {
@@ -102,6 +109,18 @@ export class NvidiaSmi {
     }
     return new ProviderError('NVIDIA_SMI_FAILED', `${command} failed: ${err instanceof Error ? err.message : String(err)}`, { input: path, cause: err });
   }
+}
+
+/**
+ * Whether nvidia-smi's failure says a GPU is gone ("Unable to determine the device handle for
+ * GPU0000:3B:00.0: GPU is lost.  Reboot the system to recover this GPU", or a GPU "fallen off the
+ * bus"), and which one when it names it (its PCI address). Undefined when the failure is not that.
+ */
+export function lostGpuOf(err: unknown): { pci: string | null; said: string } | undefined {
+  if (!(err instanceof ProviderError) || err.code !== 'NVIDIA_SMI_FAILED') return undefined;
+  if (!/gpu is lost|fallen off the bus/i.test(err.message)) return undefined;
+  const address = /GPU\s?((?:[0-9a-f]{4,8}:)?[0-9a-f]{2}:[0-9a-f]{2}(?:\.[0-7])?)/i.exec(err.message);
+  return { pci: address ? address[1]! : null, said: err.message };
 }
 
 function firstLine(text: string): string {

@@ -101,6 +101,28 @@ export interface MigDevice {
   memory: { totalBytes: number | null; usedBytes: number | null; freeBytes: number | null };
 }
 
+/** The PCIe link as the GPU reports it now (an idle GPU may train down: current below max). */
+export interface PcieLink {
+  currentGen: number | null;
+  maxGen: number | null;
+  currentWidth: number | null;
+  maxWidth: number | null;
+}
+
+/** One read of what the health rules judge; null or false where nvidia-smi says N/A. */
+export interface GpuHealthReading {
+  temperatureCelsius: number | null;
+  /** Uncorrectable ECC errors since the driver loaded (DRAM + SRAM), or null without ECC. */
+  eccUncorrectableVolatile: number | null;
+  pendingRetirement: boolean;
+  remapPending: boolean;
+  remapFailure: boolean;
+  /** Active clock event (throttle) reasons, e.g. `hw_thermal_slowdown`, `gpu_idle`. */
+  activeClockEvents: string[];
+  /** R550+: what the driver says the GPU needs (`None`, `GPU Reset`, `Node Reboot`...). */
+  recoveryAction: string | null;
+}
+
 export interface Gpu {
   /** nvidia-smi's index (`-i N`, `NVIDIA_VISIBLE_DEVICES=N`). */
   index: number;
@@ -111,6 +133,7 @@ export interface Gpu {
   cudaVersion: string | null;
   memory: { totalBytes: number | null; usedBytes: number | null; freeBytes: number | null; reservedBytes: number | null };
   utilization: { gpuPercent: number | null; memoryPercent: number | null };
+  pcie: PcieLink;
   mig: { current: MigMode; pending: MigMode; devices: MigDevice[] };
 }
 
@@ -219,6 +242,16 @@ export interface NotDetected {
   fix: string | null;
 }
 
+/** One GPU's health as one read judges it (the daemon's monitor also counts Xids and waits out recovery). */
+export interface GpuHealthLine {
+  index: number;
+  uuid: string;
+  healthy: boolean;
+  /** Why not; null when healthy. */
+  reason: string | null;
+  temperatureCelsius: number | null;
+}
+
 export interface CapacityReport {
   schemaVersion: typeof CAPACITY_SCHEMA_VERSION;
   detectedAt: string;
@@ -231,4 +264,6 @@ export interface CapacityReport {
   allocatable: Allocatable;
   notDetected: NotDetected[];
   warnings: string[];
+  /** Each GPU's health by gpu.health's rules, from this one read; absent when GPUs were not read. */
+  gpuHealth?: GpuHealthLine[];
 }

@@ -1,5 +1,5 @@
 import { formatUnits } from 'ethers';
-import type { DaemonStatus, EarningsView, ReachabilityView, LogEntry, OperatorLeaseDetail, OperatorLeaseSummary, WithdrawResult } from '../api';
+import type { DaemonStatus, EarningsView, GpuHealthStatusView, ReachabilityView, LogEntry, OperatorLeaseDetail, OperatorLeaseSummary, WithdrawResult } from '../api';
 import type { LeaseState } from '../leases';
 import { table } from '../util/text-table';
 
@@ -26,6 +26,12 @@ export function formatStatus(report: StatusReport): string {
     rows.push(['docker', report.docker.reachable ? 'reachable' : 'NOT reachable']);
     rows.push(['accepting', report.accepting ? 'yes: taking new leases' : 'no: draining or shutting down']);
     if (report.reachability) rows.push(...reachabilityRows(report.reachability));
+    const gpus = report.gpus ?? [];
+    if (gpus.length > 0) {
+      const sick = gpus.filter((gpu) => gpu.status !== 'healthy');
+      rows.push(['gpus', `${gpus.length - sick.length} of ${gpus.length} healthy and on sale`]);
+      for (const gpu of gpus) rows.push(['', gpuHealthText(gpu)]);
+    }
   } else {
     rows.push(['daemon', `NOT running (nothing answers at ${report.apiUrl}); from its store`]);
     rows.push(['store', report.store]);
@@ -51,6 +57,15 @@ export function reachabilityRows(r: ReachabilityView): string[][] {
   ];
   if (r.fix) rows.push(['', `fix: ${r.fix}`]);
   return rows;
+}
+
+function gpuHealthText(gpu: GpuHealthStatusView): string {
+  const temperature = gpu.temperatureCelsius === null ? '' : `, ${gpu.temperatureCelsius} C`;
+  const xids = gpu.xidErrors > 0 ? `, ${gpu.xidErrors} Xid error(s)` : '';
+  const head = `GPU ${gpu.index} ${gpu.uuid}${temperature}${xids}`;
+  if (gpu.status === 'healthy') return `${head}: healthy`;
+  if (gpu.status === 'recovering') return `${head}: RECOVERING, back on sale at ${time(gpu.backOnSaleAt)} if it stays healthy (was: ${gpu.reason})`;
+  return `${head}: UNHEALTHY since ${time(gpu.since)}, off sale: ${gpu.reason}`;
 }
 
 function leaseCountsText(counts: Record<LeaseState, number>): string {

@@ -174,6 +174,39 @@ export const reserveSchema = z
   })
   .prefault({});
 
+const xidList = z.array(z.number().int().nonnegative());
+
+/** When a GPU is unhealthy, and what follows: `withdraw` takes it off sale; `fatal` also ends the leases on it (gpu-failed). */
+export const gpuHealthSchema = z
+  .strictObject({
+    /** Seconds between reads of `nvidia-smi -q -x` (and the kernel log for Xid errors). */
+    intervalSeconds: z.number().int().positive().default(30),
+    /** Seconds a withdrawn GPU must read healthy before it is offered again. */
+    recoverAfterSeconds: z.number().int().nonnegative().default(300),
+    /**
+     * The program whose output holds the kernel's `NVRM: Xid` lines (dmesg needs CAP_SYSLOG or
+     * kernel.dmesg_restrict=0); null: Xid errors are not read.
+     */
+    dmesgPath: z.string().min(1).nullable().default('dmesg'),
+    xid: z
+      .strictObject({
+        /** Xids that mean the GPU or its memory failed under the lease: 48 DBE ECC, 61/62 microcontroller, 74 NVLink, 79 fallen off the bus, 92 high SBE rate, 94/95 contained/uncontained ECC, 119/120 GSP. */
+        fatal: xidList.default([48, 61, 62, 74, 79, 92, 94, 95, 119, 120]),
+        /** Xids a tenant's own program causes (13 graphics exception, 31 MMU fault, 43 stopped by the app, 45 preemptive cleanup, 68 video exception): logged, the GPU stays on sale. Any Xid in neither list withdraws the GPU. */
+        ignore: xidList.default([13, 31, 43, 45, 68]),
+      })
+      .prefault({}),
+    /** Uncorrectable volatile ECC errors (a rise since the last read). */
+    eccUncorrectable: z.enum(['fatal', 'withdraw']).default('fatal'),
+    /** Pages waiting for retirement, rows waiting for remapping or a remapping failure: the GPU needs a reset. */
+    pendingRetirement: z.enum(['fatal', 'withdraw']).default('withdraw'),
+    /** Clock event (throttle) reasons that withdraw the GPU while active, by nvidia-smi's name less its prefix. */
+    throttleReasons: z.array(z.string().min(1)).default(['hw_slowdown', 'hw_thermal_slowdown', 'hw_power_brake_slowdown']),
+    /** At or above this GPU temperature the GPU is withdrawn. */
+    maxTemperatureCelsius: z.number().positive().default(90),
+  })
+  .prefault({});
+
 export const gpuSchema = z
   .strictObject({
     /** `all`, `none`, or a list of GPU UUIDs or indices to offer. */
@@ -185,6 +218,11 @@ export const gpuSchema = z
     nvidiaSmiTimeoutMs: z.number().int().positive().default(15_000),
     /** NVIDIA_DRIVER_CAPABILITIES given to GPU containers. */
     driverCapabilities: z.string().min(1).default('compute,utility'),
+    health: gpuHealthSchema,
+    /** Hours between the daemon's throwaway-container GPU passthrough checks (also run at start and after Docker or driver events); 0: only those. */
+    passthroughCheckIntervalHours: z.number().nonnegative().default(6),
+    /** The image the daemon's passthrough check runs `nvidia-smi -L` in (the NVIDIA hook mounts nvidia-smi into it); it must be on the host: the check never pulls. */
+    passthroughCheckImage: z.string().min(1).default('debian:bookworm-slim'),
   })
   .prefault({});
 

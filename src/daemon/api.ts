@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { ProviderMetrics, RequestRateLimiter, TenantAuthenticator, createOperatorApi, createProviderApi, operatorPortOf, type ApiServer, type ProviderService, type WorkloadDoor } from '../api';
+import { ProviderMetrics, RequestRateLimiter, TenantAuthenticator, createOperatorApi, createProviderApi, operatorPortOf, type ApiServer, type GpuHealthStatusView, type ProviderService, type WorkloadDoor } from '../api';
 import type { AllocationLedger } from '../capacity';
 import { TenantFunding, providerAccount, tokenAt, type ChainClient } from '../chain';
 import type { ProviderConfig } from '../config';
@@ -38,6 +38,8 @@ export interface StartApiOptions {
   log: Logger;
   /** The certificate of the public port; absent with api.tls.enabled false (plain HTTP). */
   tls?: { cert: string; key: string };
+  /** Each GPU's health, for /metrics. */
+  gpuHealth?: () => GpuHealthStatusView[];
 }
 
 /** How often the Prometheus figures are refreshed from the store, the ledger and the chain. */
@@ -111,6 +113,7 @@ async function listenOrExplain(server: ApiServer, host: string, port: number, ke
 async function refreshMetrics(metrics: ProviderMetrics, options: StartApiOptions): Promise<void> {
   const { store, ledger, chain, provider, clock } = options;
   metrics.setLeases(store.leases.countByState() as Partial<Record<LeaseState, number>>);
+  if (options.gpuHealth) metrics.setGpuHealth(options.gpuHealth());
   const free = ledger.free();
   const held = ledger.list();
   const allocated = {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Wallet } from 'ethers';
 import type { AddressInfo } from 'node:net';
-import { AllocationLedger, createCapacityDetector, type CapacityReport } from '../capacity';
+import { AllocationLedger, createCapacityDetector, type CapacityReport, type DockerSource } from '../capacity';
 import {
   ChainClient,
   keystoreSettings,
@@ -20,6 +20,7 @@ import { LIVE_STATES } from '../vocabulary';
 import { ContainerCounterReader, hostKernelFiles } from '../metering';
 import { DockerBackend, Firewall, FirewallWatch, ImageResolver, ImageService, InstanceRegistry, LeaseRuntime, OrphanCollector, LogArchive, createDockerClient, logArchiveDirFor } from '../runtime';
 import { Settler } from '../settlement';
+import type { LeaseBackend } from '../runtime';
 import { openStore, storePathFor, type Store } from '../store';
 import type { Clock } from '../util/clock';
 import type { Exec } from '../util/exec';
@@ -33,6 +34,9 @@ import { ensureCertificate } from '../tls';
 import { startCertificateRenewal } from './certificate-renewal';
 import { NatLibraryDiscovery, Reachability, SshRelayTunnel, type ReachabilityStatus } from '../reachability';
 import { networkInterfaces } from 'node:os';
+import { startGpuHealth } from './gpu-health';
+import { testGpuPassthrough, type PassthroughVerdict } from '../doctor';
+import type { GpuModelOffer } from '../api';
 
 export interface DaemonOptions {
   config: ProviderConfig;
@@ -45,6 +49,11 @@ export interface DaemonOptions {
   signal?: AbortSignal;
   /** Told each start-up step as it begins (the terminal shows them; logs say them too). */
   onStep?: (step: string) => void;
+  /**
+   * Replacements for the parts that need hardware this host may not have: in-process tests sell
+   * fake GPUs through an engine with an NVIDIA runtime (`docker`) and run leases in memory.
+   */
+  seams?: { docker?: DockerSource; backend?: LeaseBackend; passthrough?: (uuid: string, signal: AbortSignal) => Promise<PassthroughVerdict> };
 }
 
 export interface DaemonInfo {
@@ -92,6 +101,7 @@ export class Daemon {
       log: Logger;
       stopUpkeep: () => Promise<void>;
       reachability: Reachability;
+      gpuModels: () => GpuModelOffer[];
     },
   ) {}
 
@@ -148,7 +158,7 @@ export class Daemon {
 
       // ---- capacity and the runtime
       step('detecting capacity');
-      const report = await createCapacityDetector(config, { exec, env, clock }).detect(options.signal);
+      const report = await createCapacityDetector(config, { exec, env, clock, docker: options.seams?.docker }).detect(options.signal);
       for (const missing of report.notDetected) log.warn({ part: missing.part, code: missing.code }, missing.reason);
       const ledger = new AllocationLedger(report.allocatable, clock, { quoteGraceMs: QUOTE_HOLD_GRACE_SECONDS * 1000 });
       const docker = createDockerClient(config);
@@ -160,7 +170,7 @@ export class Daemon {
       );
       const images = new ImageService(docker, config, log.child({ component: 'images' }), clock);
       const runtime = new LeaseRuntime({ docker, firewall, images, config, log: log.child({ component: 'runtime' }), clock, exec });
-      const backend = new DockerBackend({ docker, runtime, images, counters: new ContainerCounterReader(hostKernelFiles()), config, clock, log: log.child({ component: 'backend' }) });
+      const backend = options.seams?.backend ?? new DockerBackend({ docker, runtime, images, counters: new ContainerCounterReader(hostKernelFiles()), config, clock, log: log.child({ component: 'backend' }) });
 
       // ---- the engine
       const domain = marketplaceDomain(settings.chainId, settings.marketplaceAddress);
@@ -198,6 +208,10 @@ export class Daemon {
         portsInUse: () => portsInUse(store),
         funding: await tenantFunding(chain, config, clock),
         images: new ImageResolver(docker, images, config),
+        gpus: {
+          units: () => report.allocatable.gpus,
+          facts: () => ({ driverVersion: report.gpus.ok ? report.gpus.driverVersion : null, cudaVersion: report.gpus.ok ? report.gpus.cudaVersion : null }),
+        },
       });
       let follower: EventFollower | undefined;
       const confirmedTime = confirmedChainTime(chain, () => follower?.cursor(), clock);
@@ -228,6 +242,12 @@ export class Daemon {
       step('recovering leases from the store and Docker');
       await engine.start();
       chain.start();
+      step('reading GPU health');
+      const passthrough =
+        options.seams?.passthrough ??
+        ((uuid: string, signal: AbortSignal) => testGpuPassthrough(docker, { image: config.gpu.passthroughCheckImage, uuid, gpu: config.gpu, timeoutMs: config.docker.requestTimeoutMs * 3, signal }));
+      const gpuHealth = await startGpuHealth({ config, report, ledger, engine: running, exec, env, clock, log, passthrough, backend });
+      cleanups.push(() => gpuHealth.stop());
 
       // ---- the certificate, the API, how tenants reach it, then the registration (with the pin) that tells them
       const certificate = config.api.tls.enabled ? await ensureCertificate({ config, now: clock.now(), log }) : undefined;
@@ -252,8 +272,9 @@ export class Daemon {
         cursorBlock: () => following.cursor(),
         reachability: () => reachability?.status ?? null,
         logArchive,
+        gpus: gpuHealth,
       });
-      const api = await startApi({ config, service, store, ledger, backend, chain, provider, clock, log, ...(certificate ? { tls: { cert: certificate.certPem, key: certificate.keyPem } } : {}) });
+      const api = await startApi({ config, service, store, ledger, backend, chain, provider, clock, log, gpuHealth: () => gpuHealth.health(), ...(certificate ? { tls: { cert: certificate.certPem, key: certificate.keyPem } } : {}) });
       cleanups.push(() => api.close());
       // The path is proven against the listening API before its URL goes on-chain.
       step('finding how tenants reach this machine (public address, router port mapping, IPv6, relay)');
@@ -281,13 +302,17 @@ export class Daemon {
         outbox: store.outbox,
         signer,
         apiUrl,
-        metadata: metadataOf(config, report, pin.sha256),
+        metadata: metadataOf(config, report, { tlsSha256: pin.sha256, gpuModels: gpuHealth.catalogue() }),
         payout: payoutAddressOf(config, signer.address),
         log,
         signal: options.signal,
       });
-      const stopUpkeep = startUpkeep({ config, docker, firewall, registry, clock, log, onRestored: (count) => api.metrics.firewallRestored(count) });
-      cleanups.push(stopUpkeep);
+      const stopRuntimeUpkeep = startUpkeep({ config, docker, firewall, registry, clock, log, onRestored: (count) => api.metrics.firewallRestored(count) });
+      const stopUpkeep = async (): Promise<void> => {
+        await gpuHealth.stop();
+        await stopRuntimeUpkeep();
+      };
+      cleanups.push(stopRuntimeUpkeep);
       const info: DaemonInfo = {
         apiUrl,
         reachability: reached.status,
@@ -305,7 +330,7 @@ export class Daemon {
       // A drained lease is billed once its final checkpoint is paid or claimed: within the
       // tenant's countersign grace plus a few blocks.
       const settlementBound = (): number => (grace + 60) * 1000;
-      const daemon = new Daemon(info, service, { devnet, store, chain, engine, api, live, report, signer, apiUrl, pin, settlementBound, clock, log, stopUpkeep, reachability: reached });
+      const daemon = new Daemon(info, service, { devnet, store, chain, engine, api, live, report, signer, apiUrl, pin, settlementBound, clock, log, stopUpkeep, reachability: reached, gpuModels: () => gpuHealth.catalogue() });
       if (certificate) {
         const stopRenewal = startCertificateRenewal({ config, current: certificate, clock, log, onRenewed: (renewed) => daemon.certificateRenewed(renewed) });
         daemon.stopRenewal = stopRenewal;
@@ -325,12 +350,12 @@ export class Daemon {
    */
   reload(next: ProviderConfig): ReloadOutcome {
     const { live, report, pin, log } = this.parts;
-    const before = metadataOf(live.view, report, pin.sha256);
+    const before = metadataOf(live.view, report, { tlsSha256: pin.sha256, gpuModels: this.parts.gpuModels() });
     const outcome = live.apply(next);
     for (const change of outcome.applied) log.info({ key: change.key }, `config reloaded: ${describeChange(change)}`);
     for (const change of outcome.needRestart) log.warn({ key: change.key }, `config change not applied (takes a restart): ${describeChange(change)}`);
     if (outcome.applied.length + outcome.needRestart.length === 0) log.info('config reloaded: nothing changed');
-    const metadata = metadataOf(live.view, report, pin.sha256);
+    const metadata = metadataOf(live.view, report, { tlsSha256: pin.sha256, gpuModels: this.parts.gpuModels() });
     if (metadata !== before) this.updateRegistration(metadata, 'on-chain metadata updated with the new prices');
     return outcome;
   }
@@ -343,7 +368,7 @@ export class Daemon {
     const { api, live, report, pin } = this.parts;
     api.setCertificate({ cert: renewed.certPem, key: renewed.keyPem });
     pin.sha256 = renewed.info.sha256;
-    this.updateRegistration(metadataOf(live.view, report, pin.sha256), 'on-chain TLS pin updated to the renewed certificate');
+    this.updateRegistration(metadataOf(live.view, report, { tlsSha256: pin.sha256, gpuModels: this.parts.gpuModels() }), 'on-chain TLS pin updated to the renewed certificate');
   }
 
   private registrationUpdate: Promise<void> = Promise.resolve();

@@ -3,6 +3,8 @@ import type {
   CheckpointView,
   DaemonStatus,
   ReachabilityView,
+  GpuHealthStatusView,
+  GpuModelOffer,
   EarningsView,
   LeaseView,
   LogEntry,
@@ -49,6 +51,8 @@ export interface ProviderServiceDeps {
   reachability?: () => ReachabilityView | null;
   /** Logs of leases whose container is removed. */
   logArchive?: LogArchive;
+  /** The GPU models on this machine and each GPU's health (the health monitor's view). */
+  gpus: { catalogue: () => GpuModelOffer[]; health: () => GpuHealthStatusView[] };
 }
 
 /** The longest a tenant's or operator's view waits on the backend before it answers without it. */
@@ -89,6 +93,7 @@ export class EngineProviderService implements ProviderService {
         minimumPerLease: p.minimumPerLease,
       },
       maxLeaseDurationSeconds: config.admission.maxLeaseDurationSeconds,
+      gpuModels: this.deps.gpus.catalogue(),
     };
   }
 
@@ -242,6 +247,7 @@ export class EngineProviderService implements ProviderService {
       docker: { reachable },
       chain: { headBlock, cursorBlock: this.deps.cursorBlock() ?? null },
       reachability: this.deps.reachability?.() ?? null,
+      gpus: this.deps.gpus.health(),
     };
   }
 

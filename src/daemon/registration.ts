@@ -1,5 +1,5 @@
 import { getAddress, keccak256, toUtf8Bytes, type Wallet } from 'ethers';
-import type { CapacityReport } from '../capacity';
+import type { CapacityReport, GpuModelInfo } from '../capacity';
 import { outcomeOf, tokenAt, type ChainClient } from '../chain';
 import type { ProviderConfig } from '../config';
 import { ProviderError, describeError } from '../errors';
@@ -15,10 +15,12 @@ export function payoutAddressOf(config: Pick<ProviderConfig, 'settlement'>, prov
 const REGISTRATION_TIMEOUT_MS = 180_000;
 
 /**
- * The on-chain metadata: what this provider sells and at what price (stable across restarts), and
- * the SHA-256 pin of the API's certificate (tenants refuse any other; a renewal re-registers).
+ * The on-chain metadata: what this provider sells and at what price (stable across restarts), the
+ * GPU models tenants filter on, and the SHA-256 pin of the API's certificate (tenants refuse any
+ * other; a renewal re-registers).
  */
-export function metadataOf(config: ProviderConfig, report: CapacityReport, tlsSha256?: string): string {
+export function metadataOf(config: ProviderConfig, report: CapacityReport, extra: { tlsSha256?: string | undefined; gpuModels?: readonly GpuModelInfo[] } = {}): string {
+  const { tlsSha256, gpuModels = [] } = extra;
   const gpus = new Map<string, number>();
   for (const gpu of report.allocatable.gpus) {
     const name = gpu.profile ? `${gpu.model} ${gpu.profile}` : gpu.model;
@@ -29,6 +31,18 @@ export function metadataOf(config: ProviderConfig, report: CapacityReport, tlsSh
     cpuMillis: report.allocatable.cpuMillis,
     memoryBytes: report.allocatable.memoryBytes,
     gpus: Object.fromEntries(gpus),
+    // What tenants filter on. Health is the count on sale when this was written (at start and on
+    // reload): /v1/offer has it live.
+    ...(gpuModels.length === 0 ? {} : { gpuModels: gpuModels.map((m) => ({
+      model: m.model,
+      profile: m.profile,
+      memoryBytes: m.memoryBytes,
+      driverVersion: m.driverVersion,
+      cudaVersion: m.cudaVersion,
+      pcie: m.pcie,
+      total: m.total,
+      healthy: m.healthy,
+    })) }),
     pricing: {
       perLeaseSecond: config.pricing.perLeaseSecond,
       perCpuSecond: config.pricing.perCpuSecond,

@@ -6,7 +6,6 @@ import type { CapacityReport } from '../capacity';
 import { keystoreSettings, loadKeystore, marketplaceAt, tokenAt, type Env } from '../chain';
 import type { ProviderConfig } from '../config';
 import { describeError, isProviderError } from '../errors';
-import { buildDeviceRequests, containerError, gpuEnv } from '../runtime';
 import { formatBytes } from '../util/bytes';
 import type { Clock } from '../util/clock';
 import { withTimeout } from '../util/with-timeout';
@@ -15,6 +14,7 @@ import type { RegistrationSource } from './tls-checks';
 import { PinnedTransport } from '../tenant';
 import { readCertificateInfo } from '../tls';
 import type { ReachabilityProbes } from './reachability';
+import { testGpuPassthrough } from './gpu-passthrough-test';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
 
@@ -100,38 +100,24 @@ export async function checkGpuPassthrough(ctx: DoctorContext): Promise<CheckResu
   return runGpuContainer(ctx, uuid);
 }
 
-/** `nvidia-smi -L` in a throwaway container, given the GPU exactly as a lease would get it. */
+/** `nvidia-smi -L` in a throwaway container (see testGpuPassthrough). */
 async function runGpuContainer(ctx: DoctorContext, uuid: string): Promise<CheckResult> {
-  const { mode, driverCapabilities } = ctx.config.gpu;
-  let container: Docker.Container | undefined;
-  try {
-    container = await ctx.docker.createContainer({
-      Image: ctx.gpuTestImage,
-      Cmd: ['nvidia-smi', '-L'],
-      Env: gpuEnv([uuid], mode, driverCapabilities),
-      Labels: { 'provider.doctor': 'true' },
-      HostConfig: { DeviceRequests: buildDeviceRequests([uuid], mode), NetworkMode: 'none' },
-    });
-    await container.start();
-    const running = container;
-    const result = (await withTimeout('the GPU test container', ctx.timeoutMs * 3, () => running.wait())) as { StatusCode: number };
-    const output = (await container.logs({ stdout: true, stderr: true })).toString('utf8').replace(/[\x00-\x08]/g, '').trim();
-    if (result.StatusCode !== 0) {
-      return fail('gpu-passthrough', `nvidia-smi -L in a container exited ${result.StatusCode}: ${output.slice(0, 200)}`, 'check the NVIDIA Container Toolkit set-up (provisioners/nvidia/README.md)');
-    }
-    if (!output.includes(uuid)) {
-      return fail('gpu-passthrough', `the container does not see ${uuid}: ${output.slice(0, 200)}`, 'check gpu.mode and the toolkit set-up');
-    }
-    return pass('gpu-passthrough', `a container given ${uuid} (${mode} mode) sees it`);
-  } catch (err) {
-    const mapped = containerError(err, 'CONTAINER_START_FAILED', 'GPU test container');
-    if (mapped.code === 'IMAGE_NOT_FOUND' || /no such image/i.test(mapped.message)) {
-      return fail('gpu-passthrough', `the test image ${ctx.gpuTestImage} is not on this machine`, `docker pull ${ctx.gpuTestImage}, or pass --gpu-test-image`);
-    }
-    return fail('gpu-passthrough', mapped.message, mapped.fix ?? null);
-  } finally {
-    await container?.remove({ force: true }).catch(() => undefined);
-  }
+  const verdict = await testGpuPassthrough(ctx.docker, { image: ctx.gpuTestImage, uuid, gpu: ctx.config.gpu, timeoutMs: ctx.timeoutMs * 3 });
+  if (verdict.ok) return pass('gpu-passthrough', verdict.detail);
+  return fail('gpu-passthrough', verdict.detail, verdict.gpusBroken ? verdict.fix : `${verdict.fix ?? ''}, or pass --gpu-test-image`);
+}
+
+/** Each GPU's health by gpu.health's rules, from the capacity read. */
+export function checkGpuHealth(ctx: DoctorContext): CheckResult {
+  const lines = ctx.capacity.gpuHealth;
+  if (!lines || lines.length === 0) return skip('gpu-health', 'no GPU was read');
+  const sick = lines.filter((line) => !line.healthy);
+  if (sick.length === 0) return pass('gpu-health', `${lines.length} GPU(s) healthy (ECC, pending retirement, throttling, temperature)`);
+  return warn(
+    'gpu-health',
+    sick.map((line) => `GPU ${line.index} (${line.uuid}) unhealthy: ${line.reason}`).join('; '),
+    'the daemon keeps an unhealthy GPU off sale until it reads healthy for gpu.health.recoverAfterSeconds; a reset (`nvidia-smi -r -i <index>`, with nothing running on it) clears pending retirements',
+  );
 }
 
 export function checkDisk(ctx: DoctorContext): CheckResult {

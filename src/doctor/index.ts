@@ -7,6 +7,7 @@ import {
   checkClock,
   checkDisk,
   checkDocker,
+  checkGpuHealth,
   checkGpuPassthrough,
   checkKey,
   checkSandbox,
@@ -21,6 +22,8 @@ import { checkReachability } from './reachability';
 export type { ReachabilityProbes } from './reachability';
 export type { CheckResult, CheckStatus, DoctorContext } from './checks';
 export type { RegistrationSource } from './tls-checks';
+export { testGpuPassthrough } from './gpu-passthrough-test';
+export type { PassthroughVerdict } from './gpu-passthrough-test';
 
 /**
  * Every preflight check, in the order an operator fixes things: the engine, its sandbox, the GPUs through it,
@@ -35,6 +38,7 @@ export async function runDoctor(ctx: DoctorContext): Promise<CheckResult[]> {
     ['cgroup', () => checkCgroup(ctx)],
     ['sandbox', () => checkSandbox(ctx)],
     ['gpu-passthrough', () => checkGpuPassthrough(ctx)],
+    ['gpu-health', () => checkGpuHealth(ctx)],
     ['disk', () => checkDisk(ctx)],
     ['api-port', () => checkApiPort(ctx)],
     ['reachability', () => (ctx.reachability ? checkReachability(ctx, ctx.reachability) : { id: 'reachability', status: 'skip' as const, detail: 'not checked', fix: null })],

@@ -1,3 +1,5 @@
+import { gpuFilter, type GpuFacts } from './gpu-constraints';
+import type { AllocatableGpu } from '../capacity';
 import { randomBytes } from 'node:crypto';
 import { getAddress, type Signer, type TypedDataDomain } from 'ethers';
 import type { AllocationLedger } from '../capacity';
@@ -28,6 +30,8 @@ export interface AdmissionDeps {
   funding: { require(tenant: string, deposit: bigint, signal?: AbortSignal): Promise<void> };
   /** What the manifest's image is, in its registry or on this host; refuses one that cannot be pulled. */
   images: { resolve(reference: string, options: ResolveOptions): Promise<ResolvedImage> };
+  /** What every GPU unit this machine sells is (free or not), and its driver: the gpus constraints are judged on them. */
+  gpus?: { units: () => readonly AllocatableGpu[]; facts: () => GpuFacts };
 }
 
 export interface AdmittedQuote {
@@ -141,6 +145,7 @@ export class Admission {
     const nowSeconds = Math.floor(clock.now() / 1000);
     const expiresAt = nowSeconds + config.pricing.quoteTtlSeconds;
     const hostPorts = pickHostPorts(config.runtime.portRange, this.deps.portsInUse(), (manifest.ports ?? []).length);
+    const acceptGpu = this.deps.gpus ? gpuFilter(manifest.resources.gpus, this.deps.gpus.units(), this.deps.gpus.facts()) : undefined;
     const models = new Map(ledger.free().gpus.map((gpu) => [gpu.uuid, gpu.profile ? `${gpu.model} ${gpu.profile}` : gpu.model]));
     // Synchronous from here to the ledger's answer: two racing quotes are served one after the other.
     const held = ledger.reserve({
@@ -149,6 +154,7 @@ export class Admission {
       memoryBytes: manifest.resources.memoryBytes,
       diskBytes: manifest.resources.diskBytes ?? 0,
       gpus: manifest.resources.gpus,
+      acceptGpu,
       expiresAt: expiresAt * 1000,
     });
     try {

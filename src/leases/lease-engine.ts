@@ -162,6 +162,33 @@ export class LeaseEngine {
     }
   }
 
+  /**
+   * A GPU went bad under leases (gpu health). Each lease holding it (or a MIG device of it) is
+   * told in its history and the log; when `fatal`, it is ended with gpu-failed and billed no
+   * further than `atMs`, when the failure was seen.
+   */
+  async gpuUnhealthy(gpuUuid: string, detail: string, options: { fatal: boolean; atMs: number }): Promise<string[]> {
+    const { store, ledger, log } = this.deps;
+    const affected: string[] = [];
+    for (const hold of ledger.holdersOfGpu(gpuUuid)) {
+      if (hold.kind !== 'lease') continue;
+      const leaseId = hold.holder.slice(leaseHolder('').length);
+      const lease = store.leases.get(leaseId);
+      if (!lease || !['pulling', 'starting', 'running'].includes(lease.state)) continue;
+      affected.push(leaseId);
+      const event = options.fatal ? 'gpu-failed' : 'gpu-unhealthy';
+      store.leases.update(leaseId, {}, { fromState: lease.state, toState: lease.state, event, reason: `GPU ${gpuUuid}: ${detail}`, at: Math.floor(options.atMs / 1000) });
+      if (!options.fatal) {
+        log.warn({ leaseId, gpuUuid, detail }, 'a GPU of this lease is unhealthy: it is off sale, the lease runs on');
+        continue;
+      }
+      log.error({ leaseId, gpuUuid, detail }, 'a GPU of this lease failed: ending the lease (gpu-failed), billed to the failure');
+      this.meter.billUntil(leaseId, Math.floor(options.atMs / 1000));
+      await this.dispatch(leaseId, { type: 'end-requested', reason: 'gpu-failed' }, `GPU ${gpuUuid} failed: ${detail}`);
+    }
+    return affected;
+  }
+
   stopAccepting(): void {
     this.accepting = false;
   }

@@ -45,8 +45,18 @@ export class LeaseMeter {
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly timelines = new Map<string, UsageTimeline>();
   private readonly following = new Set<string>();
+  /** Unix seconds past which a lease is not billed: when its GPU was seen to fail. */
+  private readonly billedUntil = new Map<string, number>();
 
   constructor(private readonly deps: MeterDeps) {}
+
+  /**
+   * Bills the lease no further than `atSeconds` (its GPU failed then): the samples while it is
+   * stopped and its final record stop there. Kept in memory: a restart mid-stop bills to the stop.
+   */
+  billUntil(leaseId: string, atSeconds: number): void {
+    this.billedUntil.set(leaseId, atSeconds);
+  }
 
   /** The workload started now: its timeline begins (never before the chain's start of the lease). */
   begin(leaseId: string, containerId: string): void {
@@ -105,7 +115,7 @@ export class LeaseMeter {
       if (!counters) return;
       const confirmed = (await this.deps.confirmedChainTime?.()) ?? Number.MAX_SAFE_INTEGER;
       const current = store.leases.get(leaseId) ?? lease;
-      const at = Math.min(Math.floor(clock.now() / 1000), chainEnd(current), confirmed);
+      const at = Math.min(Math.floor(clock.now() / 1000), chainEnd(current), confirmed, this.billedUntil.get(leaseId) ?? Number.MAX_SAFE_INTEGER);
       this.append(current, timeline, timeline.sample(at, counters));
     });
   }
@@ -149,18 +159,21 @@ export class LeaseMeter {
       const target = Math.max(endedAt, timeline.state().boundary);
       await this.awaitConfirmedTime(target);
       const current = store.leases.get(leaseId) ?? lease;
-      let at = Math.min(target, chainEnd(current));
+      let at = Math.min(target, chainEnd(current), Math.max(state0(timeline), this.billedUntil.get(leaseId) ?? Number.MAX_SAFE_INTEGER));
       // Time is billed in whole seconds: a lease that ran and ended within its first second is
       // billed that second (it gets a record, and so a final checkpoint with its result); so is
       // one that ended within the second of its last sample having used CPU or traffic since.
       const state = timeline.state();
       const unbilled = final !== undefined && timeline.unbilled(final);
-      if ((state.nextSeq === 0 || unbilled) && at <= state.boundary) at = Math.min(state.boundary + 1, chainEnd(current));
+      // A lease billed until its GPU failed gets no second past that, unless it has no record at all.
+      const capped = this.billedUntil.has(leaseId) && state.nextSeq > 0;
+      if ((state.nextSeq === 0 || unbilled) && at <= state.boundary && !capped) at = Math.min(state.boundary + 1, chainEnd(current));
       if (at > state.boundary) await this.awaitConfirmedTime(at);
       this.append(current, timeline, timeline.finish(at, final));
     }
     store.leases.update(leaseId, { endedAt, logsSha256, resultDigest: resultDigest(lease.exitCode, logsSha256) });
     this.timelines.delete(leaseId);
+    this.billedUntil.delete(leaseId);
   }
 
   /** Waits (bounded) until the follower has handled the chain up to `at`, so a close before it is known. */
@@ -216,6 +229,10 @@ export class LeaseMeter {
   private callSignal(): AbortSignal {
     return this.deps.tasks.within(this.deps.backendTimeoutMs ?? 30_000);
   }
+}
+
+function state0(timeline: UsageTimeline): number {
+  return timeline.state().boundary;
 }
 
 /** The end of billable time: the chain's end of the lease (closedAt, else startedAt + maxDuration). */

@@ -16,6 +16,7 @@ const STOP_REASONS: Record<EndReason, StopReason> = {
   'tenant-closed': 'tenant-closed',
   'operator-drain': 'drain',
   'disk-quota': 'disk-quota',
+  'gpu-failed': 'failed',
   'container-vanished': 'requested',
   'pull-failed': 'failed',
   'start-failed': 'failed',

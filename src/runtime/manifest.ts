@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ProviderError } from '../errors';
+import { parseBytes } from '../util/bytes';
 
 /**
  * What a tenant asks to run (DESIGN §3.3). Every object is strict: a key that is not here
@@ -14,6 +15,9 @@ const GiB = 2 ** 30;
  * A Docker image reference: `[registry[:port]/]path[:tag][@sha256:digest]`. Upper case, spaces,
  * `..` and shell metacharacters never reach the engine.
  */
+/** A dotted version number, as nvidia-smi prints the driver and CUDA versions. */
+const VERSION = /^\d{1,4}(\.\d{1,4}){0,3}$/;
+
 const IMAGE_REF =
   /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]{1,5})?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 
@@ -51,6 +55,20 @@ export const resourcesSchema = z
         count: z.number().int().min(0).max(16),
         /** A GPU model as nvidia-smi names it; any when left out. */
         model: z.string().min(1).max(128).optional(),
+        /** Each GPU (or MIG device) has at least this much memory, in bytes... */
+        minMemoryBytes: z.number().int().positive().optional(),
+        /** ...or as a size with a unit (`40GiB`, `80 GB`). */
+        minMemory: z
+          .string()
+          .max(32)
+          .refine((text) => parseBytes(text) !== undefined, 'expected a size such as 40GiB')
+          .optional(),
+        /** The driver supports at least this CUDA version (`12.2`). */
+        minCudaVersion: z.string().regex(VERSION, 'expected a version such as 12.2').optional(),
+        /** The NVIDIA driver is at least this version (`535.129.03`). */
+        minDriverVersion: z.string().regex(VERSION, 'expected a version such as 535.129.03').optional(),
+        /** A MIG device of this profile (`3g.20gb`) rather than a whole GPU. */
+        migProfile: z.string().min(1).max(32).optional(),
       })
       .default({ count: 0 }),
     /** /dev/shm size; the provider default when left out. */

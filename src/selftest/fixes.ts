@@ -94,6 +94,8 @@ export function endReasonFix(reason: EndReason, facts: FixFacts): string {
       return 'the daemon is draining: wait for it to finish, then restart it: provider start';
     case 'disk-quota':
       return 'the workload writes nothing: look at the daemon\'s disk check (runtime.diskCheckIntervalSeconds) in its log';
+    case 'gpu-failed':
+      return 'a GPU of this machine failed under the lease: see `provider capacity` for its health, and the kernel log for Xid errors';
     case 'container-vanished':
       return 'something outside the daemon removed the lease\'s container (a docker prune?): stop it and run selftest again';
     case 'refused':

@@ -39,6 +39,8 @@ export const END_REASONS = [
   'tenant-closed',
   'operator-drain',
   'disk-quota',
+  /** The GPU under it failed (lost, a fatal Xid or ECC error): billed to the moment the daemon saw it. */
+  'gpu-failed',
   'container-vanished',
   'pull-failed',
   'start-failed',

@@ -98,6 +98,7 @@ export class FakeProviderService implements ProviderService {
         minimumPerLease: '0',
       },
       maxLeaseDurationSeconds: 86_400,
+      gpuModels: [],
     };
   }
 
@@ -338,6 +339,7 @@ export class FakeProviderService implements ProviderService {
       docker: { reachable: true },
       chain: { headBlock: 10, cursorBlock: 9 },
       reachability: null,
+      gpus: [],
     };
   }
 

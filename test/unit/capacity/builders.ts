@@ -27,6 +27,7 @@ export function aGpu(overrides: Partial<Gpu> & { migDevices?: MigDevice[] } = {}
     cudaVersion: '12.2',
     memory: { totalBytes: 40 * GiB, usedBytes: 0, freeBytes: 40 * GiB, reservedBytes: 0 },
     utilization: { gpuPercent: 0, memoryPercent: 0 },
+    pcie: { currentGen: 4, maxGen: 4, currentWidth: 16, maxWidth: 16 },
     mig: migDevices ? { current: 'enabled', pending: 'enabled', devices: migDevices } : { current: 'disabled', pending: 'disabled', devices: [] },
     ...rest,
   };

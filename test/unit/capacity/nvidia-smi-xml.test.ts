@@ -22,6 +22,7 @@ describe('parseNvidiaSmiXml', () => {
           cudaVersion: '12.2',
           memory: { totalBytes: 24564 * MiB, usedBytes: 1128 * MiB, freeBytes: 23090 * MiB, reservedBytes: 346 * MiB },
           utilization: { gpuPercent: 7, memoryPercent: 3 },
+          pcie: { currentGen: 4, maxGen: 4, currentWidth: 16, maxWidth: 16 },
           mig: { current: null, pending: null, devices: [] },
         },
       ],
@@ -68,6 +69,7 @@ describe('parseNvidiaSmiXml', () => {
       memory: { totalBytes: 40960 * MiB, usedBytes: 57 * MiB, freeBytes: 40298 * MiB, reservedBytes: 605 * MiB },
       // Under MIG the card reports no utilisation of its own: N/A must read as unknown, not 0.
       utilization: { gpuPercent: null, memoryPercent: null },
+      pcie: { currentGen: 4, maxGen: 4, currentWidth: 16, maxWidth: 16 },
       mig: {
         current: 'enabled',
         pending: 'enabled',
@@ -123,6 +125,7 @@ describe('parseNvidiaSmiXml', () => {
           cudaVersion: '11.6',
           memory: { totalBytes: 15360 * MiB, usedBytes: 2 * MiB, freeBytes: 15109 * MiB, reservedBytes: 249 * MiB },
           utilization: { gpuPercent: 0, memoryPercent: 0 },
+          pcie: { currentGen: 3, maxGen: 3, currentWidth: 16, maxWidth: 16 },
           mig: { current: null, pending: null, devices: [] },
         },
       ],
@@ -159,6 +162,16 @@ describe('parseNvidiaSmiXml', () => {
           memory: { totalBytes: 16160 * MiB, usedBytes: 0, freeBytes: 16160 * MiB, reservedBytes: null },
           utilization: { gpuPercent: 0, memoryPercent: 0 },
           mig: { current: null, pending: null, devices: [] },
+          pcie: { currentGen: null, maxGen: null, currentWidth: null, maxWidth: null },
+          health: {
+            temperatureCelsius: null,
+            eccUncorrectableVolatile: null,
+            pendingRetirement: false,
+            remapPending: false,
+            remapFailure: false,
+            activeClockEvents: [],
+            recoveryAction: null,
+          },
         },
       ],
     });

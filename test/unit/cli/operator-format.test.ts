@@ -68,6 +68,7 @@ describe('operator output', () => {
       leases: NONE,
       docker: { reachable: true },
       chain: { headBlock: 1, cursorBlock: 1 },
+      gpus: [],
     };
     const upnp = formatStatus({ ...base, reachability: { path: 'upnp', url: 'http://11.0.0.1:8420', verified: 'outside', detail: 'UPnP-IGD at 192.168.1.1 maps 11.0.0.1:8420 to this machine\'s port 8420', fix: null } });
     expect(upnp).toContain('reachable  upnp at http://11.0.0.1:8420: verified from outside\n');
@@ -91,6 +92,7 @@ describe('operator output', () => {
       docker: { reachable: false },
       chain: { headBlock: null, cursorBlock: 7 },
       reachability: null,
+      gpus: [],
     });
     expect(text).toContain('chain      chain id 31337 (LOCAL DEVNET: tokens are worthless), RPC not answering, events handled to block 7\n');
     expect(text).toContain('docker     NOT reachable\n');

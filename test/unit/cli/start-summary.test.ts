@@ -13,6 +13,7 @@ const STATUS: DaemonStatus = {
   docker: { reachable: true },
   chain: { headBlock: 120, cursorBlock: 119 },
   reachability: null,
+  gpus: [],
 };
 
 const OFFER = {

@@ -21,6 +21,7 @@ function anOffer(overrides: Partial<Offer> & { gpus?: Offer['free']['gpus']; per
       minimumPerLease: '0',
     },
     maxLeaseDurationSeconds: 86_400,
+    gpuModels: [],
     ...rest,
   };
 }
