@@ -35,6 +35,8 @@ export class ProviderMetrics {
   private readonly meteringLag: Gauge;
   private readonly firewallRestores: Counter;
   private readonly rateLimited: Counter<'action' | 'scope'>;
+  private readonly gpuUtilization: Gauge<'uuid'>;
+  private readonly gpuMemoryUsed: Gauge<'uuid'>;
 
   constructor(options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -70,6 +72,18 @@ export class ProviderMetrics {
       labelNames: ['action', 'scope'],
       registers,
     });
+    this.gpuUtilization = new Gauge({
+      name: 'provider_gpu_utilization_ratio',
+      help: 'Utilisation (0..1) of each GPU a running lease holds, at its last usage sample; a MIG slice shows its parent GPU\'s (none while MIG is on).',
+      labelNames: ['uuid'],
+      registers,
+    });
+    this.gpuMemoryUsed = new Gauge({
+      name: 'provider_gpu_memory_used_bytes',
+      help: 'Device memory in use on each GPU or MIG slice a running lease holds, at its last usage sample.',
+      labelNames: ['uuid'],
+      registers,
+    });
     for (const state of LEASE_STATES) this.leases.set({ state }, 0);
     this.setEarnings({ claimed: 0n, finalised: 0n, withdrawn: 0n });
     this.meteringLag.set(0);
@@ -94,6 +108,16 @@ export class ProviderMetrics {
     this.memory.set({ kind: 'allocated' }, allocated.memoryBytes);
     this.gpus.set({ kind: 'allocatable' }, allocatable.gpus);
     this.gpus.set({ kind: 'allocated' }, allocated.gpus);
+  }
+
+  /** The latest readings of the GPUs running leases hold; a GPU no running lease holds is dropped. */
+  setGpuReadings(readings: readonly { uuid: string; utilization: number | null; memoryUsedBytes: number | null }[]): void {
+    this.gpuUtilization.reset();
+    this.gpuMemoryUsed.reset();
+    for (const { uuid, utilization, memoryUsedBytes } of readings) {
+      if (utilization !== null) this.gpuUtilization.set({ uuid }, utilization);
+      if (memoryUsedBytes !== null) this.gpuMemoryUsed.set({ uuid }, memoryUsedBytes);
+    }
   }
 
   /** `reason`: a short fixed word (an error code such as TX_REVERTED), never free text. */

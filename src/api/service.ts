@@ -109,6 +109,26 @@ export interface UsageView {
   /** Every record so far, each with its Merkle proof against the latest checkpoint's usageRoot. */
   records: { record: UsageRecord; proof: string[] }[];
   checkpoints: CheckpointView[];
+  /**
+   * What the lease's GPUs were doing at the end of each usage record (every record stored, not only
+   * checkpointed ones). Informational: billing is allocated GPU-seconds, and these figures are in
+   * no leaf or signature. Empty for a lease without GPUs.
+   */
+  gpus: GpuReadingView[];
+}
+
+/** One GPU (or MIG slice) of a lease, as read at the end of usage record `seq`. */
+export interface GpuReadingView {
+  seq: number;
+  /** Unix seconds. */
+  at: number;
+  uuid: string;
+  /** A MIG slice's GPU: nvidia-smi reads utilisation per physical GPU only, so the slice's is its GPU's (null while MIG is on). */
+  parentUuid: string | null;
+  /** 0..1; null when the driver reports none. */
+  utilization: number | null;
+  memoryUsedBytes: number | null;
+  memoryTotalBytes: number | null;
 }
 
 export interface LogQuery {
@@ -171,6 +191,8 @@ export interface OperatorLeaseDetail extends OperatorLeaseSummary {
   chainSettled: boolean;
   transitions: { from: string; to: string; event: string; reason: string | null; at: number }[];
   checkpoints: { seq: number; cumulativeAmount: bigint; periodEnd: number; status: CheckpointStatus; final: boolean; countersigned: boolean }[];
+  /** The latest reading of each GPU the lease holds; empty without GPUs or readings. */
+  gpus: GpuReadingView[];
 }
 
 /**

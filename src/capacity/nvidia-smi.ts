@@ -1,5 +1,6 @@
 import { ProviderError } from '../errors';
 import { ExecError, type Exec } from '../util/exec';
+import { parseUtilizationCsv, UTILIZATION_QUERY_ARGS, type GpuUtilizationRow } from './gpu-utilization';
 import { parseNvidiaSmiList, type ListedGpu } from './nvidia-smi-list';
 import { parseNvidiaSmiXml, toInventory } from './nvidia-smi-xml';
 import type { GpuInventory } from './types';
@@ -50,6 +51,11 @@ export class NvidiaSmi {
       warnings.push(`MIG device UUIDs unknown: \`${this.options.path} -L\` failed (${reason}), so MIG devices cannot be offered`);
     }
     return { inventory: toInventory(xml, listed), warnings };
+  }
+
+  /** Every GPU's utilisation and memory in one run (the CSV query). Throws as `query` does. */
+  async utilization(signal?: AbortSignal): Promise<GpuUtilizationRow[]> {
+    return parseUtilizationCsv(await this.run(UTILIZATION_QUERY_ARGS, signal));
   }
 
   private async run(args: readonly string[], outer: AbortSignal | undefined): Promise<string> {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Wallet } from 'ethers';
 import type { AddressInfo } from 'node:net';
-import { AllocationLedger, createCapacityDetector, type CapacityReport } from '../capacity';
+import { AllocationLedger, createCapacityDetector, createGpuSampler, type CapacityReport } from '../capacity';
 import {
   ChainClient,
   keystoreSettings,
@@ -201,6 +201,8 @@ export class Daemon {
         clock,
         log: log.child({ component: 'leases' }),
         confirmedChainTime: confirmedTime,
+        // Only a machine that sells GPUs reads their utilisation.
+        gpus: report.allocatable.gpus.length > 0 ? createGpuSampler(config, { exec, env, clock }) : undefined,
       });
       const running = engine;
       cleanups.push(() => running.stop());

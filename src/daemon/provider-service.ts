@@ -149,7 +149,7 @@ export class EngineProviderService implements ProviderService {
     // Records up to the latest checkpoint, each with its proof against that checkpoint's root;
     // newer records are shown once a checkpoint covers them.
     const records = latest ? this.deps.store.usage.forLease(lease.leaseId).slice(0, Number(latest.recordCount)) : [];
-    return { leaseId: lease.leaseId, rates: lease.rates, records: usageProofs(records), checkpoints: checkpoints.map(checkpointView) };
+    return { leaseId: lease.leaseId, rates: lease.rates, records: usageProofs(records), checkpoints: checkpoints.map(checkpointView), gpus: this.deps.store.usage.gpuForLease(lease.leaseId) };
   }
 
   async countersign(leaseId: string, seq: number, tenant: string, signature: string): Promise<CheckpointView> {

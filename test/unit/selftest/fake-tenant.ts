@@ -157,7 +157,7 @@ export class FakeTenant implements SelftestTenant {
       tenantSignature: null,
       status: 'signed',
     };
-    return Promise.resolve({ leaseId: String(leaseId), rates: RATES, records: [{ record, proof: [] }], checkpoints: [checkpoint] });
+    return Promise.resolve({ leaseId: String(leaseId), rates: RATES, records: [{ record, proof: [] }], checkpoints: [checkpoint], gpus: [] });
   }
 
   async verifyUsage(view: UsageView): Promise<{ latest: CheckpointView; total: bigint; coveredUntil: bigint }> {
