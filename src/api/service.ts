@@ -1,5 +1,6 @@
 import type { Allocation, Checkpoint, Quote, Rates, UsageRecord } from '../chain';
 import type { LeaseState, EndReason } from '../leases';
+import type { SignedBenchmarks } from '../benchmark';
 import type { Manifest } from '../runtime';
 
 /**
@@ -61,6 +62,12 @@ export interface Offer {
     minimumPerLease: string;
   };
   maxLeaseDurationSeconds: number;
+  /**
+   * The provider's signed GPU benchmark (`provider gpu-bench`): figures per GPU UUID, EIP-191 signed
+   * by the provider key over canonical JSON. Check it with verifyBenchmarks before trusting it.
+   * Null when none was run.
+   */
+  benchmarks: SignedBenchmarks | null;
 }
 
 export interface QuoteResponse {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { signedBenchmarksSchema } from '../benchmark';
 import type { LeaseState, EndReason } from '../leases';
 import type { Checkpoint, Quote, Rates, UsageRecord } from '../chain';
 import type {
@@ -103,6 +104,8 @@ export const offerWire = z.object({
     minimumPerLease: amountWire,
   }),
   maxLeaseDurationSeconds: count,
+  // A provider from before benchmarks sends none.
+  benchmarks: signedBenchmarksSchema.nullable().default(null),
 });
 
 export const quoteResponseWire = z.object({

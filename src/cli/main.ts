@@ -16,6 +16,7 @@ import { registerEarningsCommand } from './earnings-command';
 import { registerWithdrawCommand } from './withdraw-command';
 import { registerSelftestCommand } from './selftest-command';
 import { registerDisputeCommand } from './dispute-command';
+import { registerGpuBenchCommand } from './gpu-bench-command';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -52,6 +53,7 @@ export function buildProgram(io: CliIo): Command {
   registerWithdrawCommand(program, io);
   registerSelftestCommand(program, io);
   registerDisputeCommand(program, io);
+  registerGpuBenchCommand(program, io);
   for (const command of program.commands) command.exitOverride().configureOutput(program.configureOutput());
   return program;
 }

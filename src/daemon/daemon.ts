@@ -23,6 +23,8 @@ import { Settler } from '../settlement';
 import { openStore, storePathFor, type Store } from '../store';
 import type { Clock } from '../util/clock';
 import type { Exec } from '../util/exec';
+import { loadBenchmarks, type SignedBenchmarks } from '../benchmark';
+import { runGpuBench } from './gpu-bench';
 import { EngineProviderService } from './provider-service';
 import { startApi, tenantFunding, type RunningApi } from './api';
 import { confirmedChainTime } from './chain-time';
@@ -211,6 +213,14 @@ export class Daemon {
       step('recovering leases from the store and Docker');
       await engine.start();
       chain.start();
+      if (config.gpu.benchmark.atStart && report.allocatable.gpus.length > 0) {
+        // Before the API serves quotes, so only recovered leases hold GPUs: those are skipped.
+        step('benchmarking the idle GPUs (gpu.benchmark.atStart)');
+        const bench = await runGpuBench({ config, report, signer, held: ledger.list().flatMap((a) => a.gpuUuids), docker, clock, log: log.child({ component: 'gpu-bench' }), signal: options.signal });
+        for (const skip of bench.skipped) log.info({ uuid: skip.uuid }, `GPU benchmark skipped: ${skip.reason}`);
+        for (const failure of bench.failed) log.warn({ uuid: failure.uuid, code: failure.code, fix: failure.fix }, failure.message);
+      }
+      const benchmarks = (): Promise<SignedBenchmarks | null> => loadBenchmarks(config.dataDir, provider);
 
       // ---- registration, then the API
       const apiUrl = config.api.publicUrl ?? localApiUrl(config);
@@ -220,7 +230,7 @@ export class Daemon {
         outbox: store.outbox,
         signer,
         apiUrl,
-        metadata: metadataOf(config, report),
+        metadata: metadataOf(config, report, await benchmarks()),
         payout: payoutAddressOf(config, signer.address),
         log,
         signal: options.signal,
@@ -242,6 +252,7 @@ export class Daemon {
         startedAt: Math.floor(clock.now() / 1000),
         clock,
         cursorBlock: () => following.cursor(),
+        benchmarks,
       });
       const api = await startApi({ config, service, store, ledger, chain, provider, clock, log });
       cleanups.push(() => api.close());

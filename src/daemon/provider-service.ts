@@ -14,6 +14,7 @@ import type {
   UsageView,
   WithdrawResult,
 } from '../api';
+import type { SignedBenchmarks } from '../benchmark';
 import type { AllocationLedger } from '../capacity';
 import { CHECKPOINT_TYPES, decodeMarketplaceLog, tokenAt, type ChainClient, type TxOutcome } from '../chain';
 import type { ProviderConfig } from '../config';
@@ -44,6 +45,8 @@ export interface ProviderServiceDeps {
   clock: Clock;
   /** The follower's stored cursor. */
   cursorBlock: () => number | undefined;
+  /** The signed GPU benchmark to publish (read from the data dir); none when absent. */
+  benchmarks?: () => Promise<SignedBenchmarks | null>;
 }
 
 /** The longest a tenant's or operator's view waits on the backend before it answers without it. */
@@ -84,6 +87,7 @@ export class EngineProviderService implements ProviderService {
         minimumPerLease: p.minimumPerLease,
       },
       maxLeaseDurationSeconds: config.admission.maxLeaseDurationSeconds,
+      benchmarks: (await this.deps.benchmarks?.()) ?? null,
     };
   }
 

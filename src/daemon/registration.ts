@@ -1,4 +1,5 @@
 import { getAddress, keccak256, toUtf8Bytes, type Wallet } from 'ethers';
+import type { SignedBenchmarks } from '../benchmark';
 import type { CapacityReport } from '../capacity';
 import { outcomeOf, tokenAt, type ChainClient } from '../chain';
 import type { ProviderConfig } from '../config';
@@ -15,7 +16,7 @@ export function payoutAddressOf(config: Pick<ProviderConfig, 'settlement'>, prov
 const REGISTRATION_TIMEOUT_MS = 180_000;
 
 /** The on-chain metadata: what this provider sells and at what price (stable across restarts). */
-export function metadataOf(config: ProviderConfig, report: CapacityReport): string {
+export function metadataOf(config: ProviderConfig, report: CapacityReport, benchmarks: SignedBenchmarks | null = null): string {
   const gpus = new Map<string, number>();
   for (const gpu of report.allocatable.gpus) {
     const name = gpu.profile ? `${gpu.model} ${gpu.profile}` : gpu.model;
@@ -35,6 +36,8 @@ export function metadataOf(config: ProviderConfig, report: CapacityReport): stri
       perGiBEgress: config.pricing.perGiBEgress,
       minimumPerLease: config.pricing.minimumPerLease,
     },
+    // The signed summary as the offer serves it: anyone reading the chain can check it (verifyBenchmarks).
+    ...(benchmarks ? { benchmarks } : {}),
   });
 }
 

@@ -98,6 +98,7 @@ export class FakeProviderService implements ProviderService {
         minimumPerLease: '0',
       },
       maxLeaseDurationSeconds: 86_400,
+      benchmarks: null,
     };
   }
 

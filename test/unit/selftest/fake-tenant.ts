@@ -24,6 +24,7 @@ export function anOffer(overrides: { gpus?: Offer['free']['gpus']; accepting?: b
     free: { cpuMillis: overrides.cpuMillis ?? 2000, memoryBytes: 2 ** 32, diskBytes: 2 ** 34, gpus: overrides.gpus ?? [] },
     rateCard: { perLeaseSecond: '10', perCpuSecond: '1000', perGiBMemorySecond: '0', perGpuSecond: '5000', perGpuSecondByModel: {}, perGiBEgress: '0', minimumPerLease: '0' },
     maxLeaseDurationSeconds: 86_400,
+    benchmarks: null,
   };
 }
 
