@@ -21,7 +21,8 @@ export function registerGpuBenchCommand(program: Command, io: CliIo): void {
       const { config } = ctx.loaded;
       const report = await createCapacityDetector(config, { exec: io.exec, env: io.env, clock: io.clock }).detect();
       if (report.allocatable.gpus.length === 0) {
-        io.stderr.write(`no GPU is offered on this machine${report.gpus.ok ? '' : `: ${report.gpus.reason}`}\n`);
+        const why = report.gpus.ok ? report.allocatable.gpusNotOffered[0]?.detail : report.gpus.reason;
+        io.stderr.write(`no GPU is offered on this machine, so none is benchmarked${why ? `: ${why}` : ''} (provider capacity shows why)\n`);
         throw new CliExit(1);
       }
       const signer = config.network ? await loadKeystore(keystoreSettings(config.keystore, config.dataDir), io.env) : new Wallet(devPrivateKey(DEV_ACCOUNT.provider));
