@@ -17,6 +17,7 @@ export type {
   CheckpointView,
   LeaseView,
   UsageView,
+  GpuReadingView,
   LogQuery,
   LogEntry,
   DaemonStatus,

@@ -40,6 +40,8 @@ export class ProviderMetrics {
   private readonly gpuTemperature: Gauge<'uuid'>;
   private readonly gpuXids: Counter<'uuid'>;
   private readonly xidsCounted = new Map<string, number>();
+  private readonly gpuUtilization: Gauge<'uuid'>;
+  private readonly gpuMemoryUsed: Gauge<'uuid'>;
 
   constructor(options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -78,6 +80,18 @@ export class ProviderMetrics {
     this.gpuHealthy = new Gauge({ name: 'provider_gpu_healthy', help: 'Whether a GPU is healthy and on sale (1) or withdrawn by the health monitor (0).', labelNames: ['uuid', 'model'], registers });
     this.gpuTemperature = new Gauge({ name: 'provider_gpu_temperature_celsius', help: 'GPU temperature at the health monitor\'s last read.', labelNames: ['uuid'], registers });
     this.gpuXids = new Counter({ name: 'provider_gpu_xid_errors_total', help: 'Xid errors the kernel logged for a GPU since the daemon started.', labelNames: ['uuid'], registers });
+    this.gpuUtilization = new Gauge({
+      name: 'provider_gpu_utilization_ratio',
+      help: 'Utilisation (0..1) of each GPU a running lease holds, at its last usage sample; a MIG slice shows its parent GPU\'s (none while MIG is on).',
+      labelNames: ['uuid'],
+      registers,
+    });
+    this.gpuMemoryUsed = new Gauge({
+      name: 'provider_gpu_memory_used_bytes',
+      help: 'Device memory in use on each GPU or MIG slice a running lease holds, at its last usage sample.',
+      labelNames: ['uuid'],
+      registers,
+    });
     for (const state of LEASE_STATES) this.leases.set({ state }, 0);
     this.setEarnings({ claimed: 0n, finalised: 0n, withdrawn: 0n });
     this.meteringLag.set(0);
@@ -112,6 +126,16 @@ export class ProviderMetrics {
       const counted = this.xidsCounted.get(gpu.uuid) ?? 0;
       this.gpuXids.inc({ uuid: gpu.uuid }, Math.max(0, gpu.xidErrors - counted));
       this.xidsCounted.set(gpu.uuid, Math.max(counted, gpu.xidErrors));
+    }
+  }
+
+  /** The latest readings of the GPUs running leases hold; a GPU no running lease holds is dropped. */
+  setGpuReadings(readings: readonly { uuid: string; utilization: number | null; memoryUsedBytes: number | null }[]): void {
+    this.gpuUtilization.reset();
+    this.gpuMemoryUsed.reset();
+    for (const { uuid, utilization, memoryUsedBytes } of readings) {
+      if (utilization !== null) this.gpuUtilization.set({ uuid }, utilization);
+      if (memoryUsedBytes !== null) this.gpuMemoryUsed.set({ uuid }, memoryUsedBytes);
     }
   }
 

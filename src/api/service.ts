@@ -1,5 +1,6 @@
 import type { Allocation, Checkpoint, Quote, Rates, UsageRecord } from '../chain';
 import type { LeaseState, EndReason } from '../leases';
+import type { SignedBenchmarks } from '../benchmark';
 import type { Manifest } from '../runtime';
 
 /**
@@ -93,6 +94,12 @@ export interface Offer {
     minimumPerLease: string;
   };
   maxLeaseDurationSeconds: number;
+  /**
+   * The provider's signed GPU benchmark (`provider gpu-bench`): figures per GPU UUID, EIP-191 signed
+   * by the provider key over canonical JSON. Check it with verifyBenchmarks before trusting it.
+   * Null when none was run.
+   */
+  benchmarks: SignedBenchmarks | null;
 }
 
 export interface QuoteResponse {
@@ -141,6 +148,26 @@ export interface UsageView {
   /** Every record so far, each with its Merkle proof against the latest checkpoint's usageRoot. */
   records: { record: UsageRecord; proof: string[] }[];
   checkpoints: CheckpointView[];
+  /**
+   * What the lease's GPUs were doing at the end of each usage record (every record stored, not only
+   * checkpointed ones). Informational: billing is allocated GPU-seconds, and these figures are in
+   * no leaf or signature. Empty for a lease without GPUs.
+   */
+  gpus: GpuReadingView[];
+}
+
+/** One GPU (or MIG slice) of a lease, as read at the end of usage record `seq`. */
+export interface GpuReadingView {
+  seq: number;
+  /** Unix seconds. */
+  at: number;
+  uuid: string;
+  /** A MIG slice's GPU: nvidia-smi reads utilisation per physical GPU only, so the slice's is its GPU's (null while MIG is on). */
+  parentUuid: string | null;
+  /** 0..1; null when the driver reports none. */
+  utilization: number | null;
+  memoryUsedBytes: number | null;
+  memoryTotalBytes: number | null;
 }
 
 export interface LogQuery {
@@ -216,6 +243,8 @@ export interface OperatorLeaseDetail extends OperatorLeaseSummary {
   chainSettled: boolean;
   transitions: { from: string; to: string; event: string; reason: string | null; at: number }[];
   checkpoints: { seq: number; cumulativeAmount: bigint; periodEnd: number; status: CheckpointStatus; final: boolean; countersigned: boolean }[];
+  /** The latest reading of each GPU the lease holds; empty without GPUs or readings. */
+  gpus: GpuReadingView[];
 }
 
 /**

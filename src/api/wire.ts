@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { signedBenchmarksSchema } from '../benchmark';
 import type { LeaseState, EndReason } from '../leases';
 import type { Checkpoint, Quote, Rates, UsageRecord } from '../chain';
 import type {
@@ -128,6 +129,8 @@ export const offerWire = z.object({
     minimumPerLease: amountWire,
   }),
   maxLeaseDurationSeconds: count,
+  // A provider from before benchmarks sends none.
+  benchmarks: signedBenchmarksSchema.nullable().default(null),
 });
 
 export const quoteResponseWire = z.object({
@@ -160,11 +163,23 @@ export const leaseViewWire = z.object({
   lastCheckpoint: checkpointViewWire.nullable(),
 });
 
+export const gpuReadingWire = z.object({
+  seq: count,
+  at: unixSeconds,
+  uuid: z.string(),
+  parentUuid: z.string().nullable(),
+  utilization: z.number().min(0).max(1).nullable(),
+  memoryUsedBytes: count.nullable(),
+  memoryTotalBytes: count.nullable(),
+});
+
 export const usageViewWire = z.object({
   leaseId: z.string().regex(DECIMAL),
   rates: ratesWire,
   records: z.array(z.object({ record: usageRecordWire, proof: z.array(bytes32Wire) })),
   checkpoints: z.array(checkpointViewWire),
+  // A provider from before GPU readings sends none.
+  gpus: z.array(gpuReadingWire).default([]),
 });
 
 export const daemonStatusWire = z.object({
@@ -221,6 +236,7 @@ export const operatorLeaseDetailWire = operatorLeaseSummaryWire.extend({
   checkpoints: z.array(
     z.object({ seq: count, cumulativeAmount: uintWire, periodEnd: unixSeconds, status: checkpointStatusWire, final: z.boolean(), countersigned: z.boolean() }),
   ),
+  gpus: z.array(gpuReadingWire).default([]),
 });
 
 /** GET /v1/operator/earnings */

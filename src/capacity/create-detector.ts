@@ -5,6 +5,7 @@ import type { Exec } from '../util/exec';
 import { CapacityDetector, capacitySettings, type DockerSource } from './capacity-detector';
 import { DockerProbe } from './docker-probe';
 import { HostProbe, systemInformationSource } from './host-probe';
+import { GpuUtilizationSampler } from './gpu-utilization';
 import { NvidiaSmi } from './nvidia-smi';
 
 /** systeminformation shells out to df and reads /proc; a hung NFS mount must not hang detection. */
@@ -31,4 +32,15 @@ export function createCapacityDetector(config: ProviderConfig, wiring: CapacityW
   });
   const host = new HostProbe({ source: systemInformationSource(), timeoutMs: HOST_PROBE_TIMEOUT_MS });
   return new CapacityDetector({ host, gpus: nvidiaSmi, docker, clock: wiring.clock }, capacitySettings(config));
+}
+
+/**
+ * The sampler the meter reads GPU leases' utilisation from, or none when gpu.utilization.enabled
+ * is off. Its nvidia-smi runs bounded by gpu.utilization.timeoutMs, not the (longer) detection bound.
+ */
+export function createGpuSampler(config: ProviderConfig, wiring: CapacityWiring): GpuUtilizationSampler | undefined {
+  const { utilization } = config.gpu;
+  if (!utilization.enabled) return undefined;
+  const source = new NvidiaSmi({ exec: wiring.exec, path: config.gpu.nvidiaSmiPath ?? 'nvidia-smi', timeoutMs: utilization.timeoutMs, env: wiring.env });
+  return new GpuUtilizationSampler({ source, clock: wiring.clock, maxAgeMs: utilization.maxAgeSeconds * 1000 });
 }

@@ -1,8 +1,10 @@
 export { CapacityDetector, capacitySettings, nothingDetected } from './capacity-detector';
-export { createCapacityDetector, HOST_PROBE_TIMEOUT_MS } from './create-detector';
+export { createCapacityDetector, createGpuSampler, HOST_PROBE_TIMEOUT_MS } from './create-detector';
 export type { CapacityWiring } from './create-detector';
 export type { CapacitySettings, GpuSource, DockerSource, HostSource } from './capacity-detector';
 export { NvidiaSmi } from './nvidia-smi';
+export { GpuUtilizationSampler, parseUtilizationCsv, migMemoryOf, UTILIZATION_QUERY_ARGS } from './gpu-utilization';
+export type { GpuReading, GpuUtilizationRow, GpuReadSource, GpuSamplerOptions } from './gpu-utilization';
 export type { NvidiaSmiOptions, NvidiaSmiResult } from './nvidia-smi';
 export { parseNvidiaSmiXml, toInventory } from './nvidia-smi-xml';
 export { parseNvidiaSmiList } from './nvidia-smi-list';

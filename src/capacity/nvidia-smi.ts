@@ -1,5 +1,6 @@
 import { ProviderError } from '../errors';
 import { ExecError, type Exec } from '../util/exec';
+import { parseUtilizationCsv, UTILIZATION_QUERY_ARGS, type GpuUtilizationRow } from './gpu-utilization';
 import { parseNvidiaSmiList, type ListedGpu } from './nvidia-smi-list';
 import { parseNvidiaSmiXml, toInventory, type XmlInventory } from './nvidia-smi-xml';
 import type { GpuHealthReading, GpuInventory } from './types';
@@ -57,6 +58,11 @@ export class NvidiaSmi {
   /** `nvidia-smi -q -x` alone, for the health monitor's rounds. Throws as `query` does. */
   async readXml(signal?: AbortSignal): Promise<XmlInventory> {
     return parseNvidiaSmiXml(await this.run(['-q', '-x'], signal));
+  }
+
+  /** Every GPU's utilisation and memory in one run (the CSV query). Throws as `query` does. */
+  async utilization(signal?: AbortSignal): Promise<GpuUtilizationRow[]> {
+    return parseUtilizationCsv(await this.run(UTILIZATION_QUERY_ARGS, signal));
   }
 
   private async run(args: readonly string[], outer: AbortSignal | undefined): Promise<string> {

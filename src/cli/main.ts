@@ -17,6 +17,7 @@ import { registerWithdrawCommand } from './withdraw-command';
 import { registerSelftestCommand } from './selftest-command';
 import { registerDisputeCommand } from './dispute-command';
 import { registerTenantCommand } from './tenant';
+import { registerGpuBenchCommand } from './gpu-bench-command';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -54,6 +55,7 @@ export function buildProgram(io: CliIo): Command {
   registerSelftestCommand(program, io);
   registerDisputeCommand(program, io);
   registerTenantCommand(program, io);
+  registerGpuBenchCommand(program, io);
   for (const command of program.commands) command.exitOverride().configureOutput(program.configureOutput());
   return program;
 }

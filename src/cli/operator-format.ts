@@ -1,6 +1,7 @@
 import { formatUnits } from 'ethers';
 import type { DaemonStatus, EarningsView, GpuHealthStatusView, ReachabilityView, LogEntry, OperatorLeaseDetail, OperatorLeaseSummary, WithdrawResult } from '../api';
 import type { LeaseState } from '../leases';
+import { formatBytes } from '../util/bytes';
 import { table } from '../util/text-table';
 
 /**
@@ -111,7 +112,20 @@ export function formatLeaseDetail(lease: OperatorLeaseDetail, source: 'daemon' |
     for (const cp of lease.checkpoints) rows.push([String(cp.seq), cp.cumulativeAmount.toString(), time(cp.periodEnd), cp.status, cp.final ? 'yes' : 'no', cp.countersigned ? 'yes' : 'no']);
     out.push(...table(rows, '  '));
   }
+  if (lease.gpus.length > 0) {
+    out.push('', `GPUS (read ${time(lease.gpus[0]?.at ?? null)}; informational, billing is allocated GPU-seconds)`);
+    const rows = [['UUID', 'UTILISATION', 'MEMORY USED', 'OF']];
+    for (const gpu of lease.gpus) {
+      const utilization = gpu.utilization === null ? 'n/a' : `${Math.round(gpu.utilization * 100)}%`;
+      rows.push([gpu.uuid, gpu.parentUuid ? `${utilization} (of ${gpu.parentUuid}: MIG slices have none of their own)` : utilization, bytesText(gpu.memoryUsedBytes), bytesText(gpu.memoryTotalBytes)]);
+    }
+    out.push(...table(rows, '  '));
+  }
   return lines(out);
+}
+
+function bytesText(bytes: number | null): string {
+  return bytes === null ? 'n/a' : formatBytes(bytes);
 }
 
 export function formatEarnings(view: EarningsView, source: 'daemon' | 'store'): string {

@@ -223,6 +223,29 @@ export const gpuSchema = z
     passthroughCheckIntervalHours: z.number().nonnegative().default(6),
     /** The image the daemon's passthrough check runs `nvidia-smi -L` in (the NVIDIA hook mounts nvidia-smi into it); it must be on the host: the check never pulls. */
     passthroughCheckImage: z.string().min(1).default('debian:bookworm-slim'),
+    /** What each GPU lease did with its GPUs, read at the meter's sample points (informational: billing is allocated GPU-seconds). */
+    utilization: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        /** Bound on one `nvidia-smi --query-gpu` run; past it the sample is stored without GPU readings. */
+        timeoutMs: z.number().int().positive().default(5_000),
+        /** A reading younger than this answers every lease that samples meanwhile: one run for all leases. */
+        maxAgeSeconds: z.number().int().min(1).default(5),
+      })
+      .prefault({}),
+    /** `provider gpu-bench`: a short CUDA workload per offered GPU, signed and published with the offer. */
+    benchmark: z
+      .strictObject({
+        /** Built from provisioners/gpu-bench (see its README); must hold /usr/local/bin/gpu-bench. */
+        image: z.string().min(1).default('provider-gpu-bench:1'),
+        /** Run it for every idle offered GPU when the daemon starts (skipped on GPUs a lease holds). */
+        atStart: z.boolean().default(false),
+        /** Bound on one GPU's run, container start to exit. */
+        timeoutSeconds: z.number().int().min(5).max(600).default(60),
+        /** Memory limit of the benchmark container (host memory; device memory is the GPU's). */
+        memoryBytes: byteSize.refine((bytes) => bytes >= 64 * 2 ** 20, { message: 'expected at least 64 MiB' }).default(2 * 2 ** 30),
+      })
+      .prefault({}),
   })
   .prefault({});
 

@@ -11,7 +11,7 @@ import { isPaymentKey } from '../settlement';
 import type { Store } from '../store';
 import type { Clock } from '../util/clock';
 import { StoreLeaseDirectory } from './lease-directory';
-import { storeEarnings } from './operator-views';
+import { runningGpuReadings, storeEarnings } from './operator-views';
 
 export interface RunningApi {
   address: AddressInfo;
@@ -131,6 +131,7 @@ async function refreshMetrics(metrics: ProviderMetrics, options: StartApiOptions
     if (lease.timeline) lag = Math.max(lag, now - lease.timeline.boundary);
   }
   metrics.setMeteringLag(lag);
+  metrics.setGpuReadings(runningGpuReadings(store));
   const finalised = (await providerAccount(chain.marketplace, provider)).earnings;
   const failures = store.outbox.failed().filter((entry) => isPaymentKey(entry.key));
   reportedFailures(metrics, failures.length, failures.map((f) => f.errorCode ?? 'TX_REVERTED'));

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Wallet } from 'ethers';
 import type { AddressInfo } from 'node:net';
-import { AllocationLedger, createCapacityDetector, type CapacityReport, type DockerSource } from '../capacity';
+import { AllocationLedger, createCapacityDetector, createGpuSampler, type CapacityReport, type DockerSource } from '../capacity';
 import {
   ChainClient,
   keystoreSettings,
@@ -24,6 +24,8 @@ import type { LeaseBackend } from '../runtime';
 import { openStore, storePathFor, type Store } from '../store';
 import type { Clock } from '../util/clock';
 import type { Exec } from '../util/exec';
+import { loadBenchmarks, type SignedBenchmarks } from '../benchmark';
+import { runGpuBench } from './gpu-bench';
 import { EngineProviderService } from './provider-service';
 import { startApi, tenantFunding, type RunningApi } from './api';
 import { confirmedChainTime } from './chain-time';
@@ -102,6 +104,8 @@ export class Daemon {
       stopUpkeep: () => Promise<void>;
       reachability: Reachability;
       gpuModels: () => GpuModelOffer[];
+      /** The signed GPU benchmark the registration carries (read at start). */
+      publishedBenchmarks: SignedBenchmarks | null;
     },
   ) {}
 
@@ -234,6 +238,8 @@ export class Daemon {
         clock,
         log: log.child({ component: 'leases' }),
         confirmedChainTime: confirmedTime,
+        // Only a machine that sells GPUs reads their utilisation.
+        gpus: report.allocatable.gpus.length > 0 ? createGpuSampler(config, { exec, env, clock }) : undefined,
       });
       const running = engine;
       cleanups.push(() => running.stop());
@@ -248,6 +254,18 @@ export class Daemon {
         ((uuid: string, signal: AbortSignal) => testGpuPassthrough(docker, { image: config.gpu.passthroughCheckImage, uuid, gpu: config.gpu, timeoutMs: config.docker.requestTimeoutMs * 3, signal }));
       const gpuHealth = await startGpuHealth({ config, report, ledger, engine: running, exec, env, clock, log, passthrough, backend });
       cleanups.push(() => gpuHealth.stop());
+
+      if (config.gpu.benchmark.atStart && report.allocatable.gpus.length > 0) {
+        // Before the API serves quotes, so only recovered leases hold GPUs: those are skipped.
+        step('benchmarking the idle GPUs (gpu.benchmark.atStart)');
+        const bench = await runGpuBench({ config, report, signer, held: ledger.list().flatMap((a) => a.gpuUuids), docker, clock, log: log.child({ component: 'gpu-bench' }), signal: options.signal });
+        for (const skip of bench.skipped) log.info({ uuid: skip.uuid }, `GPU benchmark skipped: ${skip.reason}`);
+        for (const failure of bench.failed) log.warn({ uuid: failure.uuid, code: failure.code, fix: failure.fix }, failure.message);
+      }
+      const benchmarks = (): Promise<SignedBenchmarks | null> => loadBenchmarks(config.dataDir, provider);
+
+      // The on-chain metadata carries the summary signed when this start began; the offer reads it live.
+      const publishedBenchmarks = await benchmarks();
 
       // ---- the certificate, the API, how tenants reach it, then the registration (with the pin) that tells them
       const certificate = config.api.tls.enabled ? await ensureCertificate({ config, now: clock.now(), log }) : undefined;
@@ -273,6 +291,7 @@ export class Daemon {
         reachability: () => reachability?.status ?? null,
         logArchive,
         gpus: gpuHealth,
+        benchmarks,
       });
       const api = await startApi({ config, service, store, ledger, backend, chain, provider, clock, log, gpuHealth: () => gpuHealth.health(), ...(certificate ? { tls: { cert: certificate.certPem, key: certificate.keyPem } } : {}) });
       cleanups.push(() => api.close());
@@ -302,7 +321,7 @@ export class Daemon {
         outbox: store.outbox,
         signer,
         apiUrl,
-        metadata: metadataOf(config, report, { tlsSha256: pin.sha256, gpuModels: gpuHealth.catalogue() }),
+        metadata: metadataOf(config, report, { tlsSha256: pin.sha256, gpuModels: gpuHealth.catalogue(), benchmarks: publishedBenchmarks }),
         payout: payoutAddressOf(config, signer.address),
         log,
         signal: options.signal,
@@ -330,7 +349,7 @@ export class Daemon {
       // A drained lease is billed once its final checkpoint is paid or claimed: within the
       // tenant's countersign grace plus a few blocks.
       const settlementBound = (): number => (grace + 60) * 1000;
-      const daemon = new Daemon(info, service, { devnet, store, chain, engine, api, live, report, signer, apiUrl, pin, settlementBound, clock, log, stopUpkeep, reachability: reached, gpuModels: () => gpuHealth.catalogue() });
+      const daemon = new Daemon(info, service, { devnet, store, chain, engine, api, live, report, signer, apiUrl, pin, settlementBound, clock, log, stopUpkeep, reachability: reached, gpuModels: () => gpuHealth.catalogue(), publishedBenchmarks });
       if (certificate) {
         const stopRenewal = startCertificateRenewal({ config, current: certificate, clock, log, onRenewed: (renewed) => daemon.certificateRenewed(renewed) });
         daemon.stopRenewal = stopRenewal;
@@ -350,12 +369,12 @@ export class Daemon {
    */
   reload(next: ProviderConfig): ReloadOutcome {
     const { live, report, pin, log } = this.parts;
-    const before = metadataOf(live.view, report, { tlsSha256: pin.sha256, gpuModels: this.parts.gpuModels() });
+    const before = metadataOf(live.view, report, { tlsSha256: pin.sha256, gpuModels: this.parts.gpuModels(), benchmarks: this.parts.publishedBenchmarks });
     const outcome = live.apply(next);
     for (const change of outcome.applied) log.info({ key: change.key }, `config reloaded: ${describeChange(change)}`);
     for (const change of outcome.needRestart) log.warn({ key: change.key }, `config change not applied (takes a restart): ${describeChange(change)}`);
     if (outcome.applied.length + outcome.needRestart.length === 0) log.info('config reloaded: nothing changed');
-    const metadata = metadataOf(live.view, report, { tlsSha256: pin.sha256, gpuModels: this.parts.gpuModels() });
+    const metadata = metadataOf(live.view, report, { tlsSha256: pin.sha256, gpuModels: this.parts.gpuModels(), benchmarks: this.parts.publishedBenchmarks });
     if (metadata !== before) this.updateRegistration(metadata, 'on-chain metadata updated with the new prices');
     return outcome;
   }
@@ -368,7 +387,7 @@ export class Daemon {
     const { api, live, report, pin } = this.parts;
     api.setCertificate({ cert: renewed.certPem, key: renewed.keyPem });
     pin.sha256 = renewed.info.sha256;
-    this.updateRegistration(metadataOf(live.view, report, { tlsSha256: pin.sha256, gpuModels: this.parts.gpuModels() }), 'on-chain TLS pin updated to the renewed certificate');
+    this.updateRegistration(metadataOf(live.view, report, { tlsSha256: pin.sha256, gpuModels: this.parts.gpuModels(), benchmarks: this.parts.publishedBenchmarks }), 'on-chain TLS pin updated to the renewed certificate');
   }
 
   private registrationUpdate: Promise<void> = Promise.resolve();

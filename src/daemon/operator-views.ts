@@ -1,5 +1,5 @@
 import { getAddress } from 'ethers';
-import { wire, type EarningsView, type OperatorLeaseDetail, type OperatorLeaseSummary } from '../api';
+import { wire, type EarningsView, type GpuReadingView, type OperatorLeaseDetail, type OperatorLeaseSummary } from '../api';
 import { ProviderError } from '../errors';
 import type { EndReason, LeaseState } from '../leases';
 import { TERMINAL_STATES } from '../vocabulary';
@@ -42,7 +42,13 @@ export function leaseDetail(store: Store, leaseId: string): OperatorLeaseDetail 
       final: cp.final,
       countersigned: cp.tenantSig !== null,
     })),
+    gpus: store.usage.latestGpu(lease.leaseId),
   };
+}
+
+/** The latest reading of every GPU a running lease holds: what /metrics exports. */
+export function runningGpuReadings(store: Store): GpuReadingView[] {
+  return store.leases.list({ states: ['running', 'stopping'] }).flatMap((lease) => store.usage.latestGpu(lease.leaseId));
 }
 
 /**

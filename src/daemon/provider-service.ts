@@ -17,6 +17,7 @@ import type {
   UsageView,
   WithdrawResult,
 } from '../api';
+import type { SignedBenchmarks } from '../benchmark';
 import type { AllocationLedger } from '../capacity';
 import { CHECKPOINT_TYPES, decodeMarketplaceLog, tokenAt, type ChainClient, type TxOutcome } from '../chain';
 import type { ProviderConfig } from '../config';
@@ -53,6 +54,8 @@ export interface ProviderServiceDeps {
   logArchive?: LogArchive;
   /** The GPU models on this machine and each GPU's health (the health monitor's view). */
   gpus: { catalogue: () => GpuModelOffer[]; health: () => GpuHealthStatusView[] };
+  /** The signed GPU benchmark to publish (read from the data dir); none when absent. */
+  benchmarks?: () => Promise<SignedBenchmarks | null>;
 }
 
 /** The longest a tenant's or operator's view waits on the backend before it answers without it. */
@@ -94,6 +97,7 @@ export class EngineProviderService implements ProviderService {
       },
       maxLeaseDurationSeconds: config.admission.maxLeaseDurationSeconds,
       gpuModels: this.deps.gpus.catalogue(),
+      benchmarks: (await this.deps.benchmarks?.()) ?? null,
     };
   }
 
@@ -159,7 +163,7 @@ export class EngineProviderService implements ProviderService {
     // Records up to the latest checkpoint, each with its proof against that checkpoint's root;
     // newer records are shown once a checkpoint covers them.
     const records = latest ? this.deps.store.usage.forLease(lease.leaseId).slice(0, Number(latest.recordCount)) : [];
-    return { leaseId: lease.leaseId, rates: lease.rates, records: usageProofs(records), checkpoints: checkpoints.map(checkpointView) };
+    return { leaseId: lease.leaseId, rates: lease.rates, records: usageProofs(records), checkpoints: checkpoints.map(checkpointView), gpus: this.deps.store.usage.gpuForLease(lease.leaseId) };
   }
 
   async countersign(leaseId: string, seq: number, tenant: string, signature: string): Promise<CheckpointView> {

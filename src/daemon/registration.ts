@@ -1,4 +1,5 @@
 import { getAddress, keccak256, toUtf8Bytes, type Wallet } from 'ethers';
+import type { SignedBenchmarks } from '../benchmark';
 import type { CapacityReport, GpuModelInfo } from '../capacity';
 import { outcomeOf, tokenAt, type ChainClient } from '../chain';
 import type { ProviderConfig } from '../config';
@@ -16,11 +17,15 @@ const REGISTRATION_TIMEOUT_MS = 180_000;
 
 /**
  * The on-chain metadata: what this provider sells and at what price (stable across restarts), the
- * GPU models tenants filter on, and the SHA-256 pin of the API's certificate (tenants refuse any
- * other; a renewal re-registers).
+ * GPU models tenants filter on, the signed GPU benchmark, and the SHA-256 pin of the API's
+ * certificate (tenants refuse any other; a renewal re-registers).
  */
-export function metadataOf(config: ProviderConfig, report: CapacityReport, extra: { tlsSha256?: string | undefined; gpuModels?: readonly GpuModelInfo[] } = {}): string {
-  const { tlsSha256, gpuModels = [] } = extra;
+export function metadataOf(
+  config: ProviderConfig,
+  report: CapacityReport,
+  extra: { tlsSha256?: string | undefined; gpuModels?: readonly GpuModelInfo[]; benchmarks?: SignedBenchmarks | null } = {},
+): string {
+  const { tlsSha256, gpuModels = [], benchmarks = null } = extra;
   const gpus = new Map<string, number>();
   for (const gpu of report.allocatable.gpus) {
     const name = gpu.profile ? `${gpu.model} ${gpu.profile}` : gpu.model;
@@ -52,6 +57,8 @@ export function metadataOf(config: ProviderConfig, report: CapacityReport, extra
       perGiBEgress: config.pricing.perGiBEgress,
       minimumPerLease: config.pricing.minimumPerLease,
     },
+    // The signed summary as the offer serves it: anyone reading the chain can check it (verifyBenchmarks).
+    ...(benchmarks ? { benchmarks } : {}),
     ...(tlsSha256 ? { tls: { sha256: tlsSha256 } } : {}),
   });
 }

@@ -9,7 +9,7 @@ import type { Clock } from '../util/clock';
 import { HOLDING_STATES } from '../vocabulary';
 import { QUOTE_HOLD_GRACE_SECONDS, leaseHolder, quoteHolder, type Admission } from './admission';
 import { ChainInbox } from './inbox';
-import { LeaseMeter } from './meter';
+import { LeaseMeter, type MeterDeps } from './meter';
 import { LeaseOrchestrator, type EffectExecutors } from './orchestrator';
 import { resume, type ObservedWorkload } from './recovery';
 import { SettlementLoop, type LeaseSettlement } from './settlement-loop';
@@ -34,6 +34,8 @@ export interface LeaseEngineDeps {
   logArchive?: LogArchive;
   /** See MeterDeps.confirmedChainTime. */
   confirmedChainTime?: () => Promise<number | undefined>;
+  /** See MeterDeps.gpus. */
+  gpus?: MeterDeps['gpus'];
   /** Bounds on backend calls and waits (tests shorten them). */
   timeouts?: { backendMs?: number; stopGraceMs?: number; confirmWaitMs?: number };
 }
@@ -84,6 +86,7 @@ export class LeaseEngine {
       confirmedChainTime: deps.confirmedChainTime,
       backendTimeoutMs: deps.timeouts?.backendMs,
       confirmWaitMs: deps.timeouts?.confirmWaitMs,
+      gpus: deps.gpus,
     });
     this.workload = new WorkloadExecutor({
       config,

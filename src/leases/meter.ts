@@ -1,3 +1,4 @@
+import type { GpuReading } from '../capacity';
 import type { ProviderConfig } from '../config';
 import { describeError } from '../errors';
 import type { Logger } from '../log';
@@ -32,6 +33,11 @@ export interface MeterDeps {
   backendTimeoutMs?: number;
   /** The longest the final record waits for the chain to be confirmed up to the lease's end. */
   confirmWaitMs?: number;
+  /**
+   * What a GPU lease's GPUs are doing, read beside its counters at each sample and stored with the
+   * record (informational). Never asked for a lease without GPUs; absent: no readings.
+   */
+  gpus?: { read(uuids: readonly string[], signal?: AbortSignal): Promise<GpuReading[]> };
 }
 
 /**
@@ -111,13 +117,29 @@ export class LeaseMeter {
       if (!lease || !['running', 'stopping'].includes(lease.state)) return;
       const timeline = this.timelineOf(lease);
       if (!timeline) return;
-      const counters = await backend.counters(lease.runtimeId, { signal: this.callSignal() });
+      const [counters, gpus] = await Promise.all([backend.counters(lease.runtimeId, { signal: this.callSignal() }), this.readGpus(lease)]);
       if (!counters) return;
       const confirmed = (await this.deps.confirmedChainTime?.()) ?? Number.MAX_SAFE_INTEGER;
       const current = store.leases.get(leaseId) ?? lease;
       const at = Math.min(Math.floor(clock.now() / 1000), chainEnd(current), confirmed, this.billedUntil.get(leaseId) ?? Number.MAX_SAFE_INTEGER);
-      this.append(current, timeline, timeline.sample(at, counters));
+      this.append(current, timeline, timeline.sample(at, counters), gpus);
     });
+  }
+
+  /** The readings of the lease's GPUs; none for a CPU lease (nvidia-smi is not run) or when they cannot be read. */
+  private async readGpus(lease: StoredLease): Promise<GpuReading[]> {
+    const sampler = this.deps.gpus;
+    if (!sampler) return [];
+    const uuids = (lease.quoteNonce ? this.deps.store.quotes.get(lease.quoteNonce)?.allocation.gpuUuids : undefined) ?? [];
+    if (uuids.length === 0) return [];
+    try {
+      // Bounded by gpu.utilization.timeoutMs in the sampler; only shutdown stops the wait early.
+      return await sampler.read(uuids, this.deps.tasks.signal);
+    } catch (err) {
+      // Billing does not depend on it: the record is stored without readings.
+      this.deps.log.warn({ leaseId: lease.leaseId, err: describeError(err) }, 'could not read the utilisation of the lease\'s GPUs; the usage record is stored without it');
+      return [];
+    }
   }
 
   /** The last usage record (to the exit, or none for a vanished workload), the result digest, then usage-final. */
@@ -196,7 +218,7 @@ export class LeaseMeter {
     return timeline;
   }
 
-  private append(lease: StoredLease, timeline: UsageTimeline, interval: ReturnType<UsageTimeline['sample']>): void {
+  private append(lease: StoredLease, timeline: UsageTimeline, interval: ReturnType<UsageTimeline['sample']>, gpus: readonly GpuReading[] = []): void {
     if (!interval) return;
     // Billed as measured, but never above the allocation the quote committed: the kernel's
     // accounting can overshoot a CPU limit by a CFS period, and a record above it is disputable.
@@ -211,7 +233,7 @@ export class LeaseMeter {
     });
     const record = nextRecord(BigInt(lease.leaseId), this.deps.store.usage.last(lease.leaseId), lease.rates, usage);
     try {
-      this.deps.store.usage.append(lease.leaseId, record, timeline.state());
+      this.deps.store.usage.append(lease.leaseId, record, timeline.state(), gpus);
     } catch (err) {
       // The in-memory timeline and the store disagree: the store wins.
       this.timelines.delete(lease.leaseId);

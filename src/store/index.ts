@@ -3,7 +3,7 @@ export { Store, openStore, openStoreReadOnly, storePathFor } from './store';
 export type { MetaRepository } from './meta-repository';
 export type { QuoteRepository, StoredQuote, StoredAllocation, QuoteState } from './quote-repository';
 export type { LeaseRepository, StoredLease, StoredLeasePatch, StoredTimeline, TransitionRow } from './lease-repository';
-export type { UsageRepository } from './usage-repository';
+export type { UsageRepository, GpuUsageReading } from './usage-repository';
 export type { CheckpointRepository, CheckpointSummary, StoredCheckpoint } from './checkpoint-repository';
 export type { InboxRepository, InboxEvent } from './inbox-repository';
 export type { OutboxRepository, OutboxEntry, OutboxAttempt, OutboxState, NewIntent } from './outbox-repository';

@@ -236,4 +236,23 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX access_tokens_by_lease ON access_tokens (lease_id);
     `,
   },
+  {
+    id: 6,
+    name: 'GPU readings per usage record: utilisation and memory of each GPU or MIG slice a lease holds, at the record\'s end',
+    // Informational, beside the records and never in them: the v2 leaf (docs/settlement-v2.md)
+    // bills allocated GPU-seconds, and a reading the tenant cannot check has no place in a Merkle leaf.
+    up: `
+      CREATE TABLE usage_gpu_readings (
+        lease_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        uuid TEXT NOT NULL,
+        parent_uuid TEXT,
+        at INTEGER NOT NULL,
+        utilization REAL,
+        memory_used_bytes INTEGER,
+        memory_total_bytes INTEGER,
+        PRIMARY KEY (lease_id, seq, uuid)
+      );
+    `,
+  },
 ];

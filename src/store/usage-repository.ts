@@ -3,6 +3,30 @@ import type { Db } from './database';
 import { toJson } from './json';
 import type { StoredTimeline } from './lease-repository';
 
+/** One GPU (or MIG slice) of a lease as read at the end of usage record `seq`. Informational: not in the record. */
+export interface GpuUsageReading {
+  seq: number;
+  /** Unix seconds: the record's t1, when it was read. */
+  at: number;
+  uuid: string;
+  /** A MIG slice's GPU: `utilization` is that GPU's (nvidia-smi reads none per slice). */
+  parentUuid: string | null;
+  /** 0..1; null when the driver reports none. */
+  utilization: number | null;
+  memoryUsedBytes: number | null;
+  memoryTotalBytes: number | null;
+}
+
+interface GpuRow {
+  seq: number;
+  at: number;
+  uuid: string;
+  parent_uuid: string | null;
+  utilization: number | null;
+  memory_used_bytes: number | null;
+  memory_total_bytes: number | null;
+}
+
 interface UsageRow {
   lease_id: string;
   seq: number;
@@ -24,9 +48,10 @@ export class UsageRepository {
   /**
    * Stores a usage record and the lease's timeline state after it, together: a restart resumes
    * exactly where the stored records end. The record's index must be the next one and its total
-   * the last total plus its amount (no hole, no overlap, one running sum).
+   * the last total plus its amount (no hole, no overlap, one running sum). `gpus`: what the lease's
+   * GPUs were doing at the record's end, kept beside it.
    */
-  append(leaseId: string, record: UsageRecord, timeline: StoredTimeline): void {
+  append(leaseId: string, record: UsageRecord, timeline: StoredTimeline, gpus: readonly Omit<GpuUsageReading, 'seq' | 'at'>[] = []): void {
     this.db.transaction(() => {
       const last = this.db.prepare('SELECT seq, t1, total FROM usage_records WHERE lease_id = ? ORDER BY seq DESC LIMIT 1').get(leaseId) as
         | { seq: number; t1: number; total: string }
@@ -56,6 +81,12 @@ export class UsageRepository {
           record.amount.toString(),
           record.total.toString(),
         );
+      const insertGpu = this.db.prepare(
+        `INSERT INTO usage_gpu_readings (lease_id, seq, uuid, parent_uuid, at, utilization, memory_used_bytes, memory_total_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      for (const gpu of gpus) {
+        insertGpu.run(leaseId, Number(record.index), gpu.uuid, gpu.parentUuid, Number(record.t1), gpu.utilization, gpu.memoryUsedBytes, gpu.memoryTotalBytes);
+      }
       this.db.prepare('UPDATE leases SET timeline_json = ? WHERE lease_id = ?').run(toJson(timeline), leaseId);
     })();
   }
@@ -70,6 +101,37 @@ export class UsageRepository {
     const row = this.db.prepare('SELECT * FROM usage_records WHERE lease_id = ? ORDER BY seq DESC LIMIT 1').get(leaseId) as UsageRow | undefined;
     return row && recordFromRow(row);
   }
+
+  /** A lease's GPU readings, by record and UUID. */
+  gpuForLease(leaseId: string): GpuUsageReading[] {
+    const rows = this.db
+      .prepare('SELECT seq, at, uuid, parent_uuid, utilization, memory_used_bytes, memory_total_bytes FROM usage_gpu_readings WHERE lease_id = ? ORDER BY seq, uuid')
+      .all(leaseId) as GpuRow[];
+    return rows.map(gpuFromRow);
+  }
+
+  /** The latest reading of each GPU the lease holds (of its last record that has readings). */
+  latestGpu(leaseId: string): GpuUsageReading[] {
+    const rows = this.db
+      .prepare(
+        `SELECT seq, at, uuid, parent_uuid, utilization, memory_used_bytes, memory_total_bytes FROM usage_gpu_readings
+         WHERE lease_id = ? AND seq = (SELECT MAX(seq) FROM usage_gpu_readings WHERE lease_id = ?) ORDER BY uuid`,
+      )
+      .all(leaseId, leaseId) as GpuRow[];
+    return rows.map(gpuFromRow);
+  }
+}
+
+function gpuFromRow(r: GpuRow): GpuUsageReading {
+  return {
+    seq: r.seq,
+    at: r.at,
+    uuid: r.uuid,
+    parentUuid: r.parent_uuid,
+    utilization: r.utilization,
+    memoryUsedBytes: r.memory_used_bytes,
+    memoryTotalBytes: r.memory_total_bytes,
+  };
 }
 
 function recordFromRow(r: UsageRow): UsageRecord {

@@ -99,6 +99,7 @@ export class FakeProviderService implements ProviderService {
       },
       maxLeaseDurationSeconds: 86_400,
       gpuModels: [],
+      benchmarks: null,
     };
   }
 
@@ -196,7 +197,7 @@ export class FakeProviderService implements ProviderService {
 
   async usage(leaseId: string, tenant: string): Promise<UsageView> {
     const lease = this.owned(leaseId, tenant);
-    return lease.usage ?? { leaseId, rates: this.rates, records: [], checkpoints: [] };
+    return lease.usage ?? { leaseId, rates: this.rates, records: [], checkpoints: [], gpus: [] };
   }
 
   async countersign(leaseId: string, seq: number, tenant: string, signature: string): Promise<CheckpointView> {
@@ -231,6 +232,7 @@ export class FakeProviderService implements ProviderService {
       maxDurationSeconds: 3_600,
       exitCode: view.container?.exitCode ?? null,
       closedAt: null,
+      gpus: [],
       chainSettled: view.state === 'settled',
       transitions: [{ from: 'quoted', to: view.state, event: 'test', reason: 'put in by the test', at: view.openedAt ?? 0 }],
       checkpoints: (this.leases.get(leaseId)?.usage?.checkpoints ?? []).map((c) => ({

@@ -29,5 +29,5 @@ export async function signedUsageView(
     checkpoints.push({ seq: i + 1, checkpoint, providerSignature: await signCheckpoint(provider, domain, checkpoint), tenantSignature: null, status: 'signed' });
   }
   const covered = Number(checkpoints.at(-1)?.checkpoint.recordCount ?? 0n);
-  return { leaseId: leaseId.toString(), rates, records: usageProofs(records.slice(0, covered)), checkpoints };
+  return { leaseId: leaseId.toString(), rates, records: usageProofs(records.slice(0, covered)), checkpoints, gpus: [] };
 }

@@ -1,7 +1,7 @@
 import { AllocationLedger } from '../../../src/capacity';
 import { quoteNonceOf, type MarketplaceEvent } from '../../../src/chain';
 import { configSchema, type ProviderConfig } from '../../../src/config';
-import { LeaseEngine, quoteHolder, type LeaseSettlement } from '../../../src/leases';
+import { LeaseEngine, quoteHolder, type LeaseEngineDeps, type LeaseSettlement } from '../../../src/leases';
 import { silentLogger } from '../../../src/log';
 import { LogArchive, MemoryBackend, type MemoryProgram, type ManifestInput } from '../../../src/runtime';
 import { tempDir } from '../../support/cli-io';
@@ -67,6 +67,8 @@ export interface HarnessOptions {
   keepsFinalCounters?: boolean;
   /** Archive logs before removing a settled lease's workload (in a fresh temporary folder). */
   archive?: boolean;
+  /** The meter's GPU readings (a sampler over a fake nvidia-smi), on the harness's clock. */
+  gpus?: (clock: ManualClock) => LeaseEngineDeps['gpus'];
 }
 
 /**
@@ -107,6 +109,7 @@ export class EngineHarness {
 
   private newEngine(): LeaseEngine {
     return new LeaseEngine({
+      gpus: this.options.gpus?.(this.clock),
       config: this.config,
       store: this.store,
       ledger: this.ledger,
@@ -140,15 +143,15 @@ export class EngineHarness {
   }
 
   /** Our quote for `manifest`, held in the ledger, as Admission would have stored it. */
-  quote(nonce: string, manifest: ManifestInput = aManifest()): void {
-    const allocation = { cpuMillis: manifest.resources.cpuMillis, memoryBytes: manifest.resources.memoryBytes, diskBytes: 0, gpuUuids: [], gpuModels: [], hostPorts: [] };
+  quote(nonce: string, manifest: ManifestInput = aManifest(), gpuUuids: string[] = []): void {
+    const allocation = { cpuMillis: manifest.resources.cpuMillis, memoryBytes: manifest.resources.memoryBytes, diskBytes: 0, gpuUuids, gpuModels: gpuUuids.map(() => 'fake'), hostPorts: [] };
     this.store.quotes.insert({
       nonce,
       quoteHash: `0x${nonce.padStart(64, '0')}`,
       tenant: TENANT,
       manifest: manifest as unknown as Record<string, unknown>,
       manifestHash: MANIFEST_HASH,
-      quote: { provider: PROVIDER, tenant: TENANT, manifestHash: MANIFEST_HASH, rates: RATES, allocation: ALLOCATION, maxDuration: 600n, expiresAt: BigInt(T0 + 600), nonce: BigInt(nonce) },
+      quote: { provider: PROVIDER, tenant: TENANT, manifestHash: MANIFEST_HASH, rates: RATES, allocation: { ...ALLOCATION, gpuCount: BigInt(gpuUuids.length) }, maxDuration: 600n, expiresAt: BigInt(T0 + 600), nonce: BigInt(nonce) },
       signature: '0x',
       allocation,
       expiresAt: T0 + 600,
@@ -177,7 +180,7 @@ export class EngineHarness {
           startedAt: BigInt(Math.floor(this.clock.now() / 1000)),
           deposit: terms.deposit ?? 10n ** 18n,
           rates: RATES,
-          allocation: ALLOCATION,
+          allocation: this.store.quotes.get(nonce)?.quote.allocation ?? ALLOCATION,
         },
       }),
     ]);

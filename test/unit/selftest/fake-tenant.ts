@@ -25,6 +25,7 @@ export function anOffer(overrides: { gpus?: Offer['free']['gpus']; accepting?: b
     rateCard: { perLeaseSecond: '10', perCpuSecond: '1000', perGiBMemorySecond: '0', perGpuSecond: '5000', perGpuSecondByModel: {}, perGiBEgress: '0', minimumPerLease: '0' },
     maxLeaseDurationSeconds: 86_400,
     gpuModels: [],
+    benchmarks: null,
   };
 }
 
@@ -158,7 +159,7 @@ export class FakeTenant implements SelftestTenant {
       tenantSignature: null,
       status: 'signed',
     };
-    return Promise.resolve({ leaseId: String(leaseId), rates: RATES, records: [{ record, proof: [] }], checkpoints: [checkpoint] });
+    return Promise.resolve({ leaseId: String(leaseId), rates: RATES, records: [{ record, proof: [] }], checkpoints: [checkpoint], gpus: [] });
   }
 
   async verifyUsage(view: UsageView): Promise<{ latest: CheckpointView; total: bigint; coveredUntil: bigint }> {

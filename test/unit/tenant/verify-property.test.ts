@@ -273,7 +273,7 @@ async function aCase(rng: Rng): Promise<Case> {
   let records = proven.filter((_, i) => !plan.withheld.has(i));
   for (const i of plan.servedTwice) if (proven[i]) records.push(proven[i]);
   if (plan.shuffled) records = records.map((r) => ({ r, key: rng() })).sort((x, y) => x.key - y.key).map(({ r }) => r);
-  return { terms, leaseId, corruptions, view: { leaseId: leaseId.toString(), rates: terms.rates, records, checkpoints } };
+  return { terms, leaseId, corruptions, view: { leaseId: leaseId.toString(), rates: terms.rates, records, checkpoints, gpus: [] } };
 }
 
 type Outcome = 'accepted' | 'equivocation' | 'record' | 'pair' | 'missing' | 'checkpoint-order';

@@ -22,6 +22,7 @@ function anOffer(overrides: Partial<Offer> & { gpus?: Offer['free']['gpus']; per
     },
     maxLeaseDurationSeconds: 86_400,
     gpuModels: [],
+    benchmarks: null,
     ...rest,
   };
 }
