@@ -31,6 +31,8 @@ export type ErrorCode =
   | 'METHOD_NOT_ALLOWED'
   | 'INTERNAL'
   | 'OPERATOR_ONLY'
+  | 'OPERATOR_AUTH_REQUIRED'
+  | 'DASHBOARD_UNAVAILABLE'
   // tenant client: what a tenant finds wrong with a provider's answers
   | 'PROVIDER_UNREACHABLE'
   | 'PROVIDER_REFUSED'

@@ -1,5 +1,5 @@
 export { ApiServer, errorResponse } from './server';
-export type { Route, RouteContext, RouteResult, ApiServerOptions, ErrorBody } from './server';
+export type { Route, RouteContext, RouteResult, ApiServerOptions, ErrorBody, OperatorAccess } from './server';
 export { HTTP_STATUS } from './http-status';
 export {
   TenantAuthenticator,
@@ -37,3 +37,15 @@ export { localUrl, localApiUrl } from './local-url';
 export * as wire from './wire';
 export type { LogEnd, LogMessage } from './wire';
 export { RequestRateLimiter, KeyedBuckets, takeToken, addressKey, type BucketSettings, type BucketState, type RateLimitSettings, type TakeResult } from './rate-limit';
+export {
+  operatorHistoryRoutes,
+  capacityViewWire,
+  earningsHistoryWire,
+  recentErrorsWire,
+  type OperatorHistoryService,
+  type CapacityView,
+  type CapacityAmounts,
+  type EarningsHistory,
+  type RecentError,
+  type RecentErrors,
+} from './operator-history-routes';

@@ -333,6 +333,19 @@ export const settlementSchema = z
   })
   .prefault({});
 
+export const dashboardSchema = z
+  .strictObject({
+    /** GET /dashboard on the API's port, for this machine only (like `provider status`). */
+    enabled: z.boolean().default(true),
+    /**
+     * Lets other machines on the network open the dashboard (read only) with this password, asked
+     * by the browser (HTTP basic auth). Unset: this machine only; reach it from elsewhere through an
+     * SSH tunnel (ssh -L 8420:127.0.0.1:8420 <host>). Sent in clear over plain HTTP: a LAN you trust.
+     */
+    password: z.string().min(12, 'expected at least 12 characters').max(1024).optional(),
+  })
+  .prefault({});
+
 export const configSchema = z.strictObject({
   /** Where the store, the devnet's state and the keystore live. Default: /var/lib/provider as root, else ~/.local/share/provider. */
   dataDir: z.string().min(1),
@@ -352,6 +365,7 @@ export const configSchema = z.strictObject({
   runtime: runtimeSchema,
   metering: meteringSchema,
   settlement: settlementSchema,
+  dashboard: dashboardSchema,
 });
 
 export type ProviderConfig = z.output<typeof configSchema>;
@@ -361,4 +375,5 @@ export type ProviderConfigInput = z.input<typeof configSchema>;
 export const SECRET_CONFIG_PATHS: readonly (readonly string[])[] = [
   ['network', 'rpcUrl'],
   ['network', 'wsUrl'],
+  ['dashboard', 'password'],
 ];

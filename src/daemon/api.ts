@@ -1,14 +1,16 @@
 import type { AddressInfo } from 'node:net';
 import { ProviderMetrics, RequestRateLimiter, TenantAuthenticator, createProviderApi, type ProviderService } from '../api';
-import type { AllocationLedger } from '../capacity';
+import type { AllocationLedger, CapacityReport } from '../capacity';
 import { TenantFunding, providerAccount, tokenAt, type ChainClient } from '../chain';
 import type { ProviderConfig } from '../config';
+import { DashboardAccess, dashboardRoutes } from '../dashboard';
 import { ProviderError, describeError } from '../errors';
 import type { LeaseState } from '../leases';
 import type { Logger } from '../log';
 import { isPaymentKey } from '../settlement';
 import type { Store } from '../store';
 import type { Clock } from '../util/clock';
+import { StoreOperatorHistory } from './operator-history';
 import { storeEarnings } from './operator-views';
 
 export interface RunningApi {
@@ -22,6 +24,8 @@ export interface StartApiOptions {
   service: ProviderService;
   store: Store;
   ledger: AllocationLedger;
+  /** The capacity found at start (the dashboard's GPU list); without it, the free GPUs only. */
+  report?: CapacityReport;
   chain: ChainClient;
   provider: string;
   clock: Clock;
@@ -45,7 +49,17 @@ export async function startApi(options: StartApiOptions): Promise<RunningApi> {
   });
   const metrics = new ProviderMetrics();
   const limiter = new RequestRateLimiter(config.admission.rateLimit, clock, (action, scope) => metrics.requestRateLimited(action, scope));
-  const server = createProviderApi({ service: options.service, metrics, limiter, authenticator, maxBodyBytes: config.api.maxBodyBytes, log });
+  const server = createProviderApi({
+    service: options.service,
+    metrics,
+    limiter,
+    authenticator,
+    maxBodyBytes: config.api.maxBodyBytes,
+    log,
+    history: new StoreOperatorHistory({ store, ledger: options.ledger, ...(options.report ? { report: options.report } : {}) }),
+    extraRoutes: config.dashboard.enabled ? dashboardRoutes({ log: log.child({ component: 'dashboard' }) }) : [],
+    operatorAccess: new DashboardAccess({ password: config.dashboard.enabled ? config.dashboard.password : undefined }),
+  });
   const address = await server.listen(config.api.host, config.api.port).catch((err: unknown) => {
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'EADDRINUSE' && code !== 'EACCES' && code !== 'EADDRNOTAVAIL') throw err;
