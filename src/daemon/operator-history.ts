@@ -39,7 +39,7 @@ export class StoreOperatorHistory implements OperatorHistoryService {
         cpuMillis: freeFigures.cpuMillis + allocated.cpuMillis,
         memoryBytes: freeFigures.memoryBytes + allocated.memoryBytes,
         diskBytes: freeFigures.diskBytes + allocated.diskBytes,
-        gpus: units.length,
+        gpus: report ? units.length : freeFigures.gpus + allocated.gpus,
       },
       allocated,
       free: freeFigures,
@@ -69,9 +69,11 @@ export class StoreOperatorHistory implements OperatorHistoryService {
     const { store } = this.deps;
     const events: { at: number; leaseId: string; earned?: bigint; paid?: bigint }[] = [];
     for (const lease of store.leases.list()) {
-      for (const cp of store.checkpoints.forLease(lease.leaseId)) {
+      const checkpoints = store.checkpoints.forLease(lease.leaseId);
+      const paidAt = this.paymentTimes(lease, checkpoints);
+      for (const cp of checkpoints) {
         events.push({ at: cp.createdAt, leaseId: lease.leaseId, earned: cp.cumulativeAmount });
-        if (cp.status === 'final') events.push({ at: this.paidAt(lease, cp), leaseId: lease.leaseId, paid: cp.cumulativeAmount });
+        if (cp.status === 'final') events.push({ at: paidAt(cp), leaseId: lease.leaseId, paid: cp.cumulativeAmount });
       }
     }
     return { points: runningTotals(events).slice(-MAX_POINTS) };
@@ -110,17 +112,24 @@ export class StoreOperatorHistory implements OperatorHistoryService {
   }
 
   /**
-   * When the chain paid a checkpoint: its redeem or finalize transaction's confirmation, else the
-   * lease's settlement, else (a payment the follower saw without our transaction) when it was signed.
+   * When the chain paid each checkpoint: the first confirmed redeem or finalize of it or of a later
+   * one (amounts are cumulative: paying a later checkpoint pays this one), else the lease's close or
+   * settlement, else its move to settled, else (a payment seen without our transaction) its signing.
    */
-  private paidAt(lease: StoredLease, cp: StoredCheckpoint): number {
+  private paymentTimes(lease: StoredLease, checkpoints: readonly StoredCheckpoint[]): (cp: StoredCheckpoint) => number {
     const { store } = this.deps;
-    for (const key of [redeemKey(lease.leaseId, cp.seq), finalizeKey(lease.leaseId, cp.seq), settleKey(lease.leaseId), closeKey(lease.leaseId)]) {
+    const confirmedAt = (key: string): number | undefined => {
       const entry = store.outbox.byKey(key);
-      if (entry?.state === 'confirmed') return Math.floor(entry.updatedAt / 1000);
-    }
-    const settled = store.leases.transitions(lease.leaseId).find((t) => t.toState === 'settled');
-    return settled?.at ?? cp.createdAt;
+      return entry?.state === 'confirmed' ? Math.floor(entry.updatedAt / 1000) : undefined;
+    };
+    const payments = checkpoints.flatMap((cp) =>
+      [confirmedAt(redeemKey(lease.leaseId, cp.seq)), confirmedAt(finalizeKey(lease.leaseId, cp.seq))].flatMap((at) => (at === undefined ? [] : [{ seq: cp.seq, at }])),
+    );
+    const settledAt = confirmedAt(closeKey(lease.leaseId)) ?? confirmedAt(settleKey(lease.leaseId)) ?? store.leases.transitions(lease.leaseId).find((t) => t.toState === 'settled')?.at;
+    return (cp) => {
+      const covering = payments.filter((p) => p.seq >= cp.seq).map((p) => p.at);
+      return covering.length > 0 ? Math.min(...covering) : (settledAt ?? cp.createdAt);
+    };
   }
 }
 
