@@ -299,7 +299,11 @@ function select(leaseId) {
   $('#detail-id').textContent = leaseId;
   for (const row of document.querySelectorAll('#leases tbody tr')) row.classList.toggle('selected', row.dataset.lease === leaseId);
   followLogs(leaseId);
-  void refreshDetail();
+  void refreshDetail().catch(detailFailed);
+}
+
+function detailFailed(err) {
+  $('#transitions').replaceChildren(el('li', {}, err.message));
 }
 
 function closeDetail() {
@@ -403,7 +407,7 @@ async function refresh() {
   renderErrors(errors.errors);
   renderEarningsChart(earningsHistory);
   renderLeaseChart(earnings);
-  if (state.selected) await refreshDetail();
+  if (state.selected) await refreshDetail().catch(detailFailed);
 }
 
 async function loop() {
