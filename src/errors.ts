@@ -44,6 +44,8 @@ export type ErrorCode =
   | 'ACCESS_TOKEN_REVOKED'
   | 'UPSTREAM_UNREACHABLE'
   | 'UPSTREAM_TIMEOUT'
+  | 'OPERATOR_AUTH_REQUIRED'
+  | 'DASHBOARD_UNAVAILABLE'
   // tenant client: what a tenant finds wrong with a provider's answers
   | 'PROVIDER_UNREACHABLE'
   | 'PROVIDER_REFUSED'

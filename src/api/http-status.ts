@@ -45,6 +45,10 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   INTERNAL: 500,
   // Operator routes answer on loopback only.
   OPERATOR_ONLY: 403,
+  // A peer on the LAN, allowed in with the dashboard's password, without it (or with a wrong one).
+  OPERATOR_AUTH_REQUIRED: 401,
+  // The dashboard's files are not built (npm run build) or not readable.
+  DASHBOARD_UNAVAILABLE: 503,
   // Raised by the tenant client about a provider, never served by this API: a bad upstream.
   PROVIDER_UNREACHABLE: 502,
   TLS_CERT_INVALID: 500,

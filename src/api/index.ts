@@ -1,5 +1,5 @@
 export { ApiServer, errorResponse } from './server';
-export type { Route, RouteContext, RouteResult, ApiServerOptions, ErrorBody, RequestPassthrough } from './server';
+export type { Route, RouteContext, RouteResult, ApiServerOptions, ErrorBody, RequestPassthrough, OperatorAccess } from './server';
 export { HTTP_STATUS } from './http-status';
 export {
   TenantAuthenticator,
@@ -45,3 +45,15 @@ export { localUrl, localApiUrl, publicApiUrl, operatorPortOf } from './local-url
 export * as wire from './wire';
 export type { LogEnd, LogMessage } from './wire';
 export { RequestRateLimiter, KeyedBuckets, takeToken, addressKey, type BucketSettings, type BucketState, type RateLimitSettings, type TakeResult } from './rate-limit';
+export {
+  operatorHistoryRoutes,
+  capacityViewWire,
+  earningsHistoryWire,
+  recentErrorsWire,
+  type OperatorHistoryService,
+  type CapacityView,
+  type CapacityAmounts,
+  type EarningsHistory,
+  type RecentError,
+  type RecentErrors,
+} from './operator-history-routes';

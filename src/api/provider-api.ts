@@ -5,11 +5,12 @@ import { EXEC_PATH, ExecServer } from './exec-server';
 import { PerLeaseSlots, type AccessSettings, type AccessTokenStore, type ExecAudit, type LeaseDirectory, type WorkloadDoor } from './lease-access';
 import { LeaseDoor } from './lease-door';
 import { LogStreamServer } from './log-stream';
+import { operatorHistoryRoutes, type OperatorHistoryService } from './operator-history-routes';
 import type { ProviderMetrics } from './metrics';
 import { PORTS_PATH, PortProxy } from './port-proxy';
 import type { RequestRateLimiter } from './rate-limit';
 import { providerRoutes } from './routes';
-import { ApiServer, type Route } from './server';
+import { ApiServer, type ApiServerOptions, type OperatorAccess, type Route } from './server';
 import type { ProviderService } from './service';
 import type { TenantAuthenticator } from './tenant-auth';
 import { TUNNEL_PATH, TunnelServer } from './tunnel-server';
@@ -41,6 +42,12 @@ export interface ProviderApiOptions {
   tls?: { cert: string; key: string };
   /** Without it, no shell, port or tunnel route is served. */
   access?: LeaseAccessOptions;
+  /** The dashboard's views (capacity, earnings over time, recent errors) as operator routes. */
+  history?: OperatorHistoryService;
+  /** More routes on the same port (the dashboard's page and files). */
+  extraRoutes?: readonly Route<never>[];
+  /** Who else may use the operator routes (ApiServerOptions.operatorAccess). */
+  operatorAccess?: OperatorAccess;
 }
 
 /** The provider's API server: the §3.2 routes, the log WebSocket and the lease access routes, on one port. */
@@ -52,18 +59,21 @@ export function createProviderApi(options: ProviderApiOptions): ApiServer {
     log,
     ...(options.logHighWaterMarkBytes === undefined ? {} : { highWaterMarkBytes: options.logHighWaterMarkBytes }),
   });
-  const routes: Route<never>[] = providerRoutes({ service: options.service, metrics: options.metrics, ...(options.limiter ? { limiter: options.limiter } : {}) });
+  const routes: Route<never>[] = [
+    ...providerRoutes({ service: options.service, metrics: options.metrics, ...(options.limiter ? { limiter: options.limiter } : {}) }),
+    ...(options.history ? operatorHistoryRoutes(options.history) : []),
+    ...(options.extraRoutes ?? []),
+  ];
+  const common: Omit<ApiServerOptions, 'routes' | 'upgrade'> = {
+    authenticator: options.authenticator,
+    maxBodyBytes: options.maxBodyBytes,
+    log,
+    ...(options.tls ? { tls: options.tls } : {}),
+    ...(options.operatorAccess ? { operatorAccess: options.operatorAccess } : {}),
+    ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
+  };
   const access = options.access;
-  if (!access) {
-    return new ApiServer({
-      routes,
-      authenticator: options.authenticator,
-      maxBodyBytes: options.maxBodyBytes,
-      log,
-      upgrade: logs,
-      ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
-    });
-  }
+  if (!access) return new ApiServer({ ...common, routes, upgrade: logs });
   const accessLog = log.child({ component: 'lease-access' });
   const tokens = new AccessTokens({ store: access.tokens, directory: access.directory, settings: access.settings, clock: access.clock });
   const door = new LeaseDoor({ authenticator: options.authenticator, tokens, directory: access.directory });
@@ -89,14 +99,10 @@ export function createProviderApi(options: ProviderApiOptions): ApiServer {
     logs,
   );
   return new ApiServer({
+    ...common,
     routes: [...routes, ...accessTokenRoutes(tokens)],
-    authenticator: options.authenticator,
-    maxBodyBytes: options.maxBodyBytes,
-    log,
     upgrade,
     passthrough: proxy,
-    ...(options.tls ? { tls: options.tls } : {}),
-    ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
   });
 }
 
@@ -105,13 +111,19 @@ export function createProviderApi(options: ProviderApiOptions): ApiServer {
  * hold no pin. Every route but the tenants' (their requests carry manifests and must travel in
  * TLS); no log WebSocket (operators follow logs over NDJSON).
  */
-export function createOperatorApi(options: Pick<ProviderApiOptions, 'service' | 'metrics' | 'maxBodyBytes' | 'log' | 'requestTimeoutMs'>): ApiServer {
-  const routes = providerRoutes({ service: options.service, metrics: options.metrics }).filter((route) => route.auth !== 'tenant');
+export function createOperatorApi(options: Pick<ProviderApiOptions, 'service' | 'metrics' | 'maxBodyBytes' | 'log' | 'requestTimeoutMs' | 'history' | 'extraRoutes' | 'operatorAccess'>): ApiServer {
+  const routes = [
+    ...providerRoutes({ service: options.service, metrics: options.metrics }).filter((route) => route.auth !== 'tenant'),
+    ...(options.history ? operatorHistoryRoutes(options.history) : []),
+    ...(options.extraRoutes ?? []),
+  ];
   return new ApiServer({
     routes,
     authenticator: undefined,
     maxBodyBytes: options.maxBodyBytes,
     log: options.log.child({ module: 'operator-api' }),
     ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
+    // Every peer here is this machine; the access still refuses a Host that is a name (DNS rebinding).
+    ...(options.operatorAccess ? { operatorAccess: options.operatorAccess } : {}),
   });
 }

@@ -30,6 +30,8 @@ export interface RouteResult {
   /** Written chunk by chunk as it comes (NDJSON log lines); ends the response when it ends. */
   stream?: AsyncIterable<string>;
   contentType?: string;
+  /** More response headers (cache-control, content-security-policy): static files set them. */
+  headers?: Record<string, string>;
 }
 
 export interface Route<Body = unknown> {
@@ -61,6 +63,16 @@ export interface ApiServerOptions {
   ownAddresses?: () => NodeJS.Dict<{ address: string }[]>;
   /** Serve HTTPS (and WSS) with this PEM certificate and key; without it, plain HTTP. */
   tls?: { cert: string; key: string };
+  /** Decides operator requests beyond "the peer is this machine"; without it, that alone decides. */
+  operatorAccess?: OperatorAccess;
+}
+
+/**
+ * The operator routes' door. `local`: the peer is this machine. Returns whether the request may
+ * pass; throws a ProviderError to refuse it with a reason of its own (a password to give).
+ */
+export interface OperatorAccess {
+  admit(req: IncomingMessage, method: Route['method'], local: boolean): boolean;
 }
 
 /** Serves upgrade requests on the API's own port (ws with `noServer`). */
@@ -155,7 +167,7 @@ export class ApiServer {
       const { route, params } = this.match(req.method ?? 'GET', url.pathname);
       const raw = await readBody(req, this.options.maxBodyBytes);
       const remoteAddress = req.socket.remoteAddress;
-      if (route.auth === 'operator' && !isLoopback(remoteAddress) && !isOwnAddress(remoteAddress, (this.options.ownAddresses ?? networkInterfaces)())) {
+      if (route.auth === 'operator' && !this.admitsOperator(req, route.method)) {
         throw new ProviderError('OPERATOR_ONLY', `${url.pathname} answers only to the provider machine itself`, {
           fix: 'ask from the provider machine itself (curl http://127.0.0.1:<api.operatorPort>/..., default api.port + 1)',
         });
@@ -187,6 +199,8 @@ export class ApiServer {
         lingerBeforeClose(req.socket, OVERSIZE_LINGER_MS);
       }
       if (isProviderError(err) && err.retryAfterSeconds !== undefined) res.setHeader('retry-after', String(err.retryAfterSeconds));
+      // The browser asks for the dashboard's password on this challenge, then sends it on every request.
+      if (isProviderError(err, 'OPERATOR_AUTH_REQUIRED')) res.setHeader('www-authenticate', 'Basic realm="provider", charset="UTF-8"');
       send(res, status, { json: body });
     }
   }
@@ -206,6 +220,12 @@ export class ApiServer {
     }
     if (pathMatched) throw new ProviderError('METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`);
     throw new ProviderError('ROUTE_NOT_FOUND', `no route ${path}`);
+  }
+
+  private admitsOperator(req: IncomingMessage, method: Route['method']): boolean {
+    const peer = req.socket.remoteAddress;
+    const local = isLoopback(peer) || isOwnAddress(peer, (this.options.ownAddresses ?? networkInterfaces)());
+    return this.options.operatorAccess ? this.options.operatorAccess.admit(req, method, local) : local;
   }
 
   private authenticate(req: IncomingMessage, url: URL, raw: Buffer): string {
@@ -372,7 +392,7 @@ export function toJson(value: unknown): string {
 
 /** Writes a streamed response, waiting for the socket to drain; ends when the stream or the client does. */
 async function pump(res: ServerResponse, status: number, result: RouteResult, stream: AsyncIterable<string>, signal: AbortSignal): Promise<void> {
-  res.writeHead(status, { 'content-type': result.contentType ?? 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-store' });
+  res.writeHead(status, { 'content-type': result.contentType ?? 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-store', ...result.headers });
   for await (const chunk of stream) {
     if (res.destroyed) break;
     if (!res.write(chunk)) {
@@ -400,11 +420,11 @@ function send(res: ServerResponse, status: number, result: RouteResult): void {
   }
   if (result.json !== undefined) {
     const text = toJson(result.json);
-    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...result.headers });
     res.end(text);
     return;
   }
   const text = result.text ?? '';
-  res.writeHead(status, { 'content-type': result.contentType ?? 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, { 'content-type': result.contentType ?? 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text), ...result.headers });
   res.end(text);
 }

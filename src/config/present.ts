@@ -12,7 +12,7 @@ export function redactConfig(config: ProviderConfig): Record<string, unknown> {
     const key = path[path.length - 1];
     if (!parent || typeof parent !== 'object' || key === undefined) continue;
     const value = (parent as Record<string, unknown>)[key];
-    if (typeof value === 'string') (parent as Record<string, unknown>)[key] = redactUrl(value);
+    if (typeof value === 'string') (parent as Record<string, unknown>)[key] = key.endsWith('Url') ? redactUrl(value) : '[redacted]';
   }
   return copy;
 }

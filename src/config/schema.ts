@@ -524,6 +524,19 @@ export const logArchiveSchema = z
   })
   .prefault({});
 
+export const dashboardSchema = z
+  .strictObject({
+    /** GET /dashboard for this machine only (like `provider status`): on the operator port, plain HTTP on loopback. */
+    enabled: z.boolean().default(true),
+    /**
+     * Lets other machines on the network open the dashboard (read only) on the API's TLS port with
+     * this password, asked by the browser (HTTP basic auth). Unset: this machine only; reach it from
+     * elsewhere through an SSH tunnel to the operator port (ssh -L 8421:127.0.0.1:8421 <host>).
+     */
+    password: z.string().min(12, 'expected at least 12 characters').max(1024).optional(),
+  })
+  .prefault({});
+
 export const configSchema = z.strictObject({
   /** Where the store, the devnet's state and the keystore live. Default: /var/lib/provider as root, else ~/.local/share/provider. */
   dataDir: z.string().min(1),
@@ -546,6 +559,7 @@ export const configSchema = z.strictObject({
   settlement: settlementSchema,
   access: accessSchema,
   logArchive: logArchiveSchema,
+  dashboard: dashboardSchema,
 });
 
 export type ProviderConfig = z.output<typeof configSchema>;
@@ -555,4 +569,5 @@ export type ProviderConfigInput = z.input<typeof configSchema>;
 export const SECRET_CONFIG_PATHS: readonly (readonly string[])[] = [
   ['network', 'rpcUrl'],
   ['network', 'wsUrl'],
+  ['dashboard', 'password'],
 ];

@@ -1,9 +1,10 @@
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ProviderMetrics, RequestRateLimiter, TenantAuthenticator, createOperatorApi, createProviderApi, operatorPortOf, type ApiServer, type GpuHealthStatusView, type ProviderService, type WorkloadDoor } from '../api';
-import type { AllocationLedger } from '../capacity';
+import type { AllocationLedger, CapacityReport } from '../capacity';
 import { TenantFunding, providerAccount, tokenAt, type ChainClient } from '../chain';
 import type { ProviderConfig } from '../config';
+import { DashboardAccess, dashboardRoutes } from '../dashboard';
 import { ProviderError, describeError } from '../errors';
 import type { LeaseState } from '../leases';
 import type { Logger } from '../log';
@@ -11,6 +12,7 @@ import { isPaymentKey } from '../settlement';
 import type { Store } from '../store';
 import type { Clock } from '../util/clock';
 import { StoreLeaseDirectory } from './lease-directory';
+import { StoreOperatorHistory } from './operator-history';
 import { runningGpuReadings, storeEarnings } from './operator-views';
 
 export interface RunningApi {
@@ -32,6 +34,8 @@ export interface StartApiOptions {
   ledger: AllocationLedger;
   /** What runs the leases: shells and the lease ports go through it. */
   backend: WorkloadDoor;
+  /** The capacity found at start (the dashboard's GPU list); without it, the free GPUs only. */
+  report?: CapacityReport;
   chain: ChainClient;
   provider: string;
   clock: Clock;
@@ -70,9 +74,24 @@ export async function startApi(options: StartApiOptions): Promise<RunningApi> {
     settings: () => config.access,
     clock,
   };
-  const server = createProviderApi({ service: options.service, metrics, limiter, authenticator, maxBodyBytes: config.api.maxBodyBytes, log, access, ...(options.tls ? { tls: options.tls } : {}) });
+  const history = new StoreOperatorHistory({ store, ledger: options.ledger, ...(options.report ? { report: options.report } : {}) });
+  const dashboard = config.dashboard.enabled ? dashboardRoutes({ log: log.child({ component: 'dashboard' }) }) : [];
+  const operatorAccess = new DashboardAccess({ password: config.dashboard.enabled ? config.dashboard.password : undefined });
+  const server = createProviderApi({
+    service: options.service,
+    metrics,
+    limiter,
+    authenticator,
+    maxBodyBytes: config.api.maxBodyBytes,
+    log,
+    access,
+    history,
+    extraRoutes: dashboard,
+    operatorAccess,
+    ...(options.tls ? { tls: options.tls } : {}),
+  });
   const address = await listenOrExplain(server, config.api.host, config.api.port, 'api.port');
-  const operator = createOperatorApi({ service: options.service, metrics, maxBodyBytes: config.api.maxBodyBytes, log });
+  const operator = createOperatorApi({ service: options.service, metrics, maxBodyBytes: config.api.maxBodyBytes, log, history, extraRoutes: dashboard, operatorAccess });
   // Loopback only: this listener has no TLS and answers operator routes without credentials.
   const operatorAddress = await listenOrExplain(operator, '127.0.0.1', operatorPortOf(config), 'api.operatorPort').catch(async (err: unknown) => {
     await server.close();

@@ -200,6 +200,12 @@ export class DaemonProcess {
     });
   }
 
+  /** The operator listener (plain HTTP on loopback: status, the dashboard), as the config names it. */
+  operatorUrl(): string {
+    const config = YAML.parse(readFileSync(this.configPath, 'utf8')) as { api: { operatorPort: number } };
+    return `http://127.0.0.1:${config.api.operatorPort}`;
+  }
+
   /**
    * A command that runs until stopped (`tenant port-forward`): its first stdout line is awaited,
    * and `stop` sends SIGINT as Ctrl-C would (SIGKILL if it has not exited 10 s later).
