@@ -241,7 +241,19 @@ export class Daemon {
         clock,
         cursorBlock: () => following.cursor(),
       });
-      const api = await startApi({ config, service, store, ledger, chain, provider, clock, log });
+      const api = await startApi({
+        config,
+        service,
+        store,
+        ledger,
+        chain,
+        provider,
+        clock,
+        log,
+        version: options.version,
+        dockerRoot: () => images.dataRoot(),
+        claimDeadline: (leaseId) => settler.claimDeadline(leaseId),
+      });
       cleanups.push(() => api.close());
       const stopUpkeep = startUpkeep({ config, docker, firewall, registry, clock, log, onRestored: (count) => api.metrics.firewallRestored(count) });
       cleanups.push(stopUpkeep);

@@ -111,6 +111,19 @@ function nextDue(facts: LeaseFacts, floor: bigint, lastClaim: bigint, canClaim: 
   return due;
 }
 
+/**
+ * The chain time after which the lease's checkpointed usage not yet paid, redeemed or claimed can
+ * no longer be claimed (the end of the late window), or undefined when nothing is owed or the
+ * provider cannot claim. Operators are warned as it nears (provider_claim_deadline_seconds).
+ */
+export function claimDeadline(facts: Pick<LeaseFacts, 'deposit' | 'checkpoints' | 'chain' | 'challengeWindow' | 'lateWindow' | 'providerSlashed'>): bigint | undefined {
+  const { chain, deposit } = facts;
+  const latest = facts.checkpoints.at(-1);
+  if (chain.end === 0n || facts.providerSlashed === true || !latest) return undefined;
+  if (payableTo(latest.cumulativeAmount, deposit) <= max(chain.paid, chain.pending)) return undefined;
+  return chain.end + facts.challengeWindow + facts.lateWindow;
+}
+
 /** The chain actions due for one lease now. */
 export function planSettlement(facts: LeaseFacts): SettlementPlan {
   const { chain, now, challengeWindow, lateWindow, deposit } = facts;
