@@ -105,7 +105,7 @@ export class ProviderMetrics {
     this.diskSize = new Gauge({ name: 'provider_disk_size_bytes', help: 'Size of the volume of the data dir and of Docker\'s data root.', labelNames: ['volume'], registers });
     this.claimDeadline = new Gauge({
       name: 'provider_claim_deadline_seconds',
-      help: 'Seconds until the earliest deadline after which a lease\'s checkpointed usage not yet paid or claimed can no longer be claimed (+Inf when nothing is owed; negative once passed).',
+      help: 'Seconds left to claim in full the checkpointed usage not yet paid or claimed, for the lease whose time runs out first (+Inf when nothing is owed; negative: claims are late, paid less 10%, and refused once the late window passes).',
       registers,
     });
     new Gauge({ name: 'provider_build_info', help: 'Always 1; the labels say which daemon build runs.', labelNames: ['version', 'node_version'], registers }).set(

@@ -31,7 +31,7 @@ export interface StartApiOptions {
   version: string;
   /** The engine's data root, for its free space (ImageService.dataRoot). */
   dockerRoot: () => Promise<string>;
-  /** The wall-clock unix second a live lease's unpaid usage stops being claimable (Settler.claimDeadline). */
+  /** The wall-clock unix second until which a live lease's unpaid usage can be claimed in full (Settler.claimDeadline). */
   claimDeadline: (leaseId: string) => number | undefined;
 }
 

@@ -112,16 +112,17 @@ function nextDue(facts: LeaseFacts, floor: bigint, lastClaim: bigint, canClaim: 
 }
 
 /**
- * The chain time after which the lease's checkpointed usage not yet paid, redeemed or claimed can
- * no longer be claimed (the end of the late window), or undefined when nothing is owed or the
- * provider cannot claim. Operators are warned as it nears (provider_claim_deadline_seconds).
+ * The chain time until which the lease's checkpointed usage not yet paid, redeemed or claimed can
+ * be claimed in full (end + challengeWindow; a claim after it is late: paid less 10%, and refused
+ * lateWindow later), or undefined when nothing is owed or the provider cannot claim. Operators
+ * are warned as it nears (provider_claim_deadline_seconds).
  */
-export function claimDeadline(facts: Pick<LeaseFacts, 'deposit' | 'checkpoints' | 'chain' | 'challengeWindow' | 'lateWindow' | 'providerSlashed'>): bigint | undefined {
+export function claimDeadline(facts: Pick<LeaseFacts, 'deposit' | 'checkpoints' | 'chain' | 'challengeWindow' | 'providerSlashed'>): bigint | undefined {
   const { chain, deposit } = facts;
   const latest = facts.checkpoints.at(-1);
   if (chain.end === 0n || facts.providerSlashed === true || !latest) return undefined;
   if (payableTo(latest.cumulativeAmount, deposit) <= max(chain.paid, chain.pending)) return undefined;
-  return chain.end + facts.challengeWindow + facts.lateWindow;
+  return chain.end + facts.challengeWindow;
 }
 
 /** The chain actions due for one lease now. */

@@ -55,7 +55,7 @@ export class Settler {
   /** The interval counts from the start: a restart must not withdraw below the threshold at once. */
   private lastWithdrawCheck: number;
   private readonly reported = new Set<string>();
-  /** Per lease, the wall-clock unix second its unpaid usage stops being claimable (claimDeadline), as of its last step. */
+  /** Per lease, the wall-clock unix second until which its unpaid usage can be claimed in full (claimDeadline), as of its last step. */
   private readonly deadlines = new Map<string, number>();
 
   constructor(private readonly deps: SettlerDeps) {
@@ -180,7 +180,7 @@ export class Settler {
       countersignGraceSeconds: settings.countersignGraceSeconds,
       intent: (kind, seq) => this.intentState(kind, leaseId, seq),
     });
-    const deadline = round.slashed ? undefined : claimDeadline({ deposit: lease.deposit, checkpoints, chain: on, challengeWindow: round.challengeWindow, lateWindow: round.lateWindow });
+    const deadline = round.slashed ? undefined : claimDeadline({ deposit: lease.deposit, checkpoints, chain: on, challengeWindow: round.challengeWindow });
     // Chain time runs beside the wall clock; the gap is taken as it is now.
     if (deadline === undefined || plan.settled) this.deadlines.delete(lease.leaseId);
     else this.deadlines.set(lease.leaseId, Math.floor(clock.now() / 1000) + Number(deadline - round.now));
@@ -199,7 +199,7 @@ export class Settler {
     return plan.quietUntil === undefined ? { settled: false } : { settled: false, quietUntil: plan.quietUntil };
   }
 
-  /** The wall-clock unix second after which this lease's unpaid usage can no longer be claimed; undefined when nothing is owed. */
+  /** The wall-clock unix second until which this lease's unpaid usage can be claimed in full; undefined when nothing is owed. */
   claimDeadline(leaseId: string): number | undefined {
     return this.deadlines.get(leaseId);
   }

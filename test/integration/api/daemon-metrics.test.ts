@@ -76,7 +76,7 @@ describe('the daemon API\'s metrics', () => {
   });
 
   it('exports what the fleet alerts read: earnings proven, reachability, disk, the nearest claim deadline, the build', async () => {
-    // Lease 2's unpaid usage stops being claimable 900 s from now (the manual clock is at 200 s); lease 1's later.
+    // Lease 2's unpaid usage must be claimed within 900 s to be paid in full (the manual clock is at 200 s); lease 1's later.
     const deadlines = new Map([['1', 200 + 5_000], ['2', 200 + 900]]);
     api = await apiOver(storeWithClaims(), { claimDeadline: (leaseId) => deadlines.get(leaseId) });
     expect(await sample('provider_earnings_base_units_total ')).toBe('provider_earnings_base_units_total 800');

@@ -266,11 +266,10 @@ describe('claimDeadline', () => {
     checkpoints,
     chain: { paid: 0n, pending: 0n, payableAt: 0n, end: END, ...chain },
     challengeWindow: WINDOW,
-    lateWindow: LATE,
   });
 
   it.each<[string, Parameters<typeof claimDeadline>[0], bigint | undefined]>([
-    ['usage checkpointed and unpaid: claimable until the late window closes', facts([aCheckpoint(1, 500n, RUNNING)]), END + WINDOW + LATE],
+    ['usage checkpointed and unpaid: claimable in full until the challenge window after the end closes', facts([aCheckpoint(1, 500n, RUNNING)]), END + WINDOW],
     ['nothing checkpointed: nothing owed', facts([]), undefined],
     ['paid up to the latest checkpoint: nothing owed', facts([aCheckpoint(1, 500n, RUNNING)], { paid: 500n }), undefined],
     ['a pending claim covers the latest checkpoint: nothing owed', facts([aCheckpoint(1, 500n, RUNNING)], { pending: 500n }), undefined],
