@@ -56,8 +56,9 @@ export function registerStartCommand(program: Command, io: CliIo, version: strin
       const onSignal = (signal: NodeJS.Signals): void => {
         signals += 1;
         if (signals === 1) {
+          // Ctrl-C echoes ^C where the cursor is: the line starts below it.
+          show(`${signal === 'SIGINT' ? '\n' : ''}stopping (${signal}): no new quotes${options.drainTimeout === undefined ? '; running leases keep running until the next start' : ''}`);
           ctx.log.info({ signal }, 'stop requested');
-          show(`stopping (${signal}): no new quotes${options.drainTimeout === undefined ? '; running leases keep running until the next start' : ''}`);
           startup.abort(new Error(`stopped by ${signal}`));
           stopRequested();
         } else if (signals === 2 && options.drainTimeout !== undefined) {

@@ -64,14 +64,15 @@ describe('provider start at a terminal', () => {
     // The devnet's warning, in a line of its own: time, level, component, the sentence, its fields.
     expect(calm.text).toMatch(/^\d\d:\d\d:\d\d {2}warning {2}devnet: RUNNING ON A LOCAL DEVNET \(anvil\): .* {2}devnet=true chainId=31337 /m);
     expect(calm.text).not.toMatch(/^\d\d:\d\d:\d\d {2}info /m);
-    expect(calm.text).not.toMatch(/devnet contracts deployed|transaction confirmed|provider registered on-chain/);
+    expect(calm.text).not.toMatch(/devnet contracts deployed|transaction confirmed|provider registered on-chain|provider daemon ready|stop requested/);
     expect(calm.text).not.toMatch(/\{"level"/);
     expect(calm.text).toMatch(/^stopping \(SIGINT\): no new quotes/m);
     expect(calm.text).toMatch(/^stopped$/m);
 
     const verbose = await runStart(daemon, ['--verbose']);
     expect(verbose.code).toBe(0);
-    expect(verbose.text).toMatch(/^\d\d:\d\d:\d\d {2}info {5}devnet: devnet contracts deployed and dev accounts funded/m);
+    expect(verbose.text).toMatch(/^\d\d:\d\d:\d\d {2}info {5}provider daemon ready {2}apiUrl=http:\/\/127\.0\.0\.1:\d+ /m);
+    expect(verbose.text).toMatch(/^\d\d:\d\d:\d\d {2}info {5}stop requested {2}signal=SIGINT$/m);
     expect(verbose.text).toMatch(/^\d\d:\d\d:\d\d {2}info {5}connecting to the chain {2}rpcUrl=\[redacted\] chainId=31337$/m);
     expect(verbose.text).toMatch(/^\d\d:\d\d:\d\d {2}warning {2}devnet: RUNNING ON A LOCAL DEVNET/m);
   });
