@@ -39,7 +39,7 @@ export function registerStartCommand(program: Command, io: CliIo, version: strin
       const terminal = io.stdout.isTTY === true && !options.json;
       // An explicit --log-level says what the operator wants to see, as --verbose does.
       const asked = command.optsWithGlobals<GlobalOptions>().logLevel;
-      const verbose = options.verbose === true || (asked !== undefined && quieter(asked, 'warn') === 'warn' && asked !== 'warn');
+      const verbose = options.verbose === true || asked === 'info' || asked === 'debug' || asked === 'trace';
       const ctx: CommandContext = { ...context, log: terminalLog(context, terminal, verbose) };
       const startedAt = io.clock.now();
       const show = (line: string): void => {
