@@ -18,6 +18,20 @@ export interface EarningsFigures {
   withdrawn: bigint;
 }
 
+/** Whether the daemon's dependencies answer, as its own status check found them. */
+export interface Reachability {
+  rpc: boolean;
+  docker: boolean;
+  /** Taking new quotes (false while draining or stopping). */
+  accepting: boolean;
+}
+
+/** The volumes whose free space is exported: the daemon's data dir and the Docker engine's data root. */
+export type DiskVolume = 'data_dir' | 'docker_root';
+
+/** Outbox error codes of failed payment transactions, exported at 0 from the start so `increase()` sees the first failure. */
+const CLAIM_FAILURE_REASONS = ['TX_REJECTED', 'TX_REVERTED', 'TX_NONCE_TAKEN'] as const;
+
 /**
  * The daemon's Prometheus metrics, in a registry of their own (never prom-client's global one, so
  * two daemons in one test process do not share counters). The engine calls the setters as its
@@ -42,8 +56,17 @@ export class ProviderMetrics {
   private readonly xidsCounted = new Map<string, number>();
   private readonly gpuUtilization: Gauge<'uuid'>;
   private readonly gpuMemoryUsed: Gauge<'uuid'>;
+  private readonly earned: Counter;
+  private earnedSoFar = 0n;
+  private readonly rpcUp: Gauge;
+  private readonly dockerUp: Gauge;
+  private readonly accepting: Gauge;
+  private readonly diskFree: Gauge<'volume'>;
+  private readonly diskSize: Gauge<'volume'>;
+  private readonly claimDeadline: Gauge;
 
-  constructor(options: { processMetrics?: boolean } = {}) {
+  /** `version`: the daemon's, exported as provider_build_info. */
+  constructor(options: { processMetrics?: boolean; version?: string } = {}) {
     const registers = [this.registry];
     this.leases = new Gauge({ name: 'provider_leases', help: 'Leases by state.', labelNames: ['state'], registers });
     this.earnings = new Gauge({
@@ -92,6 +115,27 @@ export class ProviderMetrics {
       labelNames: ['uuid'],
       registers,
     });
+    this.earned = new Counter({
+      name: 'provider_earnings_base_units_total',
+      help: 'Token base units earned, as signed checkpoints prove them (each lease\'s capped at its deposit), over every lease of this data dir: paid or not yet.',
+      registers,
+    });
+    this.rpcUp = new Gauge({ name: 'provider_rpc_up', help: '1 when the chain RPC answered the last status check, 0 when not.', registers });
+    this.dockerUp = new Gauge({ name: 'provider_docker_up', help: '1 when the Docker engine answered the last status check, 0 when not.', registers });
+    this.accepting = new Gauge({ name: 'provider_accepting', help: '1 while the daemon takes new quotes, 0 while draining or stopping.', registers });
+    this.diskFree = new Gauge({ name: 'provider_disk_free_bytes', help: 'Bytes free to unprivileged users on the volume of the data dir and of Docker\'s data root.', labelNames: ['volume'], registers });
+    this.diskSize = new Gauge({ name: 'provider_disk_size_bytes', help: 'Size of the volume of the data dir and of Docker\'s data root.', labelNames: ['volume'], registers });
+    this.claimDeadline = new Gauge({
+      name: 'provider_claim_deadline_seconds',
+      help: 'Seconds left to claim in full the checkpointed usage not yet paid or claimed, for the lease whose time runs out first (+Inf when nothing is owed; negative: claims are late, paid less 10%, and refused once the late window passes).',
+      registers,
+    });
+    new Gauge({ name: 'provider_build_info', help: 'Always 1; the labels say which daemon build runs.', labelNames: ['version', 'node_version'], registers }).set(
+      { version: options.version ?? 'unknown', node_version: process.version },
+      1,
+    );
+    for (const reason of CLAIM_FAILURE_REASONS) this.claimFailures.inc({ reason }, 0);
+    this.claimDeadline.set(Infinity);
     for (const state of LEASE_STATES) this.leases.set({ state }, 0);
     this.setEarnings({ claimed: 0n, finalised: 0n, withdrawn: 0n });
     this.meteringLag.set(0);
@@ -155,6 +199,38 @@ export class ProviderMetrics {
   /** `action` and `scope` are fixed words (quote; tenant or address). */
   requestRateLimited(action: string, scope: 'tenant' | 'address'): void {
     this.rateLimited.inc({ action, scope });
+  }
+
+  /**
+   * The store's total so far; the counter only moves up. A restarted daemon starts at the same
+   * total, so Prometheus sees no reset and `increase()` stays right across restarts.
+   */
+  setEarned(total: bigint): void {
+    if (total <= this.earnedSoFar) return;
+    this.earned.inc(Number(total - this.earnedSoFar));
+    this.earnedSoFar = total;
+  }
+
+  setReachability(reach: Reachability): void {
+    this.rpcUp.set(reach.rpc ? 1 : 0);
+    this.dockerUp.set(reach.docker ? 1 : 0);
+    this.accepting.set(reach.accepting ? 1 : 0);
+  }
+
+  /** A volume that could not be measured (a remote Docker engine's root) is left out. */
+  setDisk(volume: DiskVolume, space: { freeBytes: number; sizeBytes: number } | undefined): void {
+    if (!space) {
+      this.diskFree.remove({ volume });
+      this.diskSize.remove({ volume });
+      return;
+    }
+    this.diskFree.set({ volume }, space.freeBytes);
+    this.diskSize.set({ volume }, space.sizeBytes);
+  }
+
+  /** undefined: nothing owed. */
+  setClaimDeadline(seconds: number | undefined): void {
+    this.claimDeadline.set(seconds ?? Infinity);
   }
 
   get contentType(): string {

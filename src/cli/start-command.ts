@@ -2,7 +2,8 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { ConfigInvalidError, describeChange, formatConfigProblems, type LoadedConfig } from '../config';
 import { Daemon } from '../daemon';
 import { describeError } from '../errors';
-import { commandContext, type CliIo, type CommandContext } from './context';
+import { createTerminalLogger, quieter, type Logger } from '../log';
+import { commandContext, type CliIo, type CommandContext, type GlobalOptions } from './context';
 import { LiveSummary } from './start-summary';
 import { formatPin } from '../tls';
 import { reachabilityRows } from './operator-format';
@@ -10,6 +11,7 @@ import { reachabilityRows } from './operator-format';
 interface StartOptions {
   json?: boolean;
   drainTimeout?: number;
+  verbose?: boolean;
 }
 
 /**
@@ -26,16 +28,21 @@ export function registerStartCommand(program: Command, io: CliIo, version: strin
     .command('start')
     .description('run the provider daemon: sell this machine\'s capacity, run leases, get paid')
     .option('--json', 'print the daemon\'s addresses as one JSON line once it is ready (for scripts)')
+    .option('-v, --verbose', 'at a terminal, show INFO log lines too (by default it shows the steps, the summary, warnings and errors; logs to journald or a pipe are always whole)')
     .option(
       '--drain-timeout <seconds>',
       'on SIGTERM/SIGINT, give running leases this long to finish, then end and bill them before exiting (default: leave them running)',
       seconds,
     )
     .action(async (options: StartOptions, command: Command) => {
-      const ctx = commandContext(io, command);
-      const { config } = ctx.loaded;
+      const context = commandContext(io, command);
+      const { config } = context.loaded;
       // Progress and the live summary are for a person at a terminal; systemd gets JSON logs only.
       const terminal = io.stdout.isTTY === true && !options.json;
+      // An explicit --log-level says what the operator wants to see, as --verbose does.
+      const asked = command.optsWithGlobals<GlobalOptions>().logLevel;
+      const verbose = options.verbose === true || asked === 'info' || asked === 'debug' || asked === 'trace';
+      const ctx: CommandContext = { ...context, log: terminalLog(context, terminal, verbose) };
       const startedAt = io.clock.now();
       const show = (line: string): void => {
         if (terminal) ctx.print(line);
@@ -51,6 +58,8 @@ export function registerStartCommand(program: Command, io: CliIo, version: strin
       const onSignal = (signal: NodeJS.Signals): void => {
         signals += 1;
         if (signals === 1) {
+          // Ctrl-C echoes ^C where the cursor is: the line starts below it.
+          show(`${signal === 'SIGINT' ? '\n' : ''}stopping (${signal}): no new quotes${options.drainTimeout === undefined ? '; running leases keep running until the next start' : ''}`);
           ctx.log.info({ signal }, 'stop requested');
           startup.abort(new Error(`stopped by ${signal}`));
           stopRequested();
@@ -118,6 +127,7 @@ export function registerStartCommand(program: Command, io: CliIo, version: strin
           ctx.log.error({ err: describeError(err) }, 'drain failed; stopping anyway');
         } finally {
           await daemon.stop();
+          show('stopped');
         }
       } finally {
         summary?.stop();
@@ -126,6 +136,21 @@ export function registerStartCommand(program: Command, io: CliIo, version: strin
         process.removeListener('SIGHUP', onHangup);
       }
     });
+}
+
+/**
+ * At a terminal with log.format auto, the log in readable lines and, unless --verbose, warnings
+ * and errors only: the steps and the summary say what INFO lines would. Otherwise (journald, a
+ * pipe, a format asked for) the log as configured, unchanged.
+ */
+function terminalLog(ctx: CommandContext, terminal: boolean, verbose: boolean): Logger {
+  const { log: settings } = ctx.loaded.config;
+  if (!terminal || settings.format !== 'auto' || ctx.io.stderr.isTTY !== true) return ctx.log;
+  return createTerminalLogger({
+    level: verbose ? settings.level : quieter(settings.level, 'warn'),
+    destination: ctx.io.stderr,
+    colour: ctx.io.env.NO_COLOR === undefined,
+  });
 }
 
 /** SIGHUP: read the config again; a broken one changes nothing and says why. */

@@ -2,18 +2,20 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ProviderMetrics, RequestRateLimiter, TenantAuthenticator, createOperatorApi, createProviderApi, operatorPortOf, type ApiServer, type GpuHealthStatusView, type ProviderService, type WorkloadDoor } from '../api';
 import type { AllocationLedger, CapacityReport } from '../capacity';
-import { TenantFunding, providerAccount, tokenAt, type ChainClient } from '../chain';
+import { TenantFunding, payableTo, providerAccount, tokenAt, type ChainClient } from '../chain';
 import type { ProviderConfig } from '../config';
 import { DashboardAccess, dashboardRoutes } from '../dashboard';
 import { ProviderError, describeError } from '../errors';
 import type { LeaseState } from '../leases';
 import type { Logger } from '../log';
+import { diskSpace } from '../runtime';
 import { isPaymentKey } from '../settlement';
 import type { Store } from '../store';
 import type { Clock } from '../util/clock';
 import { StoreLeaseDirectory } from './lease-directory';
 import { StoreOperatorHistory } from './operator-history';
 import { runningGpuReadings, storeEarnings } from './operator-views';
+import { withTimeout } from '../util/with-timeout';
 
 export interface RunningApi {
   address: AddressInfo;
@@ -44,10 +46,17 @@ export interface StartApiOptions {
   tls?: { cert: string; key: string };
   /** Each GPU's health, for /metrics. */
   gpuHealth?: () => GpuHealthStatusView[];
+  version: string;
+  /** The engine's data root, for its free space (ImageService.dataRoot). */
+  dockerRoot: () => Promise<string>;
+  /** The wall-clock unix second until which a live lease's unpaid usage can be claimed in full (Settler.claimDeadline). */
+  claimDeadline: (leaseId: string) => number | undefined;
 }
 
 /** How often the Prometheus figures are refreshed from the store, the ledger and the chain. */
 const METRICS_REFRESH_MS = 5_000;
+/** A status check that hangs says the RPC is down (the Docker ping inside it has its own, shorter bound). */
+const REACHABILITY_TIMEOUT_MS = 4_000;
 
 /**
  * The provider API on api.host:api.port: routes, log WebSocket, /metrics. Tenant request nonces
@@ -61,7 +70,7 @@ export async function startApi(options: StartApiOptions): Promise<RunningApi> {
     clock,
     nonces: store.nonceLedger(() => Math.floor(clock.now() / 1000)),
   });
-  const metrics = new ProviderMetrics();
+  const metrics = new ProviderMetrics({ version: options.version });
   const limiter = new RequestRateLimiter(config.admission.rateLimit, clock, (action, scope) => metrics.requestRateLimited(action, scope));
   // Sessions the last run left open ended with it (their processes got a hangup when the daemon's connection went).
   const interrupted = store.execSessions.closeInterrupted(Math.floor(clock.now() / 1000));
@@ -97,7 +106,14 @@ export async function startApi(options: StartApiOptions): Promise<RunningApi> {
     await server.close();
     throw err;
   });
-  const refresh = (): Promise<void> => refreshMetrics(metrics, options).catch((err: unknown) => log.debug({ err: describeError(err) }, 'metrics refresh failed'));
+  let refreshing: Promise<void> | undefined;
+  // One refresh at a time: a slow chain must not pile them up.
+  const refresh = (): Promise<void> =>
+    (refreshing ??= refreshMetrics(metrics, options)
+      .catch((err: unknown) => log.debug({ err: describeError(err) }, 'metrics refresh failed'))
+      .finally(() => {
+        refreshing = undefined;
+      }));
   await refresh();
   const timer = setInterval(() => void refresh(), METRICS_REFRESH_MS);
   timer.unref();
@@ -129,8 +145,9 @@ async function listenOrExplain(server: ApiServer, host: string, port: number, ke
   });
 }
 
+/** Store and ledger figures first, then the checks that wait on Docker and the chain, so a dead RPC leaves the rest current. */
 async function refreshMetrics(metrics: ProviderMetrics, options: StartApiOptions): Promise<void> {
-  const { store, ledger, chain, provider, clock } = options;
+  const { store, ledger, chain, provider, clock, config } = options;
   metrics.setLeases(store.leases.countByState() as Partial<Record<LeaseState, number>>);
   if (options.gpuHealth) metrics.setGpuHealth(options.gpuHealth());
   const free = ledger.free();
@@ -151,12 +168,36 @@ async function refreshMetrics(metrics: ProviderMetrics, options: StartApiOptions
   }
   metrics.setMeteringLag(lag);
   metrics.setGpuReadings(runningGpuReadings(store));
-  const finalised = (await providerAccount(chain.marketplace, provider)).earnings;
+  metrics.setEarned(earnedTotal(store));
+  let deadline: number | undefined;
+  for (const lease of store.leases.list({ states: ['running', 'settling'] })) {
+    const at = options.claimDeadline(lease.leaseId);
+    if (at !== undefined && (deadline === undefined || at < deadline)) deadline = at;
+  }
+  metrics.setClaimDeadline(deadline === undefined ? undefined : deadline - now);
   const failures = store.outbox.failed().filter((entry) => isPaymentKey(entry.key));
   reportedFailures(metrics, failures.length, failures.map((f) => f.errorCode ?? 'TX_REVERTED'));
+  metrics.setDisk('data_dir', await diskSpace(config.dataDir).catch(() => undefined));
+  const dockerRoot = await withTimeout('asking Docker for its data root', REACHABILITY_TIMEOUT_MS, () => options.dockerRoot()).catch(() => undefined);
+  metrics.setDisk('docker_root', dockerRoot === undefined ? undefined : await diskSpace(dockerRoot).catch(() => undefined));
+  const status = await withTimeout('status check', REACHABILITY_TIMEOUT_MS, () => options.service.status()).catch(() => undefined);
+  metrics.setReachability({ rpc: status?.chain.headBlock != null, docker: status?.docker.reachable ?? false, accepting: status?.accepting ?? false });
+  const finalised = (await providerAccount(chain.marketplace, provider)).earnings;
   // Claimed and withdrawn as the operator's earnings view counts them, so the two never disagree.
   const { claimedPending, withdrawn } = storeEarnings(store);
   metrics.setEarnings({ claimed: claimedPending, finalised, withdrawn });
+}
+
+/** Every lease's latest checkpoint, as much of it as its deposit can pay: what the provider has earned and proven. */
+function earnedTotal(store: Store): bigint {
+  const leases = store.leases.list();
+  const latest = store.checkpoints.summaries(leases.map((l) => l.leaseId));
+  let total = 0n;
+  for (const lease of leases) {
+    const last = latest.get(lease.leaseId)?.latest;
+    if (last) total += payableTo(last.cumulativeAmount, lease.deposit);
+  }
+  return total;
 }
 
 const seenFailures = new WeakMap<ProviderMetrics, number>();

@@ -293,7 +293,23 @@ export class Daemon {
         gpus: gpuHealth,
         benchmarks,
       });
-      const api = await startApi({ config, service, store, ledger, report, backend, chain, provider, clock, log, gpuHealth: () => gpuHealth.health(), ...(certificate ? { tls: { cert: certificate.certPem, key: certificate.keyPem } } : {}) });
+      const api = await startApi({
+        config,
+        service,
+        store,
+        ledger,
+        report,
+        backend,
+        chain,
+        provider,
+        clock,
+        log,
+        version: options.version,
+        dockerRoot: () => images.dataRoot(),
+        claimDeadline: (leaseId) => settler.claimDeadline(leaseId),
+        gpuHealth: () => gpuHealth.health(),
+        ...(certificate ? { tls: { cert: certificate.certPem, key: certificate.keyPem } } : {}),
+      });
       cleanups.push(() => api.close());
       // The path is proven against the listening API before its URL goes on-chain.
       step('finding how tenants reach this machine (public address, router port mapping, IPv6, relay)');

@@ -2,6 +2,7 @@ import pino, { type Logger, type LevelWithSilent } from 'pino';
 import pinoPretty from 'pino-pretty';
 
 export type { Logger } from 'pino';
+export { createTerminalLogger, terminalLine, quieter, type TerminalLoggerOptions } from './terminal';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];

@@ -62,6 +62,7 @@ interface EngineProgressEvent {
  */
 export class ImageService {
   private readonly lastUsed = new Map<string, number>();
+  private root: string | undefined;
 
   constructor(
     private readonly docker: Docker,
@@ -186,16 +187,24 @@ export class ImageService {
     this.log.info({ image: reference, ms: this.clock.now() - started }, 'image pulled');
   }
 
+  /** The engine's data root (DockerRootDir), asked once: it changes only with a restart of dockerd. */
+  async dataRoot(signal?: AbortSignal): Promise<string> {
+    if (this.root === undefined) {
+      // @types/dockerode misses the options of info, which dockerode takes.
+      const engine = this.docker as unknown as { info(options: object): Promise<{ DockerRootDir?: string }> };
+      const info = await boundedCall('asking the engine for its data root', this.bounds(signal), (abortSignal) => engine.info({ abortSignal }));
+      this.root = info.DockerRootDir ?? '/var/lib/docker';
+    }
+    return this.root;
+  }
+
   /**
    * Removes images no container uses, least recently used first, while the disk holding Docker's
    * data is above runtime.images.cleanupAtDiskPercent. Returns the ids removed.
    */
   async cleanup(options: { keep?: readonly string[]; signal?: AbortSignal } = {}): Promise<string[]> {
     const bounds = this.bounds(options.signal);
-    // @types/dockerode misses the options of info, which dockerode takes.
-    const engine = this.docker as unknown as { info(options: object): Promise<{ DockerRootDir?: string }> };
-    const info = await boundedCall('asking the engine for its data root', bounds, (abortSignal) => engine.info({ abortSignal }));
-    const root = info.DockerRootDir ?? '/var/lib/docker';
+    const root = await this.dataRoot(options.signal);
     const threshold = this.settings.runtime.images.cleanupAtDiskPercent;
     const removed: string[] = [];
     if ((await this.diskUsage(root)) <= threshold) return removed;
@@ -231,11 +240,15 @@ export class ImageService {
   }
 }
 
-export async function diskUsedPercent(path: string): Promise<number> {
+/** The size of the volume holding `path`, and what is free on it to unprivileged users (what leases and the store get). */
+export async function diskSpace(path: string): Promise<{ freeBytes: number; sizeBytes: number }> {
   const s = await statfs(path);
-  const total = s.blocks * s.bsize;
-  const free = s.bavail * s.bsize;
-  return total === 0 ? 0 : ((total - free) / total) * 100;
+  return { freeBytes: s.bavail * s.bsize, sizeBytes: s.blocks * s.bsize };
+}
+
+export async function diskUsedPercent(path: string): Promise<number> {
+  const { freeBytes, sizeBytes } = await diskSpace(path);
+  return sizeBytes === 0 ? 0 : ((sizeBytes - freeBytes) / sizeBytes) * 100;
 }
 
 /** The one classifier of the engine's registry errors (a pull's, or a distribution inspect's). */

@@ -16,7 +16,7 @@ export { OrphanCollector } from './orphans';
 export type { Collected } from './orphans';
 export { SubnetPool } from './subnet-pool';
 export type { LeaseFirewallSpec } from './firewall';
-export { ImageService, diskUsedPercent } from './images';
+export { ImageService, diskSpace, diskUsedPercent } from './images';
 export type { PullProgress, PreparedImage, PrepareOptions, ImageSettings } from './images';
 export { ImageResolver, type ResolvedImage, type ResolveOptions } from './image-resolver';
 export { parseImageRef, imageMatches } from './image-ref';

@@ -111,6 +111,20 @@ function nextDue(facts: LeaseFacts, floor: bigint, lastClaim: bigint, canClaim: 
   return due;
 }
 
+/**
+ * The chain time until which the lease's checkpointed usage not yet paid, redeemed or claimed can
+ * be claimed in full (end + challengeWindow; a claim after it is late: paid less 10%, and refused
+ * lateWindow later), or undefined when nothing is owed or the provider cannot claim. Operators
+ * are warned as it nears (provider_claim_deadline_seconds).
+ */
+export function claimDeadline(facts: Pick<LeaseFacts, 'deposit' | 'checkpoints' | 'chain' | 'challengeWindow' | 'providerSlashed'>): bigint | undefined {
+  const { chain, deposit } = facts;
+  const latest = facts.checkpoints.at(-1);
+  if (chain.end === 0n || facts.providerSlashed === true || !latest) return undefined;
+  if (payableTo(latest.cumulativeAmount, deposit) <= max(chain.paid, chain.pending)) return undefined;
+  return chain.end + facts.challengeWindow;
+}
+
 /** The chain actions due for one lease now. */
 export function planSettlement(facts: LeaseFacts): SettlementPlan {
   const { chain, now, challengeWindow, lateWindow, deposit } = facts;

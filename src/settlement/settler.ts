@@ -5,7 +5,7 @@ import type { Logger } from '../log';
 import type { Clock } from '../util/clock';
 import type { OutboxRepository, Store, StoredCheckpoint, StoredLease } from '../store';
 import { claimKey, closeKey, finalizeKey, redeemKey, settleKey, withdrawKey, WITHDRAW_KEY_PREFIX } from './outbox-keys';
-import { planSettlement, type ChainLeaseState, type IntentState, type SettlementAction } from './planner';
+import { claimDeadline, planSettlement, type ChainLeaseState, type IntentState, type SettlementAction } from './planner';
 
 export interface SettlerSettings {
   /** How long an ended lease's final checkpoint waits for the tenant's countersignature before a unilateral claim. */
@@ -55,6 +55,8 @@ export class Settler {
   /** The interval counts from the start: a restart must not withdraw below the threshold at once. */
   private lastWithdrawCheck: number;
   private readonly reported = new Set<string>();
+  /** Per lease, the wall-clock unix second until which its unpaid usage can be claimed in full (claimDeadline), as of its last step. */
+  private readonly deadlines = new Map<string, number>();
 
   constructor(private readonly deps: SettlerDeps) {
     this.outbox = deps.store.outbox;
@@ -178,6 +180,10 @@ export class Settler {
       countersignGraceSeconds: settings.countersignGraceSeconds,
       intent: (kind, seq) => this.intentState(kind, leaseId, seq),
     });
+    const deadline = round.slashed ? undefined : claimDeadline({ deposit: lease.deposit, checkpoints, chain: on, challengeWindow: round.challengeWindow });
+    // Chain time runs beside the wall clock; the gap is taken as it is now.
+    if (deadline === undefined || plan.settled) this.deadlines.delete(lease.leaseId);
+    else this.deadlines.set(lease.leaseId, Math.floor(clock.now() / 1000) + Number(deadline - round.now));
     if (plan.settled) {
       for (const cp of checkpoints) if (cp.status !== 'final') store.checkpoints.setStatus(lease.leaseId, Number(cp.seq), 'final');
       return { settled: true };
@@ -191,6 +197,11 @@ export class Settler {
     }
     for (const action of plan.actions) this.run(lease, action, checkpoints);
     return plan.quietUntil === undefined ? { settled: false } : { settled: false, quietUntil: plan.quietUntil };
+  }
+
+  /** The wall-clock unix second until which this lease's unpaid usage can be claimed in full; undefined when nothing is owed. */
+  claimDeadline(leaseId: string): number | undefined {
+    return this.deadlines.get(leaseId);
   }
 
   private run(lease: StoredLease, action: SettlementAction, checkpoints: readonly StoredCheckpoint[]): void {

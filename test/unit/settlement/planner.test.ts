@@ -1,4 +1,4 @@
-import { planSettlement, type IntentState, type LeaseFacts, type PlannedCheckpoint, type SettlementPlan } from '../../../src/settlement';
+import { claimDeadline, planSettlement, type IntentState, type LeaseFacts, type PlannedCheckpoint, type SettlementPlan } from '../../../src/settlement';
 
 /**
  * planSettlement as a table: one lease's facts in, the chain actions due now out. The windows
@@ -257,5 +257,26 @@ describe('planSettlement quietUntil', () => {
     ['an ended lease', { phase: 'settling', now: END - 10n, checkpoints: [aCheckpoint(1, 500n, END - 20n, final)] }],
   ])('a lease with %s is looked at again next round', (_name, situation) => {
     expect(plan(situation)).not.toHaveProperty('quietUntil');
+  });
+});
+
+describe('claimDeadline', () => {
+  const facts = (checkpoints: PlannedCheckpoint[], chain: Partial<LeaseFacts['chain']> = {}, deposit = 10n ** 18n): Parameters<typeof claimDeadline>[0] => ({
+    deposit,
+    checkpoints,
+    chain: { paid: 0n, pending: 0n, payableAt: 0n, end: END, ...chain },
+    challengeWindow: WINDOW,
+  });
+
+  it.each<[string, Parameters<typeof claimDeadline>[0], bigint | undefined]>([
+    ['usage checkpointed and unpaid: claimable in full until the challenge window after the end closes', facts([aCheckpoint(1, 500n, RUNNING)]), END + WINDOW],
+    ['nothing checkpointed: nothing owed', facts([]), undefined],
+    ['paid up to the latest checkpoint: nothing owed', facts([aCheckpoint(1, 500n, RUNNING)], { paid: 500n }), undefined],
+    ['a pending claim covers the latest checkpoint: nothing owed', facts([aCheckpoint(1, 500n, RUNNING)], { pending: 500n }), undefined],
+    ['usage beyond a deposit already paid in full: nothing more can be owed', facts([aCheckpoint(1, 900n, RUNNING)], { paid: 400n }, 400n), undefined],
+    ['settled on-chain: nothing owed', facts([aCheckpoint(1, 500n, RUNNING)], { end: 0n }), undefined],
+    ['slashed: claims revert, so no deadline', { ...facts([aCheckpoint(1, 500n, RUNNING)]), providerSlashed: true }, undefined],
+  ])('%s', (_name, input, expected) => {
+    expect(claimDeadline(input)).toBe(expected);
   });
 });
