@@ -42,9 +42,8 @@ export async function startGpuHealth(options: {
   const { config, report, ledger, engine, exec, env, clock } = options;
   const log = options.log.child({ component: 'gpu-health' });
   const devices = report.gpus.ok ? report.gpus.devices : [];
-  const catalogue = (): GpuModelOffer[] => gpuCatalogue(report, monitor?.withdrawn() ?? new Map());
   if (devices.length === 0) {
-    return { monitor: undefined, catalogue, health: () => [], stop: async () => undefined };
+    return { monitor: undefined, catalogue: () => gpuCatalogue(report, new Map()), health: () => [], stop: async () => undefined };
   }
   const nvidiaSmi = new NvidiaSmi({ exec, path: config.gpu.nvidiaSmiPath ?? 'nvidia-smi', timeoutMs: config.gpu.nvidiaSmiTimeoutMs, env });
   const dmesg = config.gpu.health.dmesgPath;
@@ -131,7 +130,7 @@ export async function startGpuHealth(options: {
   ]);
   return {
     monitor,
-    catalogue,
+    catalogue: () => gpuCatalogue(report, monitor.withdrawn()),
     health: () =>
       monitor.views().map((view) => ({
         index: view.index,

@@ -23,16 +23,16 @@ let daemon: DaemonProcess;
 let tenant: { client: TenantClient; wallet: Wallet; rpc: JsonRpcProvider };
 let browser: Browser;
 let page: Page;
+let launching: Promise<Browser> | undefined;
 /** Every URL the page asked for, and every error it logged (a CSP refusal is one). */
 const requested: string[] = [];
 const pageErrors: string[] = [];
 
 beforeAll(async () => {
   daemon = await DaemonProcess.create('dashboard');
-  const [ready, launched] = await Promise.all([
-    daemon.start(),
-    chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] }),
-  ]);
+  // Kept even when the daemon fails to start, so afterAll closes it and jest can exit.
+  launching = chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  const [ready, launched] = await Promise.all([daemon.start(), launching]);
   browser = launched;
   tenant = daemon.tenant();
   page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
@@ -45,7 +45,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await browser?.close();
+  await launching?.then((launched) => launched.close(), () => undefined);
   tenant?.rpc.destroy();
   await daemon?.cleanup();
 });

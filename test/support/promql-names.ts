@@ -122,7 +122,8 @@ export function namesUsed(): Map<string, string[]> {
 export function exportedNames(exposition: string): Set<string> {
   const names = new Set<string>();
   for (const line of exposition.split('\n')) {
-    const match = /^([A-Za-z_:][\w:]*)[{ ]/.exec(line);
+    // A sample, or a family the daemon declares with no sample yet (GPU utilisation while no lease holds a GPU).
+    const match = /^([A-Za-z_:][\w:]*)[{ ]/.exec(line) ?? /^# TYPE ([A-Za-z_:][\w:]*) /.exec(line);
     if (match) names.add(match[1]!);
   }
   return names;

@@ -2,6 +2,8 @@ import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { JsonRpcProvider } from 'ethers';
 import { createRpcProvider } from '../../../src/chain';
+import { localApiUrl } from '../../../src/api';
+import type { ProviderConfig } from '../../../src/config';
 import { formatStatus } from '../../../src/cli/operator-format';
 import { Daemon } from '../../../src/daemon';
 import type { PassthroughVerdict } from '../../../src/doctor';
@@ -59,13 +61,15 @@ class HostImageMemoryBackend extends MemoryBackend {
  * state file), the fake dmesg, a Docker engine that reports an NVIDIA runtime, and leases in
  * memory: no lease can hold a GPU on this host's Docker. Chain, store, API and engine are real.
  */
+let config: ProviderConfig | undefined;
+
 async function startDaemon(name: string): Promise<{ d: Daemon; tenant: ChainTenant; state: string; kernelLog: string }> {
   dataDir = tempDataDir(name);
   const state = join(dataDir, 'gpu-state');
   const kernelLog = join(dataDir, 'kmsg');
   writeFileSync(state, '');
   writeFileSync(kernelLog, '[    3.100000] NVRM: Xid (PCI:0000:18:00): 79, pid=1, name=old, GPU has fallen off the bus.\n');
-  const config = await testConfig(dataDir, {
+  config = await testConfig(dataDir, {
     gpu: { nvidiaSmiPath: join(BIN, 'nvidia-smi-health'), health: { intervalSeconds: 1, recoverAfterSeconds: 3, dmesgPath: join(BIN, 'dmesg-xid') } },
     pricing: { perGpuSecond: '1000000000000' },
   });
@@ -89,8 +93,9 @@ async function freeGpus(d: Daemon): Promise<number> {
   return (await d.service.offer()).free.gpus.reduce((sum, g) => sum + g.count, 0);
 }
 
-async function metrics(d: Daemon): Promise<string> {
-  return (await fetch(`${d.info.apiUrl}/metrics`)).text();
+/** /metrics from the operator listener (plain HTTP on loopback), as the operator's tools read it. */
+async function metrics(): Promise<string> {
+  return (await fetch(`${localApiUrl(config!)}/metrics`)).text();
 }
 
 describe('GPU health in a running daemon (fake nvidia-smi and dmesg)', () => {
@@ -118,7 +123,7 @@ describe('GPU health in a running daemon (fake nvidia-smi and dmesg)', () => {
     await until('GPU 1 is withdrawn', async () => ((await freeGpus(d)) === 6 ? true : undefined));
     expect((await d.service.status()).gpus[1]).toMatchObject({ uuid: GPU1, status: 'unhealthy', reason: 'xid: Xid 79: pid=2345, name=python3, GPU has fallen off the bus.', xidErrors: 1 });
     const scraped = await until('the metrics show both', async () => {
-      const body = await metrics(d);
+      const body = await metrics();
       return body.includes(`provider_gpu_xid_errors_total{uuid="${GPU1}"} 1`) ? body : undefined;
     });
     expect(scraped).toContain(`provider_gpu_healthy{uuid="${GPU0}",model="NVIDIA H100 80GB HBM3"} 0`);
