@@ -167,6 +167,16 @@ describe('provider tenant on the devnet', () => {
       }
     });
 
+    it('opens a shell at once after a daemon restart: the container kept running', async () => {
+      const before = (await sh('docker', ['inspect', '-f', '{{.State.StartedAt}}', `provider-lease-${daemon.instance()}-${service}`])).stdout.trim();
+      expect(await daemon.stop()).toBe(0);
+      await daemon.start();
+      const run = await daemon.cli(['tenant', 'shell', service, '--', 'sh', '-c', 'wget -q -O - http://127.0.0.1:8080/index.html']);
+      expect({ code: run.code, stdout: run.stdout }).toEqual({ code: 0, stdout: expect.stringMatching(/^hello from lease /) });
+      const after = (await sh('docker', ['inspect', '-f', '{{.State.StartedAt}}', `provider-lease-${daemon.instance()}-${service}`])).stdout.trim();
+      expect(after).toBe(before);
+    });
+
     it('closes it: the provider stops the container', async () => {
       const closed = await json<{ txHash: string }>(['close', service]);
       expect(closed.txHash).toMatch(/^0x[0-9a-f]{64}$/);
