@@ -83,7 +83,7 @@ export async function startApi(options: StartApiOptions): Promise<RunningApi> {
     settings: () => config.access,
     clock,
   };
-  const history = new StoreOperatorHistory({ store, ledger: options.ledger, ...(options.report ? { report: options.report } : {}) });
+  const history = new StoreOperatorHistory({ store, ledger: options.ledger, ...(options.report ? { report: options.report } : {}), ...(options.gpuHealth ? { gpuHealth: options.gpuHealth } : {}) });
   const dashboard = config.dashboard.enabled ? dashboardRoutes({ log: log.child({ component: 'dashboard' }) }) : [];
   const operatorAccess = new DashboardAccess({ password: config.dashboard.enabled ? config.dashboard.password : undefined });
   const server = createProviderApi({

@@ -1,8 +1,9 @@
-import type { CapacityView, EarningsHistory, OperatorHistoryService, RecentError, RecentErrors } from '../api';
+import type { CapacityView, EarningsHistory, GpuHealthStatusView, OperatorHistoryService, RecentError, RecentErrors } from '../api';
 import type { AllocationLedger, CapacityReport } from '../capacity';
 import type { EndReason } from '../leases';
 import { closeKey, finalizeKey, parseSettlementKey, redeemKey, settleKey } from '../settlement';
 import type { Store, StoredCheckpoint, StoredLease } from '../store';
+import { runningGpuReadings } from './operator-views';
 
 /** The most points and errors one answer carries; the page shows the latest. */
 const MAX_POINTS = 5_000;
@@ -13,6 +14,8 @@ export interface StoreOperatorHistoryDeps {
   ledger: AllocationLedger;
   /** The capacity found at start: what is offered, and each GPU's readings then. Without it, the free GPUs only. */
   report?: CapacityReport;
+  /** The health monitor's view of each GPU; without it, no health is shown. */
+  gpuHealth?: () => GpuHealthStatusView[];
 }
 
 /** The dashboard's views, from the allocation ledger and the store (src/api/operator-history-routes.ts). */
@@ -34,6 +37,9 @@ export class StoreOperatorHistory implements OperatorHistoryService {
     const freeFigures = { cpuMillis: free.cpuMillis, memoryBytes: free.memoryBytes, diskBytes: free.diskBytes, gpus: free.gpus.length };
     const devices = report?.gpus.ok ? report.gpus.devices : [];
     const units = report?.allocatable.gpus ?? free.gpus;
+    const health = new Map((this.deps.gpuHealth?.() ?? []).map((gpu) => [gpu.uuid, gpu]));
+    // What leases' GPUs do now (the meter's latest readings) beats what they did at start.
+    const live = new Map(runningGpuReadings(this.deps.store).map((reading) => [reading.uuid, reading]));
     return {
       total: {
         cpuMillis: freeFigures.cpuMillis + allocated.cpuMillis,
@@ -55,9 +61,9 @@ export class StoreOperatorHistory implements OperatorHistoryService {
           profile: unit.profile,
           memoryBytes: unit.memoryBytes,
           heldBy: holderOf.get(unit.uuid) ?? holderOf.get(unit.gpuUuid) ?? null,
-          health: null,
-          utilizationPercent: device?.utilization.gpuPercent ?? null,
-          memoryUsedBytes: device?.memory.usedBytes ?? null,
+          health: healthText(health.get(unit.gpuUuid)),
+          utilizationPercent: liveUtilization(live.get(unit.uuid)) ?? device?.utilization.gpuPercent ?? null,
+          memoryUsedBytes: live.get(unit.uuid)?.memoryUsedBytes ?? device?.memory.usedBytes ?? null,
         };
       }),
       gpusNotOffered: (report?.allocatable.gpusNotOffered ?? []).map((gpu) => ({ index: gpu.gpuIndex, model: gpu.model, reason: gpu.reason, detail: gpu.detail })),
@@ -171,3 +177,13 @@ const LEASE_FIXES: Readonly<Partial<Record<EndReason, string>>> = {
   'start-failed': 'the container did not start: `provider leases <id>` shows why; `provider doctor` checks Docker and the sandbox runtime',
   'container-vanished': 'something outside the daemon removed the container: keep `docker prune` and similar tools away from provider-lease-* containers',
 };
+
+function healthText(gpu: GpuHealthStatusView | undefined): string | null {
+  if (!gpu) return null;
+  if (gpu.status === 'healthy') return 'healthy';
+  return `${gpu.status === 'recovering' ? 'recovering' : 'UNHEALTHY'}: ${gpu.reason ?? 'unknown'}`;
+}
+
+function liveUtilization(reading: { utilization: number | null } | undefined): number | null {
+  return reading?.utilization == null ? null : Math.round(reading.utilization * 100);
+}

@@ -62,6 +62,8 @@ describe('the dashboard in a real browser (Debian chromium) against a devnet dae
     // Locators, not page functions: the page's CSP refuses the eval playwright's functions need.
     await page.locator('#provider', { hasText: provider }).waitFor({ timeout: 20_000 });
     expect(await page.textContent('#state')).toBe('accepting leases');
+    // How tenants reach it: on the devnet, the listen address (TLS), nothing to prove from outside.
+    await page.locator('#status', { hasText: `local at ${daemon.ready!.apiUrl}: local only` }).waitFor({ timeout: 10_000 });
 
     const { client } = tenant;
     const { leaseId } = await client.open(await client.quote(WORKLOAD), 10n ** 17n);

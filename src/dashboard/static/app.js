@@ -124,7 +124,15 @@ function renderStatus(status) {
     ['Docker', status.docker.reachable ? 'reachable' : 'NOT reachable'],
     ['up', duration(Date.now() / 1000 - status.startedAt)],
     ['leases', counts],
+    ...(status.reachability ? [['reachable', reachabilityText(status.reachability)]] : []),
+    ...(status.gpus && status.gpus.length > 0 ? [['GPUs', `${status.gpus.filter((gpu) => gpu.status === 'healthy').length} of ${status.gpus.length} healthy`]] : []),
   ]);
+}
+
+const VERIFIED = { outside: 'verified from outside', 'no-vantage': 'not verified from outside', failed: 'NOT reachable from outside', 'not-needed': 'local only' };
+
+function reachabilityText(r) {
+  return `${r.path === 'none' ? 'NO PATH' : r.path} at ${r.url}: ${VERIFIED[r.verified] ?? r.verified}${r.fix ? ` (fix: ${r.fix})` : ''}`;
 }
 
 function capacityRow(label, allocated, total, format) {

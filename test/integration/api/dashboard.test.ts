@@ -79,7 +79,16 @@ async function start(options: { dir?: string; operatorAccess?: OperatorAccess } 
     authenticator: new TenantAuthenticator({ chainId: CHAIN_ID, maxSignatureAgeSeconds: 300, clock: systemClock, nonces: new InMemoryNonceLedger(systemClock) }),
     maxBodyBytes: 64 * 1024,
     log: silentLogger(),
-    history: new StoreOperatorHistory({ store, ledger, report }),
+    history: new StoreOperatorHistory({
+      store,
+      ledger,
+      report,
+      // The health monitor's verdict: GPU 1 off sale.
+      gpuHealth: () => [
+        { index: 0, uuid: allocatable.gpus[0]!.gpuUuid, model: 'm', status: 'healthy', reason: null, since: 0, backOnSaleAt: null, temperatureCelsius: 40, xidErrors: 0 },
+        { index: 1, uuid: allocatable.gpus[1]!.gpuUuid, model: 'm', status: 'unhealthy', reason: 'xid: Xid 79', since: 1, backOnSaleAt: null, temperatureCelsius: 41, xidErrors: 1 },
+      ],
+    }),
     extraRoutes: dashboardRoutes({ assetsDir: dir, log: silentLogger() }),
     operatorAccess: options.operatorAccess ?? new DashboardAccess({}),
   });
@@ -165,7 +174,7 @@ describe('the dashboard routes (the real API server, its files, a real store)', 
     expect([withdraw.status, withdraw.body.error.code]).toEqual([403, 'OPERATOR_ONLY']);
   });
 
-  it('report capacity held and free, with each GPU and its holder', async () => {
+  it('report capacity held and free, with each GPU, its holder and its health', async () => {
     h = await start();
     const reply = await send(h.port, 'GET', '/v1/operator/capacity');
     expect(reply.status).toBe(200);
@@ -177,8 +186,7 @@ describe('the dashboard routes (the real API server, its files, a real store)', 
     expect(view.gpus.map((g) => g.heldBy)).toEqual([{ kind: 'quote', holder: 'q-1' }, null]);
     expect(view.gpus.map((g) => [g.utilizationPercent, g.memoryUsedBytes])).toEqual([[87, 3 * 2 ** 30], [null, null]]);
     expect(view.readAt).toBe('2026-12-03T00:00:00.000Z');
-    // Nothing measures health yet: none is made up.
-    expect(view.gpus.every((g) => g.health === null)).toBe(true);
+    expect(view.gpus.map((g) => g.health)).toEqual(['healthy', 'UNHEALTHY: xid: Xid 79']);
   });
 
   it('give earnings over time from the store: earned at each checkpoint, paid when its redeem was confirmed', async () => {
