@@ -71,7 +71,7 @@ describe('provider start at a terminal', () => {
 
     const verbose = await runStart(daemon, ['--verbose']);
     expect(verbose.code).toBe(0);
-    expect(verbose.text).toMatch(/^\d\d:\d\d:\d\d {2}info {5}provider daemon ready {2}apiUrl=http:\/\/127\.0\.0\.1:\d+ /m);
+    expect(verbose.text).toMatch(/^\d\d:\d\d:\d\d {2}info {5}provider daemon ready {2}apiUrl=https:\/\/127\.0\.0\.1:\d+ /m);
     expect(verbose.text).toMatch(/^\d\d:\d\d:\d\d {2}info {5}stop requested {2}signal=SIGINT$/m);
     expect(verbose.text).toMatch(/^\d\d:\d\d:\d\d {2}info {5}connecting to the chain {2}rpcUrl=\[redacted\] chainId=31337$/m);
     expect(verbose.text).toMatch(/^\d\d:\d\d:\d\d {2}warning {2}devnet: RUNNING ON A LOCAL DEVNET/m);

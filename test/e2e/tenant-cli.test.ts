@@ -171,8 +171,8 @@ describe('provider tenant on the devnet', () => {
       const before = (await sh('docker', ['inspect', '-f', '{{.State.StartedAt}}', `provider-lease-${daemon.instance()}-${service}`])).stdout.trim();
       expect(await daemon.stop()).toBe(0);
       await daemon.start();
-      const run = await daemon.cli(['tenant', 'shell', service, '--', 'sh', '-c', 'wget -q -O - http://127.0.0.1:8080/index.html']);
-      expect({ code: run.code, stdout: run.stdout }).toEqual({ code: 0, stdout: expect.stringMatching(/^hello from lease /) });
+      const run = await daemon.cli(['tenant', 'shell', service, '--', 'cat', '/tmp/www/index.html']);
+      expect({ code: run.code, stdout: run.stdout, stderr: run.stderr }).toEqual({ code: 0, stdout: expect.stringMatching(/^hello from lease /), stderr: '' });
       const after = (await sh('docker', ['inspect', '-f', '{{.State.StartedAt}}', `provider-lease-${daemon.instance()}-${service}`])).stdout.trim();
       expect(after).toBe(before);
     });
