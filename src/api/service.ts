@@ -200,6 +200,8 @@ export interface DaemonStatus {
   gpus: GpuHealthStatusView[];
   /** How tenants reach this API (decided at start); null before it is decided. */
   reachability: ReachabilityView | null;
+  /** SHA-256 of the certificate the API serves now (the pin registered on-chain); null without TLS. */
+  tlsSha256: string | null;
 }
 
 /** The path tenants reach the API by (public, upnp, ipv6, relay, configured, local, none), its URL, and whether it was proven from outside. */

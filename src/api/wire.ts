@@ -203,6 +203,7 @@ export const daemonStatusWire = z.object({
     .nullable()
     .default(null),
   gpus: z.array(gpuHealthWire).default([]),
+  tlsSha256: z.string().regex(/^[0-9a-f]{64}$/).nullable().default(null),
 });
 
 const checkpointStatusWire = z.enum(['signed', 'redeemed', 'claimed', 'final']);

@@ -3,6 +3,7 @@ import type { DaemonStatus, EarningsView, GpuHealthStatusView, ReachabilityView,
 import type { LeaseState } from '../leases';
 import { formatBytes } from '../util/bytes';
 import { table } from '../util/text-table';
+import { formatPin } from '../tls';
 
 /**
  * The text forms of `provider status`, `leases`, `earnings` and `withdraw`: aligned columns for
@@ -27,6 +28,7 @@ export function formatStatus(report: StatusReport): string {
     rows.push(['docker', report.docker.reachable ? 'reachable' : 'NOT reachable']);
     rows.push(['accepting', report.accepting ? 'yes: taking new leases' : 'no: draining or shutting down']);
     if (report.reachability) rows.push(...reachabilityRows(report.reachability));
+    if (report.tlsSha256) rows.push(['tls', `sha256 ${formatPin(report.tlsSha256)} (tenants and browsers should see this certificate)`]);
     const gpus = report.gpus ?? [];
     if (gpus.length > 0) {
       const sick = gpus.filter((gpu) => gpu.status !== 'healthy');

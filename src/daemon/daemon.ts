@@ -289,6 +289,7 @@ export class Daemon {
         clock,
         cursorBlock: () => following.cursor(),
         reachability: () => reachability?.status ?? null,
+        tlsSha256: () => pin.sha256 ?? null,
         logArchive,
         gpus: gpuHealth,
         benchmarks,

@@ -50,6 +50,8 @@ export interface ProviderServiceDeps {
   cursorBlock: () => number | undefined;
   /** How tenants reach the API; decided after the API listens, so read at each status. */
   reachability?: () => ReachabilityView | null;
+  /** The certificate pin now (a renewal changes it). */
+  tlsSha256?: () => string | null;
   /** Logs of leases whose container is removed. */
   logArchive?: LogArchive;
   /** The GPU models on this machine and each GPU's health (the health monitor's view). */
@@ -251,6 +253,7 @@ export class EngineProviderService implements ProviderService {
       docker: { reachable },
       chain: { headBlock, cursorBlock: this.deps.cursorBlock() ?? null },
       reachability: this.deps.reachability?.() ?? null,
+      tlsSha256: this.deps.tlsSha256?.() ?? null,
       gpus: this.deps.gpus.health(),
     };
   }

@@ -40,7 +40,7 @@ export class DashboardAccess implements OperatorAccess {
     // Digests have one length whatever was given: the comparison takes the same time for any guess.
     if (given === undefined || !timingSafeEqual(sha256(given), this.digest)) {
       throw new ProviderError('OPERATOR_AUTH_REQUIRED', 'the dashboard asks for its password from another machine', {
-        fix: 'give the password set in dashboard.password (any user name), or reach it through an SSH tunnel: ssh -L 8420:127.0.0.1:8420 <host>',
+        fix: 'give the password set in dashboard.password (any user name), or reach it through an SSH tunnel: ssh -L 8421:127.0.0.1:8421 <host>, then http://127.0.0.1:8421/dashboard',
       });
     }
     return true;

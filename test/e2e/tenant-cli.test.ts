@@ -113,8 +113,12 @@ describe('provider tenant on the devnet', () => {
   });
 
   it('lists the lease among the tenant\'s leases from the chain', async () => {
-    const listed = await json<{ tenant: string; leases: { leaseId: string; settled: boolean }[] }>(['leases']);
-    expect(listed.leases.find((l) => l.leaseId === leaseId)).toMatchObject({ settled: true });
+    const listed = await json<{ tenant: string; leases: { leaseId: string; settled: boolean; paid: string; refund: string | null }[] }>(['leases']);
+    const found = listed.leases.find((l) => l.leaseId === leaseId)!;
+    expect(found).toMatchObject({ settled: true });
+    // From LeaseSettled: the marketplace clears a settled lease's slot.
+    expect(BigInt(found.paid)).toBeGreaterThan(0n);
+    expect(found.refund).not.toBeNull();
   });
 
   describe('a lease that serves (examples/service.yaml)', () => {

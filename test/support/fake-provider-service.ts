@@ -342,6 +342,7 @@ export class FakeProviderService implements ProviderService {
       chain: { headBlock: 10, cursorBlock: 9 },
       reachability: null,
       gpus: [],
+      tlsSha256: null,
     };
   }
 

@@ -159,12 +159,12 @@ export function registerLeaseCommands(group: Command, io: CliIo): void {
       await withTenantEnv(io, command, async (env) => {
         const tenant = await env.signer.getAddress();
         const opened = await env.directory.leasesOf(tenant);
-        const rows = await Promise.all(
-          opened.map(async (l) => {
-            const on = await env.marketplace.read('getLease', [l.leaseId]);
-            return { ...l, settled: BigInt(on.end) === 0n, end: BigInt(on.end), paid: BigInt(on.paid) };
-          }),
-        );
+        const onChain = await Promise.all(opened.map(async (l) => ({ lease: l, on: await env.marketplace.read('getLease', [l.leaseId]) })));
+        const settlements = await env.directory.settlementsOf(onChain.filter(({ on }) => BigInt(on.end) === 0n).map(({ lease }) => lease.leaseId));
+        const rows = onChain.map(({ lease, on }) => {
+          const settled = settlements.get(lease.leaseId);
+          return { ...lease, settled: BigInt(on.end) === 0n, end: BigInt(on.end), paid: settled?.paid ?? BigInt(on.paid), refund: settled?.refund ?? null };
+        });
         const shown = options.live ? rows.filter((r) => !r.settled) : rows;
         if (env.flags.json) {
           env.ctx.print(toJson({ tenant, leases: shown }));

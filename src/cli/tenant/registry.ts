@@ -95,6 +95,21 @@ export class ChainDirectory {
     return out;
   }
 
+  /**
+   * What settled leases paid and refunded (LeaseSettled): the marketplace clears a settled lease's
+   * slot, so getLease reads zero for it and the event is the record.
+   */
+  async settlementsOf(leaseIds: readonly bigint[], signal?: AbortSignal): Promise<Map<bigint, { paid: bigint; refund: bigint }>> {
+    const out = new Map<bigint, { paid: bigint; refund: bigint }>();
+    if (leaseIds.length === 0) return out;
+    const idTopics = leaseIds.map((id) => `0x${id.toString(16).padStart(64, '0')}`);
+    for (const log of await this.scan([this.topic('LeaseSettled'), idTopics], signal)) {
+      const event = decodeMarketplaceLog(this.marketplace, log);
+      if (event?.name === 'LeaseSettled') out.set(event.args.leaseId, { paid: event.args.paid, refund: event.args.refund });
+    }
+    return out;
+  }
+
   private topic(name: string): string {
     const topic = this.marketplace.interface.getEvent(name)?.topicHash;
     if (!topic) throw new Error(`the marketplace ABI has no ${name} event`);

@@ -69,10 +69,13 @@ describe('operator output', () => {
       docker: { reachable: true },
       chain: { headBlock: 1, cursorBlock: 1 },
       gpus: [],
+      tlsSha256: 'ab'.repeat(32),
     };
     const upnp = formatStatus({ ...base, reachability: { path: 'upnp', url: 'http://11.0.0.1:8420', verified: 'outside', detail: 'UPnP-IGD at 192.168.1.1 maps 11.0.0.1:8420 to this machine\'s port 8420', fix: null } });
     expect(upnp).toContain('reachable  upnp at http://11.0.0.1:8420: verified from outside\n');
     expect(upnp).toContain('UPnP-IGD at 192.168.1.1 maps');
+    // The certificate tenants (and a browser on the LAN) should be shown, as openssl prints fingerprints.
+    expect(upnp).toContain(`tls        sha256 ${Array(32).fill('AB').join(':')} (tenants and browsers should see this certificate)\n`);
     const none = formatStatus({ ...base, reachability: { path: 'none', url: 'http://127.0.0.1:8420', verified: 'failed', detail: 'no path found', fix: 'enable UPnP on the router' } });
     expect(none).toContain('reachable  NO PATH at http://127.0.0.1:8420: NOT reachable from outside\n');
     expect(none).toContain('fix: enable UPnP on the router\n');
@@ -93,6 +96,7 @@ describe('operator output', () => {
       chain: { headBlock: null, cursorBlock: 7 },
       reachability: null,
       gpus: [],
+      tlsSha256: null,
     });
     expect(text).toContain('chain      chain id 31337 (LOCAL DEVNET: tokens are worthless), RPC not answering, events handled to block 7\n');
     expect(text).toContain('docker     NOT reachable\n');

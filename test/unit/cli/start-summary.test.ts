@@ -14,6 +14,7 @@ const STATUS: DaemonStatus = {
   chain: { headBlock: 120, cursorBlock: 119 },
   reachability: null,
   gpus: [],
+  tlsSha256: null,
 };
 
 const OFFER = {

@@ -51,7 +51,7 @@ describe('DashboardAccess', () => {
       error = err;
     }
     expect(isProviderError(error, 'OPERATOR_ONLY')).toBe(true);
-    expect((error as { fix?: string }).fix).toContain('http://127.0.0.1:<api.port>/dashboard');
+    expect((error as { fix?: string }).fix).toContain('http://127.0.0.1:<api.operatorPort>/dashboard');
   });
 });
 

@@ -85,9 +85,12 @@ describe('comparing provider offers', () => {
     expect(ids('latency')).toEqual(['b', 'a', 'c', 'd']);
   });
 
-  it('reads region and a TLS pin from registration metadata, whichever spelling, and nothing from junk', () => {
-    expect(readMetadata('{"region":"eu","tlsPin":"sha256:ab"}')).toEqual({ region: 'eu', tlsPin: 'sha256:ab' });
-    expect(readMetadata('{"tls":{"pin":"sha256:cd"}}')).toEqual({ region: null, tlsPin: 'sha256:cd' });
+  it('reads region and the TLS pin (tls.sha256, as the daemon registers it) from registration metadata, and nothing from junk', () => {
+    const pin = 'ab'.repeat(32);
+    expect(readMetadata(JSON.stringify({ region: 'eu', tls: { sha256: pin } }))).toEqual({ region: 'eu', tlsPin: pin });
+    // openssl's spelling is read too; a pin of the wrong length is none.
+    expect(readMetadata(JSON.stringify({ tls: { sha256: Array(32).fill('CD').join(':') } }))).toEqual({ region: null, tlsPin: 'cd'.repeat(32) });
+    expect(readMetadata('{"tls":{"sha256":"abcd"}}')).toEqual({ region: null, tlsPin: null });
     expect(readMetadata('not json')).toEqual({ region: null, tlsPin: null });
     expect(readMetadata('{"region":42}')).toEqual({ region: null, tlsPin: null });
   });
