@@ -99,7 +99,15 @@ export class PortProxy implements RequestPassthrough, UpgradeHandler {
     const headers: OutgoingHttpHeaders = stripHopByHop(answer.headers);
     if (pass.tokenFromQuery) headers['set-cookie'] = [...toArray(headers['set-cookie']), tokenCookie(pass)];
     res.writeHead(answer.statusCode ?? 502, headers);
-    answer.socket.setTimeout(settings.idleTimeoutMs, () => answer.destroy());
+    // The upstream socket is kept alive across requests: the idle timer's listener goes with this answer.
+    const socket = answer.socket;
+    const idle = (): void => void answer.destroy();
+    socket.setTimeout(settings.idleTimeoutMs);
+    socket.once('timeout', idle);
+    answer.once('close', () => {
+      socket.off('timeout', idle);
+      socket.setTimeout(0);
+    });
     answer.pipe(res);
     answer.once('error', () => res.destroy());
   }
