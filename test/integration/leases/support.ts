@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { Contract, Wallet, type InterfaceAbi, type JsonRpcProvider } from 'ethers';
+import { Contract, Wallet, type InterfaceAbi, type JsonRpcProvider, type TransactionReceipt } from 'ethers';
 import { marketplaceV2Abi as marketplaceAbi } from '../../../src/chain/artifacts/marketplace-v2';
 import { mockTokenAbi } from '../../../src/chain/artifacts/mock-token';
 import { decodeMarketplaceLog, marketplaceAt, providerAccount, type LeaseTerms, type ProviderAccount } from '../../../src/chain';
@@ -68,13 +68,13 @@ export class ChainTenant {
 
   /** What a funded tenant does before asking for quotes: the provider refuses quotes to a tenant whose allowance cannot pay the minimum deposit. */
   async approveMarketplace(amount: bigint = 10n ** 24n): Promise<void> {
-    await (await this.token.getFunction('approve')(this.market.target, amount)).wait();
+    await this.send(this.token, 'approve', this.market.target, amount);
   }
 
   async open(response: QuoteResponse, deposit: bigint): Promise<bigint> {
     const allowance = (await this.token.getFunction('allowance')(this.wallet.address, this.market.target)) as bigint;
     if (allowance < deposit) await this.approveMarketplace(deposit);
-    const receipt = await (await this.market.getFunction('openLease')(response.quote, response.signature, deposit)).wait();
+    const receipt = await this.send(this.market, 'openLease', response.quote, response.signature, deposit);
     const typed = marketplaceAt(this.market.target as string, null);
     for (const log of receipt.logs) {
       const event = decodeMarketplaceLog(typed, log);
@@ -86,7 +86,22 @@ export class ChainTenant {
   }
 
   async close(leaseId: bigint): Promise<void> {
-    await (await this.market.getFunction('closeLease')(leaseId, this.termsOf(leaseId))).wait();
+    await this.send(this.market, 'closeLease', leaseId, this.termsOf(leaseId));
+  }
+
+  /**
+   * Sends with the tenant client's 30% gas margin over the estimate, as a real tenant does. An
+   * estimate runs at the pending block's timestamp, and openLease's gas depends on time: it raises
+   * the provider's busyUntil only when the new lease ends later. Estimated in the second the
+   * previous lease opened, the raise is skipped; mined a block later, it is not, and an exact
+   * limit then starves the token transfer (out of gas, the open reverts).
+   */
+  private async send(contract: Contract, name: string, ...args: unknown[]): Promise<TransactionReceipt> {
+    const fn = contract.getFunction(name);
+    const gasLimit = ((await fn.estimateGas(...args)) * 13n) / 10n;
+    const receipt = (await (await fn(...args, { gasLimit })).wait()) as TransactionReceipt | null;
+    if (!receipt) throw new Error(`${name}: no receipt`);
+    return receipt;
   }
 
   termsOf(leaseId: bigint): LeaseTerms {
