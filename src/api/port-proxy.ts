@@ -6,7 +6,7 @@ import type { Logger } from '../log';
 import { portParam, type AccessSettings, type PerLeaseSlots, type WorkloadDoor } from './lease-access';
 import { cookiesOf, tokenCookieName, TOKEN_QUERY, type DoorPass, type LeaseDoor } from './lease-door';
 import { param } from './routes';
-import { decodeSegment, errorResponse, refuseUpgrade, requestUrl, toJson, type RequestPassthrough, type UpgradeHandler } from './server';
+import { decodeSegment, errorResponse, readBody, refuseUpgrade, requestUrl, toJson, type RequestPassthrough, type UpgradeHandler } from './server';
 import { AUTH_HEADERS } from './tenant-auth';
 import { leaseIdParam } from './wire';
 
@@ -54,7 +54,7 @@ export class PortProxy implements RequestPassthrough, UpgradeHandler {
       return;
     }
     const settings = this.options.settings().proxy;
-    const body = await readBounded(req, settings.maxRequestBodyBytes);
+    const body = await readBody(req, settings.maxRequestBodyBytes, `send at most ${settings.maxRequestBodyBytes} bytes to a lease's port (access.proxy.maxRequestBodyBytes)`);
     const pass = this.options.door.admit(req, url, body, leaseId, port);
     if (pass.tokenFromQuery && (req.method === 'GET' || req.method === 'HEAD')) {
       // The token leaves the URL (history, Referer, the lease's logs) for a cookie on the lease's path.
@@ -209,22 +209,6 @@ function target(req: IncomingMessage): { url: URL; leaseId: string; port: number
   const leaseId = param(leaseIdParam, decodeSegment(match[1] ?? '', 'id'), 'id');
   const port = param(portParam, decodeSegment(match[2] ?? '', 'port'), 'port');
   return { url, leaseId, port, rest: match[3] };
-}
-
-async function readBounded(req: IncomingMessage, limit: number): Promise<Buffer> {
-  if (Number(req.headers['content-length'] ?? '0') > limit) throw tooLarge(limit);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw tooLarge(limit);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
-}
-
-function tooLarge(limit: number): ProviderError {
-  return new ProviderError('REQUEST_TOO_LARGE', `request body is larger than ${limit} bytes`, { fix: `send at most ${limit} bytes to a lease's port (access.proxy.maxRequestBodyBytes)` });
 }
 
 function unreachable(pass: DoorPass, err: Error): ProviderError {

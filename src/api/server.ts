@@ -275,21 +275,22 @@ function lingerBeforeClose(socket: Socket | null, lingerMs: number): void {
   };
 }
 
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/** The request body, refused with REQUEST_TOO_LARGE (and `fix`) past `limit` bytes, declared or sent. */
+export async function readBody(req: IncomingMessage, limit: number, fix = `send at most ${limit} bytes`): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? '0');
-  if (declared > limit) throw tooLarge(limit);
+  if (declared > limit) throw tooLarge(limit, fix);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > limit) throw tooLarge(limit);
+    if (size > limit) throw tooLarge(limit, fix);
     chunks.push(chunk);
   }
   return Buffer.concat(chunks);
 }
 
-function tooLarge(limit: number): ProviderError {
-  return new ProviderError('REQUEST_TOO_LARGE', `request body is larger than ${limit} bytes`, { fix: `send at most ${limit} bytes` });
+function tooLarge(limit: number, fix: string): ProviderError {
+  return new ProviderError('REQUEST_TOO_LARGE', `request body is larger than ${limit} bytes`, { fix });
 }
 
 function parseBody<Body>(schema: z.ZodType<Body>, raw: Buffer): Body {

@@ -1,4 +1,6 @@
 import type { Allocation, Checkpoint, Quote, Rates, UsageRecord } from '../chain';
+import type { GpuModelInfo } from '../capacity';
+import type { GpuUsageReading } from '../store';
 import type { LeaseState, EndReason } from '../leases';
 import type { SignedBenchmarks } from '../benchmark';
 import type { Manifest } from '../runtime';
@@ -38,19 +40,7 @@ export interface OperatorService {
 }
 
 /** One GPU model (or MIG profile) on this machine: what a tenant filters on (see the quote's gpus constraints). */
-export interface GpuModelOffer {
-  model: string;
-  profile: string | null;
-  memoryBytes: number | null;
-  driverVersion: string | null;
-  cudaVersion: string | null;
-  pcie: { gen: number | null; width: number | null };
-  total: number;
-  /** Units on sale by health; free ones are in `free.gpus`. */
-  healthy: number;
-  /** Units off sale because of their health, with why. */
-  unhealthy: { uuid: string; reason: string }[];
-}
+export type GpuModelOffer = GpuModelInfo;
 
 /** One GPU's health as the daemon's monitor last judged it. */
 export interface GpuHealthStatusView {
@@ -156,19 +146,8 @@ export interface UsageView {
   gpus: GpuReadingView[];
 }
 
-/** One GPU (or MIG slice) of a lease, as read at the end of usage record `seq`. */
-export interface GpuReadingView {
-  seq: number;
-  /** Unix seconds. */
-  at: number;
-  uuid: string;
-  /** A MIG slice's GPU: nvidia-smi reads utilisation per physical GPU only, so the slice's is its GPU's (null while MIG is on). */
-  parentUuid: string | null;
-  /** 0..1; null when the driver reports none. */
-  utilization: number | null;
-  memoryUsedBytes: number | null;
-  memoryTotalBytes: number | null;
-}
+/** One GPU (or MIG slice) a lease holds, read at the end of a usage record (stored beside the records, never in them). */
+export type GpuReadingView = GpuUsageReading;
 
 export interface LogQuery {
   /** Last N lines first; all when absent. */
