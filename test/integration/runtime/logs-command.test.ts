@@ -37,7 +37,7 @@ async function storeWithLease(runtimeId: string): Promise<string> {
 describe('provider logs with the daemon down', () => {
   test("reads the lease's stdout and stderr from Docker, without a runtime or a firewall", async () => {
     const runtimeId = h.leaseId('cli');
-    const manifest = aManifest({ command: ['sh', '-c'], args: ['echo to stdout; echo to stderr >&2'] });
+    const manifest = aManifest({ command: ['sh', '-c'], args: ['echo to stdout; echo to stderr >&2; sleep 1'] }); // the sleep: see the Docker contract workload
     await h.runtime.start({ manifest, allocation: h.allocation(runtimeId, manifest), imageId: await h.imageId() });
     await h.runtime.wait(runtimeId);
     const run = await runCli(['-c', await storeWithLease(runtimeId), 'logs', '4']);
