@@ -1,9 +1,10 @@
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createKeystore } from '../../src/chain';
+import { missingTool } from '../support/host-tools';
 import { DaemonProcess } from './daemon-process';
 
 const sh = promisify(execFile);
@@ -20,17 +21,7 @@ const ROOT = join(__dirname, '..', '..');
 const NETNS = (name: string) => ['nsenter', `--net=/run/netns/${name}`];
 const TOOLS = ['ip', 'nsenter', 'iptables-legacy', 'miniupnpd', 'upnpc', '/usr/sbin/sshd', 'ssh-keygen'];
 
-const missing = process.getuid?.() !== 0 ? 'not root (network namespaces need it)' : missingTool();
-function missingTool(): string | undefined {
-  for (const tool of TOOLS) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    } catch {
-      return `${tool} is not installed`;
-    }
-  }
-  return undefined;
-}
+const missing = process.getuid?.() !== 0 ? 'not root (network namespaces need it)' : missingTool(TOOLS);
 // CI installs every tool (.ci/run): there a missing one is a failure, not a skip.
 if (missing && process.env.CI) throw new Error(`home-network e2e cannot run in CI: ${missing}`);
 const describeHome = missing ? describe.skip : describe;

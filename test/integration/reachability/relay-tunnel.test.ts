@@ -1,6 +1,6 @@
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -8,6 +8,8 @@ import { promisify } from 'node:util';
 import { createLogger } from '../../../src/log';
 import { SshRelayTunnel, fingerprint, type RelaySettings } from '../../../src/reachability';
 import { systemClock } from '../../../src/util/clock';
+import { deadPort } from '../../support/cli-io';
+import { missingTool } from '../../support/host-tools';
 import { until } from '../../support/until';
 
 const sh = promisify(execFile);
@@ -19,17 +21,7 @@ jest.setTimeout(90_000);
  * dropping under a running daemon, sshd going away and coming back, and the pin refusing an
  * impostor.
  */
-const missing = process.getuid?.() !== 0 ? 'not root (sshd logs in as root here)' : missingTool();
-function missingTool(): string | undefined {
-  for (const tool of ['/usr/sbin/sshd', 'ssh-keygen']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    } catch {
-      return `${tool} is not installed`;
-    }
-  }
-  return undefined;
-}
+const missing = process.getuid?.() !== 0 ? 'not root (sshd logs in as root here)' : missingTool(['/usr/sbin/sshd', 'ssh-keygen']);
 // CI installs openssh-server (.ci/run): there a missing tool is a failure, not a skip.
 if (missing && process.env.CI) throw new Error(`relay tunnel test cannot run in CI: ${missing}`);
 const describeRelay = missing ? describe.skip : describe;
@@ -40,14 +32,6 @@ let sshd: ChildProcess | undefined;
 let sshPort = 0;
 let remotePort = 0;
 const tunnels: SshRelayTunnel[] = [];
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 function sshdConfig(hostKey: string): string {
   const file = join(work, `sshd_config-${hostKey}`);
@@ -162,8 +146,8 @@ beforeAll(async () => {
   for (const key of ['host_key', 'other_host_key', 'client_key']) await sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(work, key)]);
   writeFileSync(join(work, 'authorized_keys'), readFileSync(join(work, 'client_key.pub')));
   chmodSync(join(work, 'authorized_keys'), 0o600);
-  sshPort = await freePort();
-  remotePort = await freePort();
+  sshPort = await deadPort();
+  remotePort = await deadPort();
   sshd = await startSshd();
 }, 60_000);
 
