@@ -10,7 +10,7 @@ import type { CliIo } from '../context';
 import { parseFlags } from '../flags';
 import { discoverProviders } from './discovery';
 import { loadManifestFile } from './manifest-file';
-import { filterProviders, pricePerSecond, sortProviders } from './offers';
+import { filterProviders, pricePerSecond, sortProviders, whyNoneFits } from './offers';
 import { toJson, withTenantEnv, type TenantEnv } from './session';
 
 const optionsSchema = z.object({
@@ -90,9 +90,8 @@ async function chooseProvider(env: TenantEnv, manifest: Manifest, named: string 
   const fitting = sortProviders(filterProviders(found, { fits: need }), 'price', need, need.gpuModel);
   const best = fitting[0];
   if (!best?.offer) {
-    throw new ProviderError('CAPACITY_EXHAUSTED', `none of the ${found.length} registered providers has an offer that fits this manifest`, {
-      fix: 'ask for less (resources), or see `provider tenant providers --all` for what is free',
-    });
+    const why = whyNoneFits(found, env.marketplace.address);
+    throw new ProviderError('CAPACITY_EXHAUSTED', why.message, { fix: why.fix });
   }
   say(`cheapest fitting provider of ${found.length}: ${best.provider} at ${best.apiUrl} (at most ${pricePerSecond(best.offer, need)} units/s)`);
   return { apiUrl: best.apiUrl, provider: best.provider };

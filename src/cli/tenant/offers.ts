@@ -111,3 +111,36 @@ export function sortProviders(listings: readonly ProviderListing[], by: Provider
     return a.provider.toLowerCase().localeCompare(b.provider.toLowerCase());
   });
 }
+
+/**
+ * Why no provider was chosen for a manifest, in the tenant's terms: nobody registered yet (a
+ * provider that is still starting), nobody answering, nobody accepting, or nobody with room.
+ */
+export function whyNoneFits(found: readonly ProviderListing[], marketplace: string): { message: string; fix: string } {
+  if (found.length === 0) {
+    return {
+      message: `no provider is registered on the marketplace ${marketplace}`,
+      fix: 'a provider is listed once its `provider start` has registered it (its start says "press Ctrl-C to stop" then); if one has, check that --config or --rpc-url name the chain it registered on',
+    };
+  }
+  const answered = found.filter((l) => l.offer);
+  if (answered.length === 0) {
+    const why = found[0]!.unreachable;
+    const example = why ? `; ${found.length > 1 ? 'the first: ' : ''}${why.code}: ${why.message}` : '';
+    return {
+      message: `no provider answered with an offer (${found.length} registered${example})`,
+      fix: 'see `provider tenant providers --all` for why each one is unreachable, or try again later',
+    };
+  }
+  const accepting = answered.filter((l) => l.offer!.accepting);
+  if (accepting.length === 0) {
+    return {
+      message: `no provider is accepting leases now (${answered.length} answered of ${found.length} registered)`,
+      fix: 'try again later (a provider draining for maintenance accepts again when it comes back), or name one with --provider',
+    };
+  }
+  return {
+    message: `no provider has room for this manifest (${accepting.length} accepting leases of ${found.length} registered)`,
+    fix: 'ask for less (resources), or see `provider tenant providers --all` for what is free',
+  };
+}

@@ -139,4 +139,18 @@ describe('provider tenant usage --verify', () => {
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toMatch(/password/i);
   });
+
+  it('tells a tenant who deploys where no provider has registered yet what that means and what to check', async () => {
+    const deployer = new Wallet(devPrivateKey(0), rpc);
+    const tokenAddress = await deployMockToken(deployer);
+    const empty = await deployMarketplace(deployer, { tokenAddress, treasury: BURN_ADDRESS, minBond: MIN_BOND, challengeWindowSeconds: 3_600n, lateWindowSeconds: 86_400n, unbondingDelaySeconds: 86_400n });
+    const emptyConfig = join(dir, 'empty-market.yaml');
+    writeFileSync(emptyConfig, `dataDir: ${dir}\nnetwork:\n  rpcUrl: ${anvil.rpcUrl}\n  chainId: ${CHAIN_ID}\n  marketplaceAddress: "${empty}"\n`);
+    const manifestFile = join(dir, 'small.yaml');
+    writeFileSync(manifestFile, 'image: busybox:1.36\ncommand: [echo, hi]\nresources:\n  cpuMillis: 100\n  memoryBytes: 16777216\nmaxDurationSeconds: 60\n');
+    const run = await runCli(['--config', emptyConfig, '--log-level', 'silent', 'tenant', 'deploy', manifestFile, '--key-file', keyFile]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(`no provider is registered on the marketplace ${empty}`);
+    expect(run.stderr).toContain('once its `provider start` has registered it');
+  });
 });

@@ -1,5 +1,5 @@
 import type { Offer } from '../../../../src/api';
-import { filterProviders, fitsOffer, freeGpus, pricePerSecond, sortProviders, type ProviderListing } from '../../../../src/cli/tenant/offers';
+import { filterProviders, fitsOffer, freeGpus, pricePerSecond, sortProviders, whyNoneFits, type ProviderListing } from '../../../../src/cli/tenant/offers';
 import { readMetadata } from '../../../../src/cli/tenant/registry';
 
 function anOffer(overrides: Partial<Offer> & { gpus?: Offer['free']['gpus']; perCpuSecond?: string; perGpuSecondByModel?: Record<string, string> } = {}): Offer {
@@ -93,5 +93,22 @@ describe('comparing provider offers', () => {
     expect(readMetadata('{"tls":{"sha256":"abcd"}}')).toEqual({ region: null, tlsPin: null });
     expect(readMetadata('not json')).toEqual({ region: null, tlsPin: null });
     expect(readMetadata('{"region":42}')).toEqual({ region: null, tlsPin: null });
+  });
+
+  it('tells a tenant why no provider was chosen: none registered yet, none answering, none accepting, none with room', () => {
+    const market = '0x00000000000000000000000000000000000000aa';
+    expect(whyNoneFits([], market)).toEqual({
+      message: `no provider is registered on the marketplace ${market}`,
+      fix: expect.stringContaining('once its `provider start` has registered it'),
+    });
+    expect(whyNoneFits([aListing('0x01', null), aListing('0x02', null)], market)).toEqual({
+      message: 'no provider answered with an offer (2 registered; the first: PROVIDER_UNREACHABLE: down)',
+      fix: expect.stringContaining('provider tenant providers --all'),
+    });
+    expect(whyNoneFits([aListing('0x01', anOffer({ accepting: false })), aListing('0x02', null)], market).message).toBe('no provider is accepting leases now (1 answered of 2 registered)');
+    expect(whyNoneFits([aListing('0x01', anOffer()), aListing('0x02', anOffer({ accepting: false })), aListing('0x03', null)], market)).toEqual({
+      message: 'no provider has room for this manifest (1 accepting leases of 3 registered)',
+      fix: expect.stringContaining('ask for less'),
+    });
   });
 });
