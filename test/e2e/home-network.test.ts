@@ -12,9 +12,11 @@ jest.setTimeout(150_000);
 
 /**
  * Issue 13's home network, for real: the provider daemon in pvr-home behind a NAT router
- * (pvr-router, miniupnpd for the UPnP case, nothing for the carrier-grade case), the chain and the
- * tenant in pvr-inet, an OpenSSH relay in pvr-relay (topology.sh draws it). The tenant knows only
- * the provider's on-chain registration and runs a whole lease through the URL registered there.
+ * (pvr-router, miniupnpd for the UPnP case, nothing for the carrier-grade case, the home's IPv6
+ * routed for the IPv6 case), or in pvr-dc on a public address; the chain and the tenant in
+ * pvr-inet, an OpenSSH relay in pvr-relay (topology.sh draws it). Each of the four paths is taken
+ * in `auto` mode, as an owner runs it. The tenant knows only the provider's on-chain registration
+ * and runs a whole lease through the URL registered there.
  */
 const HERE = join(__dirname, 'home-network');
 const ROOT = join(__dirname, '..', '..');
@@ -104,19 +106,22 @@ afterAll(async () => {
   if (!process.env.KEEP_E2E_DIRS) rmSync(work, { recursive: true, force: true });
 });
 
-/** The provider daemon in pvr-home, on the chain in pvr-inet, with the relay known. */
-async function homeDaemon(name: string, reachability: Record<string, unknown>): Promise<DaemonProcess> {
+/**
+ * The provider daemon in pvr-home (or `where`), on the chain in pvr-inet, with the relay known.
+ * It listens on every IPv4 address, or with `apiHost: '::'` on IPv6 and IPv4 both.
+ */
+async function homeDaemon(name: string, reachability: Record<string, unknown>, where: { namespace?: string; apiHost?: string } = {}): Promise<DaemonProcess> {
   const daemon = await DaemonProcess.create(
     name,
     {
       network: { rpcUrl: chain.rpcUrl, chainId: chain.chainId, marketplaceAddress: chain.marketplaceAddress, tokenAddress: chain.tokenAddress, confirmations: 1, pollIntervalMs: 1000 },
       keystore: { passwordEnv: 'E2E_KEYSTORE_PASSWORD' },
-      api: { host: '0.0.0.0', port: 8420 },
+      api: { host: where.apiHost ?? '0.0.0.0', port: 8420 },
       reachability,
     },
     // iptables and ip reach the host's namespace, where Docker runs the leases (host-net-bin says why).
     { E2E_KEYSTORE_PASSWORD: 'e2e-password', PATH: `${join(HERE, 'host-net-bin')}:${process.env.PATH ?? ''}` },
-    NETNS('pvr-home'),
+    NETNS(where.namespace ?? 'pvr-home'),
   );
   daemons.push(daemon);
   await createKeystore(join(daemon.dataDir, 'keystore.json'), 'e2e-password', { privateKey: chain.providerKey, scryptN: 1024 });
@@ -216,6 +221,41 @@ describeHome('a provider at home, reached from the internet', () => {
     expectWholeLease(seen, 'https://11.0.1.3:9000');
     // Tunnelled bytes come from this machine, but the internet must not pass for loopback.
     expect(seen.operatorRoute).toBe(403);
+    expect(await daemon.stop()).toBe(0);
+  });
+
+  const direct = [
+    { title: 'in a data centre on a public address', name: 'public', where: { namespace: 'pvr-dc' }, url: 'https://11.0.2.2:8420', detail: 'public address 11.0.2.2 on an interface' },
+    { title: 'at home behind NAT with IPv6 from the ISP and no UPnP', name: 'ipv6', where: { apiHost: '::' }, url: 'https://[2a0b:7700:77::2]:8420', detail: 'global IPv6 address 2a0b:7700:77::2' },
+  ];
+  it.each(direct)('$title: registers that address, verified from outside, and serves a whole lease on it', async ({ name, where, url, detail }) => {
+    for (const earlier of daemons) await earlier.stop();
+    // The relay is only the vantage point here: it fetches /healthz from outside and carries nothing.
+    const daemon = await homeDaemon(name, { mode: 'auto', upnp: { discoveryTimeoutMs: 2000, ttlSeconds: 120 }, relay }, where);
+    const ready = await daemon.start(120_000);
+    expect(ready.apiUrl).toBe(url);
+    const status = await daemon.cli(['status']);
+    expect(status.stdout).toContain(`reachable  ${name} at ${url}: verified from outside`);
+    writeFileSync(join(work, `status-${name}.txt`), status.stdout);
+    const doctor = await daemon.cli(['doctor']);
+    expect(doctor.stdout.split('\n').find((line) => /^PASS +reachability /.test(line))).toContain(`${name} at ${url}: ${detail}; verified from outside`);
+    writeFileSync(join(work, `doctor-${name}.txt`), doctor.stdout);
+
+    const seen = await tenantLease();
+    expectWholeLease(seen, url);
+    expect(seen.operatorRoute).toBe(403);
+    expect(await daemon.stop()).toBe(0);
+  });
+
+  it('at home with IPv6 behind a router that firewalls it (as most do by default): the check from outside fails, so it goes through the relay', async () => {
+    for (const earlier of daemons) await earlier.stop();
+    // Dropped, not refused: the relay's probe waits out its timeout, as it would on a real router.
+    await sh('ip', ['netns', 'exec', 'pvr-router', 'ip6tables-legacy', '-A', 'FORWARD', '-i', 'pvr-r1', '-d', '2a0b:7700:77::/64', '-p', 'tcp', '--dport', '8420', '-j', 'DROP']);
+    const daemon = await homeDaemon('ipv6-firewalled', { mode: 'auto', upnp: { discoveryTimeoutMs: 2000, ttlSeconds: 120 }, relay }, { apiHost: '::' });
+    const ready = await daemon.start(120_000);
+    expect(ready.apiUrl).toBe('https://11.0.1.3:9000');
+    const status = await daemon.cli(['status']);
+    expect(status.stdout).toContain('reachable  relay at https://11.0.1.3:9000: verified from outside');
     expect(await daemon.stop()).toBe(0);
   });
 });
