@@ -1,10 +1,11 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createKeystore } from '../../src/chain';
 import { missingTool } from '../support/host-tools';
+import { knownHostKey, makeSshKeys, startSshd } from '../support/sshd';
 import { DaemonProcess } from './daemon-process';
 
 const sh = promisify(execFile);
@@ -84,19 +85,9 @@ beforeAll(async () => {
   // The relay: a stock OpenSSH server with its own host key, one authorized key, GatewayPorts.
   const dir = join(work, 'relay');
   mkdirSync(dir);
-  await sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'host_key')]);
-  await sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'client_key')]);
-  writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'client_key.pub')));
-  chmodSync(join(dir, 'authorized_keys'), 0o600);
-  writeFileSync(join(dir, 'sshd_config'), [
-    'Port 2222', 'ListenAddress 11.0.1.3', `HostKey ${join(dir, 'host_key')}`, `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
-    'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'PubkeyAuthentication yes', 'PermitRootLogin prohibit-password',
-    'AllowTcpForwarding yes', 'GatewayPorts clientspecified', 'StrictModes no', 'UsePAM no', `PidFile ${join(dir, 'sshd.pid')}`, '',
-  ].join('\n'));
-  // sshd insists on its privilege-separation directory, which Debian's unit creates at boot.
-  mkdirSync('/run/sshd', { recursive: true });
-  await background([...NETNS('pvr-relay'), '/usr/sbin/sshd', '-D', '-e', '-f', join(dir, 'sshd_config')], (l) => l.includes('Server listening'), 'sshd.log');
-  relay = { host: '11.0.1.3', port: 2222, user: 'root', keyFile: join(dir, 'client_key'), knownHostKey: readFileSync(join(dir, 'host_key.pub'), 'utf8').trim(), remotePort: 9000 };
+  const { clientKey } = await makeSshKeys(dir);
+  children.push(await startSshd({ dir, listen: '11.0.1.3', port: 2222, gatewayPorts: 'clientspecified', prefix: NETNS('pvr-relay') }));
+  relay = { host: '11.0.1.3', port: 2222, user: 'root', keyFile: clientKey, knownHostKey: knownHostKey(dir), remotePort: 9000 };
 }, 120_000);
 
 afterAll(async () => {

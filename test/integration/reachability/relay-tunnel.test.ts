@@ -1,18 +1,17 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { promisify } from 'node:util';
 import { createLogger } from '../../../src/log';
 import { SshRelayTunnel, fingerprint, type RelaySettings } from '../../../src/reachability';
 import { systemClock } from '../../../src/util/clock';
 import { deadPort } from '../../support/cli-io';
 import { missingTool } from '../../support/host-tools';
+import { knownHostKey, makeSshKeys, startSshd } from '../../support/sshd';
 import { until } from '../../support/until';
 
-const sh = promisify(execFile);
 jest.setTimeout(90_000);
 
 /**
@@ -33,37 +32,9 @@ let sshPort = 0;
 let remotePort = 0;
 const tunnels: SshRelayTunnel[] = [];
 
-function sshdConfig(hostKey: string): string {
-  const file = join(work, `sshd_config-${hostKey}`);
-  writeFileSync(file, [
-    `Port ${sshPort}`, 'ListenAddress 127.0.0.1', `HostKey ${join(work, hostKey)}`, `AuthorizedKeysFile ${join(work, 'authorized_keys')}`,
-    'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'PubkeyAuthentication yes', 'PermitRootLogin prohibit-password',
-    'AllowTcpForwarding yes', 'GatewayPorts no', 'StrictModes no', 'UsePAM no', 'PidFile none', '',
-  ].join('\n'));
-  return file;
-}
-
-/** sshd in the foreground, resolved once it listens. */
-async function startSshd(hostKey = 'host_key'): Promise<ChildProcess> {
-  mkdirSync('/run/sshd', { recursive: true }); // its privilege-separation directory
-  const child = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', sshdConfig(hostKey)], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`sshd did not start: ${out}`)), 15_000);
-    child.stderr!.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.includes('Server listening')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`sshd exited with ${code}: ${out}`));
-    });
-  });
-  child.stderr!.resume();
-  return child;
+/** The relay's sshd on loopback, showing host key `hostKey`. */
+function startRelay(hostKey = 'host_key'): Promise<ChildProcess> {
+  return startSshd({ dir: work, listen: '127.0.0.1', port: sshPort, gatewayPorts: 'no', hostKey });
 }
 
 /** The per-connection sshd processes under the listener (by /proc): killing them drops the sessions. */
@@ -132,7 +103,7 @@ function aTunnel(overrides: Partial<RelaySettings> = {}): { tunnel: SshRelayTunn
   const tunnel = new SshRelayTunnel(
     {
       host: '127.0.0.1', port: sshPort, user: 'root', keyFile: join(work, 'client_key'),
-      knownHostKey: readFileSync(join(work, 'host_key.pub'), 'utf8').trim(), remotePort,
+      knownHostKey: knownHostKey(work), remotePort,
       connectTimeoutMs: 5_000, maxReconnectDelayMs: 2_000, ...overrides,
     },
     { accept: (stream) => stream.pipe(stream), clock: systemClock, log: createLogger({ level: 'info', format: 'json', destination }) },
@@ -143,12 +114,10 @@ function aTunnel(overrides: Partial<RelaySettings> = {}): { tunnel: SshRelayTunn
 
 beforeAll(async () => {
   if (missing) return;
-  for (const key of ['host_key', 'other_host_key', 'client_key']) await sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(work, key)]);
-  writeFileSync(join(work, 'authorized_keys'), readFileSync(join(work, 'client_key.pub')));
-  chmodSync(join(work, 'authorized_keys'), 0o600);
+  await makeSshKeys(work, ['host_key', 'other_host_key']);
   sshPort = await deadPort();
   remotePort = await deadPort();
-  sshd = await startSshd();
+  sshd = await startRelay();
 }, 60_000);
 
 afterEach(async () => {
@@ -181,7 +150,7 @@ describeRelay('the SSH relay tunnel against a real sshd', () => {
     await until('a failed reconnection', () => logged().includes('relay reconnection failed'), 20_000, 100);
     expect(tunnel.connected).toBe(false);
     await expect(echoThroughRelay('nobody')).rejects.toMatchObject({ code: 'ECONNREFUSED' });
-    sshd = await startSshd();
+    sshd = await startRelay();
     expect(await until('a tenant gets through after sshd is back', () => echoThroughRelay('after the restart').catch(() => undefined), 20_000, 200)).toBe('after the restart');
     expect(tunnel.connected).toBe(true);
     expect(logged().filter((m) => m === 'relay tunnel open').length).toBeGreaterThanOrEqual(3);
@@ -200,10 +169,10 @@ describeRelay('the SSH relay tunnel against a real sshd', () => {
   });
 
   it('refuses a relay that shows another host key, naming the key it saw', async () => {
-    const impostorKey = readFileSync(join(work, 'other_host_key.pub'), 'utf8').trim();
+    const impostorKey = knownHostKey(work, 'other_host_key');
     const seen = fingerprint(Buffer.from(impostorKey.split(/\s+/)[1]!, 'base64'));
     await stopSshd(sshd!);
-    sshd = await startSshd('other_host_key');
+    sshd = await startRelay('other_host_key');
     const { tunnel } = aTunnel();
     await expect(tunnel.open({ forward: true })).rejects.toMatchObject({
       code: 'RELAY_HOST_KEY_MISMATCH',
@@ -216,7 +185,7 @@ describeRelay('the SSH relay tunnel against a real sshd', () => {
 
   it('says why when the relay will not forward the port (another session holds it)', async () => {
     await stopSshd(sshd!);
-    sshd = await startSshd();
+    sshd = await startRelay();
     const first = aTunnel();
     await first.tunnel.open({ forward: true });
     const second = aTunnel();
