@@ -53,6 +53,36 @@ export interface CliResult {
  * `node bin/provider start` as a child process with its own data dir and config file: the daemon
  * exactly as an operator runs it. Its stderr (JSON logs) goes to <dataDir>/daemon.log.
  */
+/** A tenant of a running daemon: its client (pinned to the daemon's certificate), key and RPC. */
+export interface DevTenant {
+  client: TenantClient;
+  wallet: Wallet;
+  rpc: JsonRpcProvider;
+}
+
+/**
+ * One devnet daemon process for the tests of a file: created and started before them, handed to
+ * `use` with the dev tenant, then stopped after them (a graceful stop on SIGTERM exits 0) and its
+ * files and containers removed.
+ */
+export function daemonForTests(name: string, use: (daemon: DaemonProcess, tenant: DevTenant) => void, config: Record<string, unknown> = {}): void {
+  let daemon: DaemonProcess | undefined;
+  let tenant: DevTenant | undefined;
+  beforeAll(async () => {
+    daemon = await DaemonProcess.create(name, config);
+    await daemon.start();
+    tenant = daemon.tenant();
+    use(daemon, tenant);
+  });
+  afterAll(async () => {
+    if (!daemon) return;
+    const code = await daemon.stop();
+    tenant?.rpc.destroy();
+    await daemon.cleanup();
+    expect(code).toBe(0);
+  });
+}
+
 export class DaemonProcess {
   private child: ChildProcess | undefined;
   ready: DaemonReady | undefined;
@@ -234,7 +264,7 @@ export class DaemonProcess {
     };
   }
 
-  tenant(key = devPrivateKey(2)): { client: TenantClient; wallet: Wallet; rpc: JsonRpcProvider } {
+  tenant(key = devPrivateKey(2)): DevTenant {
     const ready = this.ready!;
     const rpc = createRpcProvider(ready.rpcUrl, { chainId: ready.chainId, pollingIntervalMs: 250 });
     const wallet = new Wallet(key, rpc);

@@ -1,25 +1,15 @@
 import { Wallet } from 'ethers';
 import { devPrivateKey } from '../../src/devnet';
 import { hostileRequests, sendHostile } from '../support/hostile-requests';
-import { DaemonProcess, until } from './daemon-process';
+import { daemonForTests, until, type DaemonProcess } from './daemon-process';
 
 jest.setTimeout(180_000);
 
 let daemon: DaemonProcess;
-
-beforeAll(async () => {
-  // ~220 requests from one key and one address, most of them quotes: above the quote rate limits,
-  // which this test is not about (test/e2e/quote-abuse tests them).
-  daemon = await DaemonProcess.create('hostile', {
-    admission: { rateLimit: { perTenant: { perMinute: 600, burst: 1000 }, perAddress: { perMinute: 600, burst: 1000 } } },
-  });
-  await daemon.start();
-});
-
-afterAll(async () => {
-  const code = await daemon.stop();
-  await daemon.cleanup();
-  expect(code).toBe(0);
+// ~220 requests from one key and one address, most of them quotes: above the quote rate limits,
+// which this test is not about (test/e2e/quote-abuse tests them).
+daemonForTests('hostile', (d) => (daemon = d), {
+  admission: { rateLimit: { perTenant: { perMinute: 600, burst: 1000 }, perAddress: { perMinute: 600, burst: 1000 } } },
 });
 
 describe('provider start under hostile input', () => {

@@ -1,12 +1,11 @@
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import type { JsonRpcProvider, Wallet } from 'ethers';
 import type { LogEntry } from '../../src/api';
 import { ZERO_BYTES32, tokenAt } from '../../src/chain';
 import { LogDigest, resultDigest } from '../../src/settlement';
 import type { TenantClient } from '../../src/tenant';
-import { DaemonProcess, accountOf, leaseSettlement, until } from './daemon-process';
+import { accountOf, daemonForTests, leaseSettlement, until, type DaemonProcess, type DevTenant } from './daemon-process';
 
 const sh = promisify(execFile);
 jest.setTimeout(180_000);
@@ -22,20 +21,10 @@ const WORKLOAD = {
 };
 
 let daemon: DaemonProcess;
-let tenant: { client: TenantClient; wallet: Wallet; rpc: JsonRpcProvider };
-
-beforeAll(async () => {
-  daemon = await DaemonProcess.create('lifecycle');
-  await daemon.start();
-  tenant = daemon.tenant();
-});
-
-afterAll(async () => {
-  const code = await daemon.stop();
-  tenant?.rpc.destroy();
-  await daemon.cleanup();
-  // A graceful shutdown on SIGTERM exits 0.
-  expect(code).toBe(0);
+let tenant: DevTenant;
+daemonForTests('lifecycle', (d, t) => {
+  daemon = d;
+  tenant = t;
 });
 
 async function balance(who: string): Promise<bigint> {

@@ -1,8 +1,6 @@
-import type { JsonRpcProvider, Wallet } from 'ethers';
 import { decodeMarketplaceLog, marketplaceAt } from '../../src/chain';
 import { selftestReportSchema, type SelftestReport } from '../../src/selftest';
-import type { TenantClient } from '../../src/tenant';
-import { DaemonProcess, leaseSettlement } from './daemon-process';
+import { DaemonProcess, daemonForTests, leaseSettlement, type DevTenant } from './daemon-process';
 
 jest.setTimeout(150_000);
 
@@ -14,19 +12,10 @@ function report(stdout: string): SelftestReport {
 
 describe('provider selftest (a real daemon process on the devnet, real Docker)', () => {
   let daemon: DaemonProcess;
-  let tenant: { client: TenantClient; wallet: Wallet; rpc: JsonRpcProvider };
-
-  beforeAll(async () => {
-    daemon = await DaemonProcess.create('selftest');
-    await daemon.start();
-    tenant = daemon.tenant();
-  });
-
-  afterAll(async () => {
-    const code = await daemon.stop();
-    tenant?.rpc.destroy();
-    await daemon.cleanup();
-    expect(code).toBe(0);
+  let tenant: DevTenant;
+  daemonForTests('selftest', (d, t) => {
+    daemon = d;
+    tenant = t;
   });
 
   it('runs a CPU lease end to end as the dev tenant, skips the GPU lease, and the provider is really paid', async () => {

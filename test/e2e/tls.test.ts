@@ -3,10 +3,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import type { JsonRpcProvider, Wallet } from 'ethers';
 import { marketplaceAt } from '../../src/chain';
-import { pinFromMetadata, type TenantClient } from '../../src/tenant';
-import { DaemonProcess, until } from './daemon-process';
+import { pinFromMetadata } from '../../src/tenant';
+import { daemonForTests, until, type DaemonProcess, type DevTenant } from './daemon-process';
 
 jest.setTimeout(150_000);
 
@@ -18,19 +17,10 @@ function pemSha256(pem: string): string {
 
 describe('TLS on the provider API, pinned on-chain (a real daemon process on the devnet)', () => {
   let daemon: DaemonProcess;
-  let tenant: { client: TenantClient; wallet: Wallet; rpc: JsonRpcProvider };
-
-  beforeAll(async () => {
-    daemon = await DaemonProcess.create('tls');
-    await daemon.start();
-    tenant = daemon.tenant();
-  });
-
-  afterAll(async () => {
-    const code = await daemon.stop();
-    tenant?.rpc.destroy();
-    await daemon.cleanup();
-    expect(code).toBe(0);
+  let tenant: DevTenant;
+  daemonForTests('tls', (d, t) => {
+    daemon = d;
+    tenant = t;
   });
 
   it('registers the SHA-256 of the certificate it serves in its on-chain metadata, at an https URL', async () => {
