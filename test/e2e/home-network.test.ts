@@ -13,11 +13,11 @@ jest.setTimeout(150_000);
 
 /**
  * Issue 13's home network, for real: the provider daemon in pvr-home behind a NAT router
- * (pvr-router, miniupnpd for the UPnP case, nothing for the carrier-grade case, the home's IPv6
- * routed for the IPv6 case), or in pvr-dc on a public address; the chain and the tenant in
- * pvr-inet, an OpenSSH relay in pvr-relay (topology.sh draws it). Each of the four paths is taken
- * in `auto` mode, as an owner runs it. The tenant knows only the provider's on-chain registration
- * and runs a whole lease through the URL registered there.
+ * (pvr-router: miniupnpd for the UPnP and NAT-PMP cases, nothing for the carrier-grade case, the
+ * home's IPv6 routed for the IPv6 case), or in pvr-dc on a public address; the chain and the tenant
+ * in pvr-inet, an OpenSSH relay in pvr-relay (topology.sh draws it). Each of the four paths is
+ * taken in `auto` mode, as an owner runs it. The tenant knows only the provider's on-chain
+ * registration and runs a whole lease through the URL registered there.
  */
 const HERE = join(__dirname, 'home-network');
 const ROOT = join(__dirname, '..', '..');
@@ -119,6 +119,24 @@ async function homeDaemon(name: string, reachability: Record<string, unknown>, w
   return daemon;
 }
 
+/** miniupnpd on the router, answering UPnP-IGD and NAT-PMP, or NAT-PMP alone. */
+async function homeRouter(speaks: { upnp: boolean }): Promise<ChildProcess> {
+  await sh(join(HERE, 'topology.sh'), ['miniupnpd-chains']);
+  const conf = join(work, 'miniupnpd.conf');
+  writeFileSync(conf, [
+    'ext_ifname=pvr-r1', 'listening_ip=pvr-r0', 'port=5000', `enable_upnp=${speaks.upnp ? 'yes' : 'no'}`, 'enable_natpmp=yes', 'secure_mode=yes', 'system_uptime=yes',
+    'uuid=3b9d1f4e-2c7a-4e11-9d3b-0f5e6a7b8c9d', 'allow 1024-65535 192.168.77.0/24 1024-65535', 'deny 0-65535 0.0.0.0/0 0-65535', '',
+  ].join('\n'));
+  const ready = speaks.upnp ? 'HTTP listening on port' : 'Listening for NAT-PMP/PCP traffic';
+  const { child } = await background(['ip', 'netns', 'exec', 'pvr-router', 'miniupnpd', '-d', '-f', conf, '-P', join(work, 'miniupnpd.pid')], (l) => l.includes(ready), 'miniupnpd.log');
+  return child;
+}
+
+/** The router's port-forwarding rules that miniupnpd made (iptables-legacy prints its DNAT target as `[unsupported revision]`). */
+async function routerMappings(): Promise<string> {
+  return (await sh('ip', ['netns', 'exec', 'pvr-router', 'iptables-legacy', '-t', 'nat', '-S', 'MINIUPNPD'])).stdout;
+}
+
 interface LeaseSeen {
   apiUrl: string;
   operatorRoute: number | string;
@@ -152,20 +170,12 @@ function expectWholeLease(seen: LeaseSeen, url: string): void {
 
 describeHome('a provider at home, reached from the internet', () => {
   it('behind a UPnP router: maps its port, registers the mapped URL, serves a whole lease through it, and unmaps on stop', async () => {
-    await sh(join(HERE, 'topology.sh'), ['miniupnpd-chains']);
-    const conf = join(work, 'miniupnpd.conf');
-    writeFileSync(conf, [
-      'ext_ifname=pvr-r1', 'listening_ip=pvr-r0', 'port=5000', 'enable_upnp=yes', 'enable_natpmp=yes', 'secure_mode=yes', 'system_uptime=yes',
-      'uuid=3b9d1f4e-2c7a-4e11-9d3b-0f5e6a7b8c9d', 'allow 1024-65535 192.168.77.0/24 1024-65535', 'deny 0-65535 0.0.0.0/0 0-65535', '',
-    ].join('\n'));
-    ({ child: miniupnpd } = await background(['ip', 'netns', 'exec', 'pvr-router', 'miniupnpd', '-d', '-f', conf, '-P', join(work, 'miniupnpd.pid')], (l) => l.includes('HTTP listening on port'), 'miniupnpd.log'));
+    miniupnpd = await homeRouter({ upnp: true });
 
     const daemon = await homeDaemon('upnp', { mode: 'auto', upnp: { discoveryTimeoutMs: 5000, ttlSeconds: 120 }, relay });
     const ready = await daemon.start(120_000);
     expect(ready.apiUrl).toBe('https://11.0.0.1:8420');
-    const mapped = await sh('ip', ['netns', 'exec', 'pvr-router', 'iptables-legacy', '-t', 'nat', '-S', 'MINIUPNPD']);
-    // (iptables-legacy prints this miniupnpd's DNAT target as `[unsupported revision]`.)
-    expect(mapped.stdout).toContain('-A MINIUPNPD -p tcp -m tcp --dport 8420 -j DNAT');
+    expect(await routerMappings()).toContain('-A MINIUPNPD -p tcp -m tcp --dport 8420 -j DNAT');
 
     const status = await daemon.cli(['status']);
     expect(status.stdout).toContain('reachable  upnp at https://11.0.0.1:8420: verified from outside');
@@ -180,10 +190,26 @@ describeHome('a provider at home, reached from the internet', () => {
     expect(seen.operatorRoute).toBe(403);
 
     expect(await daemon.stop()).toBe(0);
-    const after = await sh('ip', ['netns', 'exec', 'pvr-router', 'iptables-legacy', '-t', 'nat', '-S', 'MINIUPNPD']);
-    expect(after.stdout.trim()).toBe('-N MINIUPNPD');
+    expect((await routerMappings()).trim()).toBe('-N MINIUPNPD');
     const listed = await sh('ip', ['netns', 'exec', 'pvr-home', 'upnpc', '-l'], { timeout: 20_000 });
     expect(listed.stdout).not.toMatch(/TCP\s+8420->/);
+    await stopChild(miniupnpd);
+  });
+
+  it('behind a router that speaks NAT-PMP only: maps its port that way, verified from outside, and unmaps on stop', async () => {
+    for (const earlier of daemons) await earlier.stop();
+    if (miniupnpd) await stopChild(miniupnpd);
+    miniupnpd = await homeRouter({ upnp: false });
+    const daemon = await homeDaemon('natpmp', { mode: 'auto', upnp: { discoveryTimeoutMs: 5000, ttlSeconds: 120 }, relay });
+    const ready = await daemon.start(120_000);
+    expect(ready.apiUrl).toBe('https://11.0.0.1:8420');
+    const status = await daemon.cli(['status']);
+    expect(status.stdout).toContain('reachable  upnp at https://11.0.0.1:8420: verified from outside');
+    expect(status.stdout).toContain('NAT-PMP at 192.168.77.1 maps 11.0.0.1:8420 to this machine\'s port 8420');
+    writeFileSync(join(work, 'status-natpmp.txt'), status.stdout);
+    expect(await routerMappings()).toContain('-A MINIUPNPD -p tcp -m tcp --dport 8420 -j DNAT');
+    expect(await daemon.stop()).toBe(0);
+    expect((await routerMappings()).trim()).toBe('-N MINIUPNPD');
     await stopChild(miniupnpd);
   });
 

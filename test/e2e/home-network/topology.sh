@@ -70,6 +70,8 @@ up() {
 # The chains miniupnpd 2.3.1 (iptables build) adds its rules to; Debian's init script that
 # creates them is broken, so they are made here, hooked where that script hooks them.
 chains() {
+  # Made once per topology: a second router case finds them there.
+  nsx pvr-router $IPT -t nat -S MINIUPNPD >/dev/null 2>&1 && return 0
   nsx pvr-router $IPT -t nat -N MINIUPNPD
   nsx pvr-router $IPT -t nat -N MINIUPNPD-POSTROUTING
   nsx pvr-router $IPT -t mangle -N MINIUPNPD

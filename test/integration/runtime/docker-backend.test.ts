@@ -16,10 +16,7 @@ const quoted = (text: string): string => `'${text.replace(/'/g, `'\\''`)}'`;
 /** A busybox workload that writes its lines, then exits with its code or sleeps until stopped. */
 function workloadManifest(workload: ContractWorkload): Manifest {
   const writes = (workload.lines ?? []).map((l) => `echo ${quoted(l.text)}${l.stream === 'stderr' ? ' >&2' : ''}`);
-  // The pause before exiting: dockerd waits only 2 s after an exit for its copy of the output
-  // pipes, then closes them ("stream copy error ... file already closed" in its log), so on a
-  // loaded machine a line written just before exit can be lost inside the engine.
-  const end = workload.exitCode === undefined ? 'exec sleep 3600' : `${writes.length > 0 ? 'sleep 1; ' : ''}exit ${workload.exitCode}`;
+  const end = workload.exitCode === undefined ? 'exec sleep 3600' : `exit ${workload.exitCode}`;
   return aManifest({ command: ['sh', '-c'], args: [[...writes, end].join('; ')] });
 }
 
