@@ -49,10 +49,6 @@ export interface CliResult {
   ms: number;
 }
 
-/**
- * `node bin/provider start` as a child process with its own data dir and config file: the daemon
- * exactly as an operator runs it. Its stderr (JSON logs) goes to <dataDir>/daemon.log.
- */
 /** A tenant of a running daemon: its client (pinned to the daemon's certificate), key and RPC. */
 export interface DevTenant {
   client: TenantClient;
@@ -83,6 +79,10 @@ export function daemonForTests(name: string, use: (daemon: DaemonProcess, tenant
   });
 }
 
+/**
+ * `node bin/provider start` as a child process with its own data dir and config file: the daemon
+ * exactly as an operator runs it. Its stderr (JSON logs) goes to <dataDir>/daemon.log.
+ */
 export class DaemonProcess {
   private child: ChildProcess | undefined;
   ready: DaemonReady | undefined;
