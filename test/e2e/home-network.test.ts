@@ -169,6 +169,13 @@ function expectWholeLease(seen: LeaseSeen, url: string): void {
 }
 
 describeHome('a provider at home, reached from the internet', () => {
+  // Each case starts from the bare router: no daemon of an earlier case holds port 8420, no
+  // miniupnpd answers, even when that case failed halfway.
+  afterEach(async () => {
+    for (const daemon of daemons) await daemon.stop();
+    if (miniupnpd) await stopChild(miniupnpd);
+  });
+
   it('behind a UPnP router: maps its port, registers the mapped URL, serves a whole lease through it, and unmaps on stop', async () => {
     miniupnpd = await homeRouter({ upnp: true });
 
@@ -193,12 +200,9 @@ describeHome('a provider at home, reached from the internet', () => {
     expect((await routerMappings()).trim()).toBe('-N MINIUPNPD');
     const listed = await sh('ip', ['netns', 'exec', 'pvr-home', 'upnpc', '-l'], { timeout: 20_000 });
     expect(listed.stdout).not.toMatch(/TCP\s+8420->/);
-    await stopChild(miniupnpd);
   });
 
   it('behind a router that speaks NAT-PMP only: maps its port that way, verified from outside, and unmaps on stop', async () => {
-    for (const earlier of daemons) await earlier.stop();
-    if (miniupnpd) await stopChild(miniupnpd);
     miniupnpd = await homeRouter({ upnp: false });
     const daemon = await homeDaemon('natpmp', { mode: 'auto', upnp: { discoveryTimeoutMs: 5000, ttlSeconds: 120 }, relay });
     const ready = await daemon.start(120_000);
@@ -210,13 +214,9 @@ describeHome('a provider at home, reached from the internet', () => {
     expect(await routerMappings()).toContain('-A MINIUPNPD -p tcp -m tcp --dport 8420 -j DNAT');
     expect(await daemon.stop()).toBe(0);
     expect((await routerMappings()).trim()).toBe('-N MINIUPNPD');
-    await stopChild(miniupnpd);
   });
 
   it('behind a router without UPnP (carrier-grade NAT): goes through the SSH relay and serves a whole lease through it', async () => {
-    // The router of the first case, without its UPnP daemon, and nothing of that case still running.
-    for (const earlier of daemons) await earlier.stop();
-    if (miniupnpd) await stopChild(miniupnpd);
     // Without a relay, doctor says there is no way in, and what to do.
     const stranded = await homeDaemon('nat', { mode: 'auto', upnp: { discoveryTimeoutMs: 2000, ttlSeconds: 120 } });
     const nat = await stranded.cli(['doctor']);
@@ -246,7 +246,6 @@ describeHome('a provider at home, reached from the internet', () => {
     { title: 'at home behind NAT with IPv6 from the ISP and no UPnP', name: 'ipv6', where: { apiHost: '::' }, url: 'https://[2a0b:7700:77::2]:8420', detail: 'global IPv6 address 2a0b:7700:77::2' },
   ];
   it.each(direct)('$title: registers that address, verified from outside, and serves a whole lease on it', async ({ name, where, url, detail }) => {
-    for (const earlier of daemons) await earlier.stop();
     // The relay is only the vantage point here: it fetches /healthz from outside and carries nothing.
     const daemon = await homeDaemon(name, { mode: 'auto', upnp: { discoveryTimeoutMs: 2000, ttlSeconds: 120 }, relay }, where);
     const ready = await daemon.start(120_000);
@@ -265,7 +264,6 @@ describeHome('a provider at home, reached from the internet', () => {
   });
 
   it('at home with IPv6 behind a router that firewalls it (as most do by default): the check from outside fails, so it goes through the relay', async () => {
-    for (const earlier of daemons) await earlier.stop();
     // Dropped, not refused: the relay's probe waits out its timeout, as it would on a real router.
     await sh('ip', ['netns', 'exec', 'pvr-router', 'ip6tables-legacy', '-A', 'FORWARD', '-i', 'pvr-r1', '-d', '2a0b:7700:77::/64', '-p', 'tcp', '--dport', '8420', '-j', 'DROP']);
     const daemon = await homeDaemon('ipv6-firewalled', { mode: 'auto', upnp: { discoveryTimeoutMs: 2000, ttlSeconds: 120 }, relay }, { apiHost: '::' });
