@@ -72,9 +72,68 @@ export class FrameDecoder {
 }
 
 /**
- * A container's logs as lines. With `follow`, the stream outlives the engine closing it (an engine
- * restart, a dropped socket): it reconnects with `since` at the last line seen and skips the lines
- * it already gave, until the container stops or the signal aborts.
+ * How far before the newest line a resumed stream asks the engine to start again. The engine stamps
+ * stdout and stderr in a goroutine each and writes them to the log as each gets the lock, so a line
+ * can land after one stamped later than it (measured: microseconds apart; 2 s is for a loaded host).
+ */
+const RESUME_OVERLAP_NS = 2_000_000_000n;
+
+/** Where one stream (stdout or stderr) got to: its newest line's time, and how many lines had it. */
+interface StreamMark {
+  key: bigint;
+  count: number;
+}
+
+type StreamMarks = Partial<Record<LogLine['stream'], StreamMark>>;
+
+/**
+ * What a stream has given, per output stream: within one of them the engine's times only go up,
+ * so a line of that stream at or before its mark has been given. Across them they do not, which
+ * is why this is kept per stream and a resume starts early enough for both.
+ */
+class GivenLines {
+  private readonly marks: StreamMarks = {};
+
+  given(line: LogLine, key: bigint): void {
+    const mark = this.marks[line.stream];
+    if (mark !== undefined && mark.key === key) mark.count += 1;
+    else this.marks[line.stream] = { key, count: 1 };
+  }
+
+  /** The `since` for a resumed stream: no line not yet given is older. Undefined before any line. */
+  resumeFrom(): bigint | undefined {
+    const marks = Object.values(this.marks);
+    if (marks.length === 0) return undefined;
+    const newest = marks.reduce((n, m) => (m.key > n ? m.key : n), marks[0]!.key);
+    const floor = newest - RESUME_OVERLAP_NS;
+    // A stream with no line yet may have one stamped a little before the other's newest.
+    const from = (['stdout', 'stderr'] as const).map((s) => {
+      const key = this.marks[s]?.key;
+      return key !== undefined && key > floor ? key : floor;
+    });
+    return from.reduce((a, b) => (b < a ? b : a));
+  }
+
+  /** Decides, for a resumed stream, whether each line was given before it began. */
+  replayFilter(): (line: LogLine, key: bigint) => boolean {
+    const before: StreamMarks = {};
+    for (const [stream, mark] of Object.entries(this.marks) as [LogLine['stream'], StreamMark][]) before[stream] = { ...mark };
+    return (line, key) => {
+      const mark = before[line.stream];
+      if (mark === undefined || key > mark.key) return false;
+      if (key < mark.key) return true;
+      if (mark.count === 0) return false;
+      mark.count -= 1;
+      return true;
+    };
+  }
+}
+
+/**
+ * A container's logs as lines, in the engine's order. With `follow`, the stream outlives the
+ * engine closing it (an engine restart, a dropped socket): it reconnects with `since` a little
+ * before the last line seen and skips the lines it already gave, until the container stops or the
+ * signal aborts.
  */
 export async function* streamLogs(docker: Docker, containerId: string, options: LogOptions, context: LogReaderContext): AsyncGenerator<LogLine> {
   const { log, clock, requestTimeoutMs } = context;
@@ -82,16 +141,16 @@ export async function* streamLogs(docker: Docker, containerId: string, options: 
   const readBounds = { signal: options.signal, timeoutMs: slowCallTimeout(requestTimeoutMs) };
   const follow = options.follow === true;
   const signal = options.signal;
-  let lastKey: bigint | undefined;
-  let seenAtLast = 0; // lines already given whose time equals lastKey (since= is inclusive)
+  const given = new GivenLines();
   let first = true;
   let gaveUpAt: number | undefined;
   while (!signal?.aborted) {
     const query: Record<string, unknown> = { stdout: true, stderr: true, timestamps: true, follow };
     if (first && options.tail !== undefined) query.tail = options.tail;
-    if (lastKey !== undefined) query.since = sinceArg(lastKey);
+    const resumeFrom = first ? undefined : given.resumeFrom();
+    if (resumeFrom !== undefined) query.since = sinceArg(resumeFrom);
     else if (options.since !== undefined) query.since = options.since;
-    let skip = lastKey === undefined ? 0 : seenAtLast;
+    const givenBefore = first ? () => false : given.replayFilter();
     try {
       const container = docker.getContainer(containerId);
       const result = (await boundedCall(`reading the logs of ${containerId}`, readBounds, (abortSignal) =>
@@ -103,19 +162,9 @@ export async function* streamLogs(docker: Docker, containerId: string, options: 
       for await (const chunk of chunks) {
         for (const line of decoder.push(chunk)) {
           const key = timeKey(line.time);
-          if (key !== undefined && lastKey !== undefined) {
-            if (key < lastKey) continue;
-            if (key === lastKey && skip > 0) {
-              skip -= 1;
-              continue;
-            }
-          }
           if (key !== undefined) {
-            if (key === lastKey) seenAtLast += 1;
-            else {
-              lastKey = key;
-              seenAtLast = 1;
-            }
+            if (givenBefore(line, key)) continue;
+            given.given(line, key);
           }
           yield line;
         }

@@ -126,9 +126,8 @@ export function describeLeaseBackend(name: string, makeFixture: () => Promise<Le
         { stream: 'stderr' as const, text: 'a complaint' },
         { stream: 'stdout' as const, text: 'third line' },
       ];
-      // Read while the workload runs: Docker 20.10 gives up copying a container's output pipes 2 s
-      // after it exits, and on a loaded CI machine a line written a second before the exit has
-      // been lost there (on both runtimes at once), a loss in the engine, not in this backend.
+      // The engine stamps stdout and stderr in a goroutine each: "a complaint" may be stamped before
+      // "third line" yet written to the log after it, and must still be given (CI lost it before).
       const { runtimeId } = await run('logs', { lines });
       const all = await until('all four lines', async () => {
         const seen = await collect(backend.logs(runtimeId));

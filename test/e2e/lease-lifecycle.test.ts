@@ -13,9 +13,7 @@ jest.setTimeout(180_000);
 const TOKEN = 10n ** 18n;
 const WORKLOAD = {
   image: 'provider-test/busybox:latest',
-  // The last sleep: dockerd gives up copying a workload's output 2 s after it exits (see the Docker
-  // contract workload), so the last line is written while the workload still runs.
-  command: ['sh', '-c', 'for i in 1 2 3 4 5; do echo tick $i; sleep 1; done; echo done >&2; sleep 1'],
+  command: ['sh', '-c', 'for i in 1 2 3 4 5; do echo tick $i; sleep 1; done; echo done >&2'],
   resources: { cpuMillis: 500, memoryBytes: 64 * 2 ** 20 },
   maxDurationSeconds: 300,
 };
