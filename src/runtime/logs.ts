@@ -142,12 +142,15 @@ export async function* streamLogs(docker: Docker, containerId: string, options: 
   const follow = options.follow === true;
   const signal = options.signal;
   const given = new GivenLines();
+  // A resume never reaches back before the caller's own `since`.
+  const sinceKey = options.since === undefined ? undefined : BigInt(Math.round(options.since * 1e9));
   let first = true;
   let gaveUpAt: number | undefined;
   while (!signal?.aborted) {
     const query: Record<string, unknown> = { stdout: true, stderr: true, timestamps: true, follow };
     if (first && options.tail !== undefined) query.tail = options.tail;
-    const resumeFrom = first ? undefined : given.resumeFrom();
+    const marked = first ? undefined : given.resumeFrom();
+    const resumeFrom = marked !== undefined && sinceKey !== undefined && marked < sinceKey ? sinceKey : marked;
     if (resumeFrom !== undefined) query.since = sinceArg(resumeFrom);
     else if (options.since !== undefined) query.since = options.since;
     const givenBefore = first ? () => false : given.replayFilter();

@@ -75,7 +75,7 @@ function logFileEngine(file: Written[], cuts: number[]): { docker: Docker; queri
   return { docker, queries };
 }
 
-async function read(docker: Docker, options: { follow?: boolean }): Promise<Written[]> {
+async function read(docker: Docker, options: { follow?: boolean; since?: number }): Promise<Written[]> {
   const out: Written[] = [];
   const context = { log: silentLogger(), clock: manualClock(0, { autoAdvance: true }), requestTimeoutMs: 1_000 };
   for await (const line of streamLogs(docker, 'c1', options, context)) out.push(line);
@@ -119,5 +119,14 @@ describe('log stream order', () => {
     const since = sinceNanos(queries[1]?.since);
     expect(since <= nanos('2026-12-04T15:12:45.557479794Z')).toBe(true);
     expect(since >= nanos('2026-12-04T15:12:45.557523469Z') - 2_000_000_000n).toBe(true);
+  });
+
+  test("a resume does not reach back before the caller's since", async () => {
+    // Asked from 15:12:45.5575 on, cut after "third line": the overlap would reach 2 s back.
+    const since = nanos('2026-12-04T15:12:45.557500000Z');
+    const { docker, queries } = logFileEngine(interleaved, [1]);
+    const seen = await read(docker, { follow: true, since: Number(since) / 1e9 });
+    expect(seen.map((l) => l.text)).toEqual(interleaved.filter((l) => nanos(l.time) >= since).map((l) => l.text));
+    expect(sinceNanos(queries[1]?.since) >= since - 1_000n).toBe(true);
   });
 });
