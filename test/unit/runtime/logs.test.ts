@@ -122,7 +122,8 @@ describe('log stream order', () => {
   });
 
   test("a resume does not reach back before the caller's since", async () => {
-    // Asked from 15:12:45.5575 on, cut after "third line": the overlap would reach 2 s back.
+    // Asked from 15:12:45.5575 on, cut after its first line ("second line"): the overlap would
+    // reach 2 s back, to "a complaint", stamped before the since.
     const since = nanos('2026-12-04T15:12:45.557500000Z');
     const { docker, queries } = logFileEngine(interleaved, [1]);
     const seen = await read(docker, { follow: true, since: Number(since) / 1e9 });
