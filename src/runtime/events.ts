@@ -2,6 +2,7 @@ import type Docker from 'dockerode';
 import type { Logger } from '../log';
 import type { Clock } from '../util/clock';
 import { boundedCall } from './bounded-call';
+import { engineSince } from './engine-since';
 import { LABELS } from './names';
 
 export type RuntimeEvent =
@@ -77,8 +78,7 @@ export async function followEvents(
           }
           const timeNano = BigInt(raw.timeNano ?? (raw.time ?? 0) * 1e9);
           // `since` is inclusive at second granularity plus nanos; one past the last event seen.
-          const next = timeNano + 1n;
-          since = `${next / 1_000_000_000n}.${(next % 1_000_000_000n).toString().padStart(9, '0')}`;
+          since = engineSince(timeNano + 1n);
           const attributes = raw.Actor?.Attributes ?? {};
           const leaseId = attributes[LABELS.leaseId];
           if (raw.Type !== 'container' || leaseId === undefined || raw.Actor?.ID === undefined) continue;

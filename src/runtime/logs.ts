@@ -3,6 +3,7 @@ import type { Logger } from '../log';
 import type { Clock } from '../util/clock';
 import { boundedCall, slowCallTimeout, type CallBounds } from './bounded-call';
 import { isEngineGone, isEngineNotFound } from './docker-errors';
+import { engineSince } from './engine-since';
 import { inspectLease } from './lease-containers';
 import { containerName } from './names';
 
@@ -38,12 +39,6 @@ function timeKey(time: string): bigint | undefined {
   const seconds = BigInt(Math.floor(Date.parse(`${m[1]}Z`) / 1000));
   const nanos = BigInt((m[2] ?? '').padEnd(9, '0'));
   return seconds * 1_000_000_000n + nanos;
-}
-
-function sinceArg(key: bigint): string {
-  const seconds = key / 1_000_000_000n;
-  const nanos = key % 1_000_000_000n;
-  return `${seconds}.${nanos.toString().padStart(9, '0')}`;
 }
 
 /**
@@ -151,7 +146,7 @@ export async function* streamLogs(docker: Docker, containerId: string, options: 
     if (first && options.tail !== undefined) query.tail = options.tail;
     const marked = first ? undefined : given.resumeFrom();
     const resumeFrom = marked !== undefined && sinceKey !== undefined && marked < sinceKey ? sinceKey : marked;
-    if (resumeFrom !== undefined) query.since = sinceArg(resumeFrom);
+    if (resumeFrom !== undefined) query.since = engineSince(resumeFrom);
     else if (options.since !== undefined) query.since = options.since;
     const givenBefore = first ? () => false : given.replayFilter();
     try {
