@@ -95,12 +95,16 @@ class GivenLines {
     else this.marks[line.stream] = { key, count: 1 };
   }
 
-  /** The `since` for a resumed stream: no line not yet given is older. Undefined before any line. */
-  resumeFrom(): bigint | undefined {
+  /**
+   * The `since` for a resumed stream: no line not yet given is older, and none before `notBefore`
+   * (the caller's own since) is asked for. Undefined before any line.
+   */
+  resumeFrom(notBefore: bigint | undefined): bigint | undefined {
     const marks = Object.values(this.marks);
     if (marks.length === 0) return undefined;
     const newest = marks.reduce((n, m) => (m.key > n ? m.key : n), marks[0]!.key);
-    const floor = newest - RESUME_OVERLAP_NS;
+    let floor = newest - RESUME_OVERLAP_NS;
+    if (notBefore !== undefined && notBefore > floor) floor = notBefore;
     // A stream with no line yet may have one stamped a little before the other's newest.
     const from = (['stdout', 'stderr'] as const).map((s) => {
       const key = this.marks[s]?.key;
@@ -137,15 +141,13 @@ export async function* streamLogs(docker: Docker, containerId: string, options: 
   const follow = options.follow === true;
   const signal = options.signal;
   const given = new GivenLines();
-  // A resume never reaches back before the caller's own `since`.
   const sinceKey = options.since === undefined ? undefined : BigInt(Math.round(options.since * 1e9));
   let first = true;
   let gaveUpAt: number | undefined;
   while (!signal?.aborted) {
     const query: Record<string, unknown> = { stdout: true, stderr: true, timestamps: true, follow };
     if (first && options.tail !== undefined) query.tail = options.tail;
-    const marked = first ? undefined : given.resumeFrom();
-    const resumeFrom = marked !== undefined && sinceKey !== undefined && marked < sinceKey ? sinceKey : marked;
+    const resumeFrom = first ? undefined : given.resumeFrom(sinceKey);
     if (resumeFrom !== undefined) query.since = engineSince(resumeFrom);
     else if (options.since !== undefined) query.since = options.since;
     const givenBefore = first ? () => false : given.replayFilter();
